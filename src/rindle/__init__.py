@@ -1,0 +1,20 @@
+"""rindle: the durable media lifecycle after an upload.
+
+Public names only; everything else lives in subpackages.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata as _metadata
+
+from rindle.app import Rindle
+from rindle.domain.profile import Profile
+from rindle.errors import RindleError
+from rindle.hookspecs import hookimpl
+
+try:
+    __version__ = _metadata.version("rindle")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = ["Profile", "Rindle", "RindleError", "__version__", "hookimpl"]

@@ -1,0 +1,233 @@
+"""The :class:`Rindle` application object: settings, database, plugins and services."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rindle.config import Settings, load_settings
+from rindle.database import Database
+from rindle.domain.profile import Profile
+from rindle.errors import ConfigError, ProfileError, UnknownProfile
+from rindle.plugins import BackendRegistry, make_plugin_manager
+from rindle.storage.base import BackendContext, Storage
+from rindle.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from rindle.jobs import JobQueue, Worker
+
+__all__ = ["Rindle"]
+
+_UNSET: Any = object()
+
+
+def _import_profile(path: str, base_dir: Path) -> type[Profile]:
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(
+            f"profile {path!r} is not an import path; write it as \"package.module:ClassName\""
+        )
+    if str(base_dir) not in sys.path:
+        sys.path.insert(0, str(base_dir))
+    try:
+        module = importlib.import_module(module_name)
+    except ProfileError:
+        raise
+    except ImportError as exc:
+        raise ConfigError(f"cannot import profile module {module_name!r} ({path}): {exc}") from None
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(f"module {module_name!r} has no profile {attr!r} ({path})") from None
+    if not (isinstance(obj, type) and issubclass(obj, Profile)):
+        raise ConfigError(f"{path} is not a rindle.Profile subclass")
+    return obj
+
+
+class Rindle:
+    """One configured rindle: the entry point for every upload, job and operation.
+
+    Build it in code, ``Rindle(database_url=..., storages=..., profiles=[...])``, or from a
+    file with :meth:`from_config`. Construction connects to nothing; the first database or
+    storage use does.
+    """
+
+    def __init__(
+        self,
+        *,
+        database_url: str = _UNSET,
+        storages: Mapping[str, Mapping[str, Any]] = _UNSET,
+        profiles: Iterable[type[Profile] | str] = _UNSET,
+        secret_key: str | None = _UNSET,
+        tmp_dir: str | os.PathLike[str] | None = _UNSET,
+        cron: Mapping[str, Any] = _UNSET,
+        streaming: Mapping[str, Any] = _UNSET,
+        jobs: Mapping[str, Any] = _UNSET,
+        settings: Settings | None = None,
+        load_entrypoints: bool | None = None,
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> None:
+        base = settings or Settings()
+        given = {
+            "database_url": database_url,
+            "storages": storages,
+            "profiles": tuple(profiles) if profiles is not _UNSET else _UNSET,
+            "secret_key": secret_key,
+            "tmp_dir": str(tmp_dir) if tmp_dir not in (_UNSET, None) else tmp_dir,
+            "cron": cron,
+            "streaming": streaming,
+            "jobs": jobs,
+        }
+        overrides = {k: v for k, v in given.items() if v is not _UNSET}
+        self.settings = Settings(**{**_settings_dict(base), **overrides})
+        self.pm = plugin_manager or make_plugin_manager(load_entrypoints=load_entrypoints)
+        self.telemetry = Telemetry(hook_caller=self.pm.hook.rindle_event)
+        self.db = Database(self.settings.resolved_database_url)
+        self._profiles = self._load_profiles(self.settings.profiles)
+        self._storage_registry = BackendRegistry.collect(
+            self.pm, "register_storage_backends", "storage", Storage
+        )
+        self._storages: dict[str, Storage] = {}
+        self._storage_lock = threading.Lock()
+        self._jobs: JobQueue | None = None
+        for profile in self._profiles.values():
+            if profile.storage not in self.settings.storages:
+                raise ConfigError(
+                    f"profile {profile.name!r} uses storage {profile.storage!r}, which is not "
+                    f"configured; configured storages: {', '.join(sorted(self.settings.storages))}"
+                )
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Rindle:
+        """Build from ``rindle.toml`` / ``[tool.rindle]`` plus ``RINDLE_*`` environment overrides.
+
+        With ``path=None`` the file is discovered (``RINDLE_CONFIG``, ``./rindle.toml``,
+        ``./pyproject.toml``); with no file at all the embedded defaults apply.
+        """
+        return cls(settings=load_settings(path), **overrides)
+
+    def __repr__(self) -> str:
+        return f"<Rindle db={self.db.redacted_url} profiles={sorted(self._profiles)}>"
+
+    # --- profiles --------------------------------------------------------------------------
+
+    def _load_profiles(self, items: Iterable[Any]) -> dict[str, type[Profile]]:
+        out: dict[str, type[Profile]] = {}
+        for item in items:
+            if isinstance(item, str):
+                profile = _import_profile(item, self.settings.base_dir)
+            elif isinstance(item, type) and issubclass(item, Profile):
+                profile = item
+            else:
+                raise ConfigError(f"{item!r} is not a Profile subclass or an import path")
+            if profile.name in out and out[profile.name] is not profile:
+                raise ConfigError(f"two profiles are named {profile.name!r}; names must be unique")
+            out[profile.name] = profile
+        return out
+
+    @property
+    def profiles(self) -> dict[str, type[Profile]]:
+        """Configured profiles by name."""
+        return dict(self._profiles)
+
+    def profile(self, profile: type[Profile] | str) -> type[Profile]:
+        """The configured profile for a class or a name; :class:`UnknownProfile` otherwise."""
+        name = profile if isinstance(profile, str) else getattr(profile, "name", None)
+        if isinstance(name, str) and name in self._profiles:
+            return self._profiles[name]
+        raise UnknownProfile(str(name if name is not None else profile), self._profiles)
+
+    # --- storage ---------------------------------------------------------------------------
+
+    @property
+    def storage_backends(self) -> dict[str, type]:
+        """Installed storage backend classes by name."""
+        return dict(self._storage_registry.classes)
+
+    def storage(self, name: str = "default") -> Storage:
+        """The configured storage ``name``, built on first use."""
+        with self._storage_lock:
+            if name in self._storages:
+                return self._storages[name]
+            try:
+                table = dict(self.settings.storages[name])
+            except KeyError:
+                raise ConfigError(
+                    f"storage {name!r} is not configured; configured storages: "
+                    f"{', '.join(sorted(self.settings.storages))}"
+                ) from None
+            klass = self._storage_registry.get(table.pop("backend"))
+            context = BackendContext(
+                secret_key=self._require_secret(f"storage {name!r}"),
+                tmp_dir=self.settings.resolved_tmp_dir,
+                base_dir=self.settings.base_dir,
+            )
+            storage = klass.from_settings(name, table, context)  # type: ignore[attr-defined]
+            self._storages[name] = storage
+            return storage  # type: ignore[no-any-return]
+
+    def storage_for(self, profile: type[Profile] | str) -> Storage:
+        """The storage a profile writes to."""
+        return self.storage(self.profile(profile).storage)
+
+    def _require_secret(self, what: str) -> str:
+        if not self.settings.secret_key:
+            raise ConfigError(
+                f"{what} needs secret_key; set secret_key in rindle.toml or RINDLE_SECRET_KEY "
+                "(`rindle init` writes a random one)"
+            )
+        return self.settings.secret_key
+
+    def validate_storages(self) -> None:
+        """Build every configured storage now, so a bad backend name fails at startup."""
+        for name in self.settings.storages:
+            self.storage(name)
+
+    # --- database and jobs ----------------------------------------------------------------
+
+    def migrate(self) -> None:
+        """Apply every shipped migration (Alembic ``upgrade head``)."""
+        self.db.migrate()
+
+    @property
+    def jobs(self) -> JobQueue:
+        """The durable job queue (enqueue, drain, cancel)."""
+        if self._jobs is None:
+            from rindle.jobs import JobQueue
+            from rindle.jobs.registry import register_core_handlers
+
+            queue = JobQueue(self)
+            register_core_handlers(queue)
+            self._jobs = queue
+        return self._jobs
+
+    def worker(
+        self,
+        queues: Mapping[str, int] | None = None,
+        *,
+        concurrency: int | None = None,
+        cron: bool = True,
+        **options: Any,
+    ) -> Worker:
+        """A long-running worker for ``queues`` (name -> concurrency); call ``.run()``."""
+        from rindle.jobs import Worker
+
+        return Worker(self, queues=queues, concurrency=concurrency, cron=cron, **options)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.dispose()
+
+
+def _settings_dict(settings: Settings) -> dict[str, Any]:
+    from dataclasses import fields
+
+    return {f.name: getattr(settings, f.name) for f in fields(settings)}
+

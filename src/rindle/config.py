@@ -1,0 +1,169 @@
+"""Settings from ``rindle.toml``, ``[tool.rindle]`` in ``pyproject.toml`` and ``RINDLE_*``.
+
+Resolution order, last wins: built-in defaults, the file, the environment
+(``RINDLE_DATABASE_URL``, ``RINDLE_SECRET_KEY``, ``RINDLE_TMP_DIR``), then arguments passed
+to :class:`rindle.Rindle` directly. ``RINDLE_CONFIG`` names the file when no path is given.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from rindle.errors import ConfigError
+
+__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_STORAGES", "Settings", "find_config", "load_settings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///rindle.db"
+DEFAULT_STORAGES: Mapping[str, Mapping[str, Any]] = {
+    "default": {"backend": "local", "root": "rindle-media"}
+}
+ENV_OVERRIDES = {
+    "RINDLE_DATABASE_URL": "database_url",
+    "RINDLE_SECRET_KEY": "secret_key",
+    "RINDLE_TMP_DIR": "tmp_dir",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything a :class:`rindle.Rindle` is built from. Relative paths resolve against
+    ``base_dir`` (the config file's folder, or the working directory)."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    secret_key: str | None = None
+    storages: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: dict(DEFAULT_STORAGES))
+    profiles: tuple[Any, ...] = ()
+    tmp_dir: str | None = None
+    cron: Mapping[str, Any] = field(default_factory=dict)
+    streaming: Mapping[str, Any] = field(default_factory=dict)
+    jobs: Mapping[str, Any] = field(default_factory=dict)
+    base_dir: Path = field(default_factory=Path.cwd)
+    source: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.database_url, str) or not self.database_url:
+            raise ConfigError("database_url must be a non-empty string, e.g. sqlite:///rindle.db")
+        if self.secret_key is not None and not isinstance(self.secret_key, str):
+            raise ConfigError("secret_key must be a string")
+        if not isinstance(self.storages, Mapping) or not self.storages:
+            raise ConfigError("storages must define at least one storage, e.g. [storages.default]")
+        for name, table in self.storages.items():
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"[storages.{name}] must be a table")
+            if not isinstance(table.get("backend"), str):
+                raise ConfigError(
+                    f"[storages.{name}] needs backend = \"local\" (or \"s3\", \"gcs\" from plugins)"
+                )
+        for key in ("cron", "streaming", "jobs"):
+            if not isinstance(getattr(self, key), Mapping):
+                raise ConfigError(f"{key} must be a table")
+        if self.tmp_dir is not None and not isinstance(self.tmp_dir, str):
+            raise ConfigError("tmp_dir must be a path string")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL with a relative SQLite path made relative to ``base_dir``."""
+        url = self.database_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////"):
+            rest = url[len(prefix):]
+            if rest and rest != ":memory:" and not rest.startswith(("file:", "?")):
+                return prefix + str((self.base_dir / rest).resolve())
+        return url
+
+    @property
+    def resolved_tmp_dir(self) -> Path:
+        """Where processing run directories live."""
+        if self.tmp_dir:
+            path = Path(self.tmp_dir).expanduser()
+            return path if path.is_absolute() else self.base_dir / path
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / "rindle"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_FILE_KEYS = {f.name for f in fields(Settings)} - {"base_dir", "source"}
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """The config file to use: ``RINDLE_CONFIG``, else ``rindle.toml``, else a ``pyproject.toml``
+    with a ``[tool.rindle]`` table, in the working directory."""
+    env = os.environ.get("RINDLE_CONFIG")
+    if env:
+        return Path(env)
+    here = start or Path.cwd()
+    candidate = here / "rindle.toml"
+    if candidate.is_file():
+        return candidate
+    pyproject = here / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, OSError):
+            return None
+        if isinstance(data.get("tool"), dict) and "rindle" in data["tool"]:
+            return pyproject
+    return None
+
+
+def _read_table(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist. Create one with `rindle init`, "
+            "or point --config / RINDLE_CONFIG at an existing file."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}. Fix the file and retry.") from None
+    if path.name == "pyproject.toml":
+        tool = data.get("tool", {})
+        table = tool.get("rindle") if isinstance(tool, dict) else None
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path} has no [tool.rindle] table")
+        return table
+    return data
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, *,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``path`` (or the discovered file), then apply ``RINDLE_*`` overrides.
+
+    With no file anywhere, the embedded defaults are used (SQLite file and local storage
+    in the working directory). Every problem is a :class:`ConfigError` naming what to fix.
+    """
+    env = os.environ if environ is None else environ
+    cfg_path = Path(path) if path is not None else find_config()
+    values: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    if cfg_path is not None:
+        table = _read_table(cfg_path)
+        unknown = sorted(set(table) - _FILE_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"{cfg_path}: unknown setting(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(_FILE_KEYS))}"
+            )
+        values.update(table)
+        base_dir = cfg_path.resolve().parent
+    for env_name, key in ENV_OVERRIDES.items():
+        if env.get(env_name):
+            values[key] = env[env_name]
+    profiles = values.get("profiles", ())
+    if isinstance(profiles, str) or not isinstance(profiles, (list, tuple)):
+        raise ConfigError("profiles must be a list of import paths, e.g. [\"myapp.media:Avatar\"]")
+    values["profiles"] = tuple(profiles)
+    return Settings(**values, base_dir=base_dir, source=cfg_path)

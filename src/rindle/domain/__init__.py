@@ -1,0 +1,1 @@
+"""The domain: models, state machines, profiles, variant specs and recipe digests."""

@@ -1,0 +1,226 @@
+"""Every error rindle raises, each with a stable ``code``.
+
+The tree::
+
+    RindleError                      root; ``.code`` is a stable string
+    ├── ConfigError                  settings file, environment, app construction
+    │   ├── UnknownBackend           a storage/provider backend name nobody registered
+    │   ├── UnknownProfile           a profile name that is not configured
+    │   └── DatabaseUnavailable      the database URL cannot be connected to
+    ├── SchemaOutOfDate              the database is not at the shipped migration head
+    ├── ProfileError                 a Profile class declared with a bad option
+    ├── PluginError                  a plugin registered something invalid
+    ├── NotFound                     a row that does not exist
+    ├── InvalidTransition            an FSM edge that the table forbids, or a lost race
+    ├── UploadRejected               an upload refused by the profile policy (``code`` is the reason)
+    ├── UploadUnsupported            a strategy the storage cannot do (never silently downgraded)
+    ├── DeliveryUnsupported          a delivery mode the storage cannot do
+    ├── StorageError                 a storage backend failed (network, auth, ...)
+    │   └── ObjectNotFound           the object is not in storage (only this means "missing")
+    ├── ProcessingError              probing, analysis or transcoding failed
+    └── JobError                     misuse of the jobs API (unknown kind, bad args)
+
+Library code raises these; the CLI turns them into one-line messages and exit codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "ConfigError",
+    "DatabaseUnavailable",
+    "DeliveryUnsupported",
+    "InvalidTransition",
+    "JobError",
+    "NotFound",
+    "ObjectNotFound",
+    "PluginError",
+    "ProcessingError",
+    "ProfileError",
+    "RindleError",
+    "SchemaOutOfDate",
+    "StorageError",
+    "UnknownBackend",
+    "UnknownProfile",
+    "UploadRejected",
+    "UploadUnsupported",
+]
+
+
+class RindleError(Exception):
+    """Root of every rindle error; ``code`` is stable and safe to branch on."""
+
+    code: str = "rindle_error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        """The human-readable message, which says what to do next."""
+        return str(self.args[0]) if self.args else self.code
+
+
+class ConfigError(RindleError):
+    """Raised when settings are malformed or name something that does not exist."""
+
+    code = "config_error"
+
+
+class UnknownBackend(ConfigError):
+    """Raised when a storage or provider backend name has no registered implementation.
+
+    The message lists what is installed and the distribution that would provide the
+    missing name (``pip install rindle-s3``) when rindle knows one.
+    """
+
+    code = "unknown_backend"
+
+    #: Distributions that provide well-known backend names.
+    KNOWN_PACKAGES: dict[str, str] = {"s3": "rindle-s3", "gcs": "rindle-gcs", "mux": "rindle-mux"}
+
+    def __init__(self, kind: str, name: str, installed: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.installed = sorted(installed)
+        listed = ", ".join(self.installed) or "none"
+        hint = self.KNOWN_PACKAGES.get(name)
+        fix = (
+            f" Install it with `pip install {hint}`."
+            if hint
+            else " Check the spelling, or install the plugin that provides it."
+        )
+        super().__init__(
+            f"unknown {kind} backend {name!r}; installed {kind} backends: {listed}.{fix}"
+        )
+
+
+class UnknownProfile(ConfigError):
+    """Raised when a profile name is not among the app's configured profiles."""
+
+    code = "unknown_profile"
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        listed = ", ".join(sorted(known)) or "none"
+        super().__init__(
+            f"unknown profile {name!r}; configured profiles: {listed}. "
+            "Add it to `profiles` in rindle.toml or pass it to Rindle(profiles=[...])."
+        )
+
+
+class DatabaseUnavailable(ConfigError):
+    """Raised when the configured database cannot be reached; the URL is shown redacted."""
+
+    code = "database_unavailable"
+
+
+class SchemaOutOfDate(RindleError):
+    """Raised when the database schema is behind the migrations shipped with rindle."""
+
+    code = "schema_out_of_date"
+
+
+class ProfileError(RindleError):
+    """Raised when a Profile class is declared with an invalid option; names the key."""
+
+    code = "invalid_profile"
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        self.key = key
+        super().__init__(message)
+
+
+class PluginError(RindleError):
+    """Raised when a plugin registers something invalid (wrong base class, duplicate name)."""
+
+    code = "plugin_error"
+
+
+class NotFound(RindleError):
+    """Raised when a row (asset, session, variant, job) does not exist."""
+
+    code = "not_found"
+
+    def __init__(self, entity: str, ident: object) -> None:
+        self.entity = entity
+        self.ident = ident
+        super().__init__(f"{entity} {ident} not found")
+
+
+class InvalidTransition(RindleError):
+    """Raised when a state change is not an edge of the entity's FSM.
+
+    Also raised when the row moved on before the guarded ``UPDATE`` ran (a concurrent
+    worker won); ``from_state`` is then the state the caller expected.
+    """
+
+    code = "invalid_transition"
+
+    def __init__(self, entity: str, from_state: str | None, to_state: str, *,
+                 detail: str | None = None) -> None:
+        self.entity = entity
+        self.from_state = from_state
+        self.to_state = to_state
+        msg = f"invalid {entity} transition {from_state!r} -> {to_state!r}"
+        if detail:
+            msg = f"{msg}: {detail}"
+        super().__init__(msg)
+
+
+class UploadRejected(RindleError):
+    """Raised when an upload violates its profile's policy; ``code`` is the reason.
+
+    Reasons: ``mime_not_allowed``, ``extension_mime_mismatch``, ``extension_not_allowed``,
+    ``missing_extension``, ``max_bytes_exceeded``, ``max_pixels_exceeded``, ``unknown_mime``,
+    ``empty_upload``, ``invalid_image``.
+    """
+
+    code = "upload_rejected"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message, code=reason)
+        self.reason = reason
+
+
+class UploadUnsupported(RindleError):
+    """Raised when the storage lacks the capability an upload strategy needs."""
+
+    code = "upload_unsupported"
+
+
+class DeliveryUnsupported(RindleError):
+    """Raised when the storage lacks the capability a delivery mode needs."""
+
+    code = "delivery_unsupported"
+
+
+class StorageError(RindleError):
+    """Raised when a storage backend fails for any reason other than a missing object."""
+
+    code = "storage_error"
+
+
+class ObjectNotFound(StorageError):
+    """Raised by a backend when the object does not exist; nothing else maps to it."""
+
+    code = "storage_object_missing"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"object {key!r} is not in storage")
+
+
+class ProcessingError(RindleError):
+    """Raised when probing, analysis or transcoding cannot produce a result."""
+
+    code = "processing_failed"
+
+
+class JobError(RindleError):
+    """Raised when the jobs API is misused (unknown kind, unserialisable args)."""
+
+    code = "job_error"

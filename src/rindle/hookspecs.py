@@ -1,0 +1,147 @@
+"""Every hook a rindle plugin can implement.
+
+Plugins are modules or objects whose functions are decorated with :data:`rindle.hookimpl`
+and are found through the ``rindle`` entry-point group::
+
+    [project.entry-points.rindle]
+    s3 = "rindle_s3.plugin"
+
+Hooks are always called with keyword arguments, so an implementation may accept any
+subset of a hook's parameters. Parameters are only ever added, never renamed.
+Built-in behaviour (local storage, the Pillow image probe and processor) is registered
+through these same hooks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from rindle.app import Rindle
+    from rindle.domain.models import Asset
+    from rindle.domain.variants import VariantSpec
+
+__all__ = ["hookimpl", "hookspec"]
+
+hookspec = pluggy.HookspecMarker("rindle")
+hookimpl = pluggy.HookimplMarker("rindle")
+
+
+# --- backend registration --------------------------------------------------------------
+
+
+@hookspec
+def register_storage_backends(register: Callable[[str, type], None]) -> None:
+    """Register storage backend classes by the name used in ``[storages.NAME] backend = ...``.
+
+    :param register: call ``register("s3", S3Storage)``; the class must subclass
+        :class:`rindle.storage.Storage`. A name registered twice raises
+        :class:`rindle.errors.PluginError` naming both plugins, because names are stored
+        in configuration and must mean one thing.
+    :returns: nothing; results are collected through ``register``.
+
+    The backend is built as ``S3Storage(name=..., **settings)`` from the storage's
+    configuration table (minus ``backend``).
+    """
+
+
+@hookspec
+def register_streaming_providers(register: Callable[[str, type], None]) -> None:
+    """Register streaming provider classes by the name used in ``[streaming.NAME]``.
+
+    :param register: call ``register("mux", MuxProvider)``; the class must subclass
+        :class:`rindle.streaming.Provider`. Duplicate names raise ``PluginError``.
+    :returns: nothing.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Add click commands or groups to the ``rindle`` command line.
+
+    :param cli: the root ``rindle`` click group; call ``cli.add_command(...)``.
+    :returns: nothing.
+    """
+
+
+# --- media pipeline -----------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def rindle_probe(path: Path, mime: str) -> Mapping[str, Any] | None:
+    """Probe a local file and return its probe-owned fields, or None if this plugin can't.
+
+    :param path: a local copy of the stored original.
+    :param mime: the MIME type sniffed from the file's bytes.
+    :returns: a mapping with any of ``kind`` (``image``/``video``/``audio``), ``width``,
+        ``height``, ``duration_ms``, ``has_video_track``, ``has_audio_track``; or None to
+        let another plugin answer.
+
+    Stops at first non-None result, see firstresult.
+    """
+
+
+@hookspec
+def rindle_analyze(path: Path, asset: Asset, probe: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """Return extra metadata for an asset; every plugin's answer is merged into ``asset.meta``.
+
+    :param path: a local copy of the stored original.
+    :param asset: the asset row (read it, do not write it).
+    :param probe: what :func:`rindle_probe` answered.
+    :returns: a JSON-serialisable mapping, or None for nothing to add.
+    """
+
+
+@hookspec(firstresult=True)
+def rindle_transcode(source: Path, spec: VariantSpec, workdir: Path) -> Mapping[str, Any] | None:
+    """Produce one variant's output file from ``source``, or None if ``spec`` is not yours.
+
+    :param source: a local copy of the original.
+    :param spec: the validated variant spec; answer only the ``spec.kind`` you understand.
+    :param workdir: a private directory for this run; write the output inside it.
+    :returns: a mapping with ``path`` (the output file) and ``content_type``, and any of
+        ``width``, ``height``, ``duration_ms``, ``extension``; or None.
+
+    Stops at first non-None result, see firstresult.
+    """
+
+
+@hookspec
+def rindle_scan(path: Path, asset: Asset) -> Mapping[str, Any] | None:
+    """Scan an original before promotion (antivirus, content policy).
+
+    :param path: a local copy of the stored original.
+    :param asset: the asset row.
+    :returns: ``{"verdict": "reject", "reason": "..."}`` to quarantine the asset,
+        ``{"verdict": "accept"}`` or None to let it through. Any rejection wins.
+    """
+
+
+# --- operations and telemetry --------------------------------------------------------------
+
+
+@hookspec
+def rindle_doctor_checks(app: Rindle) -> list[Any] | None:
+    """Return doctor checks contributed by this plugin.
+
+    :param app: the configured :class:`rindle.Rindle`.
+    :returns: a list of ``rindle.ops.doctor.Check`` results (name, status ``ok``/``warn``/
+        ``error``, message, fix), or None.
+    """
+
+
+@hookspec
+def rindle_event(event: str, measurements: dict[str, Any], metadata: dict[str, Any]) -> None:
+    """Receive every telemetry event rindle emits.
+
+    :param event: dotted event name, e.g. ``rindle.asset.state_change``.
+    :param measurements: numeric measurements.
+    :param metadata: low-cardinality metadata (ids are redacted).
+    :returns: nothing. An exception is logged and never reaches the caller.
+    """

@@ -1,0 +1,91 @@
+"""HMAC tokens for URLs served by rindle itself (local storage GET and PUT).
+
+A token binds the method, the object key, the expiry, the content disposition and an
+optional size cap. Verification is constant-time and refuses expired tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SignedClaims", "TokenInvalid", "sign", "verify"]
+
+
+class TokenInvalid(Exception):
+    """The token is malformed, tampered with, for another request, or expired."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SignedClaims:
+    """What a valid token grants."""
+
+    method: str
+    key: str
+    expires: int
+    disposition: str | None = None
+    max_bytes: int | None = None
+    content_type: str | None = None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(secret: str, payload: bytes) -> bytes:
+    return hmac.new(secret.encode("utf-8"), b"rindle:url:v1\x00" + payload, hashlib.sha256).digest()
+
+
+def sign(secret: str, claims: SignedClaims) -> str:
+    """Return a URL-safe token for ``claims``."""
+    body: dict[str, Any] = {"m": claims.method, "k": claims.key, "e": claims.expires}
+    if claims.disposition is not None:
+        body["d"] = claims.disposition
+    if claims.max_bytes is not None:
+        body["b"] = claims.max_bytes
+    if claims.content_type is not None:
+        body["t"] = claims.content_type
+    payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
+
+
+def verify(secret: str, token: str, *, method: str, key: str, now: float | None = None
+           ) -> SignedClaims:
+    """Return the claims of ``token`` if it is authentic, for this method and key, and unexpired.
+
+    Raises :class:`TokenInvalid` with reason ``malformed``, ``bad_signature``, ``wrong_request``
+    or ``expired``.
+    """
+    try:
+        payload_b64, mac_b64 = token.split(".", 1)
+        payload = _unb64(payload_b64)
+        mac = _unb64(mac_b64)
+    except (ValueError, TypeError) as exc:
+        raise TokenInvalid("malformed") from exc
+    if not hmac.compare_digest(mac, _mac(secret, payload)):
+        raise TokenInvalid("bad_signature")
+    try:
+        body = json.loads(payload)
+        claims = SignedClaims(method=body["m"], key=body["k"], expires=int(body["e"]),
+                              disposition=body.get("d"), max_bytes=body.get("b"),
+                              content_type=body.get("t"))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TokenInvalid("malformed") from exc
+    if claims.method != method or claims.key != key:
+        raise TokenInvalid("wrong_request")
+    if claims.expires < (time.time() if now is None else now):
+        raise TokenInvalid("expired")
+    return claims

@@ -1,0 +1,11 @@
+"""Storage: the backend protocol and the built-in local-filesystem backend."""
+
+from rindle.storage.base import (
+    BackendContext,
+    Capability,
+    ObjectInfo,
+    PresignedRequest,
+    Storage,
+)
+
+__all__ = ["BackendContext", "Capability", "ObjectInfo", "PresignedRequest", "Storage"]

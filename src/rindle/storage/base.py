@@ -1,0 +1,174 @@
+"""The storage protocol every backend implements, and the values it exchanges."""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from rindle.errors import ConfigError, UploadUnsupported
+
+__all__ = [
+    "BackendContext",
+    "Capability",
+    "ObjectInfo",
+    "PresignedRequest",
+    "Storage",
+]
+
+
+class Capability:
+    """Names of optional storage abilities; flows check them and never silently downgrade."""
+
+    PRESIGNED_PUT = "presigned_put"
+    MULTIPART_UPLOAD = "multipart_upload"
+    RESUMABLE_UPLOAD = "resumable_upload"
+    SIGNED_URL = "signed_url"
+    HEAD = "head"
+    LIST = "list"
+    LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a backend knows about one stored object."""
+
+    key: str
+    size: int
+    content_type: str | None = None
+    etag: str | None = None
+    last_modified: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class PresignedRequest:
+    """A request a client can make without credentials: method, URL and required headers."""
+
+    url: str
+    method: str = "PUT"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    expires_at: dt.datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "url": self.url,
+            "method": self.method,
+            "headers": dict(self.headers),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """Application facts a backend may need at construction (never per-call state)."""
+
+    secret_key: str
+    tmp_dir: Path
+    base_dir: Path
+
+
+class Storage(ABC):
+    """A place objects live. Subclass it and register it with ``register_storage_backends``.
+
+    Contract for every backend:
+
+    * ``head`` and ``download`` raise :class:`rindle.errors.ObjectNotFound` when, and only
+      when, the object does not exist; every other failure is a
+      :class:`rindle.errors.StorageError` (with ``raise ... from``).
+    * ``delete`` is idempotent: deleting a missing object succeeds.
+    * Calls are safe from several threads at once.
+    """
+
+    #: Names from :class:`Capability` this backend supports.
+    capabilities: frozenset[str] = frozenset()
+    #: Short backend name shown in reports (``local``, ``s3``).
+    backend_name: str = "storage"
+
+    def __init__(self, *, name: str) -> None:
+        self.name = name
+
+    @classmethod
+    def from_settings(
+        cls, name: str, settings: Mapping[str, Any], context: BackendContext
+    ) -> Storage:
+        """Build an instance from a ``[storages.NAME]`` table (``backend`` removed).
+
+        The default passes the settings as keyword arguments; an unknown key becomes a
+        :class:`ConfigError` naming it.
+        """
+        try:
+            return cls(name=name, **dict(settings))
+        except TypeError as exc:
+            raise ConfigError(f"storage {name!r}: invalid settings for {cls.__name__}: {exc}") from exc
+
+    def supports(self, capability: str) -> bool:
+        """Whether ``capability`` is among this backend's capabilities."""
+        return capability in self.capabilities
+
+    # --- the core operations -----------------------------------------------------------
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo:
+        """Describe the object at ``key``; raises ``ObjectNotFound`` when it is absent."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object at ``key``; a missing object is success."""
+
+    @abstractmethod
+    def put(self, key: str, source: Path | BinaryIO, *, content_type: str | None = None
+            ) -> ObjectInfo:
+        """Store ``source`` (a path or a binary file object) at ``key``, replacing it."""
+
+    @abstractmethod
+    def download(self, key: str, dest: Path) -> Path:
+        """Copy the object at ``key`` to the local file ``dest``; returns ``dest``."""
+
+    @abstractmethod
+    def url(self, key: str, *, expires_in: int | None = None, disposition: str | None = None
+            ) -> str:
+        """A URL for reading ``key``: signed and expiring when ``expires_in`` is given."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, streamed (never all in memory)."""
+
+    # --- optional operations (capability-gated) -----------------------------------------
+
+    def presign_put(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        content_type: str | None = None,
+        max_bytes: int | None = None,
+    ) -> PresignedRequest:
+        """A request that lets a client PUT the object directly (``presigned_put``)."""
+        raise UploadUnsupported(f"storage {self.name!r} cannot presign uploads",
+                                code="upload_unsupported")
+
+    def initiate_multipart(self, key: str, *, content_type: str | None = None) -> str:
+        """Start a multipart upload and return its upload id (``multipart_upload``)."""
+        raise UploadUnsupported(f"storage {self.name!r} has no multipart uploads")
+
+    def presign_part(self, key: str, upload_id: str, part_number: int, *, expires_in: int
+                     ) -> PresignedRequest:
+        """A request that uploads one part of a multipart upload."""
+        raise UploadUnsupported(f"storage {self.name!r} has no multipart uploads")
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[Mapping[str, Any]]) -> None:
+        """Assemble the uploaded ``parts`` (``part_number``, ``etag``) into the object."""
+        raise UploadUnsupported(f"storage {self.name!r} has no multipart uploads")
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Abandon a multipart upload; an unknown upload id is success."""
+        raise UploadUnsupported(f"storage {self.name!r} has no multipart uploads")
+
+    def describe(self) -> dict[str, Any]:
+        """Non-secret facts for reports (backend, location)."""
+        return {"name": self.name, "backend": self.backend_name,
+                "capabilities": sorted(self.capabilities)}

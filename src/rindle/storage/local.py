@@ -1,0 +1,192 @@
+"""The built-in local-filesystem storage backend (the embedded default)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import mimetypes
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+from rindle.errors import ConfigError, ObjectNotFound, StorageError
+from rindle.signing import SignedClaims, sign
+from rindle.storage.base import BackendContext, Capability, ObjectInfo, PresignedRequest, Storage
+
+__all__ = ["LocalStorage"]
+
+_TMP_PREFIX = ".rindle-tmp-"
+DEFAULT_BASE_URL = "http://127.0.0.1:8765"
+
+
+class LocalStorage(Storage):
+    """Objects as files under ``root``; URLs point at rindle's WSGI app (``rindle serve``).
+
+    Private URLs carry an HMAC token over method, key, expiry and disposition; presigned
+    PUTs carry a size cap. Keys can never escape ``root``.
+    """
+
+    backend_name = "local"
+    capabilities = frozenset({
+        Capability.LOCAL,
+        Capability.PRESIGNED_PUT,
+        Capability.SIGNED_URL,
+        Capability.HEAD,
+        Capability.LIST,
+    })
+
+    def __init__(self, *, name: str, root: str | os.PathLike[str], secret_key: str,
+                 base_url: str = DEFAULT_BASE_URL, url_prefix: str = "/media") -> None:
+        super().__init__(name=name)
+        if not secret_key:
+            raise ConfigError("local storage needs the app secret_key to sign URLs")
+        self.root = Path(root).expanduser().resolve()
+        self.base_url = base_url.rstrip("/")
+        self.url_prefix = "/" + url_prefix.strip("/")
+        self._secret = secret_key
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Mapping[str, Any], context: BackendContext
+                      ) -> Storage:
+        """Build from ``[storages.NAME]``; a relative ``root`` is relative to the config file."""
+        opts = dict(settings)
+        unknown = set(opts) - {"root", "base_url", "url_prefix"}
+        if unknown:
+            raise ConfigError(
+                f"storage {name!r}: unknown setting(s) {sorted(unknown)} for the local backend; "
+                "allowed: root, base_url, url_prefix"
+            )
+        root = Path(opts.pop("root", "rindle-media")).expanduser()
+        if not root.is_absolute():
+            root = context.base_dir / root
+        return cls(name=name, root=root, secret_key=context.secret_key, **opts)
+
+    def __repr__(self) -> str:
+        return f"<LocalStorage {self.name} root={self.root}>"
+
+    # --- paths ---------------------------------------------------------------------------
+
+    def path_for(self, key: str) -> Path:
+        """The file that holds ``key``; refuses keys that would leave ``root``."""
+        if not key or "\x00" in key or "\\" in key or key.startswith("/"):
+            raise StorageError(f"invalid storage key {key!r}")
+        parts = key.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise StorageError(f"invalid storage key {key!r}")
+        path = self.root.joinpath(*parts)
+        if not path.resolve().is_relative_to(self.root):
+            raise StorageError(f"invalid storage key {key!r}")
+        return path
+
+    # --- core operations -----------------------------------------------------------------
+
+    def head(self, key: str) -> ObjectInfo:
+        path = self.path_for(key)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise ObjectNotFound(key) from None
+        except OSError as exc:
+            raise StorageError(f"cannot stat {key!r}: {exc}") from exc
+        if not path.is_file():
+            raise ObjectNotFound(key)
+        return self._info(key, st)
+
+    def _info(self, key: str, st: os.stat_result) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            content_type=mimetypes.guess_type(key)[0],
+            last_modified=dt.datetime.fromtimestamp(st.st_mtime, dt.UTC),
+        )
+
+    def delete(self, key: str) -> None:
+        path = self.path_for(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise StorageError(f"cannot delete {key!r}: {exc}") from exc
+
+    def put(self, key: str, source: Path | BinaryIO, *, content_type: str | None = None
+            ) -> ObjectInfo:
+        path = self.path_for(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    if isinstance(source, (str, os.PathLike)):
+                        with open(source, "rb") as src:
+                            shutil.copyfileobj(src, out, 1024 * 1024)
+                    else:
+                        shutil.copyfileobj(source, out, 1024 * 1024)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            return self._info(key, path.stat())
+        except OSError as exc:
+            raise StorageError(f"cannot store {key!r}: {exc}") from exc
+
+    def download(self, key: str, dest: Path) -> Path:
+        path = self.path_for(key)
+        try:
+            shutil.copyfile(path, dest)
+        except FileNotFoundError:
+            if not path.exists():
+                raise ObjectNotFound(key) from None
+            raise StorageError(f"cannot write {dest}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot download {key!r}: {exc}") from exc
+        return dest
+
+    def url(self, key: str, *, expires_in: int | None = None, disposition: str | None = None
+            ) -> str:
+        self.path_for(key)  # validates the key
+        expires = 0 if expires_in is None else int(time.time()) + int(expires_in)
+        token = sign(self._secret, SignedClaims("GET", key, expires, disposition=disposition))
+        return f"{self.base_url}{self.url_prefix}/{quote(key)}?token={token}"
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        base = self.root
+        head, _, _ = prefix.rpartition("/")
+        if head:
+            base = self.root.joinpath(*head.split("/"))
+        if not base.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            for fname in sorted(filenames):
+                if fname.startswith(_TMP_PREFIX):
+                    continue
+                key = fname if rel_dir == "." else f"{rel_dir}/{fname}"
+                if key.startswith(prefix):
+                    try:
+                        st = os.stat(os.path.join(dirpath, fname))
+                    except FileNotFoundError:
+                        continue
+                    yield self._info(key, st)
+
+    def presign_put(self, key: str, *, expires_in: int, content_type: str | None = None,
+                    max_bytes: int | None = None) -> PresignedRequest:
+        self.path_for(key)
+        expires = int(time.time()) + int(expires_in)
+        token = sign(self._secret, SignedClaims("PUT", key, expires, max_bytes=max_bytes,
+                                                content_type=content_type))
+        headers = {"Content-Type": content_type} if content_type else {}
+        return PresignedRequest(
+            url=f"{self.base_url}{self.url_prefix}/{quote(key)}?token={token}",
+            method="PUT",
+            headers=headers,
+            expires_at=dt.datetime.fromtimestamp(expires, dt.UTC),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "root": str(self.root), "base_url": self.base_url}

@@ -1,0 +1,99 @@
+"""Shared fixtures: every database test runs on SQLite and on a real PostgreSQL 15."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RINDLE_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+from rindle import Rindle  # noqa: E402
+from rindle.database import Database  # noqa: E402
+from rindle.testing.postgres import TempPostgres, find_pg_bin  # noqa: E402
+
+DIALECTS = ["sqlite", "postgresql"]
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[TempPostgres]:
+    """A PostgreSQL server for the whole run, with a migrated template database."""
+    if find_pg_bin() is None:
+        pytest.skip("PostgreSQL binaries (initdb/pg_ctl) not found: install postgresql-15")
+    server = TempPostgres().start()
+    try:
+        url = server.create_database("rindle_template")
+        db = Database(url)
+        db.migrate()
+        db.dispose()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file copied for each test (faster than migrating every time)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    db = Database(f"sqlite:///{path}")
+    db.migrate()
+    db.dispose()
+    return path
+
+
+@pytest.fixture(params=DIALECTS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh, migrated database; the test runs once per dialect."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "rindle.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    server: TempPostgres = request.getfixturevalue("pg_server")
+    name = f"t_{os.getpid()}_{next(_counter)}"
+    url = server.create_database(name, template="rindle_template")
+    try:
+        yield url
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def dialect(db_url: str) -> str:
+    """``sqlite`` or ``postgresql`` for the current parametrisation."""
+    return "sqlite" if db_url.startswith("sqlite") else "postgresql"
+
+
+@pytest.fixture
+def make_app(db_url: str, tmp_path: Path) -> Iterator[object]:
+    """Factory for a :class:`Rindle` on the test database and a temp local storage."""
+    apps: list[Rindle] = []
+
+    def factory(**kwargs: object) -> Rindle:
+        opts: dict[str, object] = {
+            "database_url": db_url,
+            "secret_key": "test-secret",
+            "storages": {"default": {"backend": "local", "root": str(tmp_path / "media")}},
+            "tmp_dir": str(tmp_path / "tmp"),
+            "load_entrypoints": False,
+        }
+        opts.update(kwargs)
+        app = Rindle(**opts)  # type: ignore[arg-type]
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture
+def app(make_app: object) -> Rindle:
+    """A :class:`Rindle` on a fresh database (once per dialect)."""
+    return make_app()  # type: ignore[operator, no-any-return]
