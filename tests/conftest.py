@@ -12,9 +12,9 @@ import pytest
 
 os.environ.setdefault("RINDLE_DISABLE_PLUGIN_AUTOLOAD", "1")
 
-from rindle import Rindle  # noqa: E402
-from rindle.database import Database  # noqa: E402
-from rindle.testing.postgres import TempPostgres, find_pg_bin  # noqa: E402
+from rindle import Rindle
+from rindle.database import Database
+from rindle.testing.postgres import TempPostgres, find_pg_bin
 
 DIALECTS = ["sqlite", "postgresql"]
 _counter = itertools.count()

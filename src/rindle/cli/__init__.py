@@ -1,0 +1,82 @@
+"""The ``rindle`` command line: ``rindle [--config PATH] [--json] COMMAND``.
+
+Commands are thin wrappers over library services; library errors become one-line
+messages here and nowhere else. Plugins add commands through ``register_commands``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from rindle.cli._context import CliContext
+from rindle.cli.setup import init_command, migrate_command, plugins_command
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", type=click.Path(path_type=Path), default=None,
+              envvar="RINDLE_CONFIG",
+              help="Settings file (rindle.toml, or a pyproject.toml with [tool.rindle]).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.version_option(package_name="rindle", prog_name="rindle")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, as_json: bool) -> None:
+    """rindle: the media lifecycle after an upload.
+
+    \b
+    Start here:
+      rindle init            write rindle.toml and a sample profile module
+      rindle migrate         create or upgrade the database tables
+      rindle worker          run background jobs
+    """
+    state = ctx.ensure_object(CliContext)
+    state.config = config
+    state.json = as_json
+    ctx.call_on_close(state.close)
+
+
+cli.add_command(init_command)
+cli.add_command(migrate_command)
+cli.add_command(plugins_command)
+
+
+def _add_optional_commands() -> None:
+    import importlib
+
+    for module_name, attr in (
+        ("rindle.cli.worker", "worker_command"),
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        cli.add_command(getattr(module, attr))
+
+
+_add_optional_commands()
+_plugins_loaded = False
+
+
+def _load_plugin_commands() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from rindle.errors import RindleError
+    from rindle.plugins import make_plugin_manager
+
+    try:
+        pm = make_plugin_manager()
+    except RindleError as exc:
+        click.echo(f"Warning: {exc.message}", err=True)
+        return
+    pm.hook.register_commands(cli=cli)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _load_plugin_commands()
+    cli(prog_name="rindle")
