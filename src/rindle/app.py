@@ -94,6 +94,8 @@ class Rindle:
         self._storage_registry = BackendRegistry.collect(
             self.pm, "register_storage_backends", "storage", Storage
         )
+        for table in self.settings.storages.values():
+            self._storage_registry.get(table["backend"])  # unknown names fail at startup
         self._storages: dict[str, Storage] = {}
         self._storage_lock = threading.Lock()
         self._jobs: JobQueue | None = None

@@ -36,7 +36,9 @@ class Settings:
 
     database_url: str = DEFAULT_DATABASE_URL
     secret_key: str | None = None
-    storages: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: dict(DEFAULT_STORAGES))
+    storages: Mapping[str, Mapping[str, Any]] = field(
+        default_factory=lambda: dict(DEFAULT_STORAGES)
+    )
     profiles: tuple[Any, ...] = ()
     tmp_dir: str | None = None
     cron: Mapping[str, Any] = field(default_factory=dict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,10 +28,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
-    try:
+    with contextlib.suppress(Exception):  # in-memory databases refuse WAL; harmless
         cur.execute("PRAGMA journal_mode=WAL")
-    except Exception:  # in-memory databases refuse WAL; harmless
-        pass
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 
@@ -133,7 +132,7 @@ class Database:
 
         self.check_connection()
         with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()  # type: ignore[no-any-return]
+            return MigrationContext.configure(conn).get_current_revision()
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision`` (default: the newest shipped migration)."""

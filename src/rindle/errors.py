@@ -12,7 +12,7 @@ The tree::
     ├── PluginError                  a plugin registered something invalid
     ├── NotFound                     a row that does not exist
     ├── InvalidTransition            an FSM edge that the table forbids, or a lost race
-    ├── UploadRejected               an upload refused by the profile policy (``code`` is the reason)
+    ├── UploadRejected               refused by the profile policy (``code`` is the reason)
     ├── UploadUnsupported            a strategy the storage cannot do (never silently downgraded)
     ├── DeliveryUnsupported          a delivery mode the storage cannot do
     ├── StorageError                 a storage backend failed (network, auth, ...)

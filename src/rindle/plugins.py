@@ -144,11 +144,16 @@ class BackendRegistry:
         hook = getattr(pm.hook, hook_name)
         for impl in hook.get_hookimpls():
             plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
-            register: Callable[[str, type], None] = (
-                lambda name, klass, _p=plugin_name: registry.add(name, klass, _p)
-            )
-            impl.function(register=register)
+            impl.function(register=registry.registrar(plugin_name))
         return registry
+
+    def registrar(self, plugin_name: str) -> Callable[[str, type], None]:
+        """The ``register`` callback handed to one plugin's hook implementation."""
+
+        def register(name: str, klass: type) -> None:
+            self.add(name, klass, plugin_name)
+
+        return register
 
     def add(self, name: str, klass: type, plugin_name: str) -> None:
         """Record one backend; refuse non-subclasses and names already taken."""

@@ -52,7 +52,7 @@ class Telemetry:
         self._hook_caller = hook_caller
 
     def attach(self, handler: Handler) -> Callable[[], None]:
-        """Attach ``handler(event, measurements, metadata)``; returns a callable that detaches it."""
+        """Attach ``handler(event, measurements, metadata)``; the returned callable detaches it."""
         with self._lock:
             self._handlers = [*self._handlers, handler]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -103,7 +103,9 @@ class Storage(ABC):
         try:
             return cls(name=name, **dict(settings))
         except TypeError as exc:
-            raise ConfigError(f"storage {name!r}: invalid settings for {cls.__name__}: {exc}") from exc
+            raise ConfigError(
+                f"storage {name!r}: invalid settings for {cls.__name__}: {exc}"
+            ) from exc
 
     def supports(self, capability: str) -> bool:
         """Whether ``capability`` is among this backend's capabilities."""
@@ -160,7 +162,8 @@ class Storage(ABC):
         """A request that uploads one part of a multipart upload."""
         raise UploadUnsupported(f"storage {self.name!r} has no multipart uploads")
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[Mapping[str, Any]]) -> None:
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[Mapping[str, Any]]
+                           ) -> None:
         """Assemble the uploaded ``parts`` (``part_number``, ``etag``) into the object."""
         raise UploadUnsupported(f"storage {self.name!r} has no multipart uploads")
 

@@ -7,6 +7,7 @@ to run as root). Nothing is left behind after :meth:`TempPostgres.stop`.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -109,11 +110,9 @@ class TempPostgres:
             return
         data = self.dir / "data"
         if (data / "postmaster.pid").exists():
-            try:
+            with contextlib.suppress(subprocess.CalledProcessError):
                 self._run(str(self.bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                           "-w", "stop")
-            except subprocess.CalledProcessError:
-                pass
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = None
 

@@ -1,0 +1,37 @@
+# rindle: `make demo` and `make test` work on a fresh Debian machine with Python 3.11.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGINS))
+
+.PHONY: demo test bench lint install venv system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+venv: $(BIN)/python
+
+# The core and every plugin, editable, with what the tests need.
+install: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]' $(foreach d,$(PLUGIN_DIRS),-e '$(d)')
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+demo: install
+	@bash scripts/demo.sh
+
+test: system-deps install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: system-deps install
+	$(BIN)/python bench/run_all.py
+
+lint: install
+	$(BIN)/ruff check src tests plugins bench
+	$(BIN)/mypy src/rindle
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
