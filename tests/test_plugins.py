@@ -41,7 +41,8 @@ def entrypoint_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     """))
     dist = tmp_path / "rindle_fakestore-1.2.3.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: rindle-fakestore\nVersion: 1.2.3\n")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: rindle-fakestore\nVersion: 1.2.3\n")
     (dist / "entry_points.txt").write_text("[rindle]\nfakestore = rindle_fakestore\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("RINDLE_DISABLE_PLUGIN_AUTOLOAD", raising=False)
@@ -99,7 +100,8 @@ class _Typo:
 def test_register_refuses_duplicates_and_wrong_classes() -> None:
     pm = make_plugin_manager(load_entrypoints=False)
     pm.register(_Duplicate(), name="dup")
-    with pytest.raises(PluginError, match="both 'rindle.default_plugins.local_storage' and 'dup'"):
+    dup = r"both 'rindle\.default_plugins\.local_storage' and 'dup'"
+    with pytest.raises(PluginError, match=dup):
         BackendRegistry.collect(pm, "register_storage_backends", "storage", Storage)
     pm = make_plugin_manager(load_entrypoints=False)
     pm.register(_NotAStorage(), name="weird")

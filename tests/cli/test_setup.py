@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from rindle.cli import cli
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
     """Run the real console entry point in a subprocess (what a user types)."""
     full_env = {**os.environ, "RINDLE_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})}
     full_env.pop("RINDLE_CONFIG", None)
