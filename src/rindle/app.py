@@ -6,9 +6,10 @@ import importlib
 import os
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from rindle.config import Settings, load_settings
 from rindle.database import Database
@@ -21,7 +22,10 @@ from rindle.telemetry import Telemetry
 if TYPE_CHECKING:
     import pluggy
 
+    from rindle.domain.attachments import Owner
+    from rindle.domain.models import Asset, Attachment, UploadSession
     from rindle.jobs import JobQueue, Worker
+    from rindle.storage.base import PresignedRequest
 
 __all__ = ["Rindle"]
 
@@ -191,6 +195,105 @@ class Rindle:
         """Build every configured storage now, so a bad backend name fails at startup."""
         for name in self.settings.storages:
             self.storage(name)
+
+    # --- uploads -----------------------------------------------------------------------------
+
+    def upload(self, profile: type[Profile] | str,
+               source: str | os.PathLike[str] | BinaryIO, *, filename: str | None = None
+               ) -> Asset:
+        """Proxied upload: validate the bytes, store them, record the asset, queue promotion.
+
+        ``source`` is a path or a binary file object. A policy violation raises
+        :class:`rindle.errors.UploadRejected` and leaves no row and no stored object.
+        """
+        from rindle.upload.proxied import upload
+
+        return upload(self, profile, source, filename=filename)
+
+    def initiate_upload(self, profile: type[Profile] | str, *, filename: str,
+                        strategy: str = "presigned_put", byte_size: int | None = None,
+                        content_type: str | None = None, expires_in: int = 3600
+                        ) -> UploadSession:
+        """Start a direct upload: a staged asset plus an ``initialized`` session."""
+        from rindle.upload import direct
+
+        return direct.initiate(self, profile, filename=filename, strategy=strategy,
+                               byte_size=byte_size, content_type=content_type,
+                               expires_in=expires_in)
+
+    def sign_upload(self, session_id: uuid.UUID | str, *, expires_in: int | None = None
+                    ) -> PresignedRequest:
+        """The presigned PUT for a session (session -> ``signed``)."""
+        from rindle.upload import direct
+
+        return direct.sign(self, session_id, expires_in=expires_in)
+
+    def sign_upload_part(self, session_id: uuid.UUID | str, part_number: int
+                         ) -> PresignedRequest:
+        """The presigned request for one part of a multipart upload."""
+        from rindle.upload import direct
+
+        return direct.sign_part(self, session_id, part_number)
+
+    def complete_multipart_upload(self, session_id: uuid.UUID | str,
+                                  parts: Sequence[Mapping[str, Any]]) -> Asset:
+        """Assemble a multipart upload and verify it."""
+        from rindle.upload import direct
+
+        return direct.complete_multipart(self, session_id, parts)
+
+    def verify_upload(self, session_id: uuid.UUID | str) -> Asset:
+        """The trust gate: HEAD the object, complete the session, queue promotion."""
+        from rindle.upload import direct
+
+        return direct.verify(self, session_id)
+
+    def abort_upload(self, session_id: uuid.UUID | str) -> UploadSession:
+        """Abort an unfinished direct upload and remove what was staged."""
+        from rindle.upload import direct
+
+        return direct.abort(self, session_id)
+
+    # --- assets, attachments, delivery ------------------------------------------------
+
+    def get_asset(self, asset_id: uuid.UUID | str) -> Asset:
+        """The asset with its variants loaded (``asset.variants``: name -> Variant)."""
+        from sqlalchemy.orm import selectinload
+
+        from rindle.domain.models import Asset
+        from rindle.errors import NotFound
+
+        try:
+            aid = asset_id if isinstance(asset_id, uuid.UUID) else uuid.UUID(str(asset_id))
+        except ValueError:
+            raise NotFound("asset", asset_id) from None
+        with self.db.sessionmaker() as s:
+            asset = s.get(Asset, aid, options=[selectinload(Asset.variant_rows)])
+            if asset is None:
+                raise NotFound("asset", asset_id)
+            return asset
+
+    def attach(self, asset_id: uuid.UUID | str, owner: Owner | tuple[str, object], slot: str
+               ) -> Attachment:
+        """Attach an asset to ``owner``'s ``slot``; a replaced asset attached nowhere else
+        is marked deleted and purged."""
+        from rindle.domain.attachments import attach
+
+        return attach(self, asset_id, owner, slot)
+
+    def detach(self, owner: Owner | tuple[str, object], slot: str) -> bool:
+        """Empty ``owner``'s ``slot``; False when it was empty."""
+        from rindle.domain.attachments import detach
+
+        return detach(self, owner, slot)
+
+    def url(self, asset_id: uuid.UUID | str, variant: str | None = None, *,
+            expires_in: int | None = None, disposition: str | None = None) -> str:
+        """A delivery URL: signed unless the profile is public; a variant that is not ready
+        falls back to the original."""
+        from rindle.delivery.urls import asset_url
+
+        return asset_url(self, asset_id, variant, expires_in=expires_in, disposition=disposition)
 
     # --- database and jobs ----------------------------------------------------------------
 

@@ -48,6 +48,12 @@ def _add_optional_commands() -> None:
 
     for module_name, attr in (
         ("rindle.cli.worker", "worker_command"),
+        ("rindle.cli.serve", "serve_command"),
+        ("rindle.cli.assets", "upload_command"),
+        ("rindle.cli.assets", "url_command"),
+        ("rindle.cli.assets", "show_command"),
+        ("rindle.cli.assets", "attach_command"),
+        ("rindle.cli.assets", "detach_command"),
     ):
         try:
             module = importlib.import_module(module_name)

@@ -1,0 +1,62 @@
+"""Delivery URLs for assets and variants, honouring each profile's delivery policy."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from rindle.domain.models import Asset, Variant
+from rindle.errors import DeliveryUnsupported, NotFound
+from rindle.storage.base import Capability
+
+if TYPE_CHECKING:
+    from rindle.app import Rindle
+
+__all__ = ["asset_url"]
+
+_LIVE = ("analyzing", "validating", "promoting", "available", "processing", "transcoding",
+         "ready", "degraded")
+
+
+def asset_url(app: Rindle, asset_id: uuid.UUID | str, variant: str | None = None, *,
+              expires_in: int | None = None, disposition: str | None = None) -> str:
+    """A URL for the original, or for ``variant`` when it is ready (else the original).
+
+    Signed and expiring unless the profile's delivery is public. Deleted, quarantined and
+    not-yet-uploaded assets raise :class:`NotFound`: there is nothing to deliver.
+    """
+    try:
+        aid = asset_id if isinstance(asset_id, uuid.UUID) else uuid.UUID(str(asset_id))
+    except ValueError:
+        raise NotFound("asset", asset_id) from None
+    with app.db.sessionmaker() as s:
+        asset = s.get(Asset, aid)
+        if asset is None or asset.state not in _LIVE:
+            raise NotFound("asset", asset_id)
+        prof = app.profile(asset.profile)
+        key, served = asset.storage_key, "original"
+        if variant is not None:
+            if variant not in dict(prof.variant_specs()):
+                raise NotFound(f"variant of profile {prof.name}", variant)
+            row = s.execute(select(Variant).where(Variant.asset_id == aid,
+                                                  Variant.name == variant)).scalar_one_or_none()
+            if row is not None and row.state == "ready" and row.storage_key:
+                key, served = row.storage_key, "variant"
+    storage = app.storage(prof.storage)
+    public = prof.delivery.public
+    if public:
+        url = storage.url(key, expires_in=None, disposition=disposition)
+    else:
+        if not storage.supports(Capability.SIGNED_URL):
+            raise DeliveryUnsupported(
+                f"storage {storage.name!r} cannot sign URLs and profile {prof.name!r} is "
+                "private; make the profile public or use a storage that signs URLs")
+        ttl = expires_in if expires_in is not None else prof.delivery.signed_url_ttl
+        url = storage.url(key, expires_in=ttl, disposition=disposition)
+    app.telemetry.emit("rindle.delivery.signed", {"system_time": time.time_ns()},
+                       {"profile": prof.name, "adapter": storage.backend_name,
+                        "mode": "public" if public else "private", "served": served})
+    return url

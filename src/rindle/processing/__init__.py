@@ -1,0 +1,1 @@
+"""Background processing: promotion, variant rendering and purge job handlers."""

@@ -1,0 +1,182 @@
+"""Rendering one variant: queued -> processing -> ready (or failed / cancelled).
+
+Storage writes are deterministic (the key carries the recipe digest), so a retried or
+taken-over job overwrites the same object and nothing is stored twice. The final write
+re-checks, under a row lock, that the variant still wants this digest: a stale job never
+overwrites a newer result.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from rindle.domain import aggregate
+from rindle.domain.fsm import variant as variant_fsm
+from rindle.domain.models import Asset, ProcessingRun, Variant, utcnow
+from rindle.errors import InvalidTransition, ObjectNotFound
+from rindle.jobs.outcomes import Cancel
+from rindle.processing.rundir import run_directory
+from rindle.upload.keys import variant_key
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from rindle.app import Rindle
+    from rindle.jobs import JobContext
+
+__all__ = ["process_variant"]
+
+_STARTABLE = ("planned", "stale", "missing", "failed", "cancelled")
+
+
+def handle(app: Rindle, job: JobContext) -> None:
+    """Job handler for ``rindle.process_variant``."""
+    process_variant(app, uuid.UUID(job.args["asset_id"]), job.args["variant"],
+                    attempt=job.attempt, worker=job.worker_id or "inline")
+
+
+def _lock_variant(s: Session, asset_id: uuid.UUID, name: str) -> Variant | None:
+    stmt = select(Variant).where(Variant.asset_id == asset_id, Variant.name == name)
+    if s.bind is not None and s.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return s.execute(stmt).scalar_one_or_none()
+
+
+def _start(app: Rindle, asset: Asset, name: str, digest: str, attempt: int, worker: str
+           ) -> uuid.UUID | None:
+    """Move the variant to ``processing`` and open a run row; None when already ready."""
+    tel, profile = app.telemetry, asset.profile
+    with app.db.transaction() as s:
+        row = _lock_variant(s, asset.id, name)
+        if row is None:
+            raise Cancel("variant_source_not_found")
+        if row.state == "ready" and row.recipe_digest == digest:
+            return None
+        if row.state == "processing":  # a previous worker died mid-run (lease expired)
+            variant_fsm.transition(s, row.id, "processing", "failed", telemetry=tel,
+                                   profile=profile, values={"error_reason": "worker_lost"})
+            s.query(ProcessingRun).filter(
+                ProcessingRun.asset_id == asset.id, ProcessingRun.variant_name == name,
+                ProcessingRun.state == "processing",
+            ).update({"state": "failed", "error_reason": "worker_lost",
+                      "finished_at": utcnow()}, synchronize_session=False)
+            current = "failed"
+        else:
+            current = row.state
+        if current == "ready":  # ready under an older digest: regenerate it
+            variant_fsm.transition(s, row.id, "ready", "stale", telemetry=tel, profile=profile)
+            current = "stale"
+        if current in _STARTABLE:
+            variant_fsm.transition(s, row.id, current, "queued", telemetry=tel, profile=profile)
+            current = "queued"
+        values: dict[str, Any] = {"error_reason": None}
+        if row.recipe_digest != digest:
+            values["recipe_digest"] = digest
+        variant_fsm.transition(s, row.id, current, "processing", telemetry=tel, profile=profile,
+                               values=values)
+        run = ProcessingRun(asset_id=asset.id, variant_name=name, worker=worker,
+                            state="processing", attempt=attempt, started_at=utcnow())
+        s.add(run)
+        s.flush()
+        aggregate.recompute(s, asset.id, telemetry=tel)
+        return run.id
+
+
+def process_variant(app: Rindle, asset_id: uuid.UUID, name: str, *, attempt: int = 1,
+                    worker: str = "inline") -> str:
+    """Render variant ``name`` of an asset and store it; returns the variant's final state.
+
+    Raises on a failed attempt (the job retries); :class:`Cancel` when there is nothing
+    sensible to retry (the asset or variant is gone, or nothing can render the spec).
+    """
+    with app.db.sessionmaker() as s:
+        asset = s.get(Asset, asset_id)
+    if asset is None or asset.state in ("deleted", "quarantined"):
+        raise Cancel("variant_source_not_found")
+    prof = app.profile(asset.profile)
+    specs = dict(prof.variant_specs())
+    if name not in specs:
+        raise Cancel(f"unknown_variant:{name}")
+    spec, digest = specs[name], prof.recipe_digest(name)
+    run_id = _start(app, asset, name, digest, attempt, worker)
+    if run_id is None:
+        return "ready"
+    storage = app.storage(prof.storage)
+    started = time.perf_counter()
+    try:
+        with run_directory(app.settings.resolved_tmp_dir, "variant") as run:
+            source = run / ("source" + Path(asset.storage_key).suffix)
+            try:
+                storage.download(asset.storage_key, source)
+            except ObjectNotFound:
+                raise Cancel("variant_source_not_found") from None
+            workdir = run / "out"
+            workdir.mkdir()
+            result = app.pm.hook.rindle_transcode(source=source, spec=spec, workdir=workdir)
+            if result is None:
+                raise Cancel(f"unsupported_recipe:{spec.kind}")
+            out = Path(result["path"])
+            ext = result.get("extension") or out.suffix
+            key = variant_key(prof.name, asset_id, name, digest, ext)
+            info = storage.put(key, out, content_type=result.get("content_type"))
+        outcome = _finish(app, asset, name, digest, run_id, key, info.size, result)
+    except Cancel as exc:
+        _fail(app, asset, name, run_id, str(exc), final_state="cancelled")
+        raise
+    except Exception as exc:
+        _fail(app, asset, name, run_id, f"{type(exc).__name__}: {exc}", final_state="failed")
+        raise
+    app.telemetry.emit("rindle.variant.processed",
+                       {"duration_ms": (time.perf_counter() - started) * 1000},
+                       {"profile": prof.name, "variant": name, "outcome": outcome})
+    return outcome
+
+
+def _finish(app: Rindle, asset: Asset, name: str, digest: str, run_id: uuid.UUID, key: str,
+            size: int, result: dict[str, Any]) -> str:
+    tel = app.telemetry
+    with app.db.transaction() as s:
+        row = _lock_variant(s, asset.id, name)
+        run = s.get(ProcessingRun, run_id)
+        if row is None or row.state != "processing" or row.recipe_digest != digest:
+            if run is not None:
+                run.state, run.finished_at, run.error_reason = "failed", utcnow(), "stale_job"
+            # The newer owner of this row will write (or has written) its own result.
+            return row.state if row is not None else "gone"
+        old_key = row.storage_key
+        variant_fsm.transition(s, row.id, "processing", "ready", telemetry=tel,
+                               profile=asset.profile, values={
+                                   "storage_key": key, "byte_size": size,
+                                   "content_type": result.get("content_type"),
+                                   "width": result.get("width"), "height": result.get("height"),
+                                   "duration_ms": result.get("duration_ms"),
+                                   "generated_at": utcnow(), "error_reason": None})
+        if run is not None:
+            run.state, run.finished_at = "succeeded", utcnow()
+        aggregate.recompute(s, asset.id, telemetry=tel)
+    if old_key and old_key != key:
+        app.storage(app.profile(asset.profile).storage).delete(row.storage_key)  # old digest
+    return "ready"
+
+
+def _fail(app: Rindle, asset: Asset, name: str, run_id: uuid.UUID, reason: str, *,
+          final_state: str) -> None:
+    with app.db.transaction() as s:
+        row = _lock_variant(s, asset.id, name)
+        run = s.get(ProcessingRun, run_id)
+        if run is not None and run.state == "processing":
+            run.state, run.finished_at, run.error_reason = "failed", utcnow(), reason[:2000]
+        if row is None or row.state != "processing":
+            return
+        try:
+            variant_fsm.transition(s, row.id, "processing", final_state,
+                                   telemetry=app.telemetry, profile=asset.profile,
+                                   values={"error_reason": reason[:2000]})
+        except InvalidTransition:
+            return
+        aggregate.recompute(s, asset.id, telemetry=app.telemetry)

@@ -1,0 +1,123 @@
+"""Proxied upload: bytes pass through the app, are validated, stored, then recorded.
+
+Order matters: validate (nothing stored on rejection), store outside any transaction,
+then insert the asset and its promote job in one transaction. If that transaction fails
+the stored object is deleted again, so a failed upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from rindle.domain.models import Asset
+from rindle.errors import UploadRejected
+from rindle.ids import uuid7
+from rindle.processing.kinds import PROMOTE
+from rindle.upload.keys import generate_key
+from rindle.upload.validation import validate_upload
+
+if TYPE_CHECKING:
+    from rindle.app import Rindle
+    from rindle.domain.profile import Profile
+
+__all__ = ["upload"]
+
+_CHUNK = 1024 * 1024
+
+
+def _spool(source: BinaryIO, directory: Path, max_bytes: int | None) -> Path:
+    """Copy a file object to a temp file, refusing early once it passes ``max_bytes``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="upload-", dir=directory)
+    written = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := source.read(_CHUNK):
+                written += len(chunk)
+                if max_bytes is not None and written > max_bytes:
+                    raise UploadRejected(
+                        "max_bytes_exceeded",
+                        f"upload is larger than the profile's max_bytes ({max_bytes} bytes)",
+                    )
+                out.write(chunk)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    return Path(name)
+
+
+def upload(app: Rindle, profile: type[Profile] | str, source: str | os.PathLike[str] | BinaryIO,
+           *, filename: str | None = None) -> Asset:
+    """Validate, store and record one upload; returns the new asset (state ``analyzing``).
+
+    Raises :class:`rindle.errors.UploadRejected` (with the reason as ``code``) before
+    anything is stored or written when the bytes break the profile's policy.
+    """
+    prof = app.profile(profile)
+    policy = prof.upload_policy()
+    spooled: Path | None = None
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if filename is None:
+            filename = path.name
+    else:
+        if filename is None:
+            filename = Path(str(getattr(source, "name", "") or "upload")).name
+        spooled = path = _spool(source, app.settings.resolved_tmp_dir / "uploads",
+                                policy.max_bytes)
+    try:
+        return _store_and_record(app, prof, path, filename)
+    finally:
+        if spooled is not None:
+            spooled.unlink(missing_ok=True)
+
+
+def _store_and_record(app: Rindle, prof: type[Profile], path: Path, filename: str) -> Asset:
+    policy = prof.upload_policy()
+    app.telemetry.emit("rindle.upload.start", {"system_time": _now_ns()},
+                       {"profile": prof.name, "adapter": "proxied"})
+    checked = validate_upload(path, filename=filename, policy=policy)
+    asset_id = uuid7()
+    key = generate_key(prof.name, asset_id, checked.extension)
+    storage = app.storage(prof.storage)
+    info = storage.put(key, path, content_type=checked.mime)
+    try:
+        with app.db.transaction() as session:
+            asset = Asset(
+                id=asset_id,
+                state="analyzing",
+                storage_key=key,
+                profile=prof.name,
+                filename=checked.sanitized_filename,
+                content_type=checked.mime,
+                byte_size=info.size,
+                kind="image" if checked.mime.startswith("image/") else _kind_of(checked.mime),
+                width=checked.width,
+                height=checked.height,
+            )
+            session.add(asset)
+            session.flush()
+            app.jobs.enqueue(session, PROMOTE, {"asset_id": str(asset_id)},
+                             unique_key=f"promote:{asset_id}")
+    except BaseException:
+        storage.delete(key)  # nothing half-done survives a failed insert
+        raise
+    app.telemetry.emit("rindle.upload.stop", {"system_time": _now_ns(), "bytes": info.size},
+                       {"profile": prof.name, "adapter": "proxied"})
+    return asset
+
+
+def _kind_of(mime: str) -> str:
+    if mime.startswith("video/"):
+        return "video"
+    if mime.startswith("audio/"):
+        return "audio"
+    return "image"
+
+
+def _now_ns() -> int:
+    return time.time_ns()
