@@ -1,7 +1,8 @@
 """HMAC tokens for URLs served by rindle itself (local storage GET and PUT).
 
 A token binds the method, the object key, the expiry, the content disposition and an
-optional size cap. Verification is constant-time and refuses expired tokens.
+optional size cap. Verification is constant-time and refuses expired tokens. An expiry of
+``0`` (:data:`NEVER`) means the token never expires (URLs of public profiles).
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SignedClaims", "TokenInvalid", "sign", "verify"]
+__all__ = ["NEVER", "SignedClaims", "TokenInvalid", "sign", "verify"]
+
+#: The ``expires`` value of a token that never expires.
+NEVER = 0
 
 
 class TokenInvalid(Exception):
@@ -27,7 +31,12 @@ class TokenInvalid(Exception):
 
 @dataclass(frozen=True)
 class SignedClaims:
-    """What a valid token grants."""
+    """What a valid token grants.
+
+    ``expires`` is a Unix time in seconds, or :data:`NEVER` (``0``). ``disposition`` is
+    ``attachment``/``inline`` or a complete ``Content-Disposition`` value; ``max_bytes`` and
+    ``content_type`` constrain a PUT.
+    """
 
     method: str
     key: str
@@ -66,14 +75,15 @@ def verify(secret: str, token: str, *, method: str, key: str, now: float | None 
            ) -> SignedClaims:
     """Return the claims of ``token`` if it is authentic, for this method and key, and unexpired.
 
-    Raises :class:`TokenInvalid` with reason ``malformed``, ``bad_signature``, ``wrong_request``
-    or ``expired``.
+    The MAC is compared in constant time before the payload is parsed. A token whose
+    ``expires`` is :data:`NEVER` never expires. Raises :class:`TokenInvalid` with reason
+    ``malformed``, ``bad_signature``, ``wrong_request`` or ``expired``.
     """
     try:
         payload_b64, mac_b64 = token.split(".", 1)
         payload = _unb64(payload_b64)
         mac = _unb64(mac_b64)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # binascii.Error is a ValueError
         raise TokenInvalid("malformed") from exc
     if not hmac.compare_digest(mac, _mac(secret, payload)):
         raise TokenInvalid("bad_signature")
@@ -86,6 +96,6 @@ def verify(secret: str, token: str, *, method: str, key: str, now: float | None 
         raise TokenInvalid("malformed") from exc
     if claims.method != method or claims.key != key:
         raise TokenInvalid("wrong_request")
-    if claims.expires < (time.time() if now is None else now):
+    if claims.expires != NEVER and claims.expires < (time.time() if now is None else now):
         raise TokenInvalid("expired")
     return claims

@@ -46,7 +46,8 @@ class LocalStorage(Storage):
             raise ConfigError("local storage needs the app secret_key to sign URLs")
         self.root = Path(root).expanduser().resolve()
         self.base_url = base_url.rstrip("/")
-        self.url_prefix = "/" + url_prefix.strip("/")
+        # "/media" -> "/media"; "/" or "" -> "" so URLs are "{base_url}/{key}", never "//{key}"
+        self.url_prefix = ("/" + url_prefix.strip("/")).rstrip("/")
         self._secret = secret_key
 
     @classmethod

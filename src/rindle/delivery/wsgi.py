@@ -1,0 +1,492 @@
+"""The embedded delivery web app: signed GETs and presigned PUTs of local-storage objects.
+
+:func:`wsgi_app` returns a plain PEP 3333 callable (no web framework), so it runs under
+``rindle serve`` or mounted in Django, Flask or any WSGI server. Routes, matched on
+``PATH_INFO`` (after ``mount`` is stripped), longest prefix first:
+
+* ``<url_prefix>/<key>`` for each storage of backend ``local`` (default prefix ``/media``;
+  two local storages need two prefixes): ``GET``/``HEAD``/``PUT``, anything else is 405;
+* ``/webhooks/<provider>``: reserved for provider webhooks (404 until the streaming
+  endpoint is wired into :func:`_routes`);
+* anything else: 404.
+
+Decisions: a bad, tampered or wrong-request token is 403 ``forbidden: <reason>``; an
+expired one is 403 ``forbidden: expired``; a key that could leave the storage root is 400.
+``Range``: one range -> 206, unsatisfiable -> 416, several or malformed -> 200 full body.
+``PUT`` replaces an object atomically (presigned keys are fresh UUID keys and the token is
+the authority): 201 when created, 200 when replaced. Its body is capped at the smaller of
+the token's ``max_bytes`` and ``max_put_bytes`` (413, never a partial object); a
+``Content-Type`` other than the token's is 415; a body with neither ``Content-Length`` nor
+chunked framing is 411; a body cut short is 400.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import mimetypes
+import os
+import re
+import stat
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
+from urllib.parse import parse_qs
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from rindle.delivery.disposition import content_disposition
+from rindle.errors import ConfigError, StorageError
+from rindle.signing import NEVER, SignedClaims, TokenInvalid, verify
+from rindle.storage.local import LocalStorage
+
+if TYPE_CHECKING:
+    from rindle.app import Rindle
+
+__all__ = ["ByteRangeDecision", "DeliveryApp", "Route", "parse_range", "wsgi_app"]
+
+log = logging.getLogger("rindle.delivery")
+
+Handler = Callable[[WSGIEnvironment, StartResponse, str], Iterable[bytes]]
+
+ALLOW = "GET, HEAD, PUT"
+BLOCK_SIZE = 64 * 1024
+IMMUTABLE = "public, max-age=31536000, immutable"
+WEBHOOK_PREFIX = "/webhooks"
+DRAIN_LIMIT = 1024 * 1024
+_MAX_CHUNK_LINE = 4096
+_RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)", re.ASCII)
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+@dataclass(frozen=True)
+class Route:
+    """``prefix`` (no trailing slash) serves ``<prefix>/<rest>`` through ``handler``."""
+
+    prefix: str
+    handler: Handler
+    name: str
+
+
+class DeliveryApp:
+    """The WSGI callable :func:`wsgi_app` returns; ``routes`` lists what it serves."""
+
+    def __init__(self, routes: Iterable[Route], *, mount: str = "") -> None:
+        self.routes = sorted(routes, key=lambda r: len(r.prefix), reverse=True)
+        self.mount = mount.rstrip("/")
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
+                 ) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if self.mount:
+            if path != self.mount and not path.startswith(self.mount + "/"):
+                return _plain(environ, start_response, 404, "not found")
+            path = path[len(self.mount):]
+        for route in self.routes:
+            if path.startswith(route.prefix + "/"):
+                return route.handler(environ, start_response, path[len(route.prefix) + 1:])
+        return _plain(environ, start_response, 404, "not found")
+
+
+def wsgi_app(app: Rindle, *, mount: str = "", max_put_bytes: int | None = None) -> DeliveryApp:
+    """The delivery app for ``app``'s local storages (see the module docstring for routes).
+
+    ``mount`` is a path prefix that every request's ``PATH_INFO`` carries and that is
+    stripped before routing (for hosts that do not set ``SCRIPT_NAME``); ``max_put_bytes``
+    caps every presigned PUT on top of the token's own cap. Raises :class:`ConfigError`
+    when two local storages share a URL prefix (tokens bind keys, not storages).
+    """
+    if max_put_bytes is not None and max_put_bytes < 0:
+        raise ValueError(f"max_put_bytes must be None or >= 0, not {max_put_bytes}")
+    return DeliveryApp(_routes(app, max_put_bytes), mount=mount)
+
+
+def _routes(app: Rindle, max_put_bytes: int | None) -> list[Route]:
+    routes: dict[str, Route] = {}
+    for name, table in app.settings.storages.items():
+        if table.get("backend") != "local":
+            continue
+        storage = app.storage(name)
+        if not isinstance(storage, LocalStorage):
+            continue
+        prefix = storage.url_prefix.rstrip("/")
+        if prefix == WEBHOOK_PREFIX:
+            raise ConfigError(f"local storage {name!r}: url_prefix {prefix!r} is reserved for "
+                              "webhooks; choose another url_prefix")
+        if prefix in routes:
+            raise ConfigError(
+                f"local storages {routes[prefix].name!r} and {name!r} both use url_prefix "
+                f"{prefix or '/'!r}; give each local storage its own url_prefix")
+        routes[prefix] = Route(prefix, _media_handler(app, storage, max_put_bytes), name)
+    # Hook point: the streaming webhook endpoint replaces this handler.
+    routes[WEBHOOK_PREFIX] = Route(WEBHOOK_PREFIX, _webhooks_not_mounted, "webhooks")
+    return list(routes.values())
+
+
+def _webhooks_not_mounted(environ: WSGIEnvironment, start_response: StartResponse,
+                          rest: str) -> Iterable[bytes]:
+    return _plain(environ, start_response, 404, "no webhook endpoint is configured")
+
+
+# --- Range ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ByteRangeDecision:
+    """How to answer a ``Range`` header for an object of ``size`` bytes.
+
+    ``kind`` is ``full`` (200, whole body), ``partial`` (206, bytes ``start``..``end``
+    inclusive) or ``unsatisfiable`` (416). ``reason`` says why a ``Range`` header was
+    ignored (``range_unparseable`` or ``multiple_ranges``); it is ``None`` otherwise.
+    """
+
+    kind: str
+    start: int = 0
+    end: int = -1
+    reason: str | None = None
+
+
+def parse_range(header: str | None, size: int) -> ByteRangeDecision:
+    """Decide the answer to ``Range: header`` for ``size`` bytes; never raises.
+
+    One range ``bytes=a-b`` (``a <= b``; ``b`` clamped to ``size - 1``), ``bytes=a-`` or
+    ``bytes=-n`` is partial; ``a >= size``, ``-0`` or any range of an empty object is
+    unsatisfiable; several ranges or anything malformed means the full body.
+    """
+    full = ByteRangeDecision("full", 0, size - 1)
+    if header is None or not header.strip():
+        return full
+    unit, sep, spec_list = header.partition("=")
+    specs = [s.strip() for s in spec_list.split(",") if s.strip()]
+    if not sep or unit.strip().lower() != "bytes" or not specs:
+        return ByteRangeDecision("full", 0, size - 1, "range_unparseable")
+    if len(specs) > 1:
+        return ByteRangeDecision("full", 0, size - 1, "multiple_ranges")
+    match = _RANGE_SPEC.fullmatch(specs[0])
+    try:
+        first, last = (int(g) if g else None for g in match.groups()) if match else (None, None)
+    except ValueError:  # more digits than int() accepts
+        first = last = None
+    if first is None and last is None:
+        return ByteRangeDecision("full", 0, size - 1, "range_unparseable")
+    if first is None:
+        assert last is not None
+        if last == 0 or size == 0:
+            return ByteRangeDecision("unsatisfiable")
+        return ByteRangeDecision("partial", max(size - last, 0), size - 1)
+    if last is not None and last < first:
+        return ByteRangeDecision("full", 0, size - 1, "range_unparseable")
+    if first >= size:
+        return ByteRangeDecision("unsatisfiable")
+    return ByteRangeDecision("partial", first, size - 1 if last is None else min(last, size - 1))
+
+
+# --- request bodies --------------------------------------------------------------------------
+
+class BodyTooLarge(Exception):
+    """The request body went past its cap."""
+
+
+class BodyIncomplete(Exception):
+    """The request body ended early or its chunked framing is broken."""
+
+
+class RequestBody:
+    """A PUT body as a capped ``read(n)`` file object, de-chunked when the server did not.
+
+    ``length`` is the declared ``Content-Length`` (``None`` when chunked); ``error`` is a
+    ``(status, message)`` pair when the framing is unacceptable (411 or 400).
+    """
+
+    def __init__(self, stream: IO[bytes], *, length: int | None, chunked: bool,
+                 error: tuple[int, str] | None = None) -> None:
+        self.stream, self.length, self.chunked, self.error = stream, length, chunked, error
+        self.cap: int | None = None
+        self._left = length  # bytes still declared (length mode)
+        self._chunk_left = 0
+        self._done = error is not None or length == 0
+        self._total = 0
+
+    @classmethod
+    def from_environ(cls, environ: WSGIEnvironment) -> RequestBody:
+        """Frame the body of ``environ``: chunked, ``Content-Length``, or an error."""
+        stream = cast(IO[bytes], environ["wsgi.input"])
+        if "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
+            # A server that already de-chunked sets wsgi.input_terminated: read to EOF.
+            return cls(stream, length=None, chunked=not environ.get("wsgi.input_terminated"))
+        raw = str(environ.get("CONTENT_LENGTH") or "").strip()
+        if not raw:
+            return cls(stream, length=None, chunked=False,
+                       error=(411, "length required: send Content-Length or a chunked body"))
+        if not raw.isascii() or not raw.isdigit():
+            return cls(stream, length=None, chunked=False, error=(400, "bad Content-Length"))
+        return cls(stream, length=int(raw), chunked=False)
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all when negative); raises :class:`BodyTooLarge` past the cap."""
+        if n < 0:
+            return b"".join(iter(lambda: self.read(BLOCK_SIZE), b""))
+        data = self._read_chunked(n) if self.chunked else self._read_plain(n)
+        self._total += len(data)
+        if self.cap is not None and self._total > self.cap:
+            raise BodyTooLarge(f"body exceeds {self.cap} bytes")
+        return data
+
+    def drain(self) -> None:
+        """Read and discard what is left, up to :data:`DRAIN_LIMIT` bytes; never raises."""
+        self.cap, self._total = None, 0
+        try:
+            while self._total < DRAIN_LIMIT and self.read(BLOCK_SIZE):
+                pass
+        except (BodyIncomplete, OSError, ValueError):
+            self._done = True
+
+    def _read_plain(self, n: int) -> bytes:
+        if self._done or n == 0:
+            return b""
+        want = n if self._left is None else min(n, self._left)
+        data = self.stream.read(want)
+        if self._left is None:  # de-chunked by the server: EOF ends the body
+            self._done = not data
+            return data
+        if not data:
+            self._done = True
+            raise BodyIncomplete(f"body ended {self._left} bytes short of Content-Length")
+        self._left -= len(data)
+        self._done = self._left == 0
+        return data
+
+    def _line(self) -> bytes:
+        line = self.stream.readline(_MAX_CHUNK_LINE)
+        if not line.endswith(b"\n"):
+            self._done = True
+            raise BodyIncomplete("broken chunked framing")
+        return line.rstrip(b"\r\n")
+
+    def _read_chunked(self, n: int) -> bytes:
+        while self._chunk_left == 0:
+            if self._done or n == 0:
+                return b""
+            size_text = self._line().split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                self._done = True
+                raise BodyIncomplete("broken chunked framing")
+            self._chunk_left = int(size_text, 16)
+            if self._chunk_left == 0:
+                while self._line():  # trailers, up to the blank line
+                    pass
+                self._done = True
+                return b""
+        data = self.stream.read(min(n, self._chunk_left))
+        if not data:
+            self._done = True
+            raise BodyIncomplete("body ended inside a chunk")
+        self._chunk_left -= len(data)
+        if self._chunk_left == 0 and self.stream.read(2) != b"\r\n":
+            self._done = True
+            raise BodyIncomplete("broken chunked framing")
+        return data
+
+
+# --- responses -------------------------------------------------------------------------------
+
+def _status(code: int) -> str:
+    return f"{code} {HTTPStatus(code).phrase}"
+
+
+def _plain(environ: WSGIEnvironment, start_response: StartResponse, code: int, text: str,
+           extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+    body = (text + "\n").encode("utf-8")
+    start_response(_status(code), [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+        ("X-Content-Type-Options", "nosniff"),
+        *extra,
+    ])
+    return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+
+class _FileSlice:
+    """Yields ``length`` bytes of an open file from its current position, then closes it."""
+
+    def __init__(self, f: IO[bytes], length: int) -> None:
+        self._f = f
+        self._length = length
+
+    def __iter__(self) -> Iterator[bytes]:
+        left = self._length
+        while left > 0:
+            data = self._f.read(min(BLOCK_SIZE, left))
+            if not data:
+                return
+            left -= len(data)
+            yield data
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _etag(st: os.stat_result) -> str:
+    return f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """Weak comparison of an ``If-None-Match`` list against ``etag``."""
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+# --- the media handler -----------------------------------------------------------------------
+
+def _media_handler(app: Rindle, storage: LocalStorage, max_put_bytes: int | None) -> Handler:
+    secret = app.settings.secret_key or ""
+
+    def handle(environ: WSGIEnvironment, start_response: StartResponse, rest: str
+               ) -> Iterable[bytes]:
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        if method not in ("GET", "HEAD", "PUT"):
+            return _plain(environ, start_response, 405, "method not allowed",
+                          [("Allow", ALLOW)])
+        body = RequestBody.from_environ(environ) if method == "PUT" else None
+        try:
+            key = rest.encode("latin-1").decode("utf-8")  # PEP 3333: PATH_INFO is bytes-as-latin1
+            storage.path_for(key)
+        except (UnicodeError, StorageError):
+            return _refuse(environ, start_response, body, 400, "invalid storage key")
+        try:
+            claims = verify(secret, _token(environ), method="PUT" if body else "GET", key=key)
+        except TokenInvalid as exc:
+            return _refuse(environ, start_response, body, 403, f"forbidden: {exc.reason}")
+        if body is not None:
+            return _put(environ, start_response, storage, key, claims, body, max_put_bytes)
+        return _get(app, environ, start_response, storage, key, claims)
+
+    return handle
+
+
+def _token(environ: WSGIEnvironment) -> str:
+    try:
+        query = str(environ.get("QUERY_STRING", ""))
+        values = parse_qs(query, max_num_fields=32).get("token", [])
+    except ValueError:
+        raise TokenInvalid("malformed") from None
+    if len(values) != 1:
+        raise TokenInvalid("missing_token" if not values else "malformed")
+    return values[0]
+
+
+def _refuse(environ: WSGIEnvironment, start_response: StartResponse, body: RequestBody | None,
+            code: int, text: str, extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
+    if body is not None:
+        body.drain()  # a client still sending would otherwise see a reset, not this answer
+    return _plain(environ, start_response, code, text, extra)
+
+
+def _get(app: Rindle, environ: WSGIEnvironment, start_response: StartResponse,
+         storage: LocalStorage, key: str, claims: SignedClaims) -> Iterable[bytes]:
+    path = storage.path_for(key)
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return _plain(environ, start_response, 404, "not found")
+        f = open(path, "rb")  # noqa: SIM115 - closed by the response iterable
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return _plain(environ, start_response, 404, "not found")
+    st = os.fstat(f.fileno())
+    size, etag = st.st_size, _etag(st)
+    last_modified = email.utils.formatdate(st.st_mtime, usegmt=True)
+    if claims.expires == NEVER:
+        cache = IMMUTABLE
+    else:
+        cache = f"private, max-age={max(0, claims.expires - int(time.time()))}"
+    headers = [("ETag", etag), ("Last-Modified", last_modified), ("Cache-Control", cache),
+               ("Accept-Ranges", "bytes"), ("X-Content-Type-Options", "nosniff")]
+    inm = environ.get("HTTP_IF_NONE_MATCH")
+    if inm and _etag_matches(inm, etag):
+        f.close()
+        start_response(_status(304), headers)
+        return []
+    headers.append(("Content-Type", mimetypes.guess_type(key)[0] or "application/octet-stream"))
+    disposition = _disposition_header(key, claims.disposition)
+    if disposition:
+        headers.append(("Content-Disposition", disposition))
+    if_range = environ.get("HTTP_IF_RANGE")
+    honour = not if_range or if_range.strip() in (etag, last_modified)
+    decision = parse_range(environ.get("HTTP_RANGE") if honour else None, size)
+    meta = {"profile": "unknown", "adapter": storage.backend_name, "storage": storage.name}
+    if decision.kind == "unsatisfiable":
+        f.close()
+        return _plain(environ, start_response, 416, "range not satisfiable",
+                      [("Content-Range", f"bytes */{size}"), ("Accept-Ranges", "bytes")])
+    if decision.reason is not None:
+        app.telemetry.emit("rindle.delivery.range_fallback",
+                           {"system_time": time.time_ns(), "file_size": size},
+                           {**meta, "reason": decision.reason})
+    if decision.kind == "partial":
+        length = decision.end - decision.start + 1
+        headers += [("Content-Range", f"bytes {decision.start}-{decision.end}/{size}"),
+                    ("Content-Length", str(length))]
+        app.telemetry.emit("rindle.delivery.range_request",
+                           {"system_time": time.time_ns(), "offset": decision.start,
+                            "length": length, "file_size": size}, meta)
+        start_response(_status(206), headers)
+        f.seek(decision.start)
+        return _body(environ, f, length, partial=True)
+    headers.append(("Content-Length", str(size)))
+    start_response(_status(200), headers)
+    return _body(environ, f, size, partial=False)
+
+
+def _body(environ: WSGIEnvironment, f: IO[bytes], length: int, *, partial: bool
+          ) -> Iterable[bytes]:
+    if environ.get("REQUEST_METHOD") == "HEAD":
+        f.close()
+        return []
+    wrapper = environ.get("wsgi.file_wrapper")
+    if wrapper is not None and not partial:  # a wrapper may send to EOF: whole files only
+        return cast(Iterable[bytes], wrapper(f, BLOCK_SIZE))
+    return _FileSlice(f, length)
+
+
+def _disposition_header(key: str, claim: str | None) -> str | None:
+    """The header for a token's disposition claim: a type, or a complete signed value."""
+    if not claim:
+        return None
+    if ";" in claim:
+        return None if any(ord(c) < 0x20 or ord(c) == 0x7F for c in claim) else claim
+    return content_disposition(key, disposition=claim)
+
+
+def _media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _put(environ: WSGIEnvironment, start_response: StartResponse, storage: LocalStorage,
+         key: str, claims: SignedClaims, body: RequestBody, max_put_bytes: int | None
+         ) -> Iterable[bytes]:
+    wanted = claims.content_type
+    if wanted and _media_type(environ.get("CONTENT_TYPE")) != _media_type(wanted):
+        return _refuse(environ, start_response, body, 415,
+                       f"unsupported media type: this upload URL requires Content-Type {wanted}")
+    if body.error is not None:
+        return _refuse(environ, start_response, body, body.error[0], body.error[1])
+    caps = [c for c in (claims.max_bytes, max_put_bytes) if c is not None]
+    body.cap = min(caps) if caps else None
+    if body.cap is not None and body.length is not None and body.length > body.cap:
+        return _refuse(environ, start_response, body, 413,
+                       f"payload too large: at most {body.cap} bytes")
+    path = storage.path_for(key)
+    existed = path.is_file()
+    try:
+        storage.put(key, cast(BinaryIO, body), content_type=wanted)
+    except BodyTooLarge:
+        return _refuse(environ, start_response, body, 413,
+                       f"payload too large: at most {body.cap} bytes")
+    except BodyIncomplete as exc:
+        return _plain(environ, start_response, 400, f"bad request body: {exc}")
+    except StorageError as exc:
+        log.error("local PUT to storage %r failed: %s", storage.name, exc)
+        return _plain(environ, start_response, 500, "could not store the object")
+    etag = _etag(path.stat())
+    code = 200 if existed else 201
+    return _plain(environ, start_response, code, "stored", [("ETag", etag)])
