@@ -39,6 +39,8 @@ ENTRY_POINT_GROUP = "rindle"
 #: Built-in plugin modules, registered exactly like third-party plugins.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "rindle.default_plugins.local_storage",
+    "rindle.default_plugins.image_probe",
+    "rindle.default_plugins.image_processor",
 )
 
 

@@ -1,0 +1,259 @@
+"""Thumbnail benchmark: rindle's image processor against naive Pillow and libvips.
+
+Run: ``.venv/bin/python bench/thumbnails.py [--count N]`` (default 200).
+
+Generates N synthetic 4000x3000 JPEGs (quality 90, varied content) once, then makes a
+256x256 ``fill`` WebP (quality 80) of each with three contenders, each in its own child
+process, single-threaded:
+
+* rindle: :func:`rindle.media.image_processor.render_image`;
+* naive Pillow: ``Image.open`` -> ``convert("RGB")`` -> ``ImageOps.fit(LANCZOS)`` -> save;
+* vipsthumbnail: one batched invocation per 100 files, ``VIPS_CONCURRENCY=1``.
+
+Reports images/s and peak RSS (``ru_maxrss`` of the child that did the work) and the ratios
+rindle/naive and rindle/vips. The bar: rindle >= 3x naive throughput, >= 0.7x
+vipsthumbnail, and a lower peak RSS than naive Pillow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SIZE = (4000, 3000)
+BOX = 256
+QUALITY = 80
+VIPS_BATCH = 100
+SINGLE_THREAD_ENV = {"VIPS_CONCURRENCY": "1", "OMP_NUM_THREADS": "1",
+                     "OPENBLAS_NUM_THREADS": "1"}
+
+
+@dataclass(frozen=True)
+class ThumbSpec:
+    """The variant spec under test (same attributes as ``rindle.domain.variants.Image``)."""
+
+    mode: str = "fill"
+    width: int | None = BOX
+    height: int | None = BOX
+    format: str = "webp"
+    quality: int | None = QUALITY
+    kind: str = "image"
+    preset: str | None = None
+
+
+# --- corpus ---------------------------------------------------------------------------------
+
+
+def generate(directory: Path, count: int, seed: int = 1234) -> list[Path]:
+    """Write ``count`` varied 4000x3000 JPEGs (q90) into ``directory``."""
+    from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
+    rng = random.Random(seed)
+    width, height = SIZE
+    # A few reusable full-size textures; each image rolls and mixes them differently.
+    # Sensor-like grain from clean (sigma 3) to high-ISO (sigma 18): file sizes vary ~4x.
+    grain = [Image.effect_noise(SIZE, sigma) for sigma in (3, 8, 18)]
+    blobs = [Image.effect_noise((width // 16, height // 16), 90)
+             .resize(SIZE, Image.Resampling.BICUBIC) for _ in range(3)]
+    gradients = [g.resize(SIZE).rotate(angle)
+                 for g in (Image.linear_gradient("L"), Image.radial_gradient("L"))
+                 for angle in (0, 90, 180, 270)]
+    paths = []
+    for index in range(count):
+        channels = []
+        for band in range(3):
+            gradient = rng.choice(gradients)
+            texture = ImageChops.offset(blobs[(index + band) % 3], rng.randrange(width),
+                                        rng.randrange(height))
+            channels.append(Image.blend(gradient, texture, 0.25 + 0.5 * rng.random()))
+        im = Image.merge("RGB", channels)
+        draw = ImageDraw.Draw(im)
+        for _ in range(rng.randint(10, 40)):
+            x, y = rng.randrange(width), rng.randrange(height)
+            w, h = rng.randint(20, 1200), rng.randint(20, 900)
+            colour = tuple(rng.randrange(256) for _ in range(3))
+            shape = rng.choice((draw.ellipse, draw.rectangle))
+            shape((x, y, x + w, y + h), fill=colour)
+        for _ in range(rng.randint(0, 60)):
+            draw.line([(rng.randrange(width), rng.randrange(height)) for _ in range(2)],
+                      fill=tuple(rng.randrange(256) for _ in range(3)), width=rng.randint(1, 8))
+        if index % 4 == 0:
+            im = im.filter(ImageFilter.BoxBlur(2))
+        noise = ImageChops.offset(grain[rng.randrange(3)], rng.randrange(width),
+                                  rng.randrange(height))
+        im = ImageChops.add(im, Image.merge("RGB", (noise,) * 3), scale=1.0, offset=-128)
+        path = directory / f"img{index:05d}.jpg"
+        im.save(path, "JPEG", quality=90)
+        paths.append(path)
+        if sys.stderr.isatty():
+            print(f"\r  generated {index + 1}/{count}", end="", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    return paths
+
+
+# --- contenders (each runs in a child process) -----------------------------------------------
+
+
+def run_rindle(files: list[Path], out: Path) -> None:
+    from rindle.media.image_processor import render_image
+
+    spec = ThumbSpec()
+    for path in files:
+        render_image(path, spec, out)
+
+
+def run_naive(files: list[Path], out: Path) -> None:
+    from PIL import Image, ImageOps
+
+    for path in files:
+        with Image.open(path) as im:
+            rgb = im.convert("RGB")
+        thumb = ImageOps.fit(rgb, (BOX, BOX), Image.Resampling.LANCZOS)
+        thumb.save(out / f"{path.stem}.webp", "WEBP", quality=QUALITY)
+
+
+def run_vips(files: list[Path], out: Path) -> None:
+    for start in range(0, len(files), VIPS_BATCH):
+        batch = [str(p) for p in files[start:start + VIPS_BATCH]]
+        subprocess.run(
+            ["vipsthumbnail", *batch, "--size", f"{BOX}x{BOX}", "--smartcrop", "centre",
+             "--vips-concurrency=1", "-o", f"{out}/%s.webp[Q={QUALITY}]"],
+            check=True, env={**os.environ, **SINGLE_THREAD_ENV},
+        )
+
+
+CONTENDERS = {"rindle": run_rindle, "naive": run_naive, "vips": run_vips}
+
+
+def child(name: str, source: Path, out: Path) -> None:
+    """Run one contender over every file in ``source`` and print one JSON line."""
+    files = sorted(source.glob("*.jpg"))
+    run = CONTENDERS[name]
+    if name != "vips":  # import the library and warm caches outside the timed loop
+        warm = out / "warmup"
+        warm.mkdir()
+        run(files[:1], warm)
+        shutil.rmtree(warm)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    run(files, out)
+    elapsed = time.perf_counter() - started
+    who = resource.RUSAGE_CHILDREN if name == "vips" else resource.RUSAGE_SELF
+    peak = resource.getrusage(who).ru_maxrss
+    print(json.dumps({"contender": name, "images": len(files), "seconds": elapsed,
+                      "peak_rss_kb": peak, "baseline_rss_kb": 0 if name == "vips" else baseline}))
+
+
+def measure(name: str, source: Path, out_root: Path) -> dict[str, Any]:
+    out = out_root / name
+    out.mkdir()
+    proc = subprocess.run([sys.executable, __file__, "--child", name, str(source), str(out)],
+                          check=True, capture_output=True, text=True,
+                          env={**os.environ, **SINGLE_THREAD_ENV})
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["outputs_ok"] = _check_outputs(out, result["images"])
+    return result
+
+
+def _check_outputs(out: Path, expected: int) -> bool:
+    from PIL import Image
+
+    outputs = sorted(out.glob("*.webp"))
+    if len(outputs) != expected:
+        return False
+    for path in outputs[:: max(1, expected // 10)]:
+        with Image.open(path) as im:
+            if im.size != (BOX, BOX) or im.format != "WEBP":
+                return False
+    return True
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def report(results: dict[str, dict[str, Any]], count: int) -> int:
+    print(f"\n{count} x {SIZE[0]}x{SIZE[1]} JPEG (q90) -> {BOX}x{BOX} fill WebP (q{QUALITY}); "
+          "every contender single-threaded (VIPS_CONCURRENCY=1), one child process each.")
+    from rindle.media.image_processor import WEBP_METHOD
+
+    print(f"WebP effort: rindle method={WEBP_METHOD}, naive Pillow method=4 (default), "
+          "vipsthumbnail effort=4 (default). vipsthumbnail timings include its start-up "
+          f"(one invocation per {VIPS_BATCH} files); Python contenders are timed after a "
+          "one-image warm-up.")
+    print(f"{'contender':<14}{'images/s':>10}{'ms/image':>10}{'peak RSS MB':>13}"
+          f"{'after warm-up MB':>17}  outputs")
+    for name, r in results.items():
+        rate = r["images"] / r["seconds"]
+        base = f"{r['baseline_rss_kb'] / 1024:.1f}" if r["baseline_rss_kb"] else "-"
+        print(f"{name:<14}{rate:>10.1f}{1000 / rate:>10.1f}{r['peak_rss_kb'] / 1024:>13.1f}"
+              f"{base:>17}  {'ok' if r['outputs_ok'] else 'WRONG'}")
+    rate = {n: r["images"] / r["seconds"] for n, r in results.items()}
+    failures = []
+    speed_naive = rate["rindle"] / rate["naive"]
+    print(f"\nrindle/naive throughput: {speed_naive:.2f}x (bar >= 3x)")
+    if speed_naive < 3:
+        failures.append("rindle is less than 3x naive Pillow")
+    if "vips" in rate:
+        speed_vips = rate["rindle"] / rate["vips"]
+        print(f"rindle/vips  throughput: {speed_vips:.2f}x (bar >= 0.7x)")
+        if speed_vips < 0.7:
+            failures.append("rindle is below 0.7x vipsthumbnail")
+    rss = results["rindle"]["peak_rss_kb"] / results["naive"]["peak_rss_kb"]
+    print(f"rindle/naive peak RSS:   {rss:.2f}x (bar < 1x; rindle's figure includes importing "
+          "rindle itself, SQLAlchemy and all)")
+    if rss >= 1:
+        failures.append("rindle's peak RSS is not below naive Pillow's")
+    if not all(r["outputs_ok"] for r in results.values()):
+        failures.append("a contender produced wrong outputs")
+    print("result: " + ("bar met" if not failures else "BAR MISSED: " + "; ".join(failures)))
+    return 1 if failures else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200, help="number of source images")
+    parser.add_argument("--child", nargs=3, metavar=("NAME", "SOURCE", "OUT"),
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--generate", nargs=2, metavar=("COUNT", "DIR"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        name, source, out = args.child
+        child(name, Path(source), Path(out))
+        return 0
+    if args.generate:
+        generate(Path(args.generate[1]), int(args.generate[0]))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="rindle-bench-") as tmp:
+        source = Path(tmp) / "src"
+        source.mkdir()
+        started = time.perf_counter()
+        # In a child: ru_maxrss is inherited across fork/exec, so the parent stays small.
+        subprocess.run([sys.executable, __file__, "--generate", str(args.count), str(source)],
+                       check=True)
+        print(f"generated {args.count} source JPEGs in {time.perf_counter() - started:.1f}s "
+              f"({sum(p.stat().st_size for p in source.iterdir()) / args.count / 1e6:.2f} MB "
+              "each on average)")
+        contenders = ["rindle", "naive"]
+        if shutil.which("vipsthumbnail"):
+            contenders.append("vips")
+        else:
+            print("vipsthumbnail not found (apt-get install libvips-tools): "
+                  "reporting rindle and naive Pillow only")
+        results = {name: measure(name, source, Path(tmp)) for name in contenders}
+        return report(results, args.count)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Uploads: the trust gate (validation), filename sanitising, storage keys and the broker."""
