@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from importlib import metadata as _metadata
 
+from rindle import variants
 from rindle.app import Rindle
-from rindle.domain.profile import Profile
+from rindle.domain.attachments import Owner
+from rindle.domain.profile import Delivery, Profile
 from rindle.errors import RindleError
 from rindle.hookspecs import hookimpl
 
@@ -17,4 +19,13 @@ try:
 except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["Profile", "Rindle", "RindleError", "__version__", "hookimpl"]
+__all__ = [
+    "Delivery",
+    "Owner",
+    "Profile",
+    "Rindle",
+    "RindleError",
+    "__version__",
+    "hookimpl",
+    "variants",
+]
