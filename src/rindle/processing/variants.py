@@ -159,8 +159,8 @@ def _finish(app: Rindle, asset: Asset, name: str, digest: str, run_id: uuid.UUID
         if run is not None:
             run.state, run.finished_at = "succeeded", utcnow()
         aggregate.recompute(s, asset.id, telemetry=tel)
-    if old_key and old_key != key:
-        app.storage(app.profile(asset.profile).storage).delete(row.storage_key)  # old digest
+    if old_key is not None and old_key != key:
+        app.storage(app.profile(asset.profile).storage).delete(old_key)  # old digest
     return "ready"
 
 

@@ -180,12 +180,12 @@ def complete_multipart(app: Rindle, session_id: uuid.UUID | str,
     if row.upload_strategy != "multipart" or not row.multipart_upload_id:
         raise UploadUnsupported("not a multipart session")
     try:
-        clean = sorted(({"part_number": int(p["part_number"]), "etag": str(p["etag"])}
-                        for p in parts), key=lambda p: p["part_number"])
+        numbered = sorted((int(p["part_number"]), str(p["etag"])) for p in parts)
     except (KeyError, TypeError, ValueError):
         raise UploadRejected("invalid_multipart_parts",
                              "parts must be mappings with part_number and etag") from None
-    if not clean or any(p["part_number"] < 1 for p in clean):
+    clean: list[dict[str, Any]] = [{"part_number": n, "etag": e} for n, e in numbered]
+    if not numbered or any(n < 1 for n, _ in numbered):
         raise UploadRejected("invalid_multipart_parts", "parts must be non-empty and positive")
     with app.db.transaction() as s:
         live = s.get(UploadSession, row.id)

@@ -1,0 +1,53 @@
+"""``rindle worker``: run background jobs."""
+
+from __future__ import annotations
+
+import click
+
+from rindle.cli._context import CliContext, emit, handle_errors, pass_cli
+
+
+def _parse_queue(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+                 ) -> dict[str, int] | None:
+    if not values:
+        return None
+    out: dict[str, int] = {}
+    for value in values:
+        name, sep, count = value.partition("=")
+        if not name:
+            raise click.BadParameter(f"{value!r}: write NAME or NAME=CONCURRENCY")
+        if sep and (not count.isdigit() or int(count) < 1):
+            raise click.BadParameter(f"{value!r}: concurrency must be a positive integer")
+        out[name] = int(count) if sep else 1
+    return out
+
+
+@click.command("worker")
+@click.option("--queue", "queues", multiple=True, callback=_parse_queue, metavar="NAME=N",
+              help="A queue to run and its concurrency (repeatable). Default: every queue.")
+@click.option("--drain", is_flag=True, help="Run every due job, then exit.")
+@click.option("--no-cron", is_flag=True, help="Do not schedule the [cron] jobs.")
+@pass_cli
+@handle_errors
+def worker_command(ctx: CliContext, queues: dict[str, int] | None, drain: bool,
+                   no_cron: bool) -> None:
+    """Run background jobs: promotion, variants, purges, maintenance.
+
+    \b
+    rindle worker                         every queue, default concurrency, cron on
+    rindle worker --queue process=4       only the process queue, 4 threads
+    rindle worker --drain                 run what is due, then exit
+    """
+    app = ctx.app()
+    app.db.ensure_schema_current()
+    if drain:
+        ran = app.jobs.drain(list(queues) if queues else None)
+        emit(ctx, {"ran": ran}, f"ran {ran} job(s)")
+        return
+    worker = app.worker(queues, cron=not no_cron)
+    click.echo(f"rindle worker {worker.worker_id}: queues "
+               + ", ".join(f"{q}={n}" for q, n in worker.queues.items())
+               + (f"; cron: {', '.join(e.name for e in worker.cron_entries)}"
+                  if worker.cron_entries else ""), err=True)
+    worker.run()
+    click.echo(f"stopped after {worker.executed} job(s)", err=True)

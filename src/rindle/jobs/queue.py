@@ -1,0 +1,317 @@
+"""The durable job queue: transactional enqueue, leased claims, guarded outcomes.
+
+A job is a row in ``rindle_jobs``. :meth:`JobQueue.enqueue` writes it in the caller's
+transaction, so a committed state change always has its job and a rolled-back one never
+does. Workers claim jobs as leases (``locked_until``); a job whose worker died is claimed
+again once its lease expires. Every outcome write is guarded by ``locked_by``, so a
+worker that lost its lease cannot overwrite the new owner's result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from rindle.domain.models import LIVE_JOB_STATES, Job, utcnow
+from rindle.errors import JobError
+from rindle.ids import uuid7
+from rindle.jobs.outcomes import Cancel, Retry
+
+if TYPE_CHECKING:
+    from rindle.app import Rindle
+
+__all__ = [
+    "DEFAULT_ATTEMPTS",
+    "QUEUES",
+    "EnqueueResult",
+    "Handler",
+    "JobContext",
+    "JobQueue",
+]
+
+log = logging.getLogger("rindle.jobs")
+
+#: Queues and the attempts their jobs get by default (DESIGN §6).
+DEFAULT_ATTEMPTS = {"promote": 3, "process": 5, "purge": 3, "maintenance": 3, "provider": 5}
+QUEUES = tuple(DEFAULT_ATTEMPTS)
+_LIVE_PREDICATE = "state IN ('available', 'executing', 'retryable')"
+_T: Table = Job.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class EnqueueResult:
+    """What :meth:`JobQueue.enqueue` did: the new job's id, or ``skipped`` for a duplicate."""
+
+    job_id: uuid.UUID | None
+    skipped: bool
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a handler is given about the job it runs."""
+
+    id: uuid.UUID
+    kind: str
+    queue: str
+    args: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    worker_id: str | None = None
+
+
+Handler = Callable[["Rindle", JobContext], None]
+
+
+@dataclass(frozen=True)
+class _Registration:
+    kind: str
+    handler: Handler
+    queue: str
+    max_attempts: int
+    timeout: float | None
+
+
+class JobQueue:
+    """Enqueue, claim, run and settle jobs for one :class:`rindle.Rindle`."""
+
+    def __init__(self, app: Rindle) -> None:
+        self.app = app
+        self.db = app.db
+        opts = app.settings.jobs
+        self.lease_seconds = float(opts.get("lease_seconds", 300))
+        self.backoff_base = float(opts.get("backoff_base", 5.0))
+        self.backoff_cap = float(opts.get("backoff_cap", 3600.0))
+        self._handlers: dict[str, _Registration] = {}
+
+    # --- handlers -------------------------------------------------------------------------
+
+    def register(self, kind: str, handler: Handler, *, queue: str,
+                 max_attempts: int | None = None, timeout: float | None = None) -> None:
+        """Route jobs of ``kind`` to ``handler`` on ``queue``."""
+        if max_attempts is None:
+            max_attempts = DEFAULT_ATTEMPTS.get(queue, 3)
+        if max_attempts < 1:
+            raise JobError(f"max_attempts for {kind} must be >= 1")
+        self._handlers[kind] = _Registration(kind, handler, queue, max_attempts, timeout)
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Registered kinds and the queue each runs on."""
+        return {k: r.queue for k, r in self._handlers.items()}
+
+    def _registration(self, kind: str) -> _Registration:
+        try:
+            return self._handlers[kind]
+        except KeyError:
+            known = ", ".join(sorted(self._handlers)) or "none"
+            raise JobError(f"unknown job kind {kind!r}; registered kinds: {known}") from None
+
+    # --- enqueue ----------------------------------------------------------------------------
+
+    def _row(self, kind: str, args: Mapping[str, Any], *, unique_key: str | None,
+             run_at: dt.datetime | None, queue: str | None, max_attempts: int | None
+             ) -> dict[str, Any]:
+        reg = self._registration(kind)
+        now = utcnow()
+        return {
+            "id": uuid7(), "queue": queue or reg.queue, "kind": kind, "args": dict(args),
+            "unique_key": unique_key, "state": "available", "attempt": 0,
+            "max_attempts": max_attempts or reg.max_attempts, "run_at": run_at or now,
+            "inserted_at": now, "updated_at": now,
+        }
+
+    def enqueue(self, session: Session | Connection, kind: str, args: Mapping[str, Any], *,
+                unique_key: str | None = None, run_at: dt.datetime | None = None,
+                queue: str | None = None, max_attempts: int | None = None) -> EnqueueResult:
+        """Insert a job in the caller's transaction.
+
+        With ``unique_key``, a live job (available, executing, retryable) with the same key
+        makes this a no-op that reports ``skipped=True``; the caller's transaction is never
+        poisoned by the duplicate.
+        """
+        row = self._row(kind, args, unique_key=unique_key, run_at=run_at, queue=queue,
+                        max_attempts=max_attempts)
+        if unique_key is None:
+            session.execute(insert(_T).values(row))
+            return EnqueueResult(row["id"], False)
+        dialect = session.get_bind().dialect.name if isinstance(session, Session) else (
+            session.dialect.name)
+        ins = (postgresql.insert(_T) if dialect == "postgresql" else sqlite.insert(_T))
+        stmt = ins.values(row).on_conflict_do_nothing(
+            index_elements=["unique_key"], index_where=text(_LIVE_PREDICATE)
+        ).returning(_T.c.id)
+        inserted = session.execute(stmt).first()
+        return EnqueueResult(row["id"], False) if inserted else EnqueueResult(None, True)
+
+    def enqueue_now(self, kind: str, args: Mapping[str, Any], **options: Any) -> EnqueueResult:
+        """Enqueue in a transaction of its own."""
+        with self.db.engine.begin() as conn:
+            return self.enqueue(conn, kind, args, **options)
+
+    def enqueue_many(self, conn: Session | Connection, kind: str,
+                     args_list: Iterable[Mapping[str, Any]], **options: Any) -> int:
+        """Bulk-insert jobs without unique keys; returns how many."""
+        rows = [self._row(kind, a, unique_key=None, run_at=options.get("run_at"),
+                          queue=options.get("queue"), max_attempts=options.get("max_attempts"))
+                for a in args_list]
+        if rows:
+            conn.execute(insert(_T), rows)
+        return len(rows)
+
+    def cancel(self, job_id: uuid.UUID) -> bool:
+        """Cancel a job that is not running; False when it is running or already final."""
+        with self.db.engine.begin() as conn:
+            res = conn.execute(update(_T).where(
+                _T.c.id == job_id, _T.c.state.in_(("available", "retryable"))
+            ).values(state="cancelled", finished_at=utcnow(), updated_at=utcnow()))
+            return bool(res.rowcount)
+
+    # --- claiming and settling ---------------------------------------------------------------
+
+    def claim(self, queues: Sequence[str], worker_id: str, *, limit: int = 1,
+              lease_seconds: float | None = None) -> list[JobContext]:
+        """Lease up to ``limit`` due jobs from ``queues`` for ``worker_id``.
+
+        Due means available or retryable with ``run_at`` passed, or executing with an
+        expired lease (its worker died). PostgreSQL uses ``FOR UPDATE SKIP LOCKED``; SQLite
+        serialises writers, so one ``UPDATE ... RETURNING`` is atomic there.
+        """
+        now = utcnow()
+        until = now + dt.timedelta(seconds=lease_seconds or self.lease_seconds)
+        due = (
+            (_T.c.state.in_(("available", "retryable")) & (_T.c.run_at <= now))
+            | ((_T.c.state == "executing") & (_T.c.locked_until < now))
+        )
+        pick = select(_T.c.id).where(_T.c.queue.in_(list(queues)), due).order_by(
+            _T.c.run_at, _T.c.id).limit(limit)
+        if self.db.dialect_name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        stmt = (
+            update(_T).where(_T.c.id.in_(pick.scalar_subquery()))
+            .values(state="executing", attempt=_T.c.attempt + 1, locked_by=worker_id,
+                    locked_until=until, updated_at=now)
+            .returning(_T.c.id, _T.c.kind, _T.c.queue, _T.c.args, _T.c.attempt,
+                       _T.c.max_attempts)
+        )
+        with self.db.engine.begin() as conn:
+            rows = conn.execute(stmt).all()
+        return [JobContext(id=r.id, kind=r.kind, queue=r.queue, args=dict(r.args or {}),
+                           attempt=r.attempt, max_attempts=r.max_attempts, worker_id=worker_id)
+                for r in rows]
+
+    def _settle(self, job: JobContext, **values: Any) -> bool:
+        now = utcnow()
+        with self.db.engine.begin() as conn:
+            res = conn.execute(update(_T).where(
+                _T.c.id == job.id, _T.c.state == "executing", _T.c.locked_by == job.worker_id
+            ).values(updated_at=now, locked_by=None, locked_until=None, **values))
+        if not res.rowcount:
+            log.warning("rindle.job.lease_lost id=%s kind=%s: another worker owns it now",
+                        job.id, job.kind)
+        return bool(res.rowcount)
+
+    def extend_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID]) -> int:
+        """Push the lease of running jobs forward (called by the worker heartbeat)."""
+        if not job_ids:
+            return 0
+        until = utcnow() + dt.timedelta(seconds=self.lease_seconds)
+        with self.db.engine.begin() as conn:
+            res = conn.execute(update(_T).where(
+                _T.c.id.in_(list(job_ids)), _T.c.locked_by == worker_id,
+                _T.c.state == "executing").values(locked_until=until))
+        return int(res.rowcount or 0)
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before attempt ``attempt + 1``: exponential with jitter."""
+        base = min(self.backoff_base * (2 ** max(attempt - 1, 0)), self.backoff_cap)
+        return float(base * random.uniform(0.8, 1.2))
+
+    def execute(self, job: JobContext) -> str:
+        """Run one claimed job and record its outcome; returns that outcome."""
+        tel = self.app.telemetry
+        meta = {"queue": job.queue, "kind": job.kind}
+        if job.attempt > job.max_attempts:  # its last worker died holding it
+            self._settle(job, state="discarded", finished_at=utcnow(),
+                         last_error="lease expired on the final attempt (worker lost)")
+            tel.emit("rindle.job.stop", {"duration_ms": 0}, {**meta, "outcome": "discarded"})
+            return "discarded"
+        started = time.perf_counter()
+        tel.emit("rindle.job.start", {"system_time": time.time_ns()}, meta)
+        try:
+            reg = self._registration(job.kind)
+            reg.handler(self.app, job)
+        except Cancel as exc:
+            outcome = "cancelled"
+            self._settle(job, state="cancelled", finished_at=utcnow(), last_error=exc.reason)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            tel.emit("rindle.job.exception", {"duration_ms": _ms(started)},
+                     {**meta, "error": type(exc).__name__})
+            if job.attempt >= job.max_attempts:
+                outcome = "discarded"
+                self._settle(job, state="discarded", finished_at=utcnow(),
+                             last_error=_trim(error, exc))
+            else:
+                outcome = "retryable"
+                delay = exc.delay if isinstance(exc, Retry) and exc.delay is not None else (
+                    self.backoff(job.attempt))
+                self._settle(job, state="retryable", last_error=_trim(error, exc),
+                             run_at=utcnow() + dt.timedelta(seconds=delay))
+        else:
+            outcome = "completed"
+            self._settle(job, state="completed", finished_at=utcnow(), last_error=None)
+        tel.emit("rindle.job.stop", {"duration_ms": _ms(started)}, {**meta, "outcome": outcome})
+        return outcome
+
+    def drain(self, queues: Sequence[str] | None = None, *, limit: int | None = None) -> int:
+        """Run every due job in this thread until none is due; returns how many ran."""
+        names = list(queues) if queues else sorted({*QUEUES, *self.kinds.values()})
+        worker_id = f"drain-{uuid.uuid4().hex[:8]}"
+        ran = 0
+        while limit is None or ran < limit:
+            jobs = self.claim(names, worker_id, limit=1)
+            if not jobs:
+                return ran
+            self.execute(jobs[0])
+            ran += 1
+        return ran
+
+    # --- inspection -----------------------------------------------------------------------
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Jobs per queue per state."""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(select(_T.c.queue, _T.c.state, func.count())
+                                .group_by(_T.c.queue, _T.c.state)).all()
+        out: dict[str, dict[str, int]] = {}
+        for q, state, n in rows:
+            out.setdefault(q, {})[state] = int(n)
+        return out
+
+    def prune(self, older_than: dt.timedelta) -> int:
+        """Delete final jobs finished longer ago than ``older_than``."""
+        with self.db.engine.begin() as conn:
+            res = conn.execute(delete(_T).where(
+                _T.c.state.notin_(LIVE_JOB_STATES),
+                _T.c.finished_at < utcnow() - older_than))
+        return int(res.rowcount or 0)
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _trim(error: str, exc: BaseException) -> str:
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=5))
+    return (error + "\n" + tb)[:4000]

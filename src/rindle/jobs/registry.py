@@ -1,0 +1,28 @@
+"""The job kinds rindle itself runs, registered on every app's queue."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rindle.processing import promote, purge, variants
+from rindle.processing.kinds import PROCESS_VARIANT, PROMOTE, PURGE
+
+if TYPE_CHECKING:
+    from rindle.app import Rindle
+    from rindle.jobs.queue import JobContext, JobQueue
+
+__all__ = ["NOOP", "register_core_handlers"]
+
+NOOP = "rindle.noop"
+
+
+def _noop(app: Rindle, job: JobContext) -> None:
+    """Does nothing; useful to check a worker end to end."""
+
+
+def register_core_handlers(queue: JobQueue) -> None:
+    """Register the lifecycle and maintenance handlers (DESIGN §6 attempts and queues)."""
+    queue.register(NOOP, _noop, queue="maintenance", max_attempts=1)
+    queue.register(PROMOTE, promote.handle, queue="promote", max_attempts=3)
+    queue.register(PROCESS_VARIANT, variants.handle, queue="process", max_attempts=5)
+    queue.register(PURGE, purge.handle, queue="purge", max_attempts=3)

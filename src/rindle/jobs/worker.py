@@ -1,0 +1,186 @@
+"""A long-running worker: threads per queue, leases kept alive, heartbeats, cron.
+
+``Worker(app, queues={"process": 4, "promote": 2}).run()`` blocks until SIGINT/SIGTERM
+(or :meth:`Worker.stop`). Each thread claims one job at a time, so a busy queue never
+hoards work another worker could run. The heartbeat thread refreshes this worker's row
+in ``rindle_worker_heartbeats`` and extends the leases of running jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, delete
+from sqlalchemy.dialects import postgresql, sqlite
+
+from rindle.domain.models import WorkerHeartbeat, utcnow
+from rindle.errors import ConfigError
+from rindle.jobs.cron import parse_schedule, schedule_due
+from rindle.jobs.queue import QUEUES, JobContext
+
+if TYPE_CHECKING:
+    from rindle.app import Rindle
+
+__all__ = ["DEFAULT_CONCURRENCY", "Worker"]
+
+log = logging.getLogger("rindle.worker")
+
+DEFAULT_CONCURRENCY = {"promote": 2, "process": 2, "purge": 1, "maintenance": 1, "provider": 1}
+_HB: Table = WorkerHeartbeat.__table__  # type: ignore[assignment]
+
+
+class Worker:
+    """Runs jobs from the chosen queues until stopped."""
+
+    def __init__(self, app: Rindle, queues: Mapping[str, int] | None = None, *,
+                 concurrency: int | None = None, cron: bool = True,
+                 lease_seconds: float | None = None, poll_interval: float | None = None,
+                 heartbeat_interval: float = 10.0, worker_id: str | None = None) -> None:
+        self.app = app
+        self.jobs = app.jobs
+        if queues is None:
+            queues = ({q: concurrency for q in QUEUES} if concurrency
+                      else dict(DEFAULT_CONCURRENCY))
+        bad = {q: n for q, n in queues.items() if not isinstance(n, int) or n < 1}
+        if bad:
+            raise ConfigError(f"queue concurrency must be a positive integer: {bad}")
+        self.queues = dict(queues)
+        self.lease_seconds = lease_seconds or self.jobs.lease_seconds
+        self.poll_interval = poll_interval if poll_interval is not None else float(
+            app.settings.jobs.get("poll_interval", 1.0))
+        self.heartbeat_interval = heartbeat_interval
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.cron_entries = parse_schedule(app.settings.cron, self.jobs) if cron else []
+        self._stop = threading.Event()
+        self._running: dict[uuid.UUID, JobContext] = {}
+        self._lock = threading.Lock()
+        self._idle: dict[int, bool] = {}
+        self.executed = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask every thread to finish its current job and exit."""
+        self._stop.set()
+
+    def run(self, *, install_signals: bool = True) -> None:
+        """Run until :meth:`stop` or SIGINT/SIGTERM; running jobs finish first."""
+        if install_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: self.stop())
+        threads = self._start_threads(until_empty=False)
+        try:
+            while not self._stop.wait(self.heartbeat_interval):
+                self._beat()
+        finally:
+            self._stop.set()
+            for t in threads:
+                t.join()
+            self._forget()
+
+    def run_until_empty(self, *, timeout: float | None = None) -> int:
+        """Run until no queue has due work and every thread is idle; returns jobs run."""
+        threads = self._start_threads(until_empty=True)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while any(t.is_alive() for t in threads):
+                if deadline is not None and time.monotonic() > deadline:
+                    self._stop.set()
+                time.sleep(0.05)
+        finally:
+            self._stop.set()
+            for t in threads:
+                t.join()
+            self._forget()
+        return self.executed
+
+    def _start_threads(self, *, until_empty: bool) -> list[threading.Thread]:
+        self._beat()
+        threads = []
+        slot = 0
+        for queue, count in self.queues.items():
+            for _ in range(count):
+                t = threading.Thread(target=self._loop, args=(queue, slot, until_empty),
+                                     name=f"rindle-{queue}-{slot}", daemon=True)
+                self._idle[slot] = False
+                threads.append(t)
+                slot += 1
+        if self.cron_entries and not until_empty:
+            threads.append(threading.Thread(target=self._cron_loop, name="rindle-cron",
+                                            daemon=True))
+        for t in threads:
+            t.start()
+        return threads
+
+    # --- loops ----------------------------------------------------------------------------
+
+    def _loop(self, queue: str, slot: int, until_empty: bool) -> None:
+        while not self._stop.is_set():
+            try:
+                jobs = self.jobs.claim([queue], self.worker_id, limit=1,
+                                       lease_seconds=self.lease_seconds)
+            except Exception:
+                log.exception("claim failed on %s; retrying", queue)
+                self._stop.wait(max(self.poll_interval, 1.0))
+                continue
+            if not jobs:
+                self._idle[slot] = True
+                if until_empty and all(self._idle.values()):
+                    return
+                self._stop.wait(self.poll_interval if not until_empty else 0.02)
+                continue
+            self._idle[slot] = False
+            job = jobs[0]
+            with self._lock:
+                self._running[job.id] = job
+            try:
+                self.jobs.execute(job)
+            except Exception:
+                log.exception("settling job %s failed", job.id)
+            finally:
+                with self._lock:
+                    self._running.pop(job.id, None)
+                    self.executed += 1
+
+    def _cron_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                schedule_due(self.jobs, self.cron_entries, utcnow())
+            except Exception:
+                log.exception("cron scheduling failed")
+            self._stop.wait(20.0)  # at least twice a minute: no slot is skipped
+
+    # --- heartbeat ------------------------------------------------------------------------
+
+    def _beat(self) -> None:
+        now = utcnow()
+        row: dict[str, Any] = {"worker_id": self.worker_id, "hostname": socket.gethostname(),
+                               "pid": os.getpid(), "queues": dict(self.queues),
+                               "started_at": now, "last_seen_at": now}
+        ins = postgresql.insert(_HB) if self.app.db.dialect_name == "postgresql" else (
+            sqlite.insert(_HB))
+        stmt = ins.values(row).on_conflict_do_update(
+            index_elements=["worker_id"], set_={"last_seen_at": now, "queues": row["queues"]})
+        try:
+            with self.app.db.engine.begin() as conn:
+                conn.execute(stmt)
+            with self._lock:
+                running = list(self._running)
+            self.jobs.extend_leases(self.worker_id, running)
+        except Exception:
+            log.exception("heartbeat failed")
+
+    def _forget(self) -> None:
+        try:
+            with self.app.db.engine.begin() as conn:
+                conn.execute(delete(_HB).where(_HB.c.worker_id == self.worker_id))
+        except Exception:
+            log.exception("could not remove heartbeat row")
