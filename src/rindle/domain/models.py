@@ -340,7 +340,19 @@ class Job(Base):
             postgresql_where=text("state IN ('available', 'executing', 'retryable')"),
             sqlite_where=text("state IN ('available', 'executing', 'retryable')"),
         ),
-        Index("ix_rindle_jobs_claim", "queue", "state", "run_at"),
+        Index(
+            "ix_rindle_jobs_due",
+            "queue",
+            "run_at",
+            postgresql_where=text("state IN ('available', 'retryable')"),
+            sqlite_where=text("state IN ('available', 'retryable')"),
+        ),
+        Index(
+            "ix_rindle_jobs_leased",
+            "locked_until",
+            postgresql_where=text("state = 'executing'"),
+            sqlite_where=text("state = 'executing'"),
+        ),
         Index("ix_rindle_jobs_state_id", "state", "id"),
     )
 

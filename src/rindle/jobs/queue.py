@@ -189,23 +189,32 @@ class JobQueue:
         """
         now = utcnow()
         until = now + dt.timedelta(seconds=lease_seconds or self.lease_seconds)
-        due = (
-            (_T.c.state.in_(("available", "retryable")) & (_T.c.run_at <= now))
-            | ((_T.c.state == "executing") & (_T.c.locked_until < now))
-        )
-        pick = select(_T.c.id).where(_T.c.queue.in_(list(queues)), due).order_by(
-            _T.c.run_at, _T.c.id).limit(limit)
-        if self.db.dialect_name == "postgresql":
-            pick = pick.with_for_update(skip_locked=True)
-        stmt = (
-            update(_T).where(_T.c.id.in_(pick.scalar_subquery()))
-            .values(state="executing", attempt=_T.c.attempt + 1, locked_by=worker_id,
-                    locked_until=until, updated_at=now)
-            .returning(_T.c.id, _T.c.kind, _T.c.queue, _T.c.args, _T.c.attempt,
-                       _T.c.max_attempts)
-        )
+        names = list(queues)
+        # Due work first (partial index ix_rindle_jobs_due), then expired leases
+        # (ix_rindle_jobs_leased) only when there is room left: both stay index scans.
+        due = select(_T.c.id).where(
+            _T.c.queue.in_(names), _T.c.state.in_(("available", "retryable")),
+            _T.c.run_at <= now).order_by(_T.c.run_at)
+        lost = select(_T.c.id).where(
+            _T.c.state == "executing", _T.c.locked_until < now, _T.c.queue.in_(names)
+        ).order_by(_T.c.locked_until)
+        rows: list[Any] = []
         with self.db.engine.begin() as conn:
-            rows = conn.execute(stmt).all()
+            for pick in (due, lost):
+                room = limit - len(rows)
+                if room <= 0:
+                    break
+                pick = pick.limit(room)
+                if self.db.dialect_name == "postgresql":
+                    pick = pick.with_for_update(skip_locked=True)
+                stmt = (
+                    update(_T).where(_T.c.id.in_(pick.scalar_subquery()))
+                    .values(state="executing", attempt=_T.c.attempt + 1, locked_by=worker_id,
+                            locked_until=until, updated_at=now)
+                    .returning(_T.c.id, _T.c.kind, _T.c.queue, _T.c.args, _T.c.attempt,
+                               _T.c.max_attempts)
+                )
+                rows.extend(conn.execute(stmt).all())
         return [JobContext(id=r.id, kind=r.kind, queue=r.queue, args=dict(r.args or {}),
                            attempt=r.attempt, max_attempts=r.max_attempts, worker_id=worker_id)
                 for r in rows]
@@ -220,6 +229,24 @@ class JobQueue:
             log.warning("rindle.job.lease_lost id=%s kind=%s: another worker owns it now",
                         job.id, job.kind)
         return bool(res.rowcount)
+
+    def complete_many(self, jobs: Sequence[JobContext]) -> int:
+        """Mark several successfully run jobs ``completed`` in one guarded statement."""
+        if not jobs:
+            return 0
+        now = utcnow()
+        by_worker: dict[str | None, list[uuid.UUID]] = {}
+        for job in jobs:
+            by_worker.setdefault(job.worker_id, []).append(job.id)
+        done = 0
+        with self.db.engine.begin() as conn:
+            for worker_id, ids in by_worker.items():
+                res = conn.execute(update(_T).where(
+                    _T.c.id.in_(ids), _T.c.state == "executing", _T.c.locked_by == worker_id
+                ).values(state="completed", finished_at=now, updated_at=now, locked_by=None,
+                         locked_until=None, last_error=None))
+                done += int(res.rowcount or 0)
+        return done
 
     def extend_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID]) -> int:
         """Push the lease of running jobs forward (called by the worker heartbeat)."""
@@ -237,8 +264,12 @@ class JobQueue:
         base = min(self.backoff_base * (2 ** max(attempt - 1, 0)), self.backoff_cap)
         return float(base * random.uniform(0.8, 1.2))
 
-    def execute(self, job: JobContext) -> str:
-        """Run one claimed job and record its outcome; returns that outcome."""
+    def execute(self, job: JobContext, *, settle_success: bool = True) -> str:
+        """Run one claimed job and record its outcome; returns that outcome.
+
+        With ``settle_success=False`` a success is not written: the caller acknowledges it
+        later with :meth:`complete_many` (batched acks).
+        """
         tel = self.app.telemetry
         meta = {"queue": job.queue, "kind": job.kind}
         if job.attempt > job.max_attempts:  # its last worker died holding it
@@ -270,7 +301,8 @@ class JobQueue:
                              run_at=utcnow() + dt.timedelta(seconds=delay))
         else:
             outcome = "completed"
-            self._settle(job, state="completed", finished_at=utcnow(), last_error=None)
+            if settle_success:
+                self._settle(job, state="completed", finished_at=utcnow(), last_error=None)
         tel.emit("rindle.job.stop", {"duration_ms": _ms(started)}, {**meta, "outcome": outcome})
         return outcome
 

@@ -43,7 +43,8 @@ class Worker:
     def __init__(self, app: Rindle, queues: Mapping[str, int] | None = None, *,
                  concurrency: int | None = None, cron: bool = True,
                  lease_seconds: float | None = None, poll_interval: float | None = None,
-                 heartbeat_interval: float = 10.0, worker_id: str | None = None) -> None:
+                 heartbeat_interval: float = 10.0, worker_id: str | None = None,
+                 prefetch: int | None = None) -> None:
         self.app = app
         self.jobs = app.jobs
         if queues is None:
@@ -57,6 +58,8 @@ class Worker:
         self.poll_interval = poll_interval if poll_interval is not None else float(
             app.settings.jobs.get("poll_interval", 1.0))
         self.heartbeat_interval = heartbeat_interval
+        #: Jobs one thread claims at a time; successes are acknowledged together.
+        self.prefetch = max(1, int(prefetch or app.settings.jobs.get("prefetch", 1)))
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.cron_entries = parse_schedule(app.settings.cron, self.jobs) if cron else []
         self._stop = threading.Event()
@@ -125,7 +128,7 @@ class Worker:
     def _loop(self, queue: str, slot: int, until_empty: bool) -> None:
         while not self._stop.is_set():
             try:
-                jobs = self.jobs.claim([queue], self.worker_id, limit=1,
+                jobs = self.jobs.claim([queue], self.worker_id, limit=self.prefetch,
                                        lease_seconds=self.lease_seconds)
             except Exception:
                 log.exception("claim failed on %s; retrying", queue)
@@ -138,17 +141,28 @@ class Worker:
                 self._stop.wait(self.poll_interval if not until_empty else 0.02)
                 continue
             self._idle[slot] = False
-            job = jobs[0]
             with self._lock:
-                self._running[job.id] = job
+                self._running.update((job.id, job) for job in jobs)
+            succeeded: list[JobContext] = []
             try:
-                self.jobs.execute(job)
-            except Exception:
-                log.exception("settling job %s failed", job.id)
+                for job in jobs:
+                    if self._stop.is_set() and not until_empty:
+                        break  # unrun prefetched jobs come back when their lease expires
+                    try:
+                        if self.jobs.execute(job, settle_success=False) == "completed":
+                            succeeded.append(job)
+                    except Exception:
+                        log.exception("settling job %s failed", job.id)
+                    with self._lock:
+                        self.executed += 1
             finally:
+                try:
+                    self.jobs.complete_many(succeeded)
+                except Exception:
+                    log.exception("acknowledging %d job(s) failed", len(succeeded))
                 with self._lock:
-                    self._running.pop(job.id, None)
-                    self.executed += 1
+                    for job in jobs:
+                        self._running.pop(job.id, None)
 
     def _cron_loop(self) -> None:
         while not self._stop.is_set():

@@ -77,7 +77,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_rindle_jobs")),
     )
     with op.batch_alter_table("rindle_jobs", schema=None) as batch_op:
-        batch_op.create_index("ix_rindle_jobs_claim", ["queue", "state", "run_at"], unique=False)
+        batch_op.create_index(
+            "ix_rindle_jobs_due",
+            ["queue", "run_at"],
+            unique=False,
+            postgresql_where=sa.text("state IN ('available', 'retryable')"),
+            sqlite_where=sa.text("state IN ('available', 'retryable')"),
+        )
+        batch_op.create_index(
+            "ix_rindle_jobs_leased",
+            ["locked_until"],
+            unique=False,
+            postgresql_where=sa.text("state = 'executing'"),
+            sqlite_where=sa.text("state = 'executing'"),
+        )
         batch_op.create_index("ix_rindle_jobs_state_id", ["state", "id"], unique=False)
         batch_op.create_index(
             "uq_rindle_jobs_unique_key_live",
@@ -380,7 +393,8 @@ def downgrade() -> None:
             sqlite_where=sa.text("state IN ('available', 'executing', 'retryable')"),
         )
         batch_op.drop_index("ix_rindle_jobs_state_id")
-        batch_op.drop_index("ix_rindle_jobs_claim")
+        batch_op.drop_index("ix_rindle_jobs_leased")
+        batch_op.drop_index("ix_rindle_jobs_due")
 
     op.drop_table("rindle_jobs")
     with op.batch_alter_table("media_assets", schema=None) as batch_op:
