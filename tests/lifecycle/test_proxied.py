@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import zlib
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 

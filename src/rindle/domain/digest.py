@@ -6,6 +6,7 @@ to a recipe is visible as drift and a regenerated object never overwrites the ol
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -26,10 +27,8 @@ def canonical(value: Any) -> Any:
         if value.get("kind") in _AV_KINDS:
             from rindle.domain.variants import normalize_av
 
-            try:
+            with contextlib.suppress(ValueError):
                 value = normalize_av(value)
-            except ValueError:
-                pass
         pairs = [[k if isinstance(k, str) else repr(k), canonical(v)] for k, v in value.items()]
         return sorted(pairs, key=lambda pair: pair[0].encode("utf-8"))
     if isinstance(value, (list, tuple)):
