@@ -82,7 +82,7 @@ def free_port() -> int:
 def main() -> None:
     config = HERE / "rindle.toml"
     port = free_port()
-    text = re.sub(r'base_url = "[^"]*"', f'base_url = "http://127.0.0.1:{port}"',
+    text = re.sub(r'(?m)^base_url = "[^"]*"', f'base_url = "http://127.0.0.1:{port}"',
                   config.read_text())
     config.write_text(text)
     samples = make_samples(HERE / "samples")

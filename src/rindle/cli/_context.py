@@ -71,7 +71,7 @@ def handle_errors(func: F) -> F:
             ctx = click.get_current_context().find_object(CliContext)
             if ctx is not None and ctx.json:
                 click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
-            click.echo(f"Error: {exc.message}", err=True)
+            click.echo(f"Error: {exc.message} [{exc.code}]", err=True)
             sys.exit(1)
 
     return cast(F, wrapper)

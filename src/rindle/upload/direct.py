@@ -221,10 +221,7 @@ def verify(app: Rindle, session_id: uuid.UUID | str) -> Asset:
     app.telemetry.emit("rindle.upload.stop", {"system_time": time.time_ns(), "bytes": info.size},
                        {"profile": prof.name, "adapter": app.storage(prof.storage).backend_name,
                         "strategy": row.upload_strategy})
-    with app.db.sessionmaker() as s:
-        fresh = s.get(Asset, asset.id)
-        assert fresh is not None
-        return fresh
+    return app.get_asset(asset.id)
 
 
 def abort(app: Rindle, session_id: uuid.UUID | str) -> UploadSession:

@@ -108,7 +108,7 @@ def _store_and_record(app: Rindle, prof: type[Profile], path: Path, filename: st
         raise
     app.telemetry.emit("rindle.upload.stop", {"system_time": _now_ns(), "bytes": info.size},
                        {"profile": prof.name, "adapter": "proxied"})
-    return asset
+    return app.get_asset(asset.id)
 
 
 def _kind_of(mime: str) -> str:
