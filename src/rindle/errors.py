@@ -18,7 +18,8 @@ The tree::
     ├── StorageError                 a storage backend failed (network, auth, ...)
     │   └── ObjectNotFound           the object is not in storage (only this means "missing")
     ├── ProcessingError              probing, analysis or transcoding failed
-    └── JobError                     misuse of the jobs API (unknown kind, bad args)
+    ├── JobError                     misuse of the jobs API (unknown kind, bad args)
+    └── UsageError                   an operation called with options that cannot work
 
 Library code raises these; the CLI turns them into one-line messages and exit codes.
 """
@@ -45,6 +46,7 @@ __all__ = [
     "UnknownProfile",
     "UploadRejected",
     "UploadUnsupported",
+    "UsageError",
 ]
 
 
@@ -224,3 +226,9 @@ class JobError(RindleError):
     """Raised when the jobs API is misused (unknown kind, unserialisable args)."""
 
     code = "job_error"
+
+
+class UsageError(RindleError):
+    """Raised when an operation is asked for something that cannot exist (the CLI exits 2)."""
+
+    code = "usage_error"

@@ -63,8 +63,8 @@ def test_probe_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_hook_rindle_probe_answers_images(tmp_path: Path) -> None:
-    pm = make_plugin_manager(load_entrypoints=False)
-    pm.register(probe_plugin, name="test-image-probe")
+    pm = make_plugin_manager(load_entrypoints=False)  # the probe is a default plugin
+    assert pm.is_registered(probe_plugin)
     path = images.write(tmp_path, "a.jpg", images.jpeg((60, 40), orientation=6))
     result = pm.hook.rindle_probe(path=path, mime="image/jpeg")
     assert result == {"kind": "image", "width": 40, "height": 60, "format": "JPEG"}

@@ -191,8 +191,8 @@ def test_unreadable_source(tmp_path: Path) -> None:
 
 
 def test_hook_rindle_transcode_answers_plain_image_specs(tmp_path: Path) -> None:
-    pm = make_plugin_manager(load_entrypoints=False)
-    pm.register(processor_plugin, name="test-image-processor")
+    pm = make_plugin_manager(load_entrypoints=False)  # the processor is a default plugin
+    assert pm.is_registered(processor_plugin)
     source = _source(tmp_path)
     result = pm.hook.rindle_transcode(source=source, spec=Spec(mode="fit", width=40),
                                       workdir=tmp_path)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from rindle.errors import RindleError
+from rindle.errors import RindleError, UsageError
 
 __all__ = ["CliContext", "emit", "handle_errors", "pass_cli"]
 
@@ -61,7 +61,8 @@ def emit(ctx: CliContext, data: Any, text: str | Callable[[], str]) -> None:
 
 
 def handle_errors(func: F) -> F:
-    """Turn :class:`RindleError` into a one-line message on stderr and exit status 1."""
+    """Turn :class:`RindleError` into a one-line message on stderr and exit status 1
+    (2 for a :class:`UsageError`)."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -72,6 +73,6 @@ def handle_errors(func: F) -> F:
             if ctx is not None and ctx.json:
                 click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
             click.echo(f"Error: {exc.message} [{exc.code}]", err=True)
-            sys.exit(1)
+            sys.exit(2 if isinstance(exc, UsageError) else 1)
 
     return cast(F, wrapper)

@@ -154,6 +154,24 @@ class JobQueue:
         inserted = session.execute(stmt).first()
         return EnqueueResult(row["id"], False) if inserted else EnqueueResult(None, True)
 
+    def enqueue_unique_batch(self, session: Session | Connection, kind: str,
+                             items: Sequence[tuple[Mapping[str, Any], str]]) -> int:
+        """Insert many ``(args, unique_key)`` jobs in one statement; returns how many were new.
+
+        Keys that already have a live job are skipped, as with :meth:`enqueue`.
+        """
+        if not items:
+            return 0
+        rows = [self._row(kind, args, unique_key=key, run_at=None, queue=None,
+                          max_attempts=None) for args, key in items]
+        dialect = session.get_bind().dialect.name if isinstance(session, Session) else (
+            session.dialect.name)
+        ins = postgresql.insert(_T) if dialect == "postgresql" else sqlite.insert(_T)
+        stmt = ins.values(rows).on_conflict_do_nothing(
+            index_elements=["unique_key"], index_where=text(_LIVE_PREDICATE)
+        ).returning(_T.c.id)
+        return len(session.execute(stmt).all())
+
     def enqueue_now(self, kind: str, args: Mapping[str, Any], **options: Any) -> EnqueueResult:
         """Enqueue in a transaction of its own."""
         with self.db.engine.begin() as conn:

@@ -39,15 +39,19 @@ def repair_span(telemetry: Telemetry, operation: str, *, scope: str, dry_run: bo
     """
     span: dict[str, Any] = {"result": "ok", "measurements": {}}
     meta = {"operation": operation, "scope": scope, "dry_run": dry_run}
-    start = time.monotonic_ns()
+    start = time.monotonic()
     telemetry.emit("rindle.repair.start", {"system_time": time.time_ns()},
                    {**meta, "result": "started"})
     try:
         yield span
     except Exception:
         telemetry.emit("rindle.repair.exception",
-                       {"duration_ns": time.monotonic_ns() - start},
+                       {"duration_us": _us(start), "system_time": time.time_ns()},
                        {**meta, "result": "exception"})
         raise
-    measurements = {"duration_ns": time.monotonic_ns() - start, **span["measurements"]}
+    measurements = {"duration_us": _us(start), **span["measurements"]}
     telemetry.emit("rindle.repair.stop", measurements, {**meta, "result": span["result"]})
+
+
+def _us(start: float) -> int:
+    return max(1, int((time.monotonic() - start) * 1_000_000))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -196,9 +196,55 @@ class StateMachine:
         if profile is not None:
             meta["profile"] = profile
         meta.update({"from": from_state, "to": to_state})
+        meta.setdefault("adapter", _UNKNOWN)
         if telemetry is not None:
             _defer(session, telemetry, self.event, {"system_time": time.time_ns()}, meta)
         return Transition(self.entity, row_id, from_state, to_state, MappingProxyType(meta))
+
+    def transition_many(
+        self,
+        session: Session,
+        row_ids: Sequence[uuid.UUID],
+        from_state: str,
+        to_state: str,
+        *,
+        telemetry: Telemetry | None = None,
+        profile: str | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> list[uuid.UUID]:
+        """Move many rows ``from_state -> to_state`` with one guarded UPDATE; returns the ids moved.
+
+        Rows that were no longer in ``from_state`` are left alone (another worker moved them);
+        the caller tells them apart by the ids missing from the result. Each moved row emits
+        its own ``state_change`` event after commit, exactly as :meth:`transition` does.
+        """
+        self.check(from_state, to_state)
+        if not row_ids:
+            return []
+        row_values = self._row_values(to_state, values)
+        if session.autoflush:
+            session.flush()
+        table = self.table
+        wanted = self._returned_metadata()
+        stmt = (
+            update(table)
+            .where(table.c.id.in_(list(row_ids)), table.c.state == from_state)
+            .values(row_values)
+            .returning(table.c.id, *wanted.values())
+        )
+        rows = session.execute(stmt).all()
+        now_ns = time.time_ns()
+        for row in rows:
+            self._refresh_identity_map(session, row[0], row_values)
+            if telemetry is not None:
+                meta: dict[str, Any] = {k: _UNKNOWN if v is None else v
+                                        for k, v in zip(wanted, row[1:], strict=True)}
+                if profile is not None:
+                    meta["profile"] = profile
+                meta.update({"from": from_state, "to": to_state})
+                meta.setdefault("adapter", _UNKNOWN)
+                _defer(session, telemetry, self.event, {"system_time": now_ns}, meta)
+        return [row[0] for row in rows]
 
     def transition_from_current(
         self,

@@ -32,6 +32,7 @@ __all__ = [
     "check",
     "transition",
     "transition_from_current",
+    "transition_many",
 ]
 
 _GIVE_UP = frozenset({"aborted", "expired", "failed"})
@@ -57,3 +58,4 @@ can_transition = MACHINE.can_transition
 check = MACHINE.check
 transition = MACHINE.transition
 transition_from_current = MACHINE.transition_from_current
+transition_many = MACHINE.transition_many

@@ -41,6 +41,7 @@ __all__ = [
     "check",
     "transition",
     "transition_from_current",
+    "transition_many",
 ]
 
 REFERENCE_EDGES: Final[Mapping[str, frozenset[str]]] = {
@@ -67,3 +68,4 @@ can_transition = MACHINE.can_transition
 check = MACHINE.check
 transition = MACHINE.transition
 transition_from_current = MACHINE.transition_from_current
+transition_many = MACHINE.transition_many

@@ -1,0 +1,108 @@
+"""``cleanup-orphans``: remove what expired upload sessions left behind.
+
+For every ``expired`` session: delete the staged object from storage first (abort the
+multipart upload if one is open), then, in one transaction, the session row and its
+asset row if that asset never got past ``staged``. A storage failure keeps the rows for
+the next run, so an interrupted pass loses nothing and a rerun finishes it. Dry run by
+default: it reports what it would delete and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, select
+
+from rindle.domain.models import Asset, UploadSession
+from rindle.ops.batches import DEFAULT_BATCH, keyset_batches
+from rindle.ops.progress import Progress
+from rindle.ops.report import Report
+
+if TYPE_CHECKING:
+    from rindle.app import Rindle
+    from rindle.jobs import JobContext
+
+__all__ = ["CleanupReport", "cleanup_orphans"]
+
+
+@dataclass
+class CleanupReport(Report):
+    """Counters of one ``cleanup-orphans`` pass."""
+
+    dry_run: bool = True
+    sessions_found: int = 0
+    sessions_deleted: int = 0
+    assets_deleted: int = 0
+    objects_deleted: int = 0
+    storage_errors: int = 0
+    storage_skipped: int = 0
+    resumable_skipped: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.storage_errors else 0
+
+
+def cleanup_orphans(app: Rindle, *, dry_run: bool = True, batch_size: int = DEFAULT_BATCH,
+                    progress: bool | None = None) -> CleanupReport:
+    """Delete expired sessions' staged objects, then their rows (dry run by default)."""
+    report = CleanupReport(dry_run=dry_run)
+    stmt = (select(UploadSession.id, UploadSession.asset_id, UploadSession.upload_key,
+                   UploadSession.upload_strategy, UploadSession.multipart_upload_id,
+                   UploadSession.session_uri, Asset.profile, Asset.state.label("asset_state"))
+            .join(Asset, Asset.id == UploadSession.asset_id)
+            .where(UploadSession.state == "expired"))
+    bar = Progress("cleanup-orphans", enabled=progress)
+    for rows in keyset_batches(app.db.sessionmaker, stmt, UploadSession.id,
+                               batch_size=batch_size):
+        for row in rows:
+            report.sessions_found += 1
+            if row.upload_strategy == "resumable" and row.session_uri:
+                report.resumable_skipped += 1  # still cancellable: abort it first
+                continue
+            if dry_run:
+                continue
+            try:
+                storage = app.storage_for(row.profile)
+            except Exception:
+                storage = None
+            if storage is None:
+                report.storage_skipped += 1
+            else:
+                try:
+                    if row.multipart_upload_id:
+                        storage.abort_multipart(row.upload_key, row.multipart_upload_id)
+                    else:
+                        storage.delete(row.upload_key)
+                    report.objects_deleted += 1
+                except Exception:
+                    report.storage_errors += 1
+                    continue  # keep the rows: the next run retries
+            with app.db.transaction() as s:
+                s.execute(delete(UploadSession).where(UploadSession.id == row.id))
+                if row.asset_state == "staged":
+                    gone = s.execute(delete(Asset).where(Asset.id == row.asset_id,
+                                                         Asset.state == "staged")
+                                     .returning(Asset.id)).all()
+                    report.assets_deleted += len(gone)
+            report.sessions_deleted += 1
+        bar.advance(len(rows), deleted=report.sessions_deleted)
+    bar.close()
+    return report
+
+
+def handle(app: Rindle, job: JobContext) -> None:
+    """Job handler for ``rindle.maintenance.cleanup_orphans`` (args: ``dry_run``)."""
+    dry_run = bool(job.args.get("dry_run", True))
+    report = cleanup_orphans(app, dry_run=dry_run, progress=False)
+    app.telemetry.emit("rindle.cleanup.run",
+                       {"sessions_deleted": report.sessions_deleted,
+                        "objects_deleted": report.objects_deleted,
+                        "errors": report.storage_errors},
+                       {"profile": "unknown", "adapter": "unknown", "worker": "cleanup_orphans",
+                        "dry_run": dry_run})
+    if report.storage_errors:
+        from rindle.jobs import Retry
+
+        raise Retry(f"{report.storage_errors} storage deletion(s) failed")
