@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from rindle.domain.attachments import Owner
     from rindle.domain.models import Asset, Attachment, UploadSession
     from rindle.jobs import JobQueue, Worker
+    from rindle.ops.erasure import ErasureReport
+    from rindle.ops.facade import Operations
+    from rindle.ops.reprobe import ReprobeReport
+    from rindle.ops.requeue import RequeueReport
     from rindle.storage.base import PresignedRequest
 
 __all__ = ["Rindle"]
@@ -294,6 +298,35 @@ class Rindle:
         from rindle.delivery.urls import asset_url
 
         return asset_url(self, asset_id, variant, expires_in=expires_in, disposition=disposition)
+
+    # --- Day-2 operations ------------------------------------------------------------------
+
+    @property
+    def ops(self) -> Operations:
+        """The operator verbs (doctor, runtime_status, verify_storage, ...)."""
+        from rindle.ops.facade import Operations
+
+        return Operations(self)
+
+    def reprobe(self, asset_id: uuid.UUID | str) -> ReprobeReport:
+        """Re-run the probe for one asset; rewrites probe-owned fields only."""
+        from rindle.ops.reprobe import reprobe
+
+        return reprobe(self, asset_id)
+
+    def requeue_variants(self, asset_id: uuid.UUID | str,
+                         variant_names: Sequence[str] | None = None) -> RequeueReport:
+        """Requeue an asset's failed or cancelled variants (enqueue-only)."""
+        from rindle.ops.requeue import requeue_variants
+
+        return requeue_variants(self, asset_id, variant_names)
+
+    def erase_owners(self, owners: Iterable[Owner | tuple[str, object]], *,
+                     dry_run: bool = True) -> ErasureReport:
+        """Detach and purge everything ``owners`` hold; a preview unless ``dry_run=False``."""
+        from rindle.ops.erasure import erase_owners
+
+        return erase_owners(self, owners, dry_run=dry_run)
 
     # --- database and jobs ----------------------------------------------------------------
 

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import click
 
+from rindle.cli import assets, diagnostics, maintenance, repair
 from rindle.cli._context import CliContext
+from rindle.cli.serve import serve_command
 from rindle.cli.setup import init_command, migrate_command, plugins_command
+from rindle.cli.worker import worker_command
 
 __all__ = ["cli", "main"]
 
@@ -38,31 +41,19 @@ def cli(ctx: click.Context, config: Path | None, as_json: bool) -> None:
     ctx.call_on_close(state.close)
 
 
-cli.add_command(init_command)
-cli.add_command(migrate_command)
-cli.add_command(plugins_command)
+for _command in (
+    init_command, migrate_command, plugins_command, worker_command, serve_command,
+    assets.upload_command, assets.url_command, assets.show_command, assets.attach_command,
+    assets.detach_command,
+    diagnostics.doctor_command, diagnostics.runtime_status_command,
+    repair.reprobe_command, repair.requeue_command, repair.regenerate_command,
+    repair.verify_storage_command, repair.backfill_command,
+    maintenance.abort_uploads_command, maintenance.cleanup_command,
+    maintenance.sweep_command, maintenance.erase_owners_command,
+):
+    cli.add_command(_command)
 
 
-def _add_optional_commands() -> None:
-    import importlib
-
-    for module_name, attr in (
-        ("rindle.cli.worker", "worker_command"),
-        ("rindle.cli.serve", "serve_command"),
-        ("rindle.cli.assets", "upload_command"),
-        ("rindle.cli.assets", "url_command"),
-        ("rindle.cli.assets", "show_command"),
-        ("rindle.cli.assets", "attach_command"),
-        ("rindle.cli.assets", "detach_command"),
-    ):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        cli.add_command(getattr(module, attr))
-
-
-_add_optional_commands()
 _plugins_loaded = False
 
 

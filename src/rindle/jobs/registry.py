@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rindle.ops import abort_uploads, backfill, cleanup, regenerate, sweep, verify_storage
 from rindle.processing import promote, purge, variants
 from rindle.processing.kinds import PROCESS_VARIANT, PROMOTE, PURGE
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["NOOP", "register_core_handlers"]
 
 NOOP = "rindle.noop"
+MAINTENANCE = "rindle.maintenance."
 
 
 def _noop(app: Rindle, job: JobContext) -> None:
@@ -26,3 +28,11 @@ def register_core_handlers(queue: JobQueue) -> None:
     queue.register(PROMOTE, promote.handle, queue="promote", max_attempts=3)
     queue.register(PROCESS_VARIANT, variants.handle, queue="process", max_attempts=5)
     queue.register(PURGE, purge.handle, queue="purge", max_attempts=3)
+    for name, module in (("abort_incomplete_uploads", abort_uploads),
+                         ("cleanup_orphans", cleanup),
+                         ("sweep_orphaned_temp_files", sweep),
+                         ("regenerate_variants", regenerate),
+                         ("verify_storage", verify_storage),
+                         ("backfill_metadata", backfill)):
+        queue.register(f"{MAINTENANCE}{name}", module.handle, queue="maintenance",
+                       max_attempts=3)

@@ -1,0 +1,40 @@
+"""Diagnostics: ``doctor`` and ``runtime-status``."""
+
+from __future__ import annotations
+
+import click
+
+from rindle.cli._context import CliContext, handle_errors, pass_cli
+from rindle.cli._ops_options import finish, json_option
+
+
+@click.command("doctor")
+@json_option
+@pass_cli
+@handle_errors
+def doctor_command(ctx: CliContext) -> None:
+    """Check the setup (database, schema, storages, plugins, profiles, secret, workers).
+
+    Exits 1 when any check is an ERROR; warnings never fail.
+    """
+    report = ctx.app().ops.doctor()
+    finish(ctx, report, report.render)
+
+
+@click.command("runtime-status")
+@click.option("--profile", default=None, help="Only this profile.")
+@click.option("--older-than-sec", type=click.IntRange(min=0), default=3600, show_default=True,
+              help="Work older than this counts as stuck.")
+@click.option("--limit", type=click.IntRange(min=1, max=1000), default=20, show_default=True,
+              help="Rows per sample list.")
+@click.option("--provider-stuck", type=click.IntRange(min=0), default=7200, show_default=True,
+              help="Seconds after which a provider asset counts as stuck.")
+@json_option
+@pass_cli
+@handle_errors
+def runtime_status_command(ctx: CliContext, profile: str | None, older_than_sec: int,
+                           limit: int, provider_stuck: int) -> None:
+    """Report degraded or stuck work and the verb to run about it (read-only, bounded)."""
+    report = ctx.app().ops.runtime_status(profile=profile, older_than=older_than_sec,
+                                          limit=limit, provider_stuck=provider_stuck)
+    finish(ctx, report, report.render)

@@ -1,0 +1,185 @@
+"""``runtime-status``: a bounded, read-only report of degraded or stuck work.
+
+Every number is an aggregate computed in SQL; every list is a sample capped at ``limit``;
+nothing is written. Ids in samples are full asset ids (operators need them for
+``rindle requeue``), never storage keys, session URIs or provider ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from rindle.domain.models import Asset, Job, ProviderAsset, UploadSession, Variant, utcnow
+from rindle.errors import RindleError, SchemaOutOfDate, UsageError
+from rindle.ops.report import Report
+
+if TYPE_CHECKING:
+    from rindle.app import Rindle
+
+__all__ = ["RuntimeStatusReport", "runtime_status"]
+
+DEFAULT_OLDER_THAN = 3600
+DEFAULT_LIMIT = 20
+DEFAULT_PROVIDER_STUCK = 7200
+
+
+@dataclass
+class RuntimeStatusReport(Report):
+    """What is degraded or stuck, and which verb to run about it."""
+
+    profile: str | None = None
+    older_than_sec: int = DEFAULT_OLDER_THAN
+    limit: int = DEFAULT_LIMIT
+    assets_by_state: dict[str, int] = field(default_factory=dict)
+    variants_by_state: dict[str, int] = field(default_factory=dict)
+    stuck_variants: list[dict[str, Any]] = field(default_factory=list)
+    stuck_variant_count: int = 0
+    failed_variants: list[dict[str, Any]] = field(default_factory=list)
+    failed_variant_count: int = 0
+    expired_sessions: int = 0
+    stale_open_sessions: int = 0
+    provider_stuck: int = 0
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    discarded_jobs: int = 0
+    recommendations: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        """The text block."""
+        scope = f" (profile {self.profile})" if self.profile else ""
+        lines = [f"runtime status{scope}, stuck threshold {self.older_than_sec}s"]
+        lines.append("assets    " + _pairs(self.assets_by_state))
+        lines.append("variants  " + _pairs(self.variants_by_state))
+        lines.append(f"stuck     {self.stuck_variant_count} variant(s) queued/processing for "
+                     f"more than {self.older_than_sec}s")
+        for row in self.stuck_variants:
+            lines.append(f"          {row['asset_id']} {row['variant']} {row['state']} "
+                         f"{row['age_sec']}s")
+        lines.append(f"failed    {self.failed_variant_count} variant(s) failed or cancelled")
+        for row in self.failed_variants:
+            lines.append(f"          {row['asset_id']} {row['variant']} {row['state']}: "
+                         f"{row['error']}")
+        lines.append(f"uploads   {self.stale_open_sessions} open session(s) past expiry, "
+                     f"{self.expired_sessions} expired awaiting cleanup")
+        lines.append(f"provider  {self.provider_stuck} provider asset(s) stuck")
+        for queue, info in sorted(self.queues.items()):
+            lines.append(f"queue     {queue}: {info['waiting']} waiting, {info['executing']} "
+                         f"running, oldest {info['oldest_wait_sec']}s")
+        lines.append(f"discarded {self.discarded_jobs} job(s) gave up")
+        lines.append("next:" if self.recommendations else "next:     nothing to do")
+        lines.extend(f"  - {r}" for r in self.recommendations)
+        return "\n".join(lines)
+
+
+def _pairs(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
+
+
+def runtime_status(app: Rindle, *, profile: str | None = None,
+                   older_than: int = DEFAULT_OLDER_THAN, limit: int = DEFAULT_LIMIT,
+                   provider_stuck: int = DEFAULT_PROVIDER_STUCK) -> RuntimeStatusReport:
+    """Collect the report; refuses (with telemetry) before any query if the setup is not ready."""
+    try:
+        if limit < 1 or older_than < 0 or provider_stuck < 0:
+            raise UsageError("limit must be >= 1; older_than and provider_stuck must be >= 0")
+        if profile is not None and profile not in app.profiles:
+            raise UsageError(f"unknown profile {profile!r}; configured: "
+                             f"{', '.join(sorted(app.profiles)) or 'none'}")
+        app.db.ensure_schema_current()
+    except RindleError as exc:
+        reason = "schema_not_ready" if isinstance(exc, SchemaOutOfDate) else exc.code
+        app.telemetry.emit("rindle.runtime.refusal", {"system_time": time.time_ns()},
+                           {"surface": "runtime_status", "reason": reason, "mode": "api"})
+        raise
+    now = utcnow()
+    cutoff = now - dt.timedelta(seconds=older_than)
+    report = RuntimeStatusReport(profile=profile, older_than_sec=older_than, limit=limit)
+    scoped = [Asset.profile == profile] if profile else []
+    with app.db.engine.connect() as conn:
+        report.assets_by_state = dict(conn.execute(  # type: ignore[arg-type]
+            select(Asset.state, func.count()).where(*scoped).group_by(Asset.state)).all())
+        vjoin = select(Variant.state, func.count()).join(Asset, Asset.id == Variant.asset_id)
+        report.variants_by_state = dict(conn.execute(  # type: ignore[arg-type]
+            vjoin.where(*scoped).group_by(Variant.state)).all())
+        stuck = (Variant.state.in_(("queued", "processing")), Variant.updated_at < cutoff)
+        report.stuck_variant_count = conn.execute(
+            select(func.count()).select_from(Variant).join(Asset, Asset.id == Variant.asset_id)
+            .where(*scoped, *stuck)).scalar() or 0
+        for row in conn.execute(
+                select(Variant.asset_id, Variant.name, Variant.state, Variant.updated_at)
+                .join(Asset, Asset.id == Variant.asset_id).where(*scoped, *stuck)
+                .order_by(Variant.updated_at).limit(limit)):
+            age = int((now - _aware(row.updated_at)).total_seconds())
+            report.stuck_variants.append({"asset_id": str(row.asset_id), "variant": row.name,
+                                          "state": row.state, "age_sec": age})
+        failed = (Variant.state.in_(("failed", "cancelled")),)
+        report.failed_variant_count = conn.execute(
+            select(func.count()).select_from(Variant).join(Asset, Asset.id == Variant.asset_id)
+            .where(*scoped, *failed)).scalar() or 0
+        for frow in conn.execute(
+                select(Variant.asset_id, Variant.name, Variant.state, Variant.error_reason)
+                .join(Asset, Asset.id == Variant.asset_id).where(*scoped, *failed)
+                .order_by(Variant.updated_at.desc()).limit(limit)):
+            error = (frow.error_reason or "").splitlines()
+            report.failed_variants.append({
+                "asset_id": str(frow.asset_id), "variant": frow.name, "state": frow.state,
+                "error": error[0][:120] if error else ""})
+        sess = select(func.count()).select_from(UploadSession).join(
+            Asset, Asset.id == UploadSession.asset_id).where(*scoped)
+        report.expired_sessions = conn.execute(
+            sess.where(UploadSession.state == "expired")).scalar() or 0
+        report.stale_open_sessions = conn.execute(sess.where(
+            UploadSession.state.in_(("initialized", "signed", "uploading", "resuming")),
+            UploadSession.expires_at < now)).scalar() or 0
+        pcut = now - dt.timedelta(seconds=provider_stuck)
+        report.provider_stuck = conn.execute(
+            select(func.count()).select_from(ProviderAsset).where(
+                ProviderAsset.state.in_(("pending", "uploading", "processing")),
+                ProviderAsset.updated_at < pcut,
+                *([ProviderAsset.profile == profile] if profile else []))).scalar() or 0
+        for queue, state, n, oldest in conn.execute(
+                select(Job.queue, Job.state, func.count(), func.min(Job.run_at))
+                .where(Job.state.in_(("available", "retryable", "executing")))
+                .group_by(Job.queue, Job.state)):
+            info = report.queues.setdefault(queue, {"waiting": 0, "executing": 0,
+                                                    "oldest_wait_sec": 0})
+            if state == "executing":
+                info["executing"] += n
+            else:
+                info["waiting"] += n
+                if oldest is not None:
+                    wait = int((now - _aware(oldest)).total_seconds())
+                    info["oldest_wait_sec"] = max(info["oldest_wait_sec"], wait)
+        report.discarded_jobs = conn.execute(
+            select(func.count()).select_from(Job).where(Job.state == "discarded")).scalar() or 0
+    report.recommendations = _recommend(report)
+    return report
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _recommend(r: RuntimeStatusReport) -> list[str]:
+    out = []
+    for row in r.failed_variants[:5]:
+        out.append(f"rindle requeue {row['asset_id']} --variant {row['variant']}  "
+                   "(after fixing the cause shown above)")
+    if r.stuck_variant_count:
+        out.append("rindle worker  (variants are waiting: is a worker running the process "
+                   "queue?)")
+    if r.variants_by_state.get("missing") or r.variants_by_state.get("stale"):
+        out.append("rindle regenerate-variants  (stale or missing variants)")
+    if r.stale_open_sessions:
+        out.append("rindle abort-incomplete-uploads  (open upload sessions past expiry)")
+    if r.expired_sessions:
+        out.append("rindle cleanup-orphans --live  (expired sessions hold staged objects)")
+    if r.provider_stuck:
+        out.append("rindle streaming sync-due  (provider assets stuck past the threshold)")
+    if any(q["waiting"] and q["oldest_wait_sec"] > r.older_than_sec for q in r.queues.values()):
+        out.append("rindle worker  (jobs have waited longer than the threshold)")
+    return list(dict.fromkeys(out))
