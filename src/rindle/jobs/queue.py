@@ -167,10 +167,11 @@ class JobQueue:
         dialect = session.get_bind().dialect.name if isinstance(session, Session) else (
             session.dialect.name)
         ins = postgresql.insert(_T) if dialect == "postgresql" else sqlite.insert(_T)
-        stmt = ins.values(rows).on_conflict_do_nothing(
+        stmt = ins.on_conflict_do_nothing(
             index_elements=["unique_key"], index_where=text(_LIVE_PREDICATE)
         ).returning(_T.c.id)
-        return len(session.execute(stmt).all())
+        # executemany with RETURNING: one cached statement, batched as "insertmanyvalues"
+        return len(session.execute(stmt, rows).all())
 
     def enqueue_now(self, kind: str, args: Mapping[str, Any], **options: Any) -> EnqueueResult:
         """Enqueue in a transaction of its own."""

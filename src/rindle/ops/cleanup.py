@@ -10,7 +10,7 @@ default: it reports what it would delete and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 
@@ -56,40 +56,55 @@ def cleanup_orphans(app: Rindle, *, dry_run: bool = True, batch_size: int = DEFA
     bar = Progress("cleanup-orphans", enabled=progress)
     for rows in keyset_batches(app.db.sessionmaker, stmt, UploadSession.id,
                                batch_size=batch_size):
-        for row in rows:
-            report.sessions_found += 1
-            if row.upload_strategy == "resumable" and row.session_uri:
-                report.resumable_skipped += 1  # still cancellable: abort it first
-                continue
-            if dry_run:
-                continue
-            try:
-                storage = app.storage_for(row.profile)
-            except Exception:
-                storage = None
-            if storage is None:
-                report.storage_skipped += 1
-            else:
-                try:
-                    if row.multipart_upload_id:
-                        storage.abort_multipart(row.upload_key, row.multipart_upload_id)
-                    else:
-                        storage.delete(row.upload_key)
-                    report.objects_deleted += 1
-                except Exception:
-                    report.storage_errors += 1
-                    continue  # keep the rows: the next run retries
-            with app.db.transaction() as s:
-                s.execute(delete(UploadSession).where(UploadSession.id == row.id))
-                if row.asset_state == "staged":
-                    gone = s.execute(delete(Asset).where(Asset.id == row.asset_id,
-                                                         Asset.state == "staged")
-                                     .returning(Asset.id)).all()
-                    report.assets_deleted += len(gone)
-            report.sessions_deleted += 1
+        cleaned: list[Any] = []
+        try:
+            for row in rows:
+                report.sessions_found += 1
+                if row.upload_strategy == "resumable" and row.session_uri:
+                    report.resumable_skipped += 1  # still cancellable: abort it first
+                    continue
+                if dry_run:
+                    continue
+                if _delete_object(app, row, report):
+                    cleaned.append(row)
+        finally:  # even when interrupted: forget the sessions whose objects are gone
+            _delete_rows(app, cleaned, report)
         bar.advance(len(rows), deleted=report.sessions_deleted)
     bar.close()
     return report
+
+
+def _delete_object(app: Rindle, row: Any, report: CleanupReport) -> bool:
+    """Remove one session's staged object; False (row kept for the next run) on failure."""
+    try:
+        storage = app.storage_for(row.profile)
+    except Exception:
+        report.storage_skipped += 1
+        return True
+    try:
+        if row.multipart_upload_id:
+            storage.abort_multipart(row.upload_key, row.multipart_upload_id)
+        else:
+            storage.delete(row.upload_key)
+    except Exception:
+        report.storage_errors += 1
+        return False
+    report.objects_deleted += 1
+    return True
+
+
+def _delete_rows(app: Rindle, rows: list[Any], report: CleanupReport) -> None:
+    """Delete the sessions (and their never-uploaded staged assets) in one transaction."""
+    if not rows:
+        return
+    staged = [r.asset_id for r in rows if r.asset_state == "staged"]
+    with app.db.transaction() as s:
+        s.execute(delete(UploadSession).where(UploadSession.id.in_([r.id for r in rows])))
+        if staged:
+            gone = s.execute(delete(Asset).where(Asset.id.in_(staged), Asset.state == "staged")
+                             .returning(Asset.id)).all()
+            report.assets_deleted += len(gone)
+    report.sessions_deleted += len(rows)
 
 
 def handle(app: Rindle, job: JobContext) -> None:
