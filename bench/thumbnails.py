@@ -137,6 +137,18 @@ def run_vips(files: list[Path], out: Path) -> None:
 CONTENDERS = {"rindle": run_rindle, "naive": run_naive, "vips": run_vips}
 
 
+def _self_peak_kb() -> int:
+    """Peak RSS of this process image (VmHWM). ``ru_maxrss`` would also count the forked
+    copy of the parent that existed before ``exec``."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def child(name: str, source: Path, out: Path) -> None:
     """Run one contender over every file in ``source`` and print one JSON line."""
     files = sorted(source.glob("*.jpg"))
@@ -146,12 +158,12 @@ def child(name: str, source: Path, out: Path) -> None:
         warm.mkdir()
         run(files[:1], warm)
         shutil.rmtree(warm)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline = _self_peak_kb()
     started = time.perf_counter()
     run(files, out)
     elapsed = time.perf_counter() - started
     who = resource.RUSAGE_CHILDREN if name == "vips" else resource.RUSAGE_SELF
-    peak = resource.getrusage(who).ru_maxrss
+    peak = resource.getrusage(who).ru_maxrss if name == "vips" else _self_peak_kb()
     print(json.dumps({"contender": name, "images": len(files), "seconds": elapsed,
                       "peak_rss_kb": peak, "baseline_rss_kb": 0 if name == "vips" else baseline}))
 
