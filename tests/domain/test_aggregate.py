@@ -110,7 +110,8 @@ def test_recompute_table(db: Database) -> None:
             assert events == []
         else:
             assert events == [("rindle.asset.state_change",
-                               {"from": before, "to": after, "profile": PROFILE})]
+                               {"from": before, "to": after, "profile": PROFILE,
+                                "adapter": "unknown"})]
 
 
 def test_recompute_missing_asset(db: Database) -> None:

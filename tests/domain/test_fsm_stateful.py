@@ -205,7 +205,8 @@ def test_committed_transition_emits_exactly_one_event(db: Database, recorded: An
     name, meas, meta = events[0]
     assert name == "rindle.provider_asset.state_change"
     assert isinstance(meas["system_time"], int)
-    assert meta == {"from": "pending", "to": "uploading", "profile": PROFILE, "provider": "mux"}
+    assert meta == {"from": "pending", "to": "uploading", "profile": PROFILE, "provider": "mux",
+                    "adapter": "unknown"}
 
 
 def test_rolled_back_transaction_emits_nothing(db: Database, recorded: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -148,11 +149,20 @@ def test_worker_threads_run_everything_and_record_a_heartbeat(japp: Rindle) -> N
     assert sorted(seen) == list(range(60))
 
 
+@pytest.fixture
+def pg_app(pg_server: Any, tmp_path: Any) -> Any:
+    """An app on its own PostgreSQL database (the acceptance run is specified for PostgreSQL)."""
+    url = pg_server.create_database(f"accept_{uuid.uuid4().hex[:8]}", template="rindle_template")
+    app = Rindle(database_url=url, secret_key="s", load_entrypoints=False,
+                 storages={"default": {"backend": "local", "root": str(tmp_path)}},
+                 jobs={"backoff_base": 0.0})
+    yield app
+    app.close()
+
+
 @pytest.mark.postgres
-def test_four_workers_drain_2000_row_inserting_jobs_exactly_once(japp: Rindle,
-                                                                 dialect: str) -> None:
-    if dialect != "postgresql":
-        pytest.skip("the exactly-once acceptance run is specified for PostgreSQL")
+def test_four_workers_drain_2000_row_inserting_jobs_exactly_once(pg_app: Rindle) -> None:
+    japp = pg_app
     side = Table("job_effects", MetaData(), Column("n", Integer, primary_key=True))
     side.create(japp.db.engine)
 
