@@ -150,7 +150,7 @@ def child(task: str, url: str, work: Path) -> None:
 
 def naive(app, task: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """What a first implementation does: load every row with the ORM, then one by one."""
-    from rindle.domain.models import Job, UploadSession, Variant
+    from rindle.domain.models import Asset, Job, UploadSession, Variant
     from rindle.errors import ObjectNotFound
 
     storage = app.storage()
@@ -176,6 +176,12 @@ def naive(app, task: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
                 except ObjectNotFound:
                     v.state = "missing"
                     s.commit()
+                done += 1
+            for a in s.query(Asset).filter(Asset.state.in_(("available", "ready"))).all():
+                try:
+                    storage.head(a.storage_key)
+                except ObjectNotFound:
+                    pass
                 done += 1
         elif task == "naive-cleanup":
             for sess in s.query(UploadSession).filter(UploadSession.state == "expired").all():

@@ -69,6 +69,8 @@ def _list_prefix(storage: Storage, prefix: str) -> set[str] | None:
 def check_keys(storage: Storage, keys: Iterable[str], pool: ThreadPoolExecutor) -> dict[str, str]:
     """Whether each key is present, missing or unknowable (error), checked concurrently."""
     keys = list(keys)
+    if storage.supports(Capability.LOCAL):  # a stat is cheaper than any pool or listing
+        return {key: _head(storage, key) for key in keys}
     if storage.supports(Capability.LIST):
         folders: dict[str, list[str]] = defaultdict(list)
         for key in keys:

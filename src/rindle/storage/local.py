@@ -6,6 +6,7 @@ import datetime as dt
 import mimetypes
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -45,6 +46,7 @@ class LocalStorage(Storage):
         if not secret_key:
             raise ConfigError("local storage needs the app secret_key to sign URLs")
         self.root = Path(root).expanduser().resolve()
+        self._root_str = str(self.root)
         self.base_url = base_url.rstrip("/")
         # "/media" -> "/media"; "/" or "" -> "" so URLs are "{base_url}/{key}", never "//{key}"
         self.url_prefix = ("/" + url_prefix.strip("/")).rstrip("/")
@@ -71,29 +73,28 @@ class LocalStorage(Storage):
 
     # --- paths ---------------------------------------------------------------------------
 
-    def path_for(self, key: str) -> Path:
-        """The file that holds ``key``; refuses keys that would leave ``root``."""
+    def _fs_path(self, key: str) -> str:
         if not key or "\x00" in key or "\\" in key or key.startswith("/"):
             raise StorageError(f"invalid storage key {key!r}")
         parts = key.split("/")
-        if any(p in ("", ".", "..") for p in parts):
+        if "" in parts or "." in parts or ".." in parts:
             raise StorageError(f"invalid storage key {key!r}")
-        path = self.root.joinpath(*parts)
-        if not path.resolve().is_relative_to(self.root):
-            raise StorageError(f"invalid storage key {key!r}")
-        return path
+        return os.path.join(self._root_str, *parts)  # lexically inside root
+
+    def path_for(self, key: str) -> Path:
+        """The file that holds ``key``; refuses keys that would leave ``root``."""
+        return Path(self._fs_path(key))
 
     # --- core operations -----------------------------------------------------------------
 
     def head(self, key: str) -> ObjectInfo:
-        path = self.path_for(key)
         try:
-            st = path.stat()
-        except FileNotFoundError:
+            st = os.stat(self._fs_path(key))
+        except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(key) from None
         except OSError as exc:
             raise StorageError(f"cannot stat {key!r}: {exc}") from exc
-        if not path.is_file():
+        if not stat.S_ISREG(st.st_mode):
             raise ObjectNotFound(key)
         return self._info(key, st)
 
@@ -117,6 +118,8 @@ class LocalStorage(Storage):
     def put(self, key: str, source: Path | BinaryIO, *, content_type: str | None = None
             ) -> ObjectInfo:
         path = self.path_for(key)
+        if not path.parent.resolve().is_relative_to(self.root) and path.parent.exists():
+            raise StorageError(f"invalid storage key {key!r}: it leaves the root via a link")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
