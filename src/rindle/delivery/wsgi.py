@@ -26,7 +26,6 @@ import email.utils
 import logging
 import mimetypes
 import os
-import re
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -36,7 +35,9 @@ from typing import IO, TYPE_CHECKING, BinaryIO, cast
 from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIEnvironment
 
+from rindle.delivery.body import BLOCK_SIZE, BodyIncomplete, BodyTooLarge, RequestBody
 from rindle.delivery.disposition import content_disposition
+from rindle.delivery.ranges import ByteRangeDecision, parse_range
 from rindle.errors import ConfigError, StorageError
 from rindle.signing import NEVER, SignedClaims, TokenInvalid, verify
 from rindle.storage.local import LocalStorage
@@ -44,20 +45,24 @@ from rindle.storage.local import LocalStorage
 if TYPE_CHECKING:
     from rindle.app import Rindle
 
-__all__ = ["ByteRangeDecision", "DeliveryApp", "Route", "parse_range", "wsgi_app"]
+__all__ = [
+    "BodyIncomplete",
+    "BodyTooLarge",
+    "ByteRangeDecision",
+    "DeliveryApp",
+    "RequestBody",
+    "Route",
+    "parse_range",
+    "wsgi_app",
+]
 
 log = logging.getLogger("rindle.delivery")
 
 Handler = Callable[[WSGIEnvironment, StartResponse, str], Iterable[bytes]]
 
 ALLOW = "GET, HEAD, PUT"
-BLOCK_SIZE = 64 * 1024
 IMMUTABLE = "public, max-age=31536000, immutable"
 WEBHOOK_PREFIX = "/webhooks"
-DRAIN_LIMIT = 1024 * 1024
-_MAX_CHUNK_LINE = 4096
-_RANGE_SPEC = re.compile(r"([0-9]*)-([0-9]*)", re.ASCII)
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
 @dataclass(frozen=True)
@@ -127,165 +132,6 @@ def _routes(app: Rindle, max_put_bytes: int | None) -> list[Route]:
 def _webhooks_not_mounted(environ: WSGIEnvironment, start_response: StartResponse,
                           rest: str) -> Iterable[bytes]:
     return _plain(environ, start_response, 404, "no webhook endpoint is configured")
-
-
-# --- Range ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ByteRangeDecision:
-    """How to answer a ``Range`` header for an object of ``size`` bytes.
-
-    ``kind`` is ``full`` (200, whole body), ``partial`` (206, bytes ``start``..``end``
-    inclusive) or ``unsatisfiable`` (416). ``reason`` says why a ``Range`` header was
-    ignored (``range_unparseable`` or ``multiple_ranges``); it is ``None`` otherwise.
-    """
-
-    kind: str
-    start: int = 0
-    end: int = -1
-    reason: str | None = None
-
-
-def parse_range(header: str | None, size: int) -> ByteRangeDecision:
-    """Decide the answer to ``Range: header`` for ``size`` bytes; never raises.
-
-    One range ``bytes=a-b`` (``a <= b``; ``b`` clamped to ``size - 1``), ``bytes=a-`` or
-    ``bytes=-n`` is partial; ``a >= size``, ``-0`` or any range of an empty object is
-    unsatisfiable; several ranges or anything malformed means the full body.
-    """
-    full = ByteRangeDecision("full", 0, size - 1)
-    if header is None or not header.strip():
-        return full
-    unit, sep, spec_list = header.partition("=")
-    specs = [s.strip() for s in spec_list.split(",") if s.strip()]
-    if not sep or unit.strip().lower() != "bytes" or not specs:
-        return ByteRangeDecision("full", 0, size - 1, "range_unparseable")
-    if len(specs) > 1:
-        return ByteRangeDecision("full", 0, size - 1, "multiple_ranges")
-    match = _RANGE_SPEC.fullmatch(specs[0])
-    try:
-        first, last = (int(g) if g else None for g in match.groups()) if match else (None, None)
-    except ValueError:  # more digits than int() accepts
-        first = last = None
-    if first is None and last is None:
-        return ByteRangeDecision("full", 0, size - 1, "range_unparseable")
-    if first is None:
-        assert last is not None
-        if last == 0 or size == 0:
-            return ByteRangeDecision("unsatisfiable")
-        return ByteRangeDecision("partial", max(size - last, 0), size - 1)
-    if last is not None and last < first:
-        return ByteRangeDecision("full", 0, size - 1, "range_unparseable")
-    if first >= size:
-        return ByteRangeDecision("unsatisfiable")
-    return ByteRangeDecision("partial", first, size - 1 if last is None else min(last, size - 1))
-
-
-# --- request bodies --------------------------------------------------------------------------
-
-class BodyTooLarge(Exception):
-    """The request body went past its cap."""
-
-
-class BodyIncomplete(Exception):
-    """The request body ended early or its chunked framing is broken."""
-
-
-class RequestBody:
-    """A PUT body as a capped ``read(n)`` file object, de-chunked when the server did not.
-
-    ``length`` is the declared ``Content-Length`` (``None`` when chunked); ``error`` is a
-    ``(status, message)`` pair when the framing is unacceptable (411 or 400).
-    """
-
-    def __init__(self, stream: IO[bytes], *, length: int | None, chunked: bool,
-                 error: tuple[int, str] | None = None) -> None:
-        self.stream, self.length, self.chunked, self.error = stream, length, chunked, error
-        self.cap: int | None = None
-        self._left = length  # bytes still declared (length mode)
-        self._chunk_left = 0
-        self._done = error is not None or length == 0
-        self._total = 0
-
-    @classmethod
-    def from_environ(cls, environ: WSGIEnvironment) -> RequestBody:
-        """Frame the body of ``environ``: chunked, ``Content-Length``, or an error."""
-        stream = cast(IO[bytes], environ["wsgi.input"])
-        if "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
-            # A server that already de-chunked sets wsgi.input_terminated: read to EOF.
-            return cls(stream, length=None, chunked=not environ.get("wsgi.input_terminated"))
-        raw = str(environ.get("CONTENT_LENGTH") or "").strip()
-        if not raw:
-            return cls(stream, length=None, chunked=False,
-                       error=(411, "length required: send Content-Length or a chunked body"))
-        if not raw.isascii() or not raw.isdigit():
-            return cls(stream, length=None, chunked=False, error=(400, "bad Content-Length"))
-        return cls(stream, length=int(raw), chunked=False)
-
-    def read(self, n: int = -1) -> bytes:
-        """Up to ``n`` bytes (all when negative); raises :class:`BodyTooLarge` past the cap."""
-        if n < 0:
-            return b"".join(iter(lambda: self.read(BLOCK_SIZE), b""))
-        data = self._read_chunked(n) if self.chunked else self._read_plain(n)
-        self._total += len(data)
-        if self.cap is not None and self._total > self.cap:
-            raise BodyTooLarge(f"body exceeds {self.cap} bytes")
-        return data
-
-    def drain(self) -> None:
-        """Read and discard what is left, up to :data:`DRAIN_LIMIT` bytes; never raises."""
-        self.cap, self._total = None, 0
-        try:
-            while self._total < DRAIN_LIMIT and self.read(BLOCK_SIZE):
-                pass
-        except (BodyIncomplete, OSError, ValueError):
-            self._done = True
-
-    def _read_plain(self, n: int) -> bytes:
-        if self._done or n == 0:
-            return b""
-        want = n if self._left is None else min(n, self._left)
-        data = self.stream.read(want)
-        if self._left is None:  # de-chunked by the server: EOF ends the body
-            self._done = not data
-            return data
-        if not data:
-            self._done = True
-            raise BodyIncomplete(f"body ended {self._left} bytes short of Content-Length")
-        self._left -= len(data)
-        self._done = self._left == 0
-        return data
-
-    def _line(self) -> bytes:
-        line = self.stream.readline(_MAX_CHUNK_LINE)
-        if not line.endswith(b"\n"):
-            self._done = True
-            raise BodyIncomplete("broken chunked framing")
-        return line.rstrip(b"\r\n")
-
-    def _read_chunked(self, n: int) -> bytes:
-        while self._chunk_left == 0:
-            if self._done or n == 0:
-                return b""
-            size_text = self._line().split(b";", 1)[0].strip()
-            if not _CHUNK_SIZE.fullmatch(size_text):
-                self._done = True
-                raise BodyIncomplete("broken chunked framing")
-            self._chunk_left = int(size_text, 16)
-            if self._chunk_left == 0:
-                while self._line():  # trailers, up to the blank line
-                    pass
-                self._done = True
-                return b""
-        data = self.stream.read(min(n, self._chunk_left))
-        if not data:
-            self._done = True
-            raise BodyIncomplete("body ended inside a chunk")
-        self._chunk_left -= len(data)
-        if self._chunk_left == 0 and self.stream.read(2) != b"\r\n":
-            self._done = True
-            raise BodyIncomplete("broken chunked framing")
-        return data
 
 
 # --- responses -------------------------------------------------------------------------------

@@ -1,0 +1,118 @@
+"""PUT request bodies: a capped, de-chunking ``read(n)`` file object."""
+
+from __future__ import annotations
+
+import re
+from typing import IO, cast
+from wsgiref.types import WSGIEnvironment
+
+__all__ = ["BLOCK_SIZE", "DRAIN_LIMIT", "BodyIncomplete", "BodyTooLarge", "RequestBody"]
+
+BLOCK_SIZE = 64 * 1024
+DRAIN_LIMIT = 1024 * 1024
+_MAX_CHUNK_LINE = 4096
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+class BodyTooLarge(Exception):
+    """The request body went past its cap."""
+
+
+class BodyIncomplete(Exception):
+    """The request body ended early or its chunked framing is broken."""
+
+
+class RequestBody:
+    """A PUT body as a capped ``read(n)`` file object, de-chunked when the server did not.
+
+    ``length`` is the declared ``Content-Length`` (``None`` when chunked); ``error`` is a
+    ``(status, message)`` pair when the framing is unacceptable (411 or 400).
+    """
+
+    def __init__(self, stream: IO[bytes], *, length: int | None, chunked: bool,
+                 error: tuple[int, str] | None = None) -> None:
+        self.stream, self.length, self.chunked, self.error = stream, length, chunked, error
+        self.cap: int | None = None
+        self._left = length  # bytes still declared (length mode)
+        self._chunk_left = 0
+        self._done = error is not None or length == 0
+        self._total = 0
+
+    @classmethod
+    def from_environ(cls, environ: WSGIEnvironment) -> RequestBody:
+        """Frame the body of ``environ``: chunked, ``Content-Length``, or an error."""
+        stream = cast(IO[bytes], environ["wsgi.input"])
+        if "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
+            # A server that already de-chunked sets wsgi.input_terminated: read to EOF.
+            return cls(stream, length=None, chunked=not environ.get("wsgi.input_terminated"))
+        raw = str(environ.get("CONTENT_LENGTH") or "").strip()
+        if not raw:
+            return cls(stream, length=None, chunked=False,
+                       error=(411, "length required: send Content-Length or a chunked body"))
+        if not raw.isascii() or not raw.isdigit():
+            return cls(stream, length=None, chunked=False, error=(400, "bad Content-Length"))
+        return cls(stream, length=int(raw), chunked=False)
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all when negative); raises :class:`BodyTooLarge` past the cap."""
+        if n < 0:
+            return b"".join(iter(lambda: self.read(BLOCK_SIZE), b""))
+        data = self._read_chunked(n) if self.chunked else self._read_plain(n)
+        self._total += len(data)
+        if self.cap is not None and self._total > self.cap:
+            raise BodyTooLarge(f"body exceeds {self.cap} bytes")
+        return data
+
+    def drain(self) -> None:
+        """Read and discard what is left, up to :data:`DRAIN_LIMIT` bytes; never raises."""
+        self.cap, self._total = None, 0
+        try:
+            while self._total < DRAIN_LIMIT and self.read(BLOCK_SIZE):
+                pass
+        except (BodyIncomplete, OSError, ValueError):
+            self._done = True
+
+    def _read_plain(self, n: int) -> bytes:
+        if self._done or n == 0:
+            return b""
+        want = n if self._left is None else min(n, self._left)
+        data = self.stream.read(want)
+        if self._left is None:  # de-chunked by the server: EOF ends the body
+            self._done = not data
+            return data
+        if not data:
+            self._done = True
+            raise BodyIncomplete(f"body ended {self._left} bytes short of Content-Length")
+        self._left -= len(data)
+        self._done = self._left == 0
+        return data
+
+    def _line(self) -> bytes:
+        line = self.stream.readline(_MAX_CHUNK_LINE)
+        if not line.endswith(b"\n"):
+            self._done = True
+            raise BodyIncomplete("broken chunked framing")
+        return line.rstrip(b"\r\n")
+
+    def _read_chunked(self, n: int) -> bytes:
+        while self._chunk_left == 0:
+            if self._done or n == 0:
+                return b""
+            size_text = self._line().split(b";", 1)[0].strip()
+            if not _CHUNK_SIZE.fullmatch(size_text):
+                self._done = True
+                raise BodyIncomplete("broken chunked framing")
+            self._chunk_left = int(size_text, 16)
+            if self._chunk_left == 0:
+                while self._line():  # trailers, up to the blank line
+                    pass
+                self._done = True
+                return b""
+        data = self.stream.read(min(n, self._chunk_left))
+        if not data:
+            self._done = True
+            raise BodyIncomplete("body ended inside a chunk")
+        self._chunk_left -= len(data)
+        if self._chunk_left == 0 and self.stream.read(2) != b"\r\n":
+            self._done = True
+            raise BodyIncomplete("broken chunked framing")
+        return data
