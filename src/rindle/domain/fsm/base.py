@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, inspect, select, update
+from sqlalchemy import ColumnElement, Table, Uuid, any_, bindparam, inspect, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
@@ -226,9 +227,17 @@ class StateMachine:
             session.flush()
         table = self.table
         wanted = self._returned_metadata()
+        if profile is not None:
+            wanted.pop("profile", None)  # known: no per-row subquery needed
+        ids: list[uuid.UUID] = list(row_ids)
+        if session.get_bind().dialect.name == "postgresql":
+            # one array parameter: the statement text (and its parse) is the same every batch
+            match = table.c.id == any_(bindparam("ids", ids, type_=ARRAY(Uuid())))
+        else:
+            match = table.c.id.in_(ids)
         stmt = (
             update(table)
-            .where(table.c.id.in_(list(row_ids)), table.c.state == from_state)
+            .where(match, table.c.state == from_state)
             .values(row_values)
             .returning(table.c.id, *wanted.values())
         )
