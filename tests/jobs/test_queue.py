@@ -1,20 +1,21 @@
-"""The job queue on SQLite and PostgreSQL: enqueue, uniqueness, outcomes, leases, workers."""
+"""The job queue on SQLite and PostgreSQL: enqueue, uniqueness, outcomes, leases, drain."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
-import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, update
+from sqlalchemy import Table, select, update
 
 from rindle import Rindle
 from rindle.domain.models import Job, utcnow
 from rindle.errors import JobError
-from rindle.jobs import Cancel, JobContext, Retry, Worker
+from rindle.jobs import Cancel, JobContext, Retry
+from rindle.processing.kinds import PROCESS_VARIANT, PROMOTE, PURGE
+
+_T: Table = Job.__table__  # type: ignore[assignment]
 
 
 @pytest.fixture
@@ -51,9 +52,23 @@ def test_duplicate_unique_key_is_skipped_while_live(japp: Rindle) -> None:
         dup = japp.jobs.enqueue(s, "t.ok", {}, unique_key="k")
         other = japp.jobs.enqueue(s, "t.ok", {}, unique_key="k2")  # transaction still usable
     assert not first.skipped and dup.skipped and dup.job_id is None and not other.skipped
+    with japp.db.engine.begin() as conn:
+        assert japp.jobs.enqueue_unique_batch(conn, "t.ok", [({}, "k"), ({}, "k3")]) == 1
     japp.jobs.drain()
     again = japp.jobs.enqueue_now("t.ok", {}, unique_key="k")  # the first one is final now
     assert not again.skipped
+
+
+def test_core_kinds_get_the_design_attempts_and_queues(app: Rindle) -> None:
+    expected = {PROMOTE: ("promote", 3), PROCESS_VARIANT: ("process", 5),
+                PURGE: ("purge", 3), "rindle.maintenance.cleanup_orphans": ("maintenance", 3)}
+    for kind in expected:
+        app.jobs.enqueue_now(kind, {}, run_at=utcnow() + dt.timedelta(days=1))
+    with app.db.engine.connect() as conn:
+        rows = {r.kind: (r.queue, r.max_attempts)
+                for r in conn.execute(select(_T.c.kind, _T.c.queue, _T.c.max_attempts))}
+    assert rows == expected
+    assert app.jobs.kinds["rindle.noop"] == "maintenance"
 
 
 def test_failures_retry_with_backoff_then_discard(japp: Rindle) -> None:
@@ -75,15 +90,33 @@ def test_backoff_puts_retries_in_the_future(make_app: Any) -> None:
     app = make_app(jobs={"backoff_base": 60.0})
 
     def boom(app: Rindle, job: JobContext) -> None:
+        if job.args.get("delay"):
+            raise Retry("later", delay=job.args["delay"])
         raise ValueError("boom")
 
     app.jobs.register("t.boom", boom, queue="process")
     app.jobs.enqueue_now("t.boom", {})
-    assert app.jobs.drain() == 1  # the retry is not due yet
+    app.jobs.enqueue_now("t.boom", {"delay": 7200})
+    assert app.jobs.drain() == 2  # neither retry is due yet
     with app.db.sessionmaker() as s:
-        job = s.scalars(select(Job)).one()
-    assert job.state == "retryable" and job.run_at > utcnow() + dt.timedelta(seconds=40)
-    assert app.jobs.backoff(3) > app.jobs.backoff(1)
+        jobs = list(s.scalars(select(Job).order_by(Job.id)))
+    now = utcnow()
+    assert [j.state for j in jobs] == ["retryable", "retryable"]
+    assert jobs[0].run_at > now + dt.timedelta(seconds=40)  # 60 s +- 20 % jitter
+    assert "ValueError: boom" in (jobs[0].last_error or "")
+    assert jobs[1].run_at > now + dt.timedelta(seconds=7000)  # Retry(delay=) wins
+    delays = [app.jobs.backoff(n) for n in (1, 2, 3, 20)]
+    assert delays[0] < delays[2] and delays[3] <= app.jobs.backoff_cap * 1.2
+
+
+def test_drain_with_scheduled_runs_future_jobs(japp: Rindle) -> None:
+    ran: list[int] = []
+    japp.jobs.register("t.rec", lambda app, job: ran.append(job.args["n"]), queue="process")
+    japp.jobs.enqueue_now("t.rec", {"n": 1}, run_at=utcnow() + dt.timedelta(hours=1))
+    japp.jobs.enqueue_now("t.rec", {"n": 2})
+    assert japp.jobs.drain() == 1 and ran == [2]
+    assert japp.jobs.drain(["promote"], with_scheduled=True) == 0  # other queues only
+    assert japp.jobs.drain(with_scheduled=True) == 1 and ran == [2, 1]
 
 
 def test_cancel_is_final_and_never_retried(japp: Rindle) -> None:
@@ -96,7 +129,7 @@ def test_cancel_is_final_and_never_retried(japp: Rindle) -> None:
     japp.jobs.register("t.cancel", give_up, queue="process", max_attempts=5)
     japp.jobs.enqueue_now("t.cancel", {})
     japp.jobs.drain()
-    japp.jobs.drain()
+    japp.jobs.drain(with_scheduled=True)
     assert calls == [1]
     assert states(japp) == [("cancelled", 1, "pointless")]
 
@@ -107,6 +140,10 @@ def test_cancel_a_waiting_job(japp: Rindle) -> None:
     assert job_id is not None and japp.jobs.cancel(job_id)
     assert japp.jobs.drain() == 0
     assert not japp.jobs.cancel(job_id)
+    running = japp.jobs.enqueue_now("t.ok", {}).job_id
+    assert running is not None
+    japp.jobs.claim(["maintenance"], "w")
+    assert not japp.jobs.cancel(running)  # a running job is not cancelled under its worker
 
 
 def test_a_dead_workers_job_runs_again_after_its_lease(japp: Rindle) -> None:
@@ -120,7 +157,8 @@ def test_a_dead_workers_job_runs_again_after_its_lease(japp: Rindle) -> None:
     assert len(runs) == 1 and runs[0] != "dead-worker"
     # the dead worker comes back and tries to settle: it must not overwrite the outcome
     assert japp.jobs._settle(claimed, state="discarded") is False
-    assert states(japp)[0][0] == "completed"
+    assert japp.jobs.complete_many([claimed]) == 0
+    assert states(japp) == [("completed", 2, None)]
 
 
 def test_a_job_killed_on_its_last_attempt_is_discarded(japp: Rindle) -> None:
@@ -133,73 +171,74 @@ def test_a_job_killed_on_its_last_attempt_is_discarded(japp: Rindle) -> None:
     assert state == "discarded" and attempt == 2 and error and "worker lost" in error
 
 
-def test_worker_threads_run_everything_and_record_a_heartbeat(japp: Rindle) -> None:
-    seen: list[int] = []
-    lock = threading.Lock()
-
-    def record(app: Rindle, job: JobContext) -> None:
-        with lock:
-            seen.append(job.args["n"])
-
-    japp.jobs.register("t.rec", record, queue="process")
-    with japp.db.engine.begin() as conn:
-        japp.jobs.enqueue_many(conn, "t.rec", [{"n": i} for i in range(60)])
-    worker = Worker(japp, {"process": 3}, cron=False, poll_interval=0.01)
-    assert worker.run_until_empty(timeout=60) == 60
-    assert sorted(seen) == list(range(60))
-
-
-@pytest.fixture
-def pg_app(pg_server: Any, tmp_path: Any) -> Any:
-    """An app on its own PostgreSQL database (the acceptance run is specified for PostgreSQL)."""
-    url = pg_server.create_database(f"accept_{uuid.uuid4().hex[:8]}", template="rindle_template")
-    app = Rindle(database_url=url, secret_key="s", load_entrypoints=False,
-                 storages={"default": {"backend": "local", "root": str(tmp_path)}},
-                 jobs={"backoff_base": 0.0})
-    yield app
-    app.close()
-
-
-@pytest.mark.postgres
-def test_four_workers_drain_2000_row_inserting_jobs_exactly_once(pg_app: Rindle) -> None:
-    japp = pg_app
-    side = Table("job_effects", MetaData(), Column("n", Integer, primary_key=True))
-    side.create(japp.db.engine)
-
-    def effect(app: Rindle, job: JobContext) -> None:
-        with app.db.engine.begin() as conn:
-            conn.execute(insert(side).values(n=job.args["n"]))
-
-    japp.jobs.register("t.effect", effect, queue="process", max_attempts=1)
-    with japp.db.engine.begin() as conn:
-        japp.jobs.enqueue_many(conn, "t.effect", [{"n": i} for i in range(2000)])
-    workers = [Worker(japp, {"process": 1}, cron=False, poll_interval=0.01,
-                      worker_id=f"w{i}") for i in range(4)]
-    threads = [threading.Thread(target=w.run_until_empty, kwargs={"timeout": 240})
-               for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    with japp.db.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(side)).scalar() == 2000
-        done = conn.execute(select(func.count()).select_from(Job.__table__).where(
-            Job.__table__.c.state == "completed")).scalar()
-    assert done == 2000
-    assert sum(w.executed for w in workers) == 2000
-    assert all(w.executed > 0 for w in workers)
-
-
-def test_retry_after_lease_theft_keeps_the_new_owner(japp: Rindle) -> None:
+def test_stale_owner_cannot_settle_after_lease_theft(japp: Rindle) -> None:
     japp.jobs.register("t.ok", lambda app, job: None, queue="process")
     japp.jobs.enqueue_now("t.ok", {})
     [old] = japp.jobs.claim(["process"], "old", lease_seconds=0.1)
     time.sleep(0.25)
     [new] = japp.jobs.claim(["process"], "new")
     assert new.id == old.id and new.attempt == 2
-    assert not japp.jobs._settle(old, state="completed")
-    with japp.db.engine.begin() as conn:
-        row = conn.execute(select(Job.__table__.c.locked_by, Job.__table__.c.state)).one()
+    assert japp.jobs.execute(old) == "completed"  # the handler ran, but the write is refused
+    assert japp.jobs.extend_leases("old", [old.id]) == 0 and japp.jobs.release([old]) == 0
+    with japp.db.engine.connect() as conn:
+        row = conn.execute(select(_T.c.locked_by, _T.c.state)).one()
     assert tuple(row) == ("new", "executing")
-    with japp.db.engine.begin() as conn:  # tidy: let the new owner finish
-        conn.execute(update(Job.__table__).values(state="completed"))
+    assert japp.jobs.complete_many([new]) == 1
+    assert states(japp) == [("completed", 2, None)]
+
+
+def test_release_gives_unstarted_claims_back(japp: Rindle) -> None:
+    japp.jobs.register("t.ok", lambda app, job: None, queue="process")
+    for _ in range(3):
+        japp.jobs.enqueue_now("t.ok", {})
+    claimed = japp.jobs.claim(["process"], "w", limit=3)
+    assert len(claimed) == 3 and japp.jobs.release(claimed[1:]) == 2
+    with japp.db.engine.connect() as conn:
+        rows = conn.execute(select(_T.c.state, _T.c.attempt, _T.c.locked_by)
+                            .order_by(_T.c.id)).all()
+    assert [tuple(r) for r in rows] == [("executing", 1, "w"), ("available", 0, None),
+                                        ("available", 0, None)]
+
+
+def test_telemetry_start_stop_and_exception(japp: Rindle) -> None:
+    events: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    japp.telemetry.attach(lambda e, m, md: events.append((e, m, md)))
+
+    def handler(app: Rindle, job: JobContext) -> None:
+        if job.args["do"] == "fail":
+            raise RuntimeError("secret detail")
+        if job.args["do"] == "cancel":
+            raise Cancel("no")
+
+    japp.jobs.register("t.tel", handler, queue="process", max_attempts=1)
+    for do in ("ok", "fail", "cancel"):
+        japp.jobs.enqueue_now("t.tel", {"do": do})
+    japp.jobs.drain()
+    jobs = [e for e in events if e[0].startswith("rindle.job.")]
+    stops = [(md["outcome"], md["queue"], md["kind"]) for e, m, md in jobs
+             if e == "rindle.job.stop" and m["duration_ms"] >= 0]
+    assert stops == [("completed", "process", "t.tel"), ("discarded", "process", "t.tel"),
+                     ("cancelled", "process", "t.tel")]
+    assert [e for e, _, _ in jobs].count("rindle.job.start") == 3
+    [exc] = [md for e, _, md in jobs if e == "rindle.job.exception"]
+    assert exc["error"] == "RuntimeError" and "secret" not in str(exc)
+
+
+def test_timeout_reaches_the_handler(japp: Rindle) -> None:
+    seen: list[float | None] = []
+    japp.jobs.register("t.slow", lambda app, job: seen.append(job.timeout), queue="process",
+                       timeout=12.5)
+    japp.jobs.enqueue_now("t.slow", {})
+    japp.jobs.drain()
+    assert seen == [12.5]
+
+
+def test_prune_keeps_live_jobs(japp: Rindle) -> None:
+    japp.jobs.register("t.ok", lambda app, job: None, queue="process")
+    japp.jobs.enqueue_now("t.ok", {})
+    japp.jobs.drain()
+    japp.jobs.enqueue_now("t.ok", {})
+    with japp.db.engine.begin() as conn:
+        conn.execute(update(_T).values(finished_at=utcnow() - dt.timedelta(days=30)))
+    assert japp.jobs.prune(dt.timedelta(days=7)) == 1
+    assert japp.jobs.counts() == {"process": {"available": 1}}

@@ -33,12 +33,19 @@ def worker_command(ctx: CliContext, queues: dict[str, int] | None, drain: bool,
                    no_cron: bool) -> None:
     """Run background jobs: promotion, variants, purges, maintenance.
 
+    Stops on SIGINT/SIGTERM once running jobs finish; a second signal exits at once.
+
     \b
     rindle worker                         every queue, default concurrency, cron on
     rindle worker --queue process=4       only the process queue, 4 threads
     rindle worker --drain                 run what is due, then exit
     """
     app = ctx.app()
+    unknown = sorted(set(queues or ()) - set(app.jobs.queue_names()))
+    if unknown:
+        raise click.BadParameter(
+            f"unknown queue(s) {', '.join(unknown)}; jobs run on: "
+            f"{', '.join(app.jobs.queue_names())}", param_hint="'--queue'")
     app.db.ensure_schema_current()
     if drain:
         ran = app.jobs.drain(list(queues) if queues else None)

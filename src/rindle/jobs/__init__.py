@@ -1,7 +1,14 @@
 """Durable jobs: transactional enqueue, leased claims, retries, cron, workers."""
 
 from rindle.jobs.outcomes import Cancel, Retry
-from rindle.jobs.queue import DEFAULT_ATTEMPTS, QUEUES, EnqueueResult, JobContext, JobQueue
+from rindle.jobs.queue import (
+    DEFAULT_ATTEMPTS,
+    QUEUES,
+    EnqueueResult,
+    Handler,
+    JobContext,
+    JobQueue,
+)
 from rindle.jobs.worker import Worker
 
 __all__ = [
@@ -9,6 +16,7 @@ __all__ = [
     "QUEUES",
     "Cancel",
     "EnqueueResult",
+    "Handler",
     "JobContext",
     "JobQueue",
     "Retry",

@@ -2,18 +2,20 @@
 
 Entries are ``name = "0 1 * * *"`` or ``name = { schedule = "0 2 * * *", dry_run = false }``;
 extra keys become job args, ``kind`` overrides the default kind ``rindle.maintenance.<name>``.
-A scheduled run is enqueued with the unique key ``cron:<name>:<minute>``, and only if no job
-ever had that key, so several workers never double-schedule a slot.
+Expressions are read in UTC. A scheduled run is enqueued with the unique key
+``cron:<name>:<slot-iso>``, and only if no job ever had that key, so several workers never
+double-schedule a slot.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import Table, func, select
 
 from rindle.domain.models import Job
 from rindle.errors import ConfigError
@@ -21,45 +23,64 @@ from rindle.errors import ConfigError
 if TYPE_CHECKING:
     from rindle.jobs.queue import JobQueue
 
-__all__ = ["CronEntry", "CronExpression", "parse_schedule", "schedule_due"]
+__all__ = ["CATCH_UP", "CronEntry", "CronExpression", "parse_schedule", "schedule_due"]
 
+#: How far back a late scheduler still enqueues a missed slot (only the latest one).
+CATCH_UP = dt.timedelta(hours=1)
+
+_T: Table = Job.__table__  # type: ignore[assignment]
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
-           ("weekday", 0, 6))
+           ("weekday", 0, 7))
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_NAMES = {"month": {m: i for i, m in enumerate(_MONTHS, start=1)},
+          "weekday": {d: i for i, d in enumerate(_DAYS)}}
+
+
+def _number(token: str, name: str, text: str) -> int:
+    names = _NAMES.get(name, {})
+    if token.lower() in names:
+        return names[token.lower()]
+    if token.isdigit():
+        return int(token)
+    raise ValueError(f"bad {name} field: {text!r}")
 
 
 def _parse_field(text: str, name: str, lo: int, hi: int) -> frozenset[int]:
+    """Expand one field (``*``, ``a``, ``a-b``, lists, ``/step``) to the values it allows."""
     values: set[int] = set()
     for part in text.split(","):
+        base, slash, step_text = part.partition("/")
         step = 1
-        if "/" in part:
-            part, step_text = part.split("/", 1)
+        if slash:
             if not step_text.isdigit() or int(step_text) < 1:
                 raise ValueError(f"bad step in {name} field: {text!r}")
             step = int(step_text)
-        if part == "*":
+        if base == "*":
             start, end = lo, hi
-        elif "-" in part:
-            a, b = part.split("-", 1)
-            if not (a.isdigit() and b.isdigit()):
-                raise ValueError(f"bad range in {name} field: {text!r}")
-            start, end = int(a), int(b)
-        elif part.isdigit():
-            start = end = int(part)
-            if step != 1:
-                end = hi
+        elif "-" in base:
+            a, b = base.split("-", 1)
+            start, end = _number(a, name, text), _number(b, name, text)
         else:
-            raise ValueError(f"bad {name} field: {text!r}")
-        if name == "weekday":  # 7 is Sunday too
-            start, end = (0 if start == 7 else start), (6 if end == 7 and start != 7 else end)
-        if not (lo <= start <= hi and lo <= end <= hi and start <= end):
+            start = _number(base, name, text)
+            end = hi if slash else start  # "5/15" means 5, 20, 35, 50
+        if not (lo <= start <= hi and lo <= end <= hi):
             raise ValueError(f"{name} field {text!r} is outside {lo}-{hi}")
+        if start > end:
+            raise ValueError(f"{name} field {text!r} has a backwards range")
         values.update(range(start, end + 1, step))
+    if name == "weekday" and 7 in values:  # 7 is Sunday too
+        values = (values - {7}) | {0}
     return frozenset(values)
 
 
 @dataclass(frozen=True)
 class CronExpression:
-    """A standard five-field cron expression (minute hour day month weekday)."""
+    """A standard five-field cron expression (minute hour day month weekday).
+
+    As in classic cron, when both day and weekday are restricted a day matching either
+    one fires; when one of them starts with ``*`` both must match.
+    """
 
     text: str
     minute: frozenset[int] = field(repr=False)
@@ -78,8 +99,8 @@ class CronExpression:
             raise ValueError(f"cron expression {text!r} needs 5 fields, got {len(parts)}")
         sets = [_parse_field(p, n, lo, hi) for p, (n, lo, hi) in zip(parts, _FIELDS, strict=True)]
         minute, hour, day, month, weekday = sets
-        return cls(text, minute, hour, day, month, weekday, day_any=parts[2] == "*",
-                   weekday_any=parts[4] == "*")
+        return cls(text, minute, hour, day, month, weekday, day_any=parts[2].startswith("*"),
+                   weekday_any=parts[4].startswith("*"))
 
     def matches(self, when: dt.datetime) -> bool:
         """Whether the minute of ``when`` is a firing time."""
@@ -91,14 +112,17 @@ class CronExpression:
         dow = (when.isoweekday() % 7) in self.weekday
         if self.day_any or self.weekday_any:
             return dom and dow
-        return dom or dow  # both restricted: either matches (classic cron)
+        return dom or dow
 
-    def next_after(self, after: dt.datetime) -> dt.datetime:
-        """The first firing minute strictly after ``after``."""
+    def next_fire(self, after: dt.datetime) -> dt.datetime:
+        """The first firing minute strictly after ``after`` (same timezone as ``after``).
+
+        Raises ValueError for an expression that never fires (``0 0 31 2 *``).
+        """
         start = after.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
         day = start.replace(hour=0, minute=0)
         first_hour, first_minute = min(self.hour), min(self.minute)
-        for _ in range(366 * 8):
+        for _ in range(366 * 8):  # covers leap-day-only schedules
             if self.matches(day.replace(hour=first_hour, minute=first_minute)):
                 for hour in sorted(self.hour):
                     for minute in sorted(self.minute):
@@ -120,7 +144,11 @@ class CronEntry:
 
 
 def parse_schedule(table: Mapping[str, Any], queue: JobQueue | None = None) -> list[CronEntry]:
-    """Turn the ``[cron]`` table into entries; a bad entry is a :class:`ConfigError`."""
+    """Turn the ``[cron]`` table into entries.
+
+    A bad expression, a malformed entry or (given ``queue``) a kind nobody registered is a
+    :class:`ConfigError` naming the entry.
+    """
     entries = []
     for name, value in table.items():
         if isinstance(value, str):
@@ -132,10 +160,13 @@ def parse_schedule(table: Mapping[str, Any], queue: JobQueue | None = None) -> l
             args = opts
             if not isinstance(expr_text, str):
                 raise ConfigError(f"[cron] {name}: needs schedule = \"<cron expression>\"")
+            if not isinstance(kind, str):
+                raise ConfigError(f"[cron] {name}: kind must be a string")
         else:
             raise ConfigError(f"[cron] {name}: must be a cron string or a table")
         try:
             expression = CronExpression.parse(expr_text)
+            expression.next_fire(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))  # ever fires?
         except ValueError as exc:
             raise ConfigError(f"[cron] {name}: {exc}") from None
         if queue is not None and kind not in queue.kinds:
@@ -146,17 +177,49 @@ def parse_schedule(table: Mapping[str, Any], queue: JobQueue | None = None) -> l
     return entries
 
 
-def schedule_due(queue: JobQueue, entries: list[CronEntry], now: dt.datetime) -> int:
-    """Enqueue every entry whose expression matches ``now``'s minute; returns how many."""
+def _due_slot(expr: CronExpression, now: dt.datetime, since: dt.datetime | None
+              ) -> dt.datetime | None:
+    """The latest firing minute in ``(since, now]``; without ``since``, ``now``'s minute."""
     slot = now.replace(second=0, microsecond=0)
+    if since is None:
+        return slot if expr.matches(slot) else None
+    latest = None
+    cursor = max(since, slot - CATCH_UP)
+    while True:
+        nxt = expr.next_fire(cursor)
+        if nxt > slot:
+            return latest
+        latest = cursor = nxt
+
+
+def _uuid7_floor(when: dt.datetime) -> uuid.UUID:
+    """The smallest UUIDv7 made at or after ``when``: bounds an id range scan."""
+    return uuid.UUID(int=(int(when.timestamp() * 1000) & ((1 << 48) - 1)) << 80)
+
+
+def schedule_due(queue: JobQueue, entries: Sequence[CronEntry], now: dt.datetime, *,
+                 since: dt.datetime | None = None) -> int:
+    """Enqueue each entry's due slot; returns how many jobs this call created.
+
+    Without ``since`` only ``now``'s minute counts. With ``since`` (the previous call's
+    ``now``) the latest slot in ``(since, now]`` counts, so a slow tick never skips a slot;
+    a scheduler further behind than :data:`CATCH_UP` runs one catch-up slot at most.
+    A slot that ever had a job (whatever its state) is never enqueued again.
+    """
     made = 0
     for entry in entries:
-        if not entry.expression.matches(slot):
+        slot = _due_slot(entry.expression, now, since)
+        if slot is None:
             continue
         key = f"cron:{entry.name}:{slot.isoformat()}"
         with queue.db.engine.begin() as conn:
-            seen = conn.execute(select(exists().where(Job.__table__.c.unique_key == key)))
-            if seen.scalar():
+            if queue.db.dialect_name == "postgresql":  # SQLite: BEGIN IMMEDIATE serialises
+                conn.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+            # The job for a slot is made after the slot began, so its UUIDv7 id is newer:
+            # the id bound keeps this an index range scan however many jobs are kept.
+            seen = conn.execute(select(_T.c.id).where(
+                _T.c.id >= _uuid7_floor(slot - CATCH_UP), _T.c.unique_key == key).limit(1))
+            if seen.first() is not None:
                 continue
             result = queue.enqueue(conn, entry.kind, dict(entry.args), unique_key=key)
             made += 0 if result.skipped else 1

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from rindle.domain.models import LIVE_JOB_STATES, Job, utcnow
 from rindle.errors import JobError
 from rindle.ids import uuid7
+from rindle.jobs import leases
 from rindle.jobs.outcomes import Cancel, Retry
 
 if TYPE_CHECKING:
@@ -59,7 +60,12 @@ class EnqueueResult:
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a handler is given about the job it runs."""
+    """What a handler is given about the job it runs.
+
+    ``timeout`` is the kind's registered budget in seconds (None: unbounded). Python
+    cannot interrupt a thread, so it is cooperative: handlers pass it on to subprocesses
+    and network calls; a run that overshoots it is logged.
+    """
 
     id: uuid.UUID
     kind: str
@@ -68,9 +74,11 @@ class JobContext:
     attempt: int
     max_attempts: int
     worker_id: str | None = None
+    timeout: float | None = None
 
 
-Handler = Callable[["Rindle", JobContext], None]
+#: A job handler: raise to fail (:class:`Retry`, :class:`Cancel`); its return value is ignored.
+Handler = Callable[["Rindle", JobContext], object]
 
 
 @dataclass(frozen=True)
@@ -98,7 +106,11 @@ class JobQueue:
 
     def register(self, kind: str, handler: Handler, *, queue: str,
                  max_attempts: int | None = None, timeout: float | None = None) -> None:
-        """Route jobs of ``kind`` to ``handler`` on ``queue``."""
+        """Route jobs of ``kind`` to ``handler`` on ``queue``.
+
+        ``max_attempts`` defaults to the queue's (DESIGN §6: promote 3, process 5, purge 3,
+        maintenance 3); registering a kind again replaces its handler.
+        """
         if max_attempts is None:
             max_attempts = DEFAULT_ATTEMPTS.get(queue, 3)
         if max_attempts < 1:
@@ -134,24 +146,19 @@ class JobQueue:
     def enqueue(self, session: Session | Connection, kind: str, args: Mapping[str, Any], *,
                 unique_key: str | None = None, run_at: dt.datetime | None = None,
                 queue: str | None = None, max_attempts: int | None = None) -> EnqueueResult:
-        """Insert a job in the caller's transaction.
+        """Insert a job in the caller's transaction (it commits or rolls back with it).
 
         With ``unique_key``, a live job (available, executing, retryable) with the same key
-        makes this a no-op that reports ``skipped=True``; the caller's transaction is never
-        poisoned by the duplicate.
+        makes this a no-op that reports ``skipped=True``: ``INSERT ... ON CONFLICT DO
+        NOTHING`` on the partial unique index, so the caller's transaction is never
+        poisoned by the duplicate. Raises :class:`JobError` for a kind nobody registered.
         """
         row = self._row(kind, args, unique_key=unique_key, run_at=run_at, queue=queue,
                         max_attempts=max_attempts)
         if unique_key is None:
             session.execute(insert(_T).values(row))
             return EnqueueResult(row["id"], False)
-        dialect = session.get_bind().dialect.name if isinstance(session, Session) else (
-            session.dialect.name)
-        ins = (postgresql.insert(_T) if dialect == "postgresql" else sqlite.insert(_T))
-        stmt = ins.values(row).on_conflict_do_nothing(
-            index_elements=["unique_key"], index_where=text(_LIVE_PREDICATE)
-        ).returning(_T.c.id)
-        inserted = session.execute(stmt).first()
+        inserted = session.execute(_insert_unique(session).values(row)).first()
         return EnqueueResult(row["id"], False) if inserted else EnqueueResult(None, True)
 
     def enqueue_unique_batch(self, session: Session | Connection, kind: str,
@@ -164,14 +171,8 @@ class JobQueue:
             return 0
         rows = [self._row(kind, args, unique_key=key, run_at=None, queue=None,
                           max_attempts=None) for args, key in items]
-        dialect = session.get_bind().dialect.name if isinstance(session, Session) else (
-            session.dialect.name)
-        ins = postgresql.insert(_T) if dialect == "postgresql" else sqlite.insert(_T)
-        stmt = ins.on_conflict_do_nothing(
-            index_elements=["unique_key"], index_where=text(_LIVE_PREDICATE)
-        ).returning(_T.c.id)
         # executemany with RETURNING: one cached statement, batched as "insertmanyvalues"
-        return len(session.execute(stmt, rows).all())
+        return len(session.execute(_insert_unique(session), rows).all())
 
     def enqueue_now(self, kind: str, args: Mapping[str, Any], **options: Any) -> EnqueueResult:
         """Enqueue in a transaction of its own."""
@@ -199,84 +200,47 @@ class JobQueue:
     # --- claiming and settling ---------------------------------------------------------------
 
     def claim(self, queues: Sequence[str], worker_id: str, *, limit: int = 1,
-              lease_seconds: float | None = None) -> list[JobContext]:
+              lease_seconds: float | None = None, with_scheduled: bool = False
+              ) -> list[JobContext]:
         """Lease up to ``limit`` due jobs from ``queues`` for ``worker_id``.
 
-        Due means available or retryable with ``run_at`` passed, or executing with an
-        expired lease (its worker died). PostgreSQL uses ``FOR UPDATE SKIP LOCKED``; SQLite
-        serialises writers, so one ``UPDATE ... RETURNING`` is atomic there.
+        Due means available or retryable with ``run_at`` passed (any ``run_at`` with
+        ``with_scheduled``), or executing with an expired lease (its worker died). Each
+        claimed job is ``executing`` with ``attempt`` + 1 and ``locked_until`` = now + lease.
+        PostgreSQL picks rows with ``FOR UPDATE SKIP LOCKED``, so concurrent claimers never
+        wait on nor share a row; SQLite serialises writers (BEGIN IMMEDIATE), so one
+        ``UPDATE ... RETURNING`` is atomic there.
         """
-        now = utcnow()
-        until = now + dt.timedelta(seconds=lease_seconds or self.lease_seconds)
-        names = list(queues)
-        # Due work first (partial index ix_rindle_jobs_due), then expired leases
-        # (ix_rindle_jobs_leased) only when there is room left: both stay index scans.
-        due = select(_T.c.id).where(
-            _T.c.queue.in_(names), _T.c.state.in_(("available", "retryable")),
-            _T.c.run_at <= now).order_by(_T.c.run_at)
-        lost = select(_T.c.id).where(
-            _T.c.state == "executing", _T.c.locked_until < now, _T.c.queue.in_(names)
-        ).order_by(_T.c.locked_until)
-        rows: list[Any] = []
-        with self.db.engine.begin() as conn:
-            for pick in (due, lost):
-                room = limit - len(rows)
-                if room <= 0:
-                    break
-                pick = pick.limit(room)
-                if self.db.dialect_name == "postgresql":
-                    pick = pick.with_for_update(skip_locked=True)
-                stmt = (
-                    update(_T).where(_T.c.id.in_(pick.scalar_subquery()))
-                    .values(state="executing", attempt=_T.c.attempt + 1, locked_by=worker_id,
-                            locked_until=until, updated_at=now)
-                    .returning(_T.c.id, _T.c.kind, _T.c.queue, _T.c.args, _T.c.attempt,
-                               _T.c.max_attempts)
-                )
-                rows.extend(conn.execute(stmt).all())
+        rows = leases.claim_rows(self.db, queues, worker_id, limit=limit,
+                                 lease_seconds=lease_seconds or self.lease_seconds,
+                                 with_scheduled=with_scheduled)
         return [JobContext(id=r.id, kind=r.kind, queue=r.queue, args=dict(r.args or {}),
-                           attempt=r.attempt, max_attempts=r.max_attempts, worker_id=worker_id)
+                           attempt=r.attempt, max_attempts=r.max_attempts, worker_id=worker_id,
+                           timeout=getattr(self._handlers.get(r.kind), "timeout", None))
                 for r in rows]
 
     def _settle(self, job: JobContext, **values: Any) -> bool:
-        now = utcnow()
-        with self.db.engine.begin() as conn:
-            res = conn.execute(update(_T).where(
-                _T.c.id == job.id, _T.c.state == "executing", _T.c.locked_by == job.worker_id
-            ).values(updated_at=now, locked_by=None, locked_until=None, **values))
-        if not res.rowcount:
-            log.warning("rindle.job.lease_lost id=%s kind=%s: another worker owns it now",
-                        job.id, job.kind)
-        return bool(res.rowcount)
+        """Record ``job``'s outcome unless its lease passed to another worker."""
+        if leases.settle(self.db, job.id, job.worker_id, **values):
+            return True
+        log.warning("rindle.job.lease_lost id=%s kind=%s: another worker owns it now",
+                    job.id, job.kind)
+        return False
 
     def complete_many(self, jobs: Sequence[JobContext]) -> int:
-        """Mark several successfully run jobs ``completed`` in one guarded statement."""
-        if not jobs:
-            return 0
-        now = utcnow()
-        by_worker: dict[str | None, list[uuid.UUID]] = {}
-        for job in jobs:
-            by_worker.setdefault(job.worker_id, []).append(job.id)
-        done = 0
-        with self.db.engine.begin() as conn:
-            for worker_id, ids in by_worker.items():
-                res = conn.execute(update(_T).where(
-                    _T.c.id.in_(ids), _T.c.state == "executing", _T.c.locked_by == worker_id
-                ).values(state="completed", finished_at=now, updated_at=now, locked_by=None,
-                         locked_until=None, last_error=None))
-                done += int(res.rowcount or 0)
-        return done
+        """Mark several successfully run jobs ``completed`` in one transaction (batched
+        acks), each guarded by its owner; returns how many were written."""
+        return leases.complete(self.db, [(job.id, job.worker_id) for job in jobs])
 
-    def extend_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID]) -> int:
-        """Push the lease of running jobs forward (called by the worker heartbeat)."""
-        if not job_ids:
-            return 0
-        until = utcnow() + dt.timedelta(seconds=self.lease_seconds)
-        with self.db.engine.begin() as conn:
-            res = conn.execute(update(_T).where(
-                _T.c.id.in_(list(job_ids)), _T.c.locked_by == worker_id,
-                _T.c.state == "executing").values(locked_until=until))
-        return int(res.rowcount or 0)
+    def extend_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], *,
+                      lease_seconds: float | None = None) -> int:
+        """Push the lease of ``worker_id``'s running jobs forward (the worker heartbeat)."""
+        return leases.extend(self.db, worker_id, job_ids, lease_seconds or self.lease_seconds)
+
+    def release(self, jobs: Sequence[JobContext]) -> int:
+        """Hand claimed but never started jobs back to the queue (worker shutdown), undoing
+        the attempt their claim counted; returns how many went back."""
+        return leases.release(self.db, [(j.id, j.worker_id, j.attempt) for j in jobs])
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1``: exponential with jitter."""
@@ -320,18 +284,31 @@ class JobQueue:
                              run_at=utcnow() + dt.timedelta(seconds=delay))
         else:
             outcome = "completed"
+            if job.timeout is not None and _ms(started) > job.timeout * 1000:
+                log.warning("rindle.job.overran id=%s kind=%s: took %.1f s, timeout %.1f s",
+                            job.id, job.kind, _ms(started) / 1000, job.timeout)
             if settle_success:
                 self._settle(job, state="completed", finished_at=utcnow(), last_error=None)
         tel.emit("rindle.job.stop", {"duration_ms": _ms(started)}, {**meta, "outcome": outcome})
         return outcome
 
-    def drain(self, queues: Sequence[str] | None = None, *, limit: int | None = None) -> int:
-        """Run every due job in this thread until none is due; returns how many ran."""
-        names = list(queues) if queues else sorted({*QUEUES, *self.kinds.values()})
+    def queue_names(self) -> list[str]:
+        """Every queue a job can be on: the standard ones and those kinds registered."""
+        return sorted({*QUEUES, *self.kinds.values()})
+
+    def drain(self, queues: Sequence[str] | None = None, *, with_scheduled: bool = False,
+              limit: int | None = None) -> int:
+        """Run every due job in this thread until none is due; returns how many ran.
+
+        Jobs the run enqueues are run too. ``with_scheduled`` also runs jobs whose ``run_at``
+        is still ahead, retries included (so a failing job runs until it is discarded).
+        ``limit`` caps how many run. Jobs leased by a live worker are left to it.
+        """
+        names = list(queues) if queues else self.queue_names()
         worker_id = f"drain-{uuid.uuid4().hex[:8]}"
         ran = 0
         while limit is None or ran < limit:
-            jobs = self.claim(names, worker_id, limit=1)
+            jobs = self.claim(names, worker_id, limit=1, with_scheduled=with_scheduled)
             if not jobs:
                 return ran
             self.execute(jobs[0])
@@ -357,6 +334,15 @@ class JobQueue:
                 _T.c.state.notin_(LIVE_JOB_STATES),
                 _T.c.finished_at < utcnow() - older_than))
         return int(res.rowcount or 0)
+
+
+def _insert_unique(session: Session | Connection) -> Any:
+    """``INSERT ... ON CONFLICT (unique_key) WHERE <live> DO NOTHING RETURNING id``."""
+    bind = session.get_bind() if isinstance(session, Session) else session
+    ins = postgresql.insert(_T) if bind.dialect.name == "postgresql" else sqlite.insert(_T)
+    return ins.on_conflict_do_nothing(
+        index_elements=["unique_key"], index_where=text(_LIVE_PREDICATE)
+    ).returning(_T.c.id)
 
 
 def _ms(started: float) -> float:

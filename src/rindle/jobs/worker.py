@@ -1,9 +1,11 @@
 """A long-running worker: threads per queue, leases kept alive, heartbeats, cron.
 
 ``Worker(app, queues={"process": 4, "promote": 2}).run()`` blocks until SIGINT/SIGTERM
-(or :meth:`Worker.stop`). Each thread claims one job at a time, so a busy queue never
-hoards work another worker could run. The heartbeat thread refreshes this worker's row
-in ``rindle_worker_heartbeats`` and extends the leases of running jobs.
+(or :meth:`Worker.stop`); running jobs finish first, and a second signal exits at once
+(unfinished jobs then come back when their leases expire). Each thread claims up to
+``prefetch`` jobs at a time (default 1, so a busy thread never hoards work) and
+acknowledges their successes together. The heartbeat refreshes this worker's row in
+``rindle_worker_heartbeats`` and extends the leases of the jobs it holds.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, delete
+from sqlalchemy import Table, delete, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from rindle.domain.models import WorkerHeartbeat, utcnow
+from rindle.domain.models import Job, WorkerHeartbeat, utcnow
 from rindle.errors import ConfigError
 from rindle.jobs.cron import parse_schedule, schedule_due
 from rindle.jobs.queue import QUEUES, JobContext
@@ -35,25 +38,26 @@ log = logging.getLogger("rindle.worker")
 
 DEFAULT_CONCURRENCY = {"promote": 2, "process": 2, "purge": 1, "maintenance": 1, "provider": 1}
 _HB: Table = WorkerHeartbeat.__table__  # type: ignore[assignment]
+_JOBS: Table = Job.__table__  # type: ignore[assignment]
 
 
 class Worker:
-    """Runs jobs from the chosen queues until stopped."""
+    """Runs jobs from the chosen queues until stopped.
 
-    def __init__(self, app: Rindle, queues: Mapping[str, int] | None = None, *,
-                 concurrency: int | None = None, cron: bool = True,
+    ``queues`` maps queue name -> threads, or lists names that each get ``concurrency``
+    threads (default 1); without it every queue runs (``concurrency`` each, or
+    :data:`DEFAULT_CONCURRENCY`). An unknown queue or a ``[cron]`` entry whose kind is not
+    registered is a :class:`ConfigError` here, before anything runs.
+    """
+
+    def __init__(self, app: Rindle, queues: Mapping[str, int] | Sequence[str] | None = None,
+                 *, concurrency: int | None = None, cron: bool = True,
                  lease_seconds: float | None = None, poll_interval: float | None = None,
-                 heartbeat_interval: float = 10.0, worker_id: str | None = None,
+                 heartbeat_interval: float = 5.0, worker_id: str | None = None,
                  prefetch: int | None = None) -> None:
         self.app = app
         self.jobs = app.jobs
-        if queues is None:
-            queues = ({q: concurrency for q in QUEUES} if concurrency
-                      else dict(DEFAULT_CONCURRENCY))
-        bad = {q: n for q, n in queues.items() if not isinstance(n, int) or n < 1}
-        if bad:
-            raise ConfigError(f"queue concurrency must be a positive integer: {bad}")
-        self.queues = dict(queues)
+        self.queues = _resolve_queues(queues, concurrency, self.jobs.queue_names())
         self.lease_seconds = lease_seconds or self.jobs.lease_seconds
         self.poll_interval = poll_interval if poll_interval is not None else float(
             app.settings.jobs.get("poll_interval", 1.0))
@@ -75,35 +79,60 @@ class Worker:
         self._stop.set()
 
     def run(self, *, install_signals: bool = True) -> None:
-        """Run until :meth:`stop` or SIGINT/SIGTERM; running jobs finish first."""
-        if install_signals and threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sig, lambda *_: self.stop())
-        threads = self._start_threads(until_empty=False)
+        """Run until :meth:`stop` or SIGINT/SIGTERM; running jobs finish first.
+
+        Signal handlers are installed only from the main thread, and restored on return.
+        """
+        previous = self._install_signals() if (
+            install_signals and threading.current_thread() is threading.main_thread()) else {}
         try:
-            while not self._stop.wait(self.heartbeat_interval):
-                self._beat()
+            threads = self._start_threads(until_empty=False)
+            try:
+                while not self._stop.wait(self.heartbeat_interval):
+                    self._beat()
+            finally:
+                self._stop.set()
+                for t in threads:
+                    t.join()
+                self._forget()
         finally:
-            self._stop.set()
-            for t in threads:
-                t.join()
-            self._forget()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def run_until_empty(self, *, timeout: float | None = None) -> int:
-        """Run until no queue has due work and every thread is idle; returns jobs run."""
-        threads = self._start_threads(until_empty=True)
+        """Run until no queue has due work and every thread is idle (or ``timeout``
+        seconds passed); returns how many jobs this worker ran. No cron."""
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while any(t.is_alive() for t in threads):
-                if deadline is not None and time.monotonic() > deadline:
-                    self._stop.set()
-                time.sleep(0.05)
+            while not self._stop.is_set():
+                threads = self._start_threads(until_empty=True)
+                next_beat = time.monotonic() + self.heartbeat_interval
+                while any(t.is_alive() for t in threads):
+                    if deadline is not None and time.monotonic() > deadline:
+                        self._stop.set()
+                    if time.monotonic() > next_beat:
+                        self._beat()
+                        next_beat = time.monotonic() + self.heartbeat_interval
+                    time.sleep(0.02)
+                for t in threads:
+                    t.join()
+                if not self._has_due_work():  # a thread may have quit just before
+                    break                         # another one enqueued for its queue
         finally:
             self._stop.set()
-            for t in threads:
-                t.join()
             self._forget()
         return self.executed
+
+    def _install_signals(self) -> dict[int, Any]:
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            if self._stop.is_set():
+                log.warning("second signal: exiting now; unfinished jobs return when "
+                            "their leases expire")
+                raise SystemExit(128 + signum)
+            log.warning("stopping: letting running jobs finish (signal again to exit now)")
+            self.stop()
+
+        return {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def _start_threads(self, *, until_empty: bool) -> list[threading.Thread]:
         self._beat()
@@ -141,36 +170,57 @@ class Worker:
                 self._stop.wait(self.poll_interval if not until_empty else 0.02)
                 continue
             self._idle[slot] = False
-            with self._lock:
-                self._running.update((job.id, job) for job in jobs)
-            succeeded: list[JobContext] = []
-            try:
-                for job in jobs:
-                    if self._stop.is_set() and not until_empty:
-                        break  # unrun prefetched jobs come back when their lease expires
-                    try:
-                        if self.jobs.execute(job, settle_success=False) == "completed":
-                            succeeded.append(job)
-                    except Exception:
-                        log.exception("settling job %s failed", job.id)
-                    with self._lock:
-                        self.executed += 1
-            finally:
+            self._run_batch(jobs)
+
+    def _run_batch(self, jobs: list[JobContext]) -> None:
+        with self._lock:
+            self._running.update((job.id, job) for job in jobs)
+        succeeded: list[JobContext] = []
+        unrun: list[JobContext] = []
+        try:
+            for i, job in enumerate(jobs):
+                if self._stop.is_set():
+                    unrun = jobs[i:]  # prefetched but not started: hand them back
+                    break
                 try:
-                    self.jobs.complete_many(succeeded)
+                    if self.jobs.execute(job, settle_success=False) == "completed":
+                        succeeded.append(job)
                 except Exception:
-                    log.exception("acknowledging %d job(s) failed", len(succeeded))
+                    log.exception("settling job %s failed", job.id)
                 with self._lock:
-                    for job in jobs:
-                        self._running.pop(job.id, None)
+                    self.executed += 1
+        finally:
+            try:
+                self.jobs.complete_many(succeeded)
+            except Exception:  # they run again once their leases expire
+                log.exception("acknowledging %d job(s) failed", len(succeeded))
+            try:
+                self.jobs.release(unrun)
+            except Exception:
+                log.exception("releasing %d unstarted job(s) failed", len(unrun))
+            with self._lock:
+                for job in jobs:
+                    self._running.pop(job.id, None)
 
     def _cron_loop(self) -> None:
+        since = None
         while not self._stop.is_set():
+            now = utcnow()
             try:
-                schedule_due(self.jobs, self.cron_entries, utcnow())
+                schedule_due(self.jobs, self.cron_entries, now, since=since)
+                since = now
             except Exception:
-                log.exception("cron scheduling failed")
-            self._stop.wait(20.0)  # at least twice a minute: no slot is skipped
+                log.exception("cron scheduling failed; retrying")
+            # wake just after the next minute starts, and at least every 15 s
+            self._stop.wait(min(15.0, 60.5 - now.second - now.microsecond / 1e6))
+
+    def _has_due_work(self) -> bool:
+        now = utcnow()
+        stmt = select(_JOBS.c.id).where(_JOBS.c.queue.in_(list(self.queues)), or_(
+            _JOBS.c.state.in_(("available", "retryable")) & (_JOBS.c.run_at <= now),
+            (_JOBS.c.state == "executing") & (_JOBS.c.locked_until < now))).limit(1)
+        with self.app.db.engine.connect() as conn:
+            return conn.execute(stmt).first() is not None
 
     # --- heartbeat ------------------------------------------------------------------------
 
@@ -188,7 +238,7 @@ class Worker:
                 conn.execute(stmt)
             with self._lock:
                 running = list(self._running)
-            self.jobs.extend_leases(self.worker_id, running)
+            self.jobs.extend_leases(self.worker_id, running, lease_seconds=self.lease_seconds)
         except Exception:
             log.exception("heartbeat failed")
 
@@ -198,3 +248,24 @@ class Worker:
                 conn.execute(delete(_HB).where(_HB.c.worker_id == self.worker_id))
         except Exception:
             log.exception("could not remove heartbeat row")
+
+
+def _resolve_queues(queues: Mapping[str, int] | Sequence[str] | None,
+                    concurrency: int | None, known: Sequence[str]) -> dict[str, int]:
+    """Queue name -> thread count, checked against the queues jobs can be on."""
+    if queues is None:
+        resolved = ({q: concurrency for q in QUEUES} if concurrency
+                    else dict(DEFAULT_CONCURRENCY))
+    elif isinstance(queues, Mapping):
+        resolved = dict(queues)
+    else:
+        resolved = {q: concurrency or 1 for q in queues}
+    bad = {q: n for q, n in resolved.items()
+           if isinstance(n, bool) or not isinstance(n, int) or n < 1}
+    if bad:
+        raise ConfigError(f"queue concurrency must be a positive integer: {bad}")
+    unknown = sorted(set(resolved) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown queue(s) {', '.join(unknown)}; jobs run on: "
+                          f"{', '.join(known)}")
+    return resolved

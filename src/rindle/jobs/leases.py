@@ -1,0 +1,148 @@
+"""The SQL of leases: claim due jobs, settle them guarded by owner, extend, release.
+
+Every write after a claim is guarded by ``locked_by`` (and ``state = 'executing'``), so a
+worker whose lease expired and was taken over cannot overwrite the new owner's outcome.
+Each function runs one short transaction of its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Integer, Row, Table, Update, bindparam, select, update
+
+from rindle.database import Database
+from rindle.domain.models import Job, utcnow
+
+__all__ = ["claim_rows", "complete", "extend", "release", "settle"]
+
+_T: Table = Job.__table__  # type: ignore[assignment]
+_NOW = bindparam("now", type_=_T.c.updated_at.type)
+_WORKER = bindparam("worker", type_=_T.c.locked_by.type)
+
+
+@functools.cache
+def _claim_statements(postgres: bool, with_scheduled: bool) -> tuple[Update, Update]:
+    """The two claim statements (due work, then expired leases), built once per flavour.
+
+    Reusing the statement objects spares SQLAlchemy rebuilding them and their cache keys
+    on every poll, which dominates a short claim.
+    """
+    queues = bindparam("queues", expanding=True, type_=_T.c.queue.type)
+    room = bindparam("room", type_=Integer())
+    # Due work first (partial index ix_rindle_jobs_due), then expired leases
+    # (ix_rindle_jobs_leased) only when there is room left: both stay index scans.
+    due = select(_T.c.id).where(
+        _T.c.queue.in_(queues), _T.c.state.in_(("available", "retryable"))
+    ).order_by(_T.c.run_at).limit(room)
+    if not with_scheduled:
+        due = due.where(_T.c.run_at <= _NOW)
+    lost = select(_T.c.id).where(
+        _T.c.state == "executing", _T.c.locked_until < _NOW, _T.c.queue.in_(queues)
+    ).order_by(_T.c.locked_until).limit(room)
+    out = []
+    for pick in (due, lost):
+        if postgres:
+            # A row another claimer holds is skipped, never waited on; a row that
+            # changed since our snapshot is re-checked against the WHERE when locked.
+            pick = pick.with_for_update(skip_locked=True)
+        out.append(
+            update(_T).where(_T.c.id.in_(pick.scalar_subquery()))
+            .values(state="executing", attempt=_T.c.attempt + 1, locked_by=_WORKER,
+                    locked_until=bindparam("until", type_=_T.c.locked_until.type),
+                    updated_at=_NOW)
+            .returning(_T.c.id, _T.c.kind, _T.c.queue, _T.c.args, _T.c.attempt,
+                       _T.c.max_attempts, _T.c.run_at))
+    return out[0], out[1]
+
+
+_COMPLETE = update(_T).where(
+    _T.c.id.in_(bindparam("ids", expanding=True, type_=_T.c.id.type)),
+    _T.c.state == "executing", _T.c.locked_by == _WORKER,
+).values(state="completed", finished_at=_NOW, updated_at=_NOW, locked_by=None,
+         locked_until=None, last_error=None)
+
+
+def claim_rows(db: Database, queues: Sequence[str], worker_id: str, *, limit: int,
+               lease_seconds: float, with_scheduled: bool = False) -> list[Row[Any]]:
+    """Lease up to ``limit`` due jobs; returns their (id, kind, queue, args, attempt,
+    max_attempts, run_at) rows, oldest due first, already ``executing`` under ``worker_id``."""
+    now = utcnow()
+    params: dict[str, Any] = {
+        "queues": list(queues), "now": now, "worker": worker_id,
+        "until": now + dt.timedelta(seconds=lease_seconds)}
+    rows: list[Row[Any]] = []
+    with db.engine.begin() as conn:
+        for stmt in _claim_statements(db.dialect_name == "postgresql", with_scheduled):
+            room = limit - len(rows)
+            if room <= 0:
+                break
+            # RETURNING follows no ORDER BY: sort so a batch runs oldest-due first
+            rows.extend(sorted(conn.execute(stmt, {**params, "room": room}).all(),
+                               key=lambda r: (r.run_at, r.id)))
+    return rows
+
+
+def settle(db: Database, job_id: uuid.UUID, worker_id: str | None, **values: Any) -> bool:
+    """Write one job's outcome if ``worker_id`` still owns it; False when it does not."""
+    now = utcnow()
+    with db.engine.begin() as conn:
+        res = conn.execute(update(_T).where(
+            _T.c.id == job_id, _T.c.state == "executing", _T.c.locked_by == worker_id
+        ).values(updated_at=now, locked_by=None, locked_until=None, **values))
+    return bool(res.rowcount)
+
+
+def complete(db: Database, owned: Sequence[tuple[uuid.UUID, str | None]]) -> int:
+    """Mark ``(job_id, worker_id)`` pairs ``completed`` in one transaction (batched acks);
+    returns how many were still owned and are now completed."""
+    if not owned:
+        return 0
+    now = utcnow()
+    by_worker: dict[str | None, list[uuid.UUID]] = {}
+    for job_id, worker_id in owned:
+        by_worker.setdefault(worker_id, []).append(job_id)
+    done = 0
+    with db.engine.begin() as conn:
+        for worker_id, ids in by_worker.items():
+            res = conn.execute(_COMPLETE, {"ids": ids, "worker": worker_id, "now": now})
+            done += int(res.rowcount or 0)
+    return done
+
+
+def extend(db: Database, worker_id: str, job_ids: Sequence[uuid.UUID],
+           lease_seconds: float) -> int:
+    """Push the lease of ``worker_id``'s running jobs to now + ``lease_seconds``."""
+    if not job_ids:
+        return 0
+    until = utcnow() + dt.timedelta(seconds=lease_seconds)
+    with db.engine.begin() as conn:
+        res = conn.execute(update(_T).where(
+            _T.c.id.in_(list(job_ids)), _T.c.locked_by == worker_id,
+            _T.c.state == "executing").values(locked_until=until))
+    return int(res.rowcount or 0)
+
+
+def release(db: Database, claimed: Sequence[tuple[uuid.UUID, str | None, int]]) -> int:
+    """Give never-started ``(job_id, worker_id, attempt)`` claims back to the queue.
+
+    The attempt the claim counted is undone; a claim the worker no longer holds (or that
+    was claimed again since) is left alone.
+    """
+    if not claimed:
+        return 0
+    now = utcnow()
+    released = 0
+    with db.engine.begin() as conn:
+        for job_id, worker_id, attempt in claimed:
+            res = conn.execute(update(_T).where(
+                _T.c.id == job_id, _T.c.state == "executing", _T.c.locked_by == worker_id,
+                _T.c.attempt == attempt,
+            ).values(state="available", attempt=_T.c.attempt - 1, locked_by=None,
+                     locked_until=None, updated_at=now))
+            released += int(res.rowcount or 0)
+    return released
