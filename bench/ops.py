@@ -19,6 +19,7 @@ smallest to the largest size <= 30 MB, time ratio largest/smallest <= 12 x the s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -178,10 +179,8 @@ def naive(app, task: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
                     s.commit()
                 done += 1
             for a in s.query(Asset).filter(Asset.state.in_(("available", "ready"))).all():
-                try:
+                with contextlib.suppress(ObjectNotFound):
                     storage.head(a.storage_key)
-                except ObjectNotFound:
-                    pass
                 done += 1
         elif task == "naive-cleanup":
             for sess in s.query(UploadSession).filter(UploadSession.state == "expired").all():

@@ -27,8 +27,8 @@ from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, Uuid, any_, bindparam, inspect, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
