@@ -4,8 +4,9 @@ For each dialect and size: seed N ready variants (N/2 assets x 2 variants, every
 from an outdated recipe, with a real file per variant in local storage) and N/10 expired
 upload sessions with staged objects, then run, each in a fresh child process:
 
-* ``regenerate-variants`` (marks all N stale, enqueues N unique jobs)
-* ``verify-storage`` (HEAD/list of N objects; 1% deleted beforehand, found missing)
+* ``verify-storage`` (N variant objects and N/2 originals; 1% of variants deleted
+  beforehand, found missing), run first, while every variant is still ``ready``
+* ``regenerate-variants`` (marks the drifted variants stale, enqueues one job each)
 * ``cleanup-orphans --live`` (N/10 sessions, objects first, then rows)
 
 and the naive baseline for the same work at the smallest size (ORM ``.all()`` then row by
@@ -74,6 +75,7 @@ def seed(url: str, work: Path, n: int) -> None:
             aid = uuid7()
             folder = media / "gallery" / str(aid)
             folder.mkdir(parents=True)
+            os.close(os.open(folder / "o.jpg", os.O_CREAT | os.O_WRONLY))  # the original
             assets.append({"id": aid, "state": "ready", "storage_key": f"gallery/{aid}/o.jpg",
                            "profile": "gallery", "kind": "image", "metadata": {},
                            "inserted_at": now, "updated_at": now})
@@ -207,8 +209,9 @@ def run(dialect: str, sizes: list[int], work_root: Path) -> None:
                 seed(url, work, n)
                 print(f"  seeded {dialect} n={n:,} ({label}) in {time.perf_counter() - t0:.0f}s",
                       flush=True)
-                tasks = (["regenerate", "verify", "cleanup"] if label == "rindle"
-                         else ["naive-regenerate", "naive-verify", "naive-cleanup"])
+                # verify first: regenerate moves every drifted variant out of ``ready``
+                tasks = (["verify", "regenerate", "cleanup"] if label == "rindle"
+                         else ["naive-verify", "naive-regenerate", "naive-cleanup"])
                 for task in tasks:
                     r = measure(url, work, task)
                     results[(task, n)] = r
