@@ -62,6 +62,17 @@ class Telemetry:
 
         return detach
 
+    @property
+    def listening(self) -> bool:
+        """Whether any handler or ``rindle_event`` implementation would receive an event.
+
+        Hot paths check it once per batch to skip building events nobody reads.
+        """
+        if self._handlers:
+            return True
+        impls = getattr(self._hook_caller, "get_hookimpls", None)
+        return self._hook_caller is not None and (impls is None or bool(impls()))
+
     def emit(
         self,
         event: str,

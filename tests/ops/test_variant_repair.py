@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,20 +102,26 @@ class FlakyStorage(LocalStorage):
             raise StorageError("connection reset by peer")
         return super().head(key)
 
+    def exists_many(self, keys: Sequence[str]) -> Sequence[bool | Exception]:
+        answers = list(super().exists_many(keys))
+        return [StorageError("connection reset by peer") if "boom" in key else answer
+                for key, answer in zip(keys, answers, strict=True)]
+
     def list(self, prefix: str = "") -> Any:
         if "boom" in prefix:
             raise StorageError("connection reset by peer")
         return super().list(prefix)
 
 
-@pytest.mark.parametrize("use_list", [True, False])
+@pytest.mark.parametrize("path", ["stat", "list", "head"])
 def test_verify_storage_counts_infrastructure_errors_and_flips_nothing(
-        opsapp: Rindle, seed: Callable[..., Any], use_list: bool) -> None:
+        opsapp: Rindle, seed: Callable[..., Any], path: str) -> None:
+    """Whichever way the backend is asked (local stat, folder listing, HEAD per key)."""
     assets = seed(3)
     real = opsapp.storage()
     flaky = FlakyStorage(name="default", root=real.root, secret_key="x")  # type: ignore[attr-defined]
-    if not use_list:
-        flaky.capabilities = frozenset(flaky.capabilities - {"list"})  # type: ignore[misc]
+    drop = {"stat": set(), "list": {"local"}, "head": {"local", "list"}}[path]
+    flaky.capabilities = frozenset(flaky.capabilities - drop)  # type: ignore[misc]
     opsapp._storages["default"] = flaky
     with opsapp.db.transaction() as s:  # route one asset's keys through the failing path
         for v in s.scalars(select(Variant).where(Variant.asset_id == assets[0].id)):

@@ -60,7 +60,7 @@ def abort_incomplete_uploads(app: Rindle, *, batch_size: int = DEFAULT_BATCH,
             .join(Asset, Asset.id == UploadSession.asset_id)
             .where(UploadSession.state.in_(OPEN_STATES), UploadSession.expires_at < now))
     bar = Progress("abort-incomplete-uploads", enabled=progress)
-    for rows in keyset_batches(app.db.sessionmaker, stmt, UploadSession.id,
+    for rows in keyset_batches(app.db.engine.connect, stmt, UploadSession.id,
                                batch_size=batch_size):
         for row in rows:
             report.sessions_found += 1

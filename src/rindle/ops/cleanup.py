@@ -54,19 +54,19 @@ def cleanup_orphans(app: Rindle, *, dry_run: bool = True, batch_size: int = DEFA
             .join(Asset, Asset.id == UploadSession.asset_id)
             .where(UploadSession.state == "expired"))
     bar = Progress("cleanup-orphans", enabled=progress)
-    for rows in keyset_batches(app.db.sessionmaker, stmt, UploadSession.id,
+    for rows in keyset_batches(app.db.engine.connect, stmt, UploadSession.id,
                                batch_size=batch_size):
         cleaned: list[Any] = []
         try:
+            report.sessions_found += len(rows)
+            live = []
             for row in rows:
-                report.sessions_found += 1
                 if row.upload_strategy == "resumable" and row.session_uri:
                     report.resumable_skipped += 1  # still cancellable: abort it first
-                    continue
-                if dry_run:
-                    continue
-                if _delete_object(app, row, report):
-                    cleaned.append(row)
+                else:
+                    live.append(row)
+            if not dry_run:
+                _delete_objects(app, live, report, cleaned)
         finally:  # even when interrupted: forget the sessions whose objects are gone
             _delete_rows(app, cleaned, report)
         bar.advance(len(rows), deleted=report.sessions_deleted)
@@ -74,23 +74,43 @@ def cleanup_orphans(app: Rindle, *, dry_run: bool = True, batch_size: int = DEFA
     return report
 
 
-def _delete_object(app: Rindle, row: Any, report: CleanupReport) -> bool:
-    """Remove one session's staged object; False (row kept for the next run) on failure."""
-    try:
-        storage = app.storage_for(row.profile)
-    except Exception:
-        report.storage_skipped += 1
-        return True
-    try:
-        if row.multipart_upload_id:
-            storage.abort_multipart(row.upload_key, row.multipart_upload_id)
-        else:
-            storage.delete(row.upload_key)
-    except Exception:
-        report.storage_errors += 1
-        return False
-    report.objects_deleted += 1
-    return True
+def _delete_objects(app: Rindle, rows: list[Any], report: CleanupReport,
+                    cleaned: list[Any]) -> None:
+    """Remove the rows' staged objects; rows whose object is gone go to ``cleaned``.
+
+    A row whose deletion failed stays out of ``cleaned``, so its session survives for the
+    next run. Plain objects go to the backend in one ``delete_many`` per profile; open
+    multipart uploads are aborted one by one.
+    """
+    by_profile: dict[str, list[Any]] = {}
+    for row in rows:
+        by_profile.setdefault(row.profile, []).append(row)
+    for profile, members in by_profile.items():
+        try:
+            storage = app.storage_for(profile)
+        except Exception:
+            report.storage_skipped += len(members)  # its storage is gone: nothing to delete
+            cleaned.extend(members)
+            continue
+        plain = []
+        for row in members:
+            if row.multipart_upload_id:
+                try:
+                    storage.abort_multipart(row.upload_key, row.multipart_upload_id)
+                except Exception:
+                    report.storage_errors += 1
+                    continue
+                report.objects_deleted += 1
+                cleaned.append(row)
+            else:
+                plain.append(row)
+        outcomes = storage.delete_many([row.upload_key for row in plain])
+        for row, error in zip(plain, outcomes, strict=True):
+            if error is None:
+                report.objects_deleted += 1
+                cleaned.append(row)
+            else:
+                report.storage_errors += 1
 
 
 def _delete_rows(app: Rindle, rows: list[Any], report: CleanupReport) -> None:

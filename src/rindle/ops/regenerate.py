@@ -52,7 +52,7 @@ def regenerate_variants(app: Rindle, *, profile: str | None = None,
                 drifted = (select(Variant.id).join(Asset, Asset.id == Variant.asset_id)
                            .where(Asset.profile == prof.name, Variant.name == name,
                                   Variant.state == "ready", Variant.recipe_digest != digest))
-                for rows in keyset_batches(app.db.sessionmaker, drifted, Variant.id,
+                for rows in keyset_batches(app.db.engine.connect, drifted, Variant.id,
                                            batch_size=batch_size):
                     with app.db.transaction() as s:
                         moved = variant_fsm.transition_many(
@@ -73,7 +73,7 @@ def _enqueue_pass(app: Rindle, profile: str, name: str, report: RegenerateReport
     for state in ("stale", "missing"):
         stmt = (select(Variant.id, Variant.asset_id).join(Asset, Asset.id == Variant.asset_id)
                 .where(Asset.profile == profile, Variant.name == name, Variant.state == state))
-        for rows in keyset_batches(app.db.sessionmaker, stmt, Variant.id,
+        for rows in keyset_batches(app.db.engine.connect, stmt, Variant.id,
                                    batch_size=batch_size):
             try:
                 with app.db.transaction() as s:

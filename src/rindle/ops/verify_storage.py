@@ -10,8 +10,7 @@ folder per request instead of one HEAD per key.
 from __future__ import annotations
 
 import posixpath
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,8 +19,7 @@ from sqlalchemy import select
 
 from rindle.domain.fsm import variant as variant_fsm
 from rindle.domain.models import Asset, Variant
-from rindle.errors import ObjectNotFound
-from rindle.ops.batches import DEFAULT_BATCH, keyset_batches
+from rindle.ops.batches import DEFAULT_BATCH, as_uuid, keyset_batches, raw_id
 from rindle.ops.progress import Progress
 from rindle.ops.report import Report, repair_span
 from rindle.ops.scope import profiles_in_scope, variant_names
@@ -33,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["VerifyStorageReport", "check_keys", "verify_storage"]
 
-PRESENT, MISSING, ERROR = "present", "missing", "error"
+Presence = bool | Exception  # True present, False gone, an exception: unknowable
 
 
 @dataclass
@@ -49,98 +47,124 @@ class VerifyStorageReport(Report):
     originals_missing: int = 0
 
 
-def _head(storage: Storage, key: str) -> str:
-    try:
-        storage.head(key)
-        return PRESENT
-    except ObjectNotFound:
-        return MISSING
-    except Exception:
-        return ERROR
-
-
-def _list_prefix(storage: Storage, prefix: str) -> set[str] | None:
+def _listing(storage: Storage, prefix: str) -> set[str] | Exception:
     try:
         return {info.key for info in storage.list(prefix)}
-    except Exception:
-        return None
+    except Exception as exc:
+        return exc
 
 
-def check_keys(storage: Storage, keys: Iterable[str], pool: ThreadPoolExecutor) -> dict[str, str]:
-    """Whether each key is present, missing or unknowable (error), checked concurrently."""
-    keys = list(keys)
-    if storage.supports(Capability.LOCAL):  # a stat is cheaper than any pool or listing
-        return {key: _head(storage, key) for key in keys}
+def check_keys(storage: Storage, keys: Sequence[str], pool: ThreadPoolExecutor, *,
+               workers: int = 8) -> Sequence[Presence]:
+    """The presence of each key, in order, checked the cheapest way the backend allows.
+
+    Local storage answers with a bare ``stat`` per key (cheaper than any pool); a backend
+    that can list answers one folder per request, the folders fetched concurrently; any
+    other backend gets its ``exists_many`` spread over the pool.
+    """
+    if not keys:
+        return []
+    if storage.supports(Capability.LOCAL):
+        return storage.exists_many(keys)
     if storage.supports(Capability.LIST):
-        folders: dict[str, list[str]] = defaultdict(list)
-        for key in keys:
-            folders[posixpath.dirname(key) + "/"].append(key)
-        listed = dict(zip(folders, pool.map(lambda p: _list_prefix(storage, p), folders),
+        folders = sorted({posixpath.dirname(key) + "/" for key in keys})
+        listed = dict(zip(folders, pool.map(lambda p: _listing(storage, p), folders),
                           strict=True))
-        out = {}
-        for folder, members in folders.items():
-            found = listed[folder]
-            for key in members:
-                out[key] = ERROR if found is None else (PRESENT if key in found else MISSING)
+        out: list[Presence] = []
+        for key in keys:
+            found = listed[posixpath.dirname(key) + "/"]
+            out.append(found if isinstance(found, Exception) else key in found)
         return out
-    return dict(zip(keys, pool.map(lambda k: _head(storage, k), keys), strict=True))
+    step = max(1, -(-len(keys) // max(1, workers)))
+    chunks = [keys[i:i + step] for i in range(0, len(keys), step)]
+    return [answer for part in pool.map(storage.exists_many, chunks) for answer in part]
+
+
+class _Missing:
+    """Variant ids found gone, flipped ``ready -> missing`` a bounded batch at a time."""
+
+    def __init__(self, app: Rindle, report: VerifyStorageReport, limit: int) -> None:
+        self.app, self.report, self.limit = app, report, limit
+        self.profile = ""
+        self.ids: list[Any] = []
+
+    def add(self, profile: str, variant_id: Any) -> None:
+        if profile != self.profile:
+            self.flush()
+            self.profile = profile
+        self.ids.append(variant_id)
+        if len(self.ids) >= self.limit:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.ids:
+            return
+        ids, self.ids = self.ids, []
+        with self.app.db.transaction() as s:
+            moved = variant_fsm.transition_many(
+                s, ids, "ready", "missing", telemetry=self.app.telemetry,
+                profile=self.profile, values={"error_reason": "storage_object_missing"})
+        self.report.missing += len(moved)
+        self.report.fsm_blocked += len(ids) - len(moved)
 
 
 def verify_storage(app: Rindle, *, profile: str | None = None, variant: str | None = None,
                    concurrency: int = 8, batch_size: int = DEFAULT_BATCH,
                    include_originals: bool = True, progress: bool | None = None
                    ) -> VerifyStorageReport:
-    """Check every ready variant in scope against storage; gone ones become ``missing``."""
+    """Check every ready variant in scope against storage; gone ones become ``missing``.
+
+    A variant whose check failed for another reason than "not found" counts in ``errors``
+    and keeps its state. Originals are checked and counted, never changed.
+    """
     report = VerifyStorageReport()
     scope = "profile" if profile else "all"
+    missing = _Missing(app, report, batch_size)
     with repair_span(app.telemetry, "verify_storage", scope=scope, dry_run=False) as span, \
             ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         bar = Progress("verify-storage", enabled=progress)
-        for prof in profiles_in_scope(app, profile):
-            storage = app.storage(prof.storage)
-            names = variant_names(prof, variant)
-            if names:
-                stmt = (select(Variant.id, Variant.storage_key)
-                        .join(Asset, Asset.id == Variant.asset_id)
-                        .where(Asset.profile == prof.name, Variant.name.in_(names),
-                               Variant.state == "ready"))
-                for rows in keyset_batches(app.db.sessionmaker, stmt, Variant.id,
-                                           batch_size=batch_size):
-                    _verify_batch(app, prof.name, storage, rows, pool, report)
-                    bar.advance(len(rows), missing=report.missing, errors=report.errors)
-            if include_originals and variant is None:
-                originals = select(Asset.id, Asset.storage_key).where(
-                    Asset.profile == prof.name, Asset.state.in_(("available", "ready")))
-                for rows in keyset_batches(app.db.sessionmaker, originals, Asset.id,
-                                           batch_size=batch_size):
-                    status = check_keys(storage, [r.storage_key for r in rows], pool)
-                    report.originals_checked += len(rows)
-                    report.originals_missing += sum(v == MISSING for v in status.values())
-                    report.errors += sum(v == ERROR for v in status.values())
-                    bar.advance(len(rows))
-        bar.close()
+        try:
+            for prof in profiles_in_scope(app, profile):
+                storage = app.storage(prof.storage)
+                names = variant_names(prof, variant)
+                if names:
+                    stmt = (select(raw_id(Variant.id), Variant.storage_key)
+                            .join(Asset, Asset.id == Variant.asset_id)
+                            .where(Asset.profile == prof.name, Variant.name.in_(names),
+                                   Variant.state == "ready"))
+                    for rows in keyset_batches(app.db.engine.connect, stmt, Variant.id,
+                                               batch_size=batch_size):
+                        keyed = [r for r in rows if r.storage_key]
+                        answers = check_keys(storage, [r.storage_key for r in keyed], pool,
+                                             workers=concurrency)
+                        for row, answer in zip(keyed, answers, strict=True):
+                            if answer is True:
+                                report.present += 1
+                            elif answer is False:
+                                missing.add(prof.name, as_uuid(row.id))
+                            else:
+                                report.errors += 1
+                        report.checked += len(rows)
+                        bar.advance(len(rows), missing=report.missing + len(missing.ids),
+                                    errors=report.errors)
+                if include_originals and variant is None:
+                    originals = select(raw_id(Asset.id), Asset.storage_key).where(
+                        Asset.profile == prof.name, Asset.state.in_(("available", "ready")))
+                    for rows in keyset_batches(app.db.engine.connect, originals, Asset.id,
+                                               batch_size=batch_size):
+                        answers = check_keys(storage, [r.storage_key for r in rows], pool,
+                                             workers=concurrency)
+                        report.originals_checked += len(rows)
+                        report.originals_missing += sum(a is False for a in answers)
+                        report.errors += sum(isinstance(a, Exception) for a in answers)
+                        bar.advance(len(rows))
+        finally:  # what was found gone before an interruption is still recorded
+            missing.flush()
+            bar.close()
         span["result"] = "partial" if report.errors else "ok"
         span["measurements"] = {"checked": report.checked, "missing": report.missing,
                                 "errors": report.errors}
     return report
-
-
-def _verify_batch(app: Rindle, profile: str, storage: Storage, rows: Any,
-                  pool: ThreadPoolExecutor, report: VerifyStorageReport) -> None:
-    keyed = [r for r in rows if r.storage_key]
-    status = check_keys(storage, [r.storage_key for r in keyed], pool)
-    report.checked += len(rows)
-    gone = [r.id for r in keyed if status[r.storage_key] == MISSING]
-    report.present += sum(status[r.storage_key] == PRESENT for r in keyed)
-    report.errors += sum(status[r.storage_key] == ERROR for r in keyed)
-    if not gone:
-        return
-    with app.db.transaction() as s:
-        moved = variant_fsm.transition_many(s, gone, "ready", "missing",
-                                            telemetry=app.telemetry, profile=profile,
-                                            values={"error_reason": "storage_object_missing"})
-    report.missing += len(moved)
-    report.fsm_blocked += len(gone) - len(moved)
 
 
 def handle(app: Rindle, job: JobContext) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from rindle.errors import ConfigError, UploadUnsupported
+from rindle.errors import ConfigError, ObjectNotFound, UploadUnsupported
 
 __all__ = [
     "BackendContext",
@@ -138,6 +139,40 @@ class Storage(ABC):
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, streamed (never all in memory)."""
+
+    def exists_many(self, keys: Sequence[str]) -> Sequence[bool | Exception]:
+        """For each key, in order: ``True`` if present, ``False`` if gone, or the exception
+        that made the answer unknowable (network, auth). Never raises for one key's fault.
+
+        The default asks :meth:`head` once per key; backends with a cheaper presence check
+        (a bare ``stat``, a batched listing) override it.
+        """
+        out: builtins.list[bool | Exception] = []
+        for key in keys:
+            try:
+                self.head(key)
+                out.append(True)
+            except ObjectNotFound:
+                out.append(False)
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    def delete_many(self, keys: Sequence[str]) -> Sequence[Exception | None]:
+        """Remove every key; for each, in order, ``None`` (gone, or never there) or the
+        exception that kept it. Never raises for one key's fault.
+
+        The default calls :meth:`delete` per key; backends with a bulk delete (S3's
+        ``DeleteObjects``) override it.
+        """
+        out: builtins.list[Exception | None] = []
+        for key in keys:
+            try:
+                self.delete(key)
+                out.append(None)
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     # --- optional operations (capability-gated) -----------------------------------------
 

@@ -9,7 +9,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -47,6 +47,7 @@ class LocalStorage(Storage):
             raise ConfigError("local storage needs the app secret_key to sign URLs")
         self.root = Path(root).expanduser().resolve()
         self._root_str = str(self.root)
+        self._prefix = os.path.join(self._root_str, "")  # ends with exactly one separator
         self.base_url = base_url.rstrip("/")
         # "/media" -> "/media"; "/" or "" -> "" so URLs are "{base_url}/{key}", never "//{key}"
         self.url_prefix = ("/" + url_prefix.strip("/")).rstrip("/")
@@ -74,12 +75,11 @@ class LocalStorage(Storage):
     # --- paths ---------------------------------------------------------------------------
 
     def _fs_path(self, key: str) -> str:
-        if not key or "\x00" in key or "\\" in key or key.startswith("/"):
+        wrapped = f"/{key}/"  # an empty, absolute or trailing-slash key shows up as "//"
+        if ("\x00" in key or "\\" in key or "//" in wrapped or "/./" in wrapped
+                or "/../" in wrapped):
             raise StorageError(f"invalid storage key {key!r}")
-        parts = key.split("/")
-        if "" in parts or "." in parts or ".." in parts:
-            raise StorageError(f"invalid storage key {key!r}")
-        return os.path.join(self._root_str, *parts)  # lexically inside root
+        return self._prefix + key  # lexically inside root
 
     def path_for(self, key: str) -> Path:
         """The file that holds ``key``; refuses keys that would leave ``root``."""
@@ -98,6 +98,18 @@ class LocalStorage(Storage):
             raise ObjectNotFound(key)
         return self._info(key, st)
 
+    def exists_many(self, keys: Sequence[str]) -> Sequence[bool | Exception]:
+        out: list[bool | Exception] = []
+        append, fs_path, is_reg = out.append, self._fs_path, stat.S_ISREG
+        for key in keys:
+            try:
+                append(is_reg(os.stat(fs_path(key)).st_mode))
+            except (FileNotFoundError, NotADirectoryError):
+                append(False)
+            except Exception as exc:  # an invalid key, a permission error
+                append(exc)
+        return out
+
     def _info(self, key: str, st: os.stat_result) -> ObjectInfo:
         return ObjectInfo(
             key=key,
@@ -107,10 +119,9 @@ class LocalStorage(Storage):
         )
 
     def delete(self, key: str) -> None:
-        path = self.path_for(key)
         try:
-            path.unlink()
-        except FileNotFoundError:
+            os.unlink(self._fs_path(key))
+        except (FileNotFoundError, NotADirectoryError):
             return
         except OSError as exc:
             raise StorageError(f"cannot delete {key!r}: {exc}") from exc

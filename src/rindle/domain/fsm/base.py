@@ -243,8 +243,12 @@ class StateMachine:
         )
         rows = session.execute(stmt).all()
         now_ns = time.time_ns()
+        loaded = bool(session.identity_map)  # batch passes use fresh sessions: nothing to sync
+        if telemetry is not None and not telemetry.listening:
+            telemetry = None
         for row in rows:
-            self._refresh_identity_map(session, row[0], row_values)
+            if loaded:
+                self._refresh_identity_map(session, row[0], row_values)
             if telemetry is not None:
                 meta: dict[str, Any] = {k: _UNKNOWN if v is None else v
                                         for k, v in zip(wanted, row[1:], strict=True)}
