@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rindle.errors import StorageError
+from rindle.storage.base import Storage
 from rindle.storage.local import LocalStorage
 
 
@@ -54,3 +55,16 @@ def test_exists_many_reports_os_errors_as_unknowable(storage: LocalStorage) -> N
     (storage.root / "a").mkdir(parents=True)
     [answer] = storage.exists_many(["a/" + "x" * 300])  # ENAMETOOLONG, not "not found"
     assert isinstance(answer, OSError) and not isinstance(answer, FileNotFoundError)
+
+
+def test_the_generic_exists_many_agrees_with_the_local_fast_path(storage: LocalStorage,
+                                                                  tmp_path: Path) -> None:
+    """The base class's HEAD-per-key answer, used by backends without a faster one."""
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"x")
+    storage.put("a/one.bin", src)
+    (storage.root / "a" / "dir").mkdir()
+    keys = ["a/one.bin", "a/gone.bin", "a/dir", "a/one.bin/below"]
+    assert list(Storage.exists_many(storage, keys)) == list(storage.exists_many(keys))
+    [bad] = Storage.exists_many(storage, ["../escape"])
+    assert isinstance(bad, StorageError)
