@@ -13,9 +13,9 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-# The core and every plugin, editable, with what the tests need.
+# The core and every plugin, editable, each with what its tests need (`[test]`).
 install: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]' $(foreach d,$(PLUGIN_DIRS),-e '$(d)')
+	$(BIN)/pip install -q -e '.[test]' $(foreach d,$(PLUGIN_DIRS),-e '$(d)[test]')
 
 system-deps:
 	@bash scripts/system-deps.sh
@@ -31,7 +31,7 @@ bench: system-deps install
 
 lint: install
 	$(BIN)/ruff check src tests plugins bench
-	$(BIN)/mypy src/rindle
+	$(BIN)/mypy src/rindle $(foreach d,$(PLUGIN_DIRS),$(d)/src)
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""Shared fixtures: every database test runs on SQLite and on a real PostgreSQL 15."""
+"""Fixtures for the core and plugin suites: every database test runs on SQLite and on a
+real PostgreSQL 15."""
 
 from __future__ import annotations
 

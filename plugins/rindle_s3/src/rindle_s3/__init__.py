@@ -1,0 +1,6 @@
+"""rindle-s3: Amazon S3 and S3-compatible storage for rindle."""
+
+from rindle_s3.storage import S3Storage
+
+__all__ = ["S3Storage"]
+__version__ = "0.1.0"

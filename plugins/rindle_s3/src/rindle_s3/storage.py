@@ -1,0 +1,285 @@
+"""``backend = "s3"``: objects in an Amazon S3 (or S3-compatible) bucket, through boto3."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rindle.errors import ConfigError, ObjectNotFound, StorageError
+from rindle.storage import BackendContext, Capability, ObjectInfo, PresignedRequest, Storage
+
+__all__ = ["S3Storage"]
+
+#: S3 refuses presigned URLs valid for longer than seven days.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+#: ``DeleteObjects`` takes at most this many keys per request.
+DELETE_BATCH = 1000
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+_SETTINGS = {"bucket", "prefix", "region", "endpoint_url", "access_key_id",
+             "secret_access_key", "session_token", "public_base_url", "addressing_style",
+             "max_pool_connections"}
+
+
+class S3Storage(Storage):
+    """A bucket (optionally a key prefix inside it) holding rindle's objects.
+
+    Every method maps "no such key" to :class:`ObjectNotFound` and any other service or
+    network failure to :class:`StorageError`, whose message never carries credentials.
+    One client is shared by all threads (boto3 clients are thread-safe).
+    """
+
+    backend_name = "s3"
+    capabilities = frozenset({
+        Capability.PRESIGNED_PUT,
+        Capability.MULTIPART_UPLOAD,
+        Capability.SIGNED_URL,
+        Capability.HEAD,
+        Capability.LIST,
+    })
+
+    def __init__(self, *, name: str, bucket: str, prefix: str = "", region: str | None = None,
+                 endpoint_url: str | None = None, access_key_id: str | None = None,
+                 secret_access_key: str | None = None, session_token: str | None = None,
+                 public_base_url: str | None = None, addressing_style: str = "auto",
+                 max_pool_connections: int = 32) -> None:
+        super().__init__(name=name)
+        if not bucket:
+            raise ConfigError(f"storage {name!r}: the s3 backend needs a bucket")
+        if (access_key_id is None) != (secret_access_key is None):
+            raise ConfigError(f"storage {name!r}: set both access_key_id and "
+                              "secret_access_key, or neither (boto3's credential chain)")
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        config = Config(signature_version="s3v4", max_pool_connections=max_pool_connections,
+                        s3={"addressing_style": addressing_style},
+                        retries={"max_attempts": 3, "mode": "standard"})
+        self.client = boto3.session.Session().client(
+            "s3", region_name=region, endpoint_url=endpoint_url, config=config,
+            aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
+            aws_session_token=session_token)
+
+    @classmethod
+    def from_settings(cls, name: str, settings: Mapping[str, Any], context: BackendContext
+                      ) -> S3Storage:
+        """Build from ``[storages.NAME]``; an unknown setting is a :class:`ConfigError`."""
+        unknown = set(settings) - _SETTINGS
+        if unknown:
+            raise ConfigError(f"storage {name!r}: unknown setting(s) {sorted(unknown)} for "
+                              f"the s3 backend; allowed: {', '.join(sorted(_SETTINGS))}")
+        return cls(name=name, **dict(settings))
+
+    def __repr__(self) -> str:
+        return f"<S3Storage {self.name} s3://{self.bucket}/{self.prefix}>"
+
+    # --- keys and errors -----------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        if not key or key.startswith("/") or "\x00" in key:
+            raise StorageError(f"invalid storage key {key!r}")
+        return self.prefix + key
+
+    def _unprefix(self, s3_key: str) -> str:
+        return s3_key[len(self.prefix):]
+
+    def _fail(self, verb: str, key: str, exc: Exception) -> StorageError:
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if code in _NOT_FOUND:
+                return ObjectNotFound(key)
+            detail = f"{code}: {error.get('Message') or 'no message'}"
+        else:
+            detail = type(exc).__name__
+        return StorageError(f"s3 {verb} {key!r} in bucket {self.bucket!r} failed ({detail})")
+
+    # --- core operations -----------------------------------------------------------------
+
+    def head(self, key: str) -> ObjectInfo:
+        try:
+            got = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("HEAD", key, exc) from exc
+        return ObjectInfo(key=key, size=int(got["ContentLength"]),
+                          content_type=got.get("ContentType"),
+                          etag=str(got.get("ETag", "")).strip('"') or None,
+                          last_modified=got.get("LastModified"))
+
+    def exists_many(self, keys: Sequence[str]) -> Sequence[bool | Exception]:
+        """HEAD per key, after one check that the bucket itself answers.
+
+        A HEAD on a missing bucket is a bare 404, exactly like a missing key; without the
+        bucket check a deleted or misnamed bucket would make every object look gone.
+        """
+        if not keys:
+            return []
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            failure = self._fail("HeadBucket", "", exc)
+            if isinstance(failure, ObjectNotFound):
+                failure = StorageError(f"s3 bucket {self.bucket!r} does not exist or is not "
+                                       "reachable with these credentials")
+            return [failure] * len(keys)
+        return super().exists_many(keys)
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (ClientError, BotoCoreError) as exc:
+            err = self._fail("DELETE", key, exc)
+            if not isinstance(err, ObjectNotFound):
+                raise err from exc
+
+    def delete_many(self, keys: Sequence[str]) -> Sequence[Exception | None]:
+        """Up to 1,000 keys per ``DeleteObjects`` request; one outcome per key, in order."""
+        out: list[Exception | None] = [None] * len(keys)
+        index: dict[str, list[int]] = {}
+        valid: list[str] = []
+        for i, key in enumerate(keys):
+            try:
+                s3_key = self._key(key)
+            except StorageError as exc:
+                out[i] = exc
+                continue
+            if s3_key not in index:
+                valid.append(s3_key)
+            index.setdefault(s3_key, []).append(i)
+        for start in range(0, len(valid), DELETE_BATCH):
+            chunk = valid[start:start + DELETE_BATCH]
+            try:
+                got = self.client.delete_objects(Bucket=self.bucket, Delete={
+                    "Objects": [{"Key": k} for k in chunk], "Quiet": True})
+            except (ClientError, BotoCoreError) as exc:
+                failure = self._fail("DeleteObjects", chunk[0], exc)
+                for k in chunk:
+                    for i in index[k]:
+                        out[i] = failure
+                continue
+            for error in got.get("Errors", []):
+                code = str(error.get("Code", ""))
+                if code in _NOT_FOUND:
+                    continue
+                failure = StorageError(f"s3 DELETE {self._unprefix(error['Key'])!r} failed "
+                                       f"({code}: {error.get('Message') or 'no message'})")
+                for i in index.get(error["Key"], []):
+                    out[i] = failure
+        return out
+
+    def put(self, key: str, source: Path | BinaryIO, *, content_type: str | None = None
+            ) -> ObjectInfo:
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            if isinstance(source, (str, Path)):
+                self.client.upload_file(str(source), self.bucket, self._key(key),
+                                        ExtraArgs=extra)
+            else:
+                self.client.upload_fileobj(source, self.bucket, self._key(key),
+                                           ExtraArgs=extra)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("PUT", key, exc) from exc
+        return self.head(key)
+
+    def download(self, key: str, dest: Path) -> Path:
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(dest))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("GET", key, exc) from exc
+        return dest
+
+    def url(self, key: str, *, expires_in: int | None = None, disposition: str | None = None
+            ) -> str:
+        """A public URL when ``public_base_url`` is set and no expiry is asked for; else a
+        presigned GET (an expiry of ``None`` becomes S3's maximum, seven days)."""
+        if self.public_base_url and expires_in is None and disposition is None:
+            return f"{self.public_base_url}/{quote(self._key(key))}"
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if disposition:
+            params["ResponseContentDisposition"] = disposition
+        seconds = MAX_PRESIGN_SECONDS if expires_in is None else min(int(expires_in),
+                                                                     MAX_PRESIGN_SECONDS)
+        return str(self.client.generate_presigned_url("get_object", Params=params,
+                                                      ExpiresIn=seconds))
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for obj in page.get("Contents", []):
+                    yield ObjectInfo(key=self._unprefix(obj["Key"]), size=int(obj["Size"]),
+                                     etag=str(obj.get("ETag", "")).strip('"') or None,
+                                     last_modified=obj.get("LastModified"))
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("LIST", prefix, exc) from exc
+
+    # --- direct uploads --------------------------------------------------------------------
+
+    def presign_put(self, key: str, *, expires_in: int, content_type: str | None = None,
+                    max_bytes: int | None = None) -> PresignedRequest:
+        """A presigned PUT. S3 cannot cap a PUT's size; rindle checks it on verify."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
+        headers: dict[str, str] = {}
+        if content_type:
+            params["ContentType"] = content_type
+            headers["Content-Type"] = content_type
+        seconds = min(int(expires_in), MAX_PRESIGN_SECONDS)
+        url = self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=seconds)
+        return PresignedRequest(url=str(url), method="PUT", headers=headers,
+                                expires_at=dt.datetime.now(dt.UTC)
+                                + dt.timedelta(seconds=seconds))
+
+    def initiate_multipart(self, key: str, *, content_type: str | None = None) -> str:
+        extra = {"ContentType": content_type} if content_type else {}
+        try:
+            got = self.client.create_multipart_upload(Bucket=self.bucket, Key=self._key(key),
+                                                      **extra)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("CreateMultipartUpload", key, exc) from exc
+        return str(got["UploadId"])
+
+    def presign_part(self, key: str, upload_id: str, part_number: int, *, expires_in: int
+                     ) -> PresignedRequest:
+        seconds = min(int(expires_in), MAX_PRESIGN_SECONDS)
+        url = self.client.generate_presigned_url(
+            "upload_part", ExpiresIn=seconds,
+            Params={"Bucket": self.bucket, "Key": self._key(key), "UploadId": upload_id,
+                    "PartNumber": int(part_number)})
+        return PresignedRequest(url=str(url), method="PUT",
+                                expires_at=dt.datetime.now(dt.UTC)
+                                + dt.timedelta(seconds=seconds))
+
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[Mapping[str, Any]]
+                           ) -> None:
+        numbered = sorted((int(p["part_number"]), str(p["etag"])) for p in parts)
+        ordered = [{"PartNumber": n, "ETag": etag} for n, etag in numbered]
+        try:
+            self.client.complete_multipart_upload(Bucket=self.bucket, Key=self._key(key),
+                                                  UploadId=upload_id,
+                                                  MultipartUpload={"Parts": ordered})
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("CompleteMultipartUpload", key, exc) from exc
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(key),
+                                               UploadId=upload_id)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code not in {"NoSuchUpload", *_NOT_FOUND}:
+                raise self._fail("AbortMultipartUpload", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("AbortMultipartUpload", key, exc) from exc
+
+    def describe(self) -> dict[str, Any]:
+        """Bucket, prefix, region and endpoint; never credentials."""
+        return {**super().describe(), "bucket": self.bucket, "prefix": self.prefix,
+                "region": self.region, "endpoint_url": self.endpoint_url}
