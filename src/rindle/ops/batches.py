@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import queue
-import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Integer, Select, String, bindparam, type_coerce
 from sqlalchemy.orm import Session
 
-__all__ = ["DEFAULT_BATCH", "as_uuid", "keyset_batches", "raw_id", "read_ahead"]
+__all__ = ["DEFAULT_BATCH", "as_uuid", "keyset_batches", "raw_id"]
 
 DEFAULT_BATCH = 500
-T = TypeVar("T")
 
 
 def raw_id(column: Any, name: str = "id") -> ColumnElement[Any]:
@@ -39,20 +36,18 @@ def keyset_batches(
     *,
     batch_size: int = DEFAULT_BATCH,
     limit: int | None = None,
-    prefetch: bool = False,
 ) -> Iterator[Sequence[Any]]:
     """Yield lists of rows of ``stmt`` ordered by ``id_column``, ``batch_size`` at a time.
 
-    ``connect`` opens a connection (``engine.connect``: plain rows, no ORM bookkeeping)
-    or a session. Each batch is read in its own short connection
-    (``WHERE id > :last ORDER BY id LIMIT n``), so no transaction is held while the caller
-    does I/O, memory stays flat however large the table is, and rows changed by the caller
-    do not disturb the walk. ``stmt`` must select ``id_column`` (plain or through
-    :func:`raw_id`); rows expose it as ``.id`` or at index 0. With ``prefetch`` the next
-    batch is read on a helper thread while the caller works on the current one.
+    ``connect`` opens a connection (``engine.connect``: plain rows, no ORM bookkeeping) or
+    a session, used for the whole walk. Each batch is read in its own short transaction
+    (``WHERE id > :last ORDER BY id LIMIT n``), ended before the batch is handed over, so
+    no transaction is held while the caller does I/O, memory stays flat however large the
+    table is, and rows changed by the caller do not disturb the walk. ``stmt`` must select
+    ``id_column`` (plain or through :func:`raw_id`); rows expose it as ``.id`` or at
+    index 0.
     """
-    pages = _keyset_pages(connect, stmt, id_column, batch_size, limit)
-    return read_ahead(pages) if prefetch else pages
+    return _keyset_pages(connect, stmt, id_column, batch_size, limit)
 
 
 def _keyset_pages(connect: Callable[[], AbstractContextManager[Connection | Session]],
@@ -63,65 +58,26 @@ def _keyset_pages(connect: Callable[[], AbstractContextManager[Connection | Sess
     after = first.where(id_column > bindparam("_keyset_last", type_=id_column.type))
     last: uuid.UUID | None = None
     seen = 0
-    while True:
-        size = batch_size if limit is None else min(batch_size, limit - seen)
-        if size <= 0:
-            return
-        with connect() as conn:
-            if last is None:
-                rows = conn.execute(first, {"_keyset_size": size}).all()
-            else:
-                rows = conn.execute(after, {"_keyset_size": size, "_keyset_last": last}).all()
-        if not rows:
-            return
-        seen += len(rows)
-        tail = rows[-1]
-        last = as_uuid(getattr(tail, "id", None) or tail[0])
-        yield rows
-        if len(rows) < size:
-            return
-
-
-_DONE = object()
-
-
-def read_ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
-    """Iterate ``items`` with up to ``depth`` of them produced ahead on a helper thread.
-
-    Order is kept, an exception raised while producing is re-raised here at the point it
-    would have surfaced, and abandoning the iteration stops the helper.
-    """
-    buffer: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def put(entry: tuple[Any, BaseException | None]) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(entry, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-            put((_DONE, None))
-        except BaseException as exc:  # handed to the consumer, raised there
-            put((_DONE, exc))
-
-    helper = threading.Thread(target=produce, name="rindle-read-ahead", daemon=True)
-    helper.start()
-    try:
+    with connect() as conn:  # one connection for the walk; its read transaction ends per page
         while True:
-            item, error = buffer.get()
-            if item is _DONE:
-                if error is not None:
-                    raise error
+            size = batch_size if limit is None else min(batch_size, limit - seen)
+            if size <= 0:
                 return
-            yield item
-    finally:
-        stop.set()
-        helper.join(timeout=5)
+            try:
+                if last is None:
+                    rows = conn.execute(first, {"_keyset_size": size}).all()
+                else:
+                    rows = conn.execute(after, {"_keyset_size": size,
+                                                "_keyset_last": last}).all()
+            finally:
+                if isinstance(conn, Session):
+                    conn.expunge_all()  # handed-over objects keep their loaded state
+                conn.rollback()
+            if not rows:
+                return
+            seen += len(rows)
+            tail = rows[-1]
+            last = as_uuid(getattr(tail, "id", None) or tail[0])
+            yield rows
+            if len(rows) < size:
+                return
