@@ -36,3 +36,12 @@ def test_keyset_walk_sees_every_row_once_in_id_order(app: Rindle, batch: int) ->
     assert seen == ids
     assert all(len(page) <= batch for page in pages)
     assert [row.storage_key for page in pages for row in page] == [f"k/{i}" for i in ids]
+
+
+def test_an_entity_walk_pages_through_and_hands_over_loaded_objects(app: Rindle) -> None:
+    ids = _seed_assets(app, 7)
+    pages = list(keyset_batches(app.db.sessionmaker, select(Asset), Asset.id, batch_size=3))
+    assert [len(page) for page in pages] == [3, 3, 1]
+    assets = [asset for page in pages for (asset,) in page]
+    assert [a.id for a in assets] == ids
+    assert all(a.storage_key == f"k/{a.id}" for a in assets)  # loaded, usable detached

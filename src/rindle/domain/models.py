@@ -108,9 +108,12 @@ class Asset(_Timestamps, Base):
     """An uploaded original and its probe-owned facts; one row per stored object."""
 
     __tablename__ = "media_assets"
+    # (state, id): the Day-2 verbs walk one state in id order, and the planner needs no
+    # statistics to see that this index answers both the filter and the order
+    __table_args__ = (Index("ix_media_assets_state_id", "state", "id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
-    state: Mapped[str] = mapped_column(String(32), default="staged", index=True)
+    state: Mapped[str] = mapped_column(String(32), default="staged")
     storage_key: Mapped[str] = mapped_column(Key, unique=True)
     content_type: Mapped[str | None] = mapped_column(String(255))
     byte_size: Mapped[int | None] = mapped_column(BigInteger)
@@ -143,14 +146,17 @@ class Variant(_Timestamps, Base):
     """A derived rendition of an asset (thumbnail, transcode, waveform)."""
 
     __tablename__ = "media_variants"
-    __table_args__ = (Index("uq_media_variants_asset_id_name", "asset_id", "name", unique=True),)
+    __table_args__ = (
+        Index("uq_media_variants_asset_id_name", "asset_id", "name", unique=True),
+        Index("ix_media_variants_state_id", "state", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
     asset_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("media_assets.id", ondelete="CASCADE")
     )
     name: Mapped[str] = mapped_column(String(255))
-    state: Mapped[str] = mapped_column(String(32), default="planned", index=True)
+    state: Mapped[str] = mapped_column(String(32), default="planned")
     recipe_digest: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str | None] = mapped_column(Key)
     error_reason: Mapped[str | None] = mapped_column(Text)
@@ -185,13 +191,14 @@ class UploadSession(_Timestamps, Base):
             "resumable_protocol",
             "state",
         ),
+        Index("ix_media_upload_sessions_state_id", "state", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
     asset_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("media_assets.id", ondelete="CASCADE"), index=True
     )
-    state: Mapped[str] = mapped_column(String(32), default="initialized", index=True)
+    state: Mapped[str] = mapped_column(String(32), default="initialized")
     upload_key: Mapped[str] = mapped_column(Key)
     expires_at: Mapped[dt.datetime] = mapped_column(index=True)
     verified_at: Mapped[dt.datetime | None] = mapped_column()

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from rindle.domain.fsm import upload_session as session_fsm
 from rindle.domain.models import Asset, UploadSession, utcnow
 from rindle.errors import InvalidTransition
-from rindle.ops.batches import DEFAULT_BATCH, keyset_batches
+from rindle.ops.batches import DEFAULT_BATCH, walk_states
 from rindle.ops.progress import Progress
 from rindle.ops.report import Report
 from rindle.telemetry import Telemetry
@@ -58,10 +58,10 @@ def abort_incomplete_uploads(app: Rindle, *, batch_size: int = DEFAULT_BATCH,
     stmt = (select(UploadSession.id, UploadSession.state, UploadSession.upload_strategy,
                    UploadSession.upload_key, UploadSession.multipart_upload_id, Asset.profile)
             .join(Asset, Asset.id == UploadSession.asset_id)
-            .where(UploadSession.state.in_(OPEN_STATES), UploadSession.expires_at < now))
+            .where(UploadSession.expires_at < now))
     bar = Progress("abort-incomplete-uploads", enabled=progress)
-    for rows in keyset_batches(app.db.engine.connect, stmt, UploadSession.id,
-                               batch_size=batch_size):
+    for rows in walk_states(app.db.engine.connect, stmt, UploadSession.state, OPEN_STATES,
+                            UploadSession.id, batch_size=batch_size):
         for row in rows:
             report.sessions_found += 1
             if row.upload_strategy == "multipart" and row.multipart_upload_id:

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from rindle.domain.models import Asset, utcnow
 from rindle.media.mime import sniff
-from rindle.ops.batches import DEFAULT_BATCH, keyset_batches
+from rindle.ops.batches import DEFAULT_BATCH, walk_states
 from rindle.ops.progress import Progress
 from rindle.ops.report import Report, repair_span
 from rindle.ops.scope import profiles_in_scope
@@ -46,11 +46,11 @@ def backfill_metadata(app: Rindle, *, profile: str | None = None,
     """Refresh analyzer metadata of every live asset in scope."""
     report = BackfillReport()
     names = [p.name for p in profiles_in_scope(app, profile)]
-    stmt = select(Asset).where(Asset.state.in_(LIVE), Asset.profile.in_(names))
     bar = Progress("backfill-metadata", enabled=progress)
     scope = "profile" if profile else "all"
     with repair_span(app.telemetry, "backfill_metadata", scope=scope, dry_run=False) as span:
-        for rows in keyset_batches(app.db.sessionmaker, stmt, Asset.id, batch_size=batch_size):
+        for rows in walk_states(app.db.sessionmaker, select(Asset).where(
+                Asset.profile.in_(names)), Asset.state, LIVE, Asset.id, batch_size=batch_size):
             for (asset,) in rows:
                 report.assets_found += 1
                 try:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from rindle.domain.fsm import variant as variant_fsm
 from rindle.domain.models import Asset, Variant
-from rindle.ops.batches import DEFAULT_BATCH, as_uuid, keyset_batches, raw_id
+from rindle.ops.batches import DEFAULT_BATCH, as_uuid, keyset_batches, raw_id, walk_states
 from rindle.ops.progress import Progress
 from rindle.ops.report import Report, repair_span
 from rindle.ops.scope import profiles_in_scope, variant_names
@@ -152,9 +152,10 @@ def verify_storage(app: Rindle, *, profile: str | None = None, variant: str | No
                                     errors=report.errors)
                 if include_originals and variant is None:
                     originals = select(raw_id(Asset.id), Asset.storage_key).where(
-                        Asset.profile == prof.name, Asset.state.in_(("available", "ready")))
-                    for rows in keyset_batches(app.db.engine.connect, originals, Asset.id,
-                                               batch_size=batch_size):
+                        Asset.profile == prof.name)
+                    for rows in walk_states(app.db.engine.connect, originals, Asset.state,
+                                            ("available", "ready"), Asset.id,
+                                            batch_size=batch_size):
                         answers = check_keys(storage, [row[1] for row in rows], pool,
                                              workers=concurrency)
                         report.originals_checked += len(rows)
