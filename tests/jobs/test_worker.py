@@ -71,14 +71,7 @@ def test_follow_up_jobs_on_another_queue_run_too(app: Rindle) -> None:
 
 
 def test_run_keeps_a_heartbeat_and_stop_lets_the_running_job_finish(app: Rindle) -> None:
-    started, release = threading.Event(), threading.Event()
-
-    def slow(app: Rindle, job: JobContext) -> None:
-        started.set()
-        release.wait(30)
-
-    app.jobs.register("t.slow", slow, queue="process")
-    app.jobs.enqueue_now("t.slow", {})
+    started, release = _slow_job(app)
     worker = Worker(app, {"process": 1}, cron=False, poll_interval=0.01,
                     heartbeat_interval=0.05, lease_seconds=1.0, worker_id="hb-worker")
     runner = threading.Thread(target=worker.run)

@@ -13,16 +13,33 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Integer, Row, Table, Update, bindparam, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    or_,
+    select,
+    update,
+)
 
 from rindle.database import Database
 from rindle.domain.models import Job, utcnow
 
-__all__ = ["claim_rows", "complete", "extend", "release", "settle"]
+__all__ = ["any_due", "claim_rows", "complete", "extend", "release", "settle"]
 
 _T: Table = Job.__table__  # type: ignore[assignment]
 _NOW = bindparam("now", type_=_T.c.updated_at.type)
 _WORKER = bindparam("worker", type_=_T.c.locked_by.type)
+_WAITING = ("available", "retryable")
+
+
+def _abandoned(now: Any) -> ColumnElement[bool]:
+    """Executing under a lease that ran out by ``now``: its worker died."""
+    return and_(_T.c.state == "executing", _T.c.locked_until < now)
 
 
 @functools.cache
@@ -37,12 +54,12 @@ def _claim_statements(postgres: bool, with_scheduled: bool) -> tuple[Update, Upd
     # Due work first (partial index ix_rindle_jobs_due), then expired leases
     # (ix_rindle_jobs_leased) only when there is room left: both stay index scans.
     due = select(_T.c.id).where(
-        _T.c.queue.in_(queues), _T.c.state.in_(("available", "retryable"))
+        _T.c.queue.in_(queues), _T.c.state.in_(_WAITING)
     ).order_by(_T.c.run_at).limit(room)
     if not with_scheduled:
         due = due.where(_T.c.run_at <= _NOW)
     lost = select(_T.c.id).where(
-        _T.c.state == "executing", _T.c.locked_until < _NOW, _T.c.queue.in_(queues)
+        _abandoned(_NOW), _T.c.queue.in_(queues)
     ).order_by(_T.c.locked_until).limit(room)
     out = []
     for pick in (due, lost):
@@ -85,6 +102,15 @@ def claim_rows(db: Database, queues: Sequence[str], worker_id: str, *, limit: in
             rows.extend(sorted(conn.execute(stmt, {**params, "room": room}).all(),
                                key=lambda r: (r.run_at, r.id)))
     return rows
+
+
+def any_due(db: Database, queues: Sequence[str]) -> bool:
+    """Whether any job on ``queues`` could be claimed now (due, or its lease ran out)."""
+    now = utcnow()
+    stmt = select(_T.c.id).where(_T.c.queue.in_(list(queues)), or_(
+        and_(_T.c.state.in_(_WAITING), _T.c.run_at <= now), _abandoned(now))).limit(1)
+    with db.engine.connect() as conn:
+        return conn.execute(stmt).first() is not None
 
 
 def settle(db: Database, job_id: uuid.UUID, worker_id: str | None, **values: Any) -> bool:

@@ -237,6 +237,10 @@ class JobQueue:
         """Push the lease of ``worker_id``'s running jobs forward (the worker heartbeat)."""
         return leases.extend(self.db, worker_id, job_ids, lease_seconds or self.lease_seconds)
 
+    def has_due(self, queues: Sequence[str]) -> bool:
+        """Whether any job on ``queues`` could be claimed now."""
+        return leases.any_due(self.db, queues)
+
     def release(self, jobs: Sequence[JobContext]) -> int:
         """Hand claimed but never started jobs back to the queue (worker shutdown), undoing
         the attempt their claim counted; returns how many went back."""

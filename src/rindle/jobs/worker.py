@@ -21,10 +21,10 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, delete, or_, select
+from sqlalchemy import Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
-from rindle.domain.models import Job, WorkerHeartbeat, utcnow
+from rindle.domain.models import WorkerHeartbeat, utcnow
 from rindle.errors import ConfigError
 from rindle.jobs.cron import parse_schedule, schedule_due
 from rindle.jobs.queue import QUEUES, JobContext
@@ -38,7 +38,6 @@ log = logging.getLogger("rindle.worker")
 
 DEFAULT_CONCURRENCY = {"promote": 2, "process": 2, "purge": 1, "maintenance": 1, "provider": 1}
 _HB: Table = WorkerHeartbeat.__table__  # type: ignore[assignment]
-_JOBS: Table = Job.__table__  # type: ignore[assignment]
 
 
 class Worker:
@@ -116,8 +115,9 @@ class Worker:
                     time.sleep(0.02)
                 for t in threads:
                     t.join()
-                if not self._has_due_work():  # a thread may have quit just before
-                    break                         # another one enqueued for its queue
+                # a thread may have quit just before another enqueued for its queue
+                if not self.jobs.has_due(list(self.queues)):
+                    break
         finally:
             self._stop.set()
             self._forget()
@@ -213,14 +213,6 @@ class Worker:
                 log.exception("cron scheduling failed; retrying")
             # wake just after the next minute starts, and at least every 15 s
             self._stop.wait(min(15.0, 60.5 - now.second - now.microsecond / 1e6))
-
-    def _has_due_work(self) -> bool:
-        now = utcnow()
-        stmt = select(_JOBS.c.id).where(_JOBS.c.queue.in_(list(self.queues)), or_(
-            _JOBS.c.state.in_(("available", "retryable")) & (_JOBS.c.run_at <= now),
-            (_JOBS.c.state == "executing") & (_JOBS.c.locked_until < now))).limit(1)
-        with self.app.db.engine.connect() as conn:
-            return conn.execute(stmt).first() is not None
 
     # --- heartbeat ------------------------------------------------------------------------
 

@@ -47,29 +47,6 @@ def keyset_batches(
     ``id_column`` (plain or through :func:`raw_id`) or be a one-entity select; rows
     expose the id as ``.id``, at index 0, or as the entity's ``id``.
     """
-    return _keyset_pages(connect, stmt, id_column, batch_size, limit)
-
-
-def walk_states(
-    connect: Callable[[], AbstractContextManager[Connection | Session]],
-    stmt: Select[Any],
-    state_column: Any,
-    states: Sequence[str],
-    id_column: Any,
-    *,
-    batch_size: int = DEFAULT_BATCH,
-) -> Iterator[Sequence[Any]]:
-    """:func:`keyset_batches` over the rows of ``stmt`` in any of ``states``, one state at
-    a time: each walk is ``state = :s AND id > :last ORDER BY id``, which a (state, id)
-    index answers without sorting, where ``state IN (...)`` would sort every match."""
-    for state in states:
-        yield from keyset_batches(connect, stmt.where(state_column == state), id_column,
-                                  batch_size=batch_size)
-
-
-def _keyset_pages(connect: Callable[[], AbstractContextManager[Connection | Session]],
-                  stmt: Select[Any], id_column: Any, batch_size: int, limit: int | None
-                  ) -> Iterator[Sequence[Any]]:
     # built once: the statement's cache key is computed once, not on every page
     first = stmt.order_by(id_column).limit(bindparam("_keyset_size", type_=Integer()))
     after = first.where(id_column > bindparam("_keyset_last", type_=id_column.type))
@@ -97,6 +74,23 @@ def _keyset_pages(connect: Callable[[], AbstractContextManager[Connection | Sess
             yield rows
             if len(rows) < size:
                 return
+
+
+def walk_states(
+    connect: Callable[[], AbstractContextManager[Connection | Session]],
+    stmt: Select[Any],
+    state_column: Any,
+    states: Sequence[str],
+    id_column: Any,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+) -> Iterator[Sequence[Any]]:
+    """:func:`keyset_batches` over the rows of ``stmt`` in any of ``states``, one state at
+    a time: each walk is ``state = :s AND id > :last ORDER BY id``, which a (state, id)
+    index answers without sorting, where ``state IN (...)`` would sort every match."""
+    for state in states:
+        yield from keyset_batches(connect, stmt.where(state_column == state), id_column,
+                                  batch_size=batch_size)
 
 
 def _row_id(row: Any) -> Any:
