@@ -19,6 +19,13 @@ The tree::
     │   └── ObjectNotFound           the object is not in storage (only this means "missing")
     ├── ProcessingError              probing, analysis or transcoding failed
     ├── JobError                     misuse of the jobs API (unknown kind, bad args)
+    ├── StreamingError               streaming-provider failures (rindle.streaming)
+    │   ├── StreamingNotConfigured   no provider / streaming config for what was asked
+    │   ├── ProviderSyncFailed       a provider call failed (HTTP error, bad answer)
+    │   │   ├── ProviderQuotaExceeded   the provider rate-limited us (429); retry_after
+    │   │   └── ProviderAssetNotFound   the provider has no such asset (404)
+    │   ├── ProviderAssetNotReady    no playable provider asset yet
+    │   └── WebhookInvalid           a webhook failed verification (signature, age, JSON)
     └── UsageError                   an operation called with options that cannot work
 
 Library code raises these; the CLI turns them into one-line messages and exit codes.
@@ -40,13 +47,20 @@ __all__ = [
     "ProcessingError",
     "ProfileError",
     "RindleError",
+    "ProviderAssetNotFound",
+    "ProviderAssetNotReady",
+    "ProviderQuotaExceeded",
+    "ProviderSyncFailed",
     "SchemaOutOfDate",
     "StorageError",
+    "StreamingError",
+    "StreamingNotConfigured",
     "UnknownBackend",
     "UnknownProfile",
     "UploadRejected",
     "UploadUnsupported",
     "UsageError",
+    "WebhookInvalid",
 ]
 
 
@@ -232,3 +246,69 @@ class UsageError(RindleError):
     """Raised when an operation is asked for something that cannot exist (the CLI exits 2)."""
 
     code = "usage_error"
+
+
+class StreamingError(RindleError):
+    """Root of streaming-provider errors; messages never carry provider ids or secrets."""
+
+    code = "streaming_error"
+
+
+class StreamingNotConfigured(StreamingError):
+    """Raised when a profile or call needs a streaming provider that is not configured."""
+
+    code = "streaming_not_configured"
+
+
+class ProviderSyncFailed(StreamingError):
+    """Raised when a provider call fails (HTTP status, transport, unreadable answer).
+
+    ``status`` is the HTTP status when there was one.
+    """
+
+    code = "provider_sync_failed"
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None
+                 ) -> None:
+        self.status = status
+        super().__init__(message, code=code)
+
+
+class ProviderQuotaExceeded(ProviderSyncFailed):
+    """Raised when the provider answers 429; ``retry_after`` is in seconds (>= 1)."""
+
+    code = "provider_quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int = 60) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status=429)
+
+
+class ProviderAssetNotFound(ProviderSyncFailed):
+    """Raised by ``Provider.get_asset`` when the provider has no such asset (HTTP 404)."""
+
+    code = "not_found"
+
+    def __init__(self, message: str = "the provider has no such asset") -> None:
+        super().__init__(message, status=404)
+
+
+class ProviderAssetNotReady(StreamingError):
+    """Raised when a streaming asset has no playable provider asset yet; retry later."""
+
+    code = "provider_asset_not_ready"
+
+
+class WebhookInvalid(StreamingError):
+    """Raised when a webhook fails verification; ``reason`` says why (for telemetry only).
+
+    Reasons: ``missing_header``, ``malformed_header``, ``stale_timestamp``,
+    ``sig_mismatch``, ``no_secrets_configured``, ``invalid_json``, ``invalid_payload``.
+    At the HTTP edge every reason answers the same 400, so callers cannot probe which.
+    """
+
+    code = "provider_webhook_invalid"
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message or f"webhook rejected: {reason}")
