@@ -1,0 +1,6 @@
+"""rindle-gcs: Google Cloud Storage for rindle."""
+
+from rindle_gcs.storage import GCSStorage, ResumableSession, ResumableStatus
+
+__all__ = ["GCSStorage", "ResumableSession", "ResumableStatus"]
+__version__ = "0.1.0"
