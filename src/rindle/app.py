@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from rindle.ops.reprobe import ReprobeReport
     from rindle.ops.requeue import RequeueReport
     from rindle.storage.base import PresignedRequest
+    from rindle.streaming import Streaming
 
 __all__ = ["Rindle"]
 
@@ -107,6 +108,9 @@ class Rindle:
         self._storages: dict[str, Storage] = {}
         self._storage_lock = threading.Lock()
         self._jobs: JobQueue | None = None
+        self._streaming: Streaming | None = None
+        if self.settings.streaming:
+            _ = self.streaming  # a bad [streaming.NAME] table or backend fails at startup
         for profile in self._profiles.values():
             if profile.storage not in self.settings.storages:
                 raise ConfigError(
@@ -327,6 +331,18 @@ class Rindle:
         from rindle.ops.erasure import erase_owners
 
         return erase_owners(self, owners, dry_run=dry_run)
+
+    # --- streaming ----------------------------------------------------------------------
+
+    @property
+    def streaming(self) -> Streaming:
+        """Streaming providers and their services (``provider(name)``, ``sync_due``,
+        ``sync_provider_asset``, ``handle_webhook``, ``playback_url``; DESIGN §8)."""
+        if self._streaming is None:
+            from rindle.streaming import Streaming
+
+            self._streaming = Streaming(self)
+        return self._streaming
 
     # --- database and jobs ----------------------------------------------------------------
 

@@ -6,8 +6,8 @@
 
 * ``<url_prefix>/<key>`` for each storage of backend ``local`` (default prefix ``/media``;
   two local storages need two prefixes): ``GET``/``HEAD``/``PUT``, anything else is 405;
-* ``/webhooks/<provider>``: reserved for provider webhooks (404 until the streaming
-  endpoint is wired into :func:`_routes`);
+* ``/webhooks/<provider>``: provider webhooks, ``POST`` only
+  (:mod:`rindle.streaming.http`; 404 for a provider with no ``[streaming.NAME]``);
 * anything else: 404.
 
 Decisions: a bad, tampered or wrong-request token is 403 ``forbidden: <reason>``; an
@@ -124,14 +124,10 @@ def _routes(app: Rindle, max_put_bytes: int | None) -> list[Route]:
                 f"local storages {routes[prefix].name!r} and {name!r} both use url_prefix "
                 f"{prefix or '/'!r}; give each local storage its own url_prefix")
         routes[prefix] = Route(prefix, _media_handler(app, storage, max_put_bytes), name)
-    # Hook point: the streaming webhook endpoint replaces this handler.
-    routes[WEBHOOK_PREFIX] = Route(WEBHOOK_PREFIX, _webhooks_not_mounted, "webhooks")
+    from rindle.streaming.http import webhook_handler
+
+    routes[WEBHOOK_PREFIX] = Route(WEBHOOK_PREFIX, webhook_handler(app), "webhooks")
     return list(routes.values())
-
-
-def _webhooks_not_mounted(environ: WSGIEnvironment, start_response: StartResponse,
-                          rest: str) -> Iterable[bytes]:
-    return _plain(environ, start_response, 404, "no webhook endpoint is configured")
 
 
 # --- responses -------------------------------------------------------------------------------

@@ -36,3 +36,6 @@ def register_core_handlers(queue: JobQueue) -> None:
                          ("backfill_metadata", backfill)):
         queue.register(f"{MAINTENANCE}{name}", module.handle, queue="maintenance",
                        max_attempts=3)
+    from rindle.streaming import jobs as streaming_jobs
+
+    streaming_jobs.register(queue)

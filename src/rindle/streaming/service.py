@@ -1,0 +1,205 @@
+"""``app.streaming``: configured providers and the provider-neutral streaming services.
+
+Settings: one ``[streaming.NAME]`` table per provider. ``backend`` names the registered
+provider class (default: ``NAME``); rindle reads its own keys from the table and hands the
+rest to :meth:`Provider.from_settings`:
+
+``provider_polling_floor_seconds`` (30)
+    the sync coordinator only looks at rows untouched for at least this long;
+``provider_polling_batch_size`` (1000)
+    at most this many rows per coordinator run and provider;
+``provider_stuck_threshold_seconds`` (7200)
+    a row in ``uploading``/``processing`` untouched for longer is marked ``errored``.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from rindle.domain.models import ProviderAsset
+from rindle.errors import ConfigError, StreamingNotConfigured
+from rindle.plugins import BackendRegistry
+from rindle.streaming.provider import PlaybackURL, Provider, ProviderEvent
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from rindle.app import Rindle
+    from rindle.domain.profile import Profile
+    from rindle.streaming.sync import SyncDueReport, SyncResult
+    from rindle.streaming.webhooks import WebhookResponse
+
+__all__ = ["CORE_KEYS", "ProviderConfig", "Streaming"]
+
+#: Keys of ``[streaming.NAME]`` that rindle reads itself (not passed to the provider).
+CORE_KEYS = frozenset({"backend", "provider_polling_floor_seconds",
+                       "provider_polling_batch_size", "provider_stuck_threshold_seconds"})
+
+
+def _positive_int(table: Mapping[str, Any], key: str, default: int, name: str) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"[streaming.{name}] {key} must be a positive integer, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One ``[streaming.NAME]`` table as rindle reads it (``settings`` go to the provider)."""
+
+    name: str
+    backend: str
+    polling_floor_seconds: int
+    polling_batch_size: int
+    stuck_threshold_seconds: int
+    settings: Mapping[str, Any]
+
+    def __repr__(self) -> str:  # settings hold secrets
+        return f"<ProviderConfig {self.name} backend={self.backend}>"
+
+    @classmethod
+    def parse(cls, name: str, table: Any) -> ProviderConfig:
+        """Validate one table; every problem is a :class:`ConfigError` naming the key."""
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[streaming.{name}] must be a table of provider settings")
+        backend = table.get("backend", name)
+        if not isinstance(backend, str) or not backend:
+            raise ConfigError(f"[streaming.{name}] backend must be a provider name like \"mux\"")
+        return cls(
+            name=name, backend=backend,
+            polling_floor_seconds=_positive_int(table, "provider_polling_floor_seconds", 30,
+                                                name),
+            polling_batch_size=_positive_int(table, "provider_polling_batch_size", 1000, name),
+            stuck_threshold_seconds=_positive_int(table, "provider_stuck_threshold_seconds",
+                                                  7200, name),
+            settings={k: v for k, v in table.items() if k not in CORE_KEYS},
+        )
+
+
+class Streaming:
+    """The streaming services of one app (DESIGN §8); reach it as ``app.streaming``.
+
+    Construction validates every ``[streaming.NAME]`` table and checks that its backend is
+    installed (:class:`~rindle.errors.UnknownBackend` otherwise); providers themselves are
+    built on first use.
+    """
+
+    def __init__(self, app: Rindle) -> None:
+        self.app = app
+        self.registry = BackendRegistry.collect(app.pm, "register_streaming_providers",
+                                                "streaming provider", Provider)
+        self.configs: dict[str, ProviderConfig] = {
+            name: ProviderConfig.parse(name, table)
+            for name, table in app.settings.streaming.items()
+        }
+        for cfg in self.configs.values():
+            self.registry.get(cfg.backend)
+        self._providers: dict[str, Provider] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<Streaming providers={sorted(self.configs)}>"
+
+    # --- providers ----------------------------------------------------------------------
+
+    @property
+    def backends(self) -> dict[str, type]:
+        """Installed provider classes by backend name."""
+        return dict(self.registry.classes)
+
+    def config(self, name: str) -> ProviderConfig:
+        """The parsed ``[streaming.NAME]`` table; :class:`StreamingNotConfigured` if absent."""
+        try:
+            return self.configs[name]
+        except KeyError:
+            raise StreamingNotConfigured(
+                f"streaming provider {name!r} is not configured; add a [streaming.{name}] "
+                f"table (configured: {', '.join(sorted(self.configs)) or 'none'})") from None
+
+    def provider(self, name: str) -> Provider:
+        """The provider configured as ``[streaming.NAME]``, built on first use."""
+        with self._lock:
+            if name in self._providers:
+                return self._providers[name]
+            cfg = self.config(name)
+            klass = self.registry.get(cfg.backend)
+            provider = klass.from_settings(name, dict(cfg.settings))  # type: ignore[attr-defined]
+            if not isinstance(provider, Provider):
+                raise ConfigError(f"{klass!r}.from_settings did not return a Provider")
+            self._providers[name] = provider
+            return provider
+
+    def streaming_config(self, profile: type[Profile] | str) -> Mapping[str, Any]:
+        """The profile's ``delivery.streaming`` mapping; :class:`StreamingNotConfigured` if none."""
+        klass = self.app.profile(profile)
+        cfg = klass.delivery.streaming
+        if cfg is None:
+            raise StreamingNotConfigured(
+                f"profile {klass.name!r} does not stream; give it "
+                "Delivery(streaming={...}) to use a streaming provider")
+        return cfg
+
+    def provider_for(self, profile: type[Profile] | str) -> Provider:
+        """The provider a streaming profile names in ``delivery.streaming["provider"]``."""
+        return self.provider(str(self.streaming_config(profile)["provider"]))
+
+    def streaming_profiles(self) -> dict[str, str]:
+        """Profile name -> provider name, for every profile that streams."""
+        return {name: str(p.delivery.streaming["provider"])
+                for name, p in self.app.profiles.items() if p.delivery.streaming is not None}
+
+    # --- rows ---------------------------------------------------------------------------
+
+    def provider_asset(self, asset_id: uuid.UUID | str, profile: type[Profile] | str | None
+                       = None) -> ProviderAsset | None:
+        """The provider row of ``asset_id`` (for ``profile``, default the asset's own)."""
+        aid = asset_id if isinstance(asset_id, uuid.UUID) else uuid.UUID(str(asset_id))
+        if profile is None:
+            profile = self.app.get_asset(aid).profile
+        klass = self.app.profile(profile)
+        provider_name = str(self.streaming_config(klass)["provider"])
+        with self.app.db.sessionmaker() as s:
+            return s.execute(select(ProviderAsset).where(
+                ProviderAsset.asset_id == aid, ProviderAsset.profile == klass.name,
+                ProviderAsset.provider_name == provider_name)).scalar_one_or_none()
+
+    # --- services (one module each) ---------------------------------------------------
+
+    def sync_provider_asset(self, provider_asset_id: uuid.UUID | str, *,
+                            now: dt.datetime | None = None) -> SyncResult:
+        """Per-row defensive sync (see :func:`rindle.streaming.sync.sync_provider_asset`)."""
+        from rindle.streaming.sync import sync_provider_asset
+
+        return sync_provider_asset(self, provider_asset_id, now=now)
+
+    def sync_due(self, *, now: dt.datetime | None = None) -> SyncDueReport:
+        """The sync coordinator (see :func:`rindle.streaming.sync.sync_due`)."""
+        from rindle.streaming.sync import sync_due
+
+        return sync_due(self, now=now)
+
+    def handle_webhook(self, provider: str, body: bytes, headers: Mapping[str, str]
+                       ) -> WebhookResponse:
+        """The webhook endpoint (see :func:`rindle.streaming.webhooks.handle_webhook`)."""
+        from rindle.streaming.webhooks import handle_webhook
+
+        return handle_webhook(self, provider, body, headers)
+
+    def ingest_event(self, provider: str, event: ProviderEvent, *, attempt: int = 1) -> str:
+        """Apply one verified event (see :func:`rindle.streaming.webhooks.ingest_event`)."""
+        from rindle.streaming.webhooks import ingest_event
+
+        return ingest_event(self, provider, event, attempt=attempt)
+
+    def playback_url(self, asset_id: uuid.UUID | str, *, expires_in: int | None = None,
+                     strict: bool = True) -> PlaybackURL:
+        """The playback URL of a streaming asset (see :mod:`rindle.streaming.playback`)."""
+        from rindle.streaming.playback import playback_url
+
+        return playback_url(self, asset_id, expires_in=expires_in, strict=strict)
