@@ -20,9 +20,11 @@ from urllib.parse import quote, urlsplit
 
 import google.auth
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials, Credentials, Signing
 from google.auth.exceptions import GoogleAuthError
 from google.cloud import storage as gcs
+from google.cloud.storage.retry import DEFAULT_RETRY
 from google.oauth2 import service_account
 
 from rindle.errors import ConfigError, DeliveryUnsupported, ObjectNotFound, StorageError
@@ -40,7 +42,7 @@ COMPOSE_LIMIT = 32
 RESUMABLE_TTL = dt.timedelta(days=7)
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 _SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
-_SETTINGS = {"bucket", "project", "credentials_file", "prefix"}
+_SETTINGS = {"bucket", "project", "credentials_file", "prefix", "retry_deadline"}
 #: What the client library raises for service, auth and network failures.
 _FAILURES: tuple[type[BaseException], ...] = (gexc.GoogleAPIError, GoogleAuthError, OSError)
 
@@ -82,13 +84,23 @@ class GCSStorage(Storage):
 
     def __init__(self, *, name: str, bucket: str, project: str | None = None,
                  credentials_file: str | os.PathLike[str] | None = None,
-                 prefix: str = "") -> None:
+                 prefix: str = "", retry_deadline: float = 120.0) -> None:
         super().__init__(name=name)
         if not bucket or not isinstance(bucket, str):
             raise ConfigError(f"storage {name!r}: the gcs backend needs a bucket")
         self.bucket_name = bucket
         self.project = project
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        try:
+            deadline = float(retry_deadline)
+        except (TypeError, ValueError):
+            raise ConfigError(f"storage {name!r}: retry_deadline must be a number of "
+                              "seconds") from None
+        if deadline < 0:
+            raise ConfigError(f"storage {name!r}: retry_deadline must be 0 (no retries) "
+                              "or more seconds")
+        #: transient failures (429, 5xx, connection resets) are retried until this passes
+        self.retry: Retry | None = DEFAULT_RETRY.with_timeout(deadline) if deadline else None
         emulator = os.environ.get("STORAGE_EMULATOR_HOST", "").strip()
         self.emulator_host: str | None = None
         if emulator:
@@ -185,6 +197,8 @@ class GCSStorage(Storage):
             return ObjectNotFound(key)
         if isinstance(exc, gexc.GoogleAPICallError):
             detail = f"HTTP {exc.code}: {exc.message or 'no message'}"
+        elif isinstance(exc, gexc.RetryError):
+            detail = f"gave up retrying after {type(exc.cause).__name__}"
         else:
             detail = type(exc).__name__
         return StorageError(f"gcs {verb} {key!r} in bucket {self.bucket_name!r} failed "
@@ -206,7 +220,7 @@ class GCSStorage(Storage):
         """
         try:
             for _ in self.client.list_blobs(self.bucket, max_results=1,
-                                            prefix=self.prefix or None):
+                                            prefix=self.prefix or None, retry=self.retry):
                 break
         except gexc.NotFound:
             raise self._no_bucket() from None
@@ -218,7 +232,7 @@ class GCSStorage(Storage):
     def head(self, key: str) -> ObjectInfo:
         blob = self.bucket.blob(self._key(key))
         try:
-            blob.reload()
+            blob.reload(retry=self.retry)
         except _FAILURES as exc:
             raise self._fail("HEAD", key, exc) from exc
         return self._info(blob, key)
@@ -240,7 +254,7 @@ class GCSStorage(Storage):
 
     def delete(self, key: str) -> None:
         try:
-            self.bucket.blob(self._key(key)).delete()
+            self.bucket.blob(self._key(key)).delete(retry=self.retry)
         except _FAILURES as exc:
             err = self._fail("DELETE", key, exc)
             if not isinstance(err, ObjectNotFound):
@@ -249,9 +263,15 @@ class GCSStorage(Storage):
     def delete_many(self, keys: Sequence[str]) -> Sequence[Exception | None]:
         """Up to 100 DELETEs per batch request; one outcome per key, in order.
 
-        A key already gone is success; the batch is built on its own connection object,
-        so concurrent callers sharing the client do not mix their requests.
+        A key already gone is success, after one check that the bucket answers. Each batch
+        is its own connection object, so threads sharing the client never mix requests.
         """
+        if not keys:
+            return []
+        try:
+            self.check_bucket()  # a batch DELETE in a missing bucket answers 404 per key
+        except StorageError as exc:
+            return [exc] * len(keys)
         out: list[Exception | None] = [None] * len(keys)
         index: dict[str, list[int]] = {}
         names: list[str] = []
@@ -292,9 +312,10 @@ class GCSStorage(Storage):
         blob = self.bucket.blob(self._key(key))
         try:
             if isinstance(source, (str, Path)):
-                blob.upload_from_filename(str(source), content_type=content_type)
+                blob.upload_from_filename(str(source), content_type=content_type,
+                                          retry=self.retry)
             else:
-                blob.upload_from_file(source, content_type=content_type)
+                blob.upload_from_file(source, content_type=content_type, retry=self.retry)
         except _FAILURES as exc:
             raise self._fail("PUT", key, exc) from exc
         return self._info(blob, key)
@@ -302,7 +323,7 @@ class GCSStorage(Storage):
     def download(self, key: str, dest: Path) -> Path:
         """Stream the object into ``dest``; a failed download leaves no partial file."""
         try:
-            self.bucket.blob(self._key(key)).download_to_filename(str(dest))
+            self.bucket.blob(self._key(key)).download_to_filename(str(dest), retry=self.retry)
         except _FAILURES as exc:
             Path(dest).unlink(missing_ok=True)
             raise self._fail("GET", key, exc) from exc
@@ -336,7 +357,8 @@ class GCSStorage(Storage):
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         try:
-            for blob in self.client.list_blobs(self.bucket, prefix=self.prefix + prefix):
+            for blob in self.client.list_blobs(self.bucket, prefix=self.prefix + prefix,
+                                               retry=self.retry):
                 yield self._info(blob, self._unprefix(blob.name))
         except gexc.NotFound:
             raise self._no_bucket() from None
@@ -373,7 +395,8 @@ class GCSStorage(Storage):
         """Open a resumable session a browser can upload to (with ``origin`` for CORS)."""
         try:
             uri = self.bucket.blob(self._key(key)).create_resumable_upload_session(
-                content_type=content_type, size=expected_size, origin=origin)
+                content_type=content_type, size=expected_size, origin=origin,
+                retry=self.retry)
         except _FAILURES as exc:
             raise self._fail("resumable start", key, exc) from exc
         return ResumableSession(session_uri=str(uri),
@@ -417,6 +440,18 @@ class GCSStorage(Storage):
             raise ObjectNotFound(key)
         raise StorageError(f"gcs resumable status of {key!r} failed (HTTP {status})")
 
+    def verify_resumable_completion(self, key: str, session_uri: str) -> ObjectInfo:
+        """The stored object once its session has finished. While bytes are still missing
+        it raises :class:`ObjectNotFound`, as when nothing was stored; a session GCS no
+        longer knows leaves the answer to the object itself."""
+        try:
+            status: ResumableStatus | None = self.resumable_upload_status(key, session_uri)
+        except ObjectNotFound:
+            status = None
+        if status is not None and status.state != "complete":
+            raise ObjectNotFound(key)
+        return self.head(key)
+
     def cancel_resumable_upload(self, key: str, session_uri: str) -> None:
         """Cancel the session; a session already gone (404, 410) is success."""
         status, _ = self._session_request("DELETE", session_uri, {"Content-Length": "0"})
@@ -447,7 +482,7 @@ class GCSStorage(Storage):
                 sources = [self.bucket.blob(n) for n in chunk]
                 destination = self.bucket.blob(target)
                 try:
-                    destination.compose(sources)
+                    destination.compose(sources, retry=self.retry)
                 except _FAILURES as exc:
                     raise self._fail("compose", self._unprefix(target), exc) from exc
                 if previous is not None:
