@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rindle.domain.fsm import asset as asset_fsm
 from rindle.domain.models import Asset, Variant
-from rindle.errors import ObjectNotFound, UploadRejected
+from rindle.errors import ObjectNotFound, ProcessingError, UploadRejected
 from rindle.jobs.outcomes import Cancel
 from rindle.media.mime import sniff
 from rindle.processing.kinds import PROCESS_VARIANT, process_unique_key
@@ -136,13 +136,16 @@ def probe_original(app: Rindle, prof: type[Profile], asset: Asset, *, direct: bo
         for verdict in app.pm.hook.rindle_scan(path=local, asset=asset):
             if verdict and verdict.get("verdict") == "reject":
                 raise Quarantine(f"scan_rejected: {verdict.get('reason', 'rejected')}")
-        probe: Mapping[str, Any] | None = app.pm.hook.rindle_probe(path=local, mime=mime)
-        if probe is None:
-            raise Quarantine(f"no_probe_for_mime: {mime}")
-        meta: dict[str, Any] = dict(asset.meta or {})
-        for extra in app.pm.hook.rindle_analyze(path=local, asset=asset, probe=probe):
-            if extra:
-                meta.update(extra)
+        try:  # a probe or analyzer that cannot read the bytes quarantines (reference §2.2)
+            probe: Mapping[str, Any] | None = app.pm.hook.rindle_probe(path=local, mime=mime)
+            if probe is None:
+                raise Quarantine(f"no_probe_for_mime: {mime}")
+            meta: dict[str, Any] = dict(asset.meta or {})
+            for extra in app.pm.hook.rindle_analyze(path=local, asset=asset, probe=probe):
+                if extra:
+                    meta.update(extra)
+        except ProcessingError as exc:
+            raise Quarantine(f"{exc.code}: {exc.message}"[:2000]) from None
     fields: dict[str, Any] = {f: probe.get(f) for f in PROBE_FIELDS}
     fields["kind"] = fields["kind"] or "image"
     for name in _NULL_FOR_KIND.get(fields["kind"], ()):
