@@ -103,6 +103,22 @@ def test_without_the_emulator_and_without_credentials_construction_says_what_to_
     assert "credentials" in str(err.value)
 
 
+def test_outside_the_emulator_a_key_signs_urls_for_the_real_service(
+        monkeypatch: pytest.MonkeyPatch, credentials_file: Path,
+        rsa_key: rsa.RSAPrivateKey) -> None:
+    """Built for real GCS (no request is made: signing is local, tokens are fetched lazily)."""
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    store = GCSStorage(name="media", bucket="my-media", prefix="app",
+                       credentials_file=str(credentials_file))
+    assert store.supports(Capability.SIGNED_URL) and store.supports(Capability.PRESIGNED_PUT)
+    assert store.client.project == "rindle-test"  # taken from the key
+    url = store.url("a/b c.jpg", expires_in=900)
+    assert url.startswith("https://storage.googleapis.com/my-media/app/a/b%20c.jpg?")
+    assert verify_v4_signature(url, "GET", rsa_key)["X-Goog-Expires"] == "900"
+    assert store.url("x.jpg") == "https://storage.googleapis.com/my-media/app/x.jpg"
+    assert "PRIVATE KEY" not in repr(store.describe())
+
+
 def test_a_missing_bucket_is_an_infrastructure_error_never_a_missing_object(
         gcs_emulator: str, credentials_file: Path) -> None:
     """verify-storage must not flip variants to missing because a bucket is gone."""

@@ -115,10 +115,13 @@ class GCSStorage(Storage):
         else:
             credentials = signer if signer is not None else self._default_credentials(name)
             try:
-                self.client = gcs.Client(project=project, credentials=credentials)
-            except (GoogleAuthError, ValueError) as exc:
+                # object calls need no project; the key's own is kept for reports
+                self.client = gcs.Client(
+                    project=project or getattr(credentials, "project_id", None),
+                    credentials=credentials)
+            except (GoogleAuthError, ValueError, OSError) as exc:
                 raise ConfigError(f"storage {name!r}: cannot build the GCS client "
-                                  f"({type(exc).__name__}); check project and "
+                                  f"({type(exc).__name__}); set `project` and check "
                                   "credentials") from None
             if signer is None and isinstance(credentials, Signing):
                 signer = credentials  # ADC pointing at a service-account key
