@@ -4,7 +4,6 @@ key to sign with, and storages pointing at the emulator through STORAGE_EMULATOR
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -33,8 +32,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``http://127.0.0.1:PORT`` of an in-memory ``gcp_storage_emulator`` child process,
-    exported as ``STORAGE_EMULATOR_HOST`` for the run (restored and stopped at the end)."""
+    """``http://127.0.0.1:PORT`` of an in-memory ``gcp_storage_emulator`` child process for
+    the whole run (stopped at the end)."""
     port = _free_port()
     workdir = tmp_path_factory.mktemp("gcs-emulator")
     proc = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start",
@@ -55,20 +54,22 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 proc.kill()
                 pytest.fail("gcp-storage-emulator did not answer within 30 s")
             time.sleep(0.1)
-    before = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = url
     try:
         yield url
     finally:
-        if before is None:
-            os.environ.pop("STORAGE_EMULATOR_HOST", None)
-        else:
-            os.environ["STORAGE_EMULATOR_HOST"] = before
         proc.terminate()
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(autouse=True)
+def emulator_env(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``STORAGE_EMULATOR_HOST`` set for each test of this suite only (never leaks into
+    other suites of the same run), so clients reach the emulator exactly as real GCS."""
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_emulator)
+    return gcs_emulator
 
 
 @pytest.fixture(scope="session")
