@@ -267,10 +267,10 @@ def add_row(app: Rindle, *, state: str = "processing", provider_asset_id: str | 
                       state="ready", kind="video", content_type="video/mp4")
         s.add(asset)
         s.flush()
+        fields = {"playback_policy": "signed", "ingest_mode": "server_push", **values}
         row = ProviderAsset(asset_id=asset.id, profile="clip", provider_name="mux",
                             provider_asset_id=provider_asset_id, state=state,
-                            playback_policy="signed", ingest_mode="server_push",
-                            inserted_at=when, updated_at=when, **values)
+                            inserted_at=when, updated_at=when, **fields)
         s.add(row)
     return row
 
