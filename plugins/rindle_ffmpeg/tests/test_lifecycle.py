@@ -30,11 +30,17 @@ class Track(Profile):
     variants = {"m4a": variants.Audio(preset="m4a_128k"), "wave": variants.Waveform()}
 
 
+class Mismatch(Profile):
+    name = "mismatch"
+    allow_mime = ("audio/*",)
+    variants = {"web": variants.Video(preset="web_480p")}
+
+
 @pytest.fixture
 def av_app(make_app: Callable[..., Rindle], monkeypatch: pytest.MonkeyPatch) -> Rindle:
     """An app that loads only the ``ffmpeg`` entry point (plus the built-ins)."""
     monkeypatch.setenv("RINDLE_LOAD_PLUGINS", "ffmpeg")
-    return make_app(profiles=[Clip, Track], load_entrypoints=True)
+    return make_app(profiles=[Clip, Track, Mismatch], load_entrypoints=True)
 
 
 def stored(app: Rindle, key: str, tmp_path: Path) -> Path:
@@ -97,6 +103,16 @@ def test_corrupt_video_is_quarantined_with_the_reason(av_app: Rindle,
     assert asset.state == "quarantined"
     assert asset.error_reason is not None and asset.error_reason.startswith("ffprobe_failed:")
     assert "<run>" in asset.error_reason or "Invalid data" in asset.error_reason
+
+
+def test_a_recipe_the_source_cannot_feed_fails_with_its_code(av_app: Rindle,
+                                                            media: dict[str, Path]) -> None:
+    asset = av_app.upload("mismatch", media["tone.mp3"], filename="tone.mp3")
+    av_app.jobs.drain()
+    web = av_app.get_asset(asset.id).variants["web"]
+    assert web.state == "failed" and web.storage_key is None
+    assert web.error_reason is not None
+    assert web.error_reason.startswith("missing_video_track: a video variant needs")
 
 
 def test_doctor_reports_ffmpeg(av_app: Rindle, monkeypatch: pytest.MonkeyPatch,

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from rindle.domain import aggregate
 from rindle.domain.fsm import variant as variant_fsm
 from rindle.domain.models import Asset, ProcessingRun, Variant, utcnow
-from rindle.errors import InvalidTransition, ObjectNotFound
+from rindle.errors import InvalidTransition, ObjectNotFound, RindleError
 from rindle.jobs.outcomes import Cancel
 from rindle.processing.rundir import run_directory
 from rindle.upload.keys import variant_key
@@ -129,7 +129,10 @@ def process_variant(app: Rindle, asset_id: uuid.UUID, name: str, *, attempt: int
         _fail(app, asset, name, run_id, str(exc), final_state="cancelled")
         raise
     except Exception as exc:
-        _fail(app, asset, name, run_id, f"{type(exc).__name__}: {exc}", final_state="failed")
+        # a rindle error leads with its stable code (ffmpeg_failed, output_too_large, ...)
+        why = (f"{exc.code}: {exc.message}" if isinstance(exc, RindleError)
+               else f"{type(exc).__name__}: {exc}")
+        _fail(app, asset, name, run_id, why, final_state="failed")
         raise
     app.telemetry.emit("rindle.variant.processed",
                        {"duration_ms": (time.perf_counter() - started) * 1000},
