@@ -75,6 +75,33 @@ _ENV = {"token_id": "RINDLE_MUX_TOKEN_ID", "token_secret": "RINDLE_MUX_TOKEN_SEC
         "signing_private_key": "RINDLE_MUX_SIGNING_PRIVATE_KEY"}
 
 
+class _RedactRequestLog(logging.Filter):
+    """httpx logs every request URL at INFO; Mux paths carry asset and upload ids (secrets).
+
+    Installed once on the ``httpx`` logger, it rewrites those records for the hosts of
+    configured Mux providers to ``/video/v1/assets/...`` (other hosts are untouched).
+    """
+
+    def __init__(self) -> None:
+        super().__init__("rindle_mux")
+        self.hosts: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 2 and isinstance(args[1], httpx.URL) and (
+                args[1].host in self.hosts):
+            url = args[1]
+            parts = url.path.split("/")
+            redacted = "/".join(parts[:4] + (["..."] if len(parts) > 4 else []))
+            record.args = (args[0], f"{url.scheme}://{url.netloc.decode()}{redacted}",
+                           *args[2:])
+        return True
+
+
+_REQUEST_LOG = _RedactRequestLog()
+logging.getLogger("httpx").addFilter(_REQUEST_LOG)
+
+
 def normalise_status(value: object) -> str | None:
     """Mux asset status -> rindle state: ``preparing`` -> ``processing``; ``ready``,
     ``errored``, ``deleted`` kept; anything else ``None`` (logged)."""
@@ -168,6 +195,7 @@ class MuxProvider(Provider):
         self.webhook_tolerance = tolerance if isinstance(tolerance, int) and not isinstance(
             tolerance, bool) and tolerance > 0 else 300
         self.base_url = base_url.rstrip("/")
+        _REQUEST_LOG.hosts.add(httpx.URL(self.base_url).host)
         self.stream_base_url = stream_base_url.rstrip("/")
         if rate_limit_per_second is not None and rate_limit_per_second <= 0:
             raise ConfigError(f"[streaming.{name}] rate_limit_per_second must be > 0")
