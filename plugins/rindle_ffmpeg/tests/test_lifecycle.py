@@ -60,6 +60,7 @@ def test_video_upload_renders_web_video_and_poster(av_app: Rindle, media: dict[s
         "video", "video/mp4", 160, 120)
     assert asset.has_video_track and asset.has_audio_track and asset.duration_ms is not None
     assert asset.meta["av"]["video"]["codec"] == "AVC"
+    assert av_app.reprobe(asset.id).changed == {}  # the same probe through the repair verb
 
     web, poster = asset.variants["web"], asset.variants["poster"]
     assert (web.state, web.content_type, web.width, web.height) == (

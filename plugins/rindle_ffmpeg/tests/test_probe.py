@@ -45,7 +45,7 @@ def test_still_images_are_left_to_the_pillow_probe(media: dict[str, Path]) -> No
 
 def test_tags_are_html_escaped_control_stripped_and_bounded(media: dict[str, Path]) -> None:
     title = probe_av(media["tagged.mp4"])["metadata"]["format"]["title"]
-    assert title.startswith("&lt;b&gt;x&lt;/b&gt; &amp; &quot;q&quot; &#x27;a&#x27;\ttab ")
+    assert title.startswith("&lt;b&gt;x&lt;/b&gt; &amp; &quot;q&quot; &#39;a&#39;\ttab ")
     assert "\x01" not in title and "\x1b" not in title
     assert len(title.encode()) <= 1024
     title.encode("utf-8").decode("utf-8")  # cut on a code-point boundary
