@@ -211,3 +211,16 @@ def test_failed_transcode_reports_ffmpeg(source: Source, workdir: Path) -> None:
         assert exc.code in ("output_duration_mismatch", "ffmpeg_missing_output")
     else:
         pytest.fail("a truncated source rendered as if it were whole")
+
+
+def test_poster_of_undecodable_video_fails_after_every_strategy(source: Source,
+                                                                workdir: Path) -> None:
+    src = source("av.mp4")
+    data = bytearray(src.read_bytes())
+    mdat, moov = data.find(b"mdat"), data.rfind(b"moov")
+    assert 0 < mdat < moov  # the fixture keeps its index after the media data
+    data[mdat + 4:moov - 4] = bytes(moov - 4 - mdat - 4)  # index intact, every frame zeroed
+    src.write_bytes(bytes(data))
+    with pytest.raises(ProcessingError) as info:
+        transcode(src, variants.Image(preset="video_poster_scene"), workdir)
+    assert info.value.code in ("ffmpeg_failed", "ffmpeg_missing_output")

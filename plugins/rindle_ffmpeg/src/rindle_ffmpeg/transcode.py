@@ -32,11 +32,11 @@ from rindle_ffmpeg.arguments import (
     strip_args,
     video_args,
 )
-from rindle_ffmpeg.errors import av_error
+from rindle_ffmpeg.errors import CommandFailed, av_error
 from rindle_ffmpeg.guard import guard
 from rindle_ffmpeg.outputs import verify_output
 from rindle_ffmpeg.probe import ffprobe_json, reshape
-from rindle_ffmpeg.run import run_ffmpeg
+from rindle_ffmpeg.run import run_ffmpeg, stderr_tail
 from rindle_ffmpeg.settings import AVSettings
 from rindle_ffmpeg.waveform import render_waveform
 
@@ -84,7 +84,10 @@ def _poster(src: Path, dest: Path, recipe: Mapping[str, Any], source: Mapping[st
         if result.status == 0 and dest.exists() and dest.stat().st_size > 0:
             return {"strategy": strategy}
         if result.status != 0 and index == len(attempts) - 1:
-            run_ffmpeg(args, rundir=dest.parent, settings=settings)  # raises with the tail
+            tail = stderr_tail(result.stderr, rundir=dest.parent)
+            raise CommandFailed(f"ffmpeg could not extract a poster frame (status "
+                                f"{result.status}): {tail or '(no output)'}",
+                                code="ffmpeg_failed", status=result.status, stderr_tail=tail)
     raise av_error("ffmpeg_missing_output", "no poster frame could be extracted: the video "
                    "has no decodable frame.")
 
