@@ -93,7 +93,7 @@ def test_app_streaming_builds_providers_from_settings(make_stream_app: Any) -> N
         app.streaming.provider("mux")
     assert {k: q for k, q in app.jobs.kinds.items() if k.startswith("rindle.provider.")} == {
         "rindle.provider.sync_due": "provider", "rindle.provider.sync": "provider",
-        "rindle.provider.webhook": "provider"}
+        "rindle.provider.webhook": "provider", "rindle.provider.ingest": "provider"}
 
 
 def test_unknown_backend_fails_at_startup(make_app: Any) -> None:

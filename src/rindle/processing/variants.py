@@ -162,6 +162,9 @@ def _finish(app: Rindle, asset: Asset, name: str, digest: str, run_id: uuid.UUID
         if run is not None:
             run.state, run.finished_at = "succeeded", utcnow()
         aggregate.recompute(s, asset.id, telemetry=tel)
+        from rindle.streaming.ingest import enqueue_server_push
+
+        enqueue_server_push(app, s, asset, name, digest)  # no-op unless the profile streams
     if old_key is not None and old_key != key:
         app.storage(app.profile(asset.profile).storage).delete(old_key)  # old digest
     return "ready"

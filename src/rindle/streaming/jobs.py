@@ -6,6 +6,7 @@ kind                           attempts  does
 ``rindle.provider.sync_due``   1         the coordinator: :func:`~rindle.streaming.sync.sync_due`
 ``rindle.provider.sync``       3         per-row sync of ``args["provider_asset_row_id"]``
 ``rindle.provider.webhook``    5         applies one verified webhook event
+``rindle.provider.ingest``     5         server-push ingest of a ready source variant
 =============================  ========  ============================================
 
 Schedule the coordinator with cron, e.g. in ``rindle.toml``::
@@ -23,11 +24,13 @@ if TYPE_CHECKING:
     from rindle.app import Rindle
     from rindle.jobs.queue import JobContext, JobQueue
 
-__all__ = ["SYNC", "SYNC_DUE", "WEBHOOK", "event_unique_key", "register", "sync_unique_key"]
+__all__ = ["INGEST", "SYNC", "SYNC_DUE", "WEBHOOK", "event_unique_key", "register",
+           "sync_unique_key"]
 
 SYNC_DUE = "rindle.provider.sync_due"
 SYNC = "rindle.provider.sync"
 WEBHOOK = "rindle.provider.webhook"
+INGEST = "rindle.provider.ingest"
 
 
 def sync_unique_key(row_id: uuid.UUID | str) -> str:
@@ -56,8 +59,15 @@ def _webhook(app: Rindle, job: JobContext) -> None:
     handle_job_event(app.streaming, job.args, job.attempt)
 
 
+def _ingest(app: Rindle, job: JobContext) -> None:
+    from rindle.streaming.ingest import ingest_asset
+
+    ingest_asset(app.streaming, dict(job.args))
+
+
 def register(queue: JobQueue) -> None:
     """Register the streaming job kinds on ``queue``."""
     queue.register(SYNC_DUE, _sync_due, queue="provider", max_attempts=1, timeout=60)
     queue.register(SYNC, _sync, queue="provider", max_attempts=3, timeout=30)
     queue.register(WEBHOOK, _webhook, queue="provider", max_attempts=5, timeout=30)
+    queue.register(INGEST, _ingest, queue="provider", max_attempts=5, timeout=300)
