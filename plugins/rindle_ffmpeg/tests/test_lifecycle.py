@@ -126,5 +126,7 @@ def test_doctor_reports_ffmpeg(av_app: Rindle, monkeypatch: pytest.MonkeyPatch,
     broken = {c.name: c for c in plugin.rindle_doctor_checks(app=av_app)}
     assert broken["ffmpeg_runtime"].status == "error"  # AV profiles are configured
     assert broken["ffmpeg_runtime"].fix is not None
-    assert broken["ffmpeg_runtime"].fix.startswith("Fix:")
+    assert "RINDLE_FFMPEG_BIN" in broken["ffmpeg_runtime"].fix
+    text = av_app.ops.doctor().render()
+    assert "ERROR  ffmpeg_runtime:" in text and "Fix: install ffmpeg 5.1" in text
     assert broken["ffprobe_runtime"].status == "ok" and "ffmpeg_encoders" not in broken

@@ -75,7 +75,7 @@ def rindle_doctor_checks(app: Rindle) -> list[Check]:
     ffprobe = detect(settings.ffprobe, settings, listings=False)
     for name, found in (("ffmpeg_runtime", ffmpeg), ("ffprobe_runtime", ffprobe)):
         if found.problem is not None:
-            checks.append(Check(name, bad, found.problem, f"Fix: {_INSTALL}.", _COMPONENT))
+            checks.append(Check(name, bad, found.problem, f"{_INSTALL}.", _COMPONENT))
         else:
             checks.append(Check(name, "ok", found.version_line, None, _COMPONENT))
     if ffmpeg.problem is None:
@@ -84,7 +84,7 @@ def rindle_doctor_checks(app: Rindle) -> list[Check]:
         missing += [f"filter {f}" for f in REQUIRED_FILTERS if f not in ffmpeg.filters]
         if missing:
             checks.append(Check("ffmpeg_encoders", bad, f"missing: {', '.join(missing)}",
-                                "Fix: install an ffmpeg build with libx264 and libmp3lame "
+                                "install an ffmpeg build with libx264 and libmp3lame "
                                 "(Debian's ffmpeg package has them).", _COMPONENT))
         else:
             checks.append(Check("ffmpeg_encoders", "ok",
@@ -94,6 +94,6 @@ def rindle_doctor_checks(app: Rindle) -> list[Check]:
     if runtime is not None and av_profiles:
         checks.append(Check("ffmpeg_runtime_guard", "warn",
                             f"running on {runtime}: video variants of {', '.join(av_profiles)}"
-                            " will be refused", "Fix: run `rindle worker` on a regular host "
+                            " will be refused", "run `rindle worker` on a regular host "
                             "for AV profiles.", _COMPONENT))
     return checks
