@@ -298,9 +298,20 @@ class Rindle:
     def url(self, asset_id: uuid.UUID | str, variant: str | None = None, *,
             expires_in: int | None = None, disposition: str | None = None) -> str:
         """A delivery URL: signed unless the profile is public; a variant that is not ready
-        falls back to the original."""
+        falls back to the original.
+
+        For a profile with ``delivery.streaming`` and no ``variant``: the provider's playback
+        URL (HLS) once the stream is ready, else the original (progressive fallback).
+        """
         from rindle.delivery.urls import asset_url
 
+        if variant is None and disposition is None and any(
+                p.delivery.streaming is not None for p in self._profiles.values()):
+            from rindle.streaming.playback import dispatch_url
+
+            streamed = dispatch_url(self.streaming, asset_id, expires_in=expires_in)
+            if streamed is not None:
+                return streamed
         return asset_url(self, asset_id, variant, expires_in=expires_in, disposition=disposition)
 
     # --- Day-2 operations ------------------------------------------------------------------

@@ -187,6 +187,21 @@ def test_app_playback_url_uses_the_profile_ttl(mux_app: Rindle) -> None:
     assert 590 <= claims["exp"] - int(time.time()) <= 600  # Clip.signed_url_ttl = 600
 
 
+def test_app_url_dispatches_streaming_profiles(mux_app: Rindle) -> None:
+    row = add_row(mux_app, state="processing")
+    progressive = mux_app.url(row.asset_id)
+    assert "stream.mux.com" not in progressive  # not playable yet: the original
+    with mux_app.db.transaction() as s:
+        from rindle.domain.fsm import provider_asset as fsm
+
+        fsm.transition(s, row.id, "processing", "ready", values={"playback_ids": [PLAYBACK_ID]})
+    assert mux_app.url(row.asset_id).startswith(f"https://stream.mux.com/{PLAYBACK_ID}.m3u8?")
+    with mux_app.db.transaction() as s:
+        fsm.transition(s, row.id, "ready", "errored")
+    with pytest.raises(ProviderSyncFailed):
+        mux_app.url(row.asset_id)
+
+
 def test_unknown_backend_names_the_distribution(make_app: Any) -> None:
     with pytest.raises(UnknownBackend, match="pip install rindle-mux"):
         make_app(streaming={"mux": {"token_id": "x"}})

@@ -19,7 +19,7 @@ from rindle.streaming.provider import PlaybackURL
 if TYPE_CHECKING:
     from rindle.streaming.service import Streaming
 
-__all__ = ["playback_url"]
+__all__ = ["dispatch_url", "playback_url"]
 
 
 def playback_url(streaming: Streaming, asset_id: uuid.UUID | str, *,
@@ -63,3 +63,20 @@ def playback_url(streaming: Streaming, asset_id: uuid.UUID | str, *,
                        {"profile": profile.name, "adapter": row.provider_name,
                         "mode": policy, "kind": url.kind, "mime": url.mime})
     return url
+
+
+def dispatch_url(streaming: Streaming, asset_id: uuid.UUID | str, *,
+                 expires_in: int | None = None) -> str | None:
+    """What :meth:`rindle.Rindle.url` serves for a streaming profile's asset: the playback
+    URL once the stream is playable, ``None`` (progressive fallback to the original) while
+    it is not. Not a streaming profile -> ``None``. An errored stream or a drifted row
+    raises :class:`~rindle.errors.ProviderSyncFailed`, as :func:`playback_url` does."""
+    app = streaming.app
+    asset = app.get_asset(asset_id)
+    if app.profile(asset.profile).delivery.streaming is None or asset.state not in (
+            "ready", "degraded"):
+        return None  # not streaming, or nothing deliverable: asset_url decides
+    try:
+        return playback_url(streaming, asset.id, expires_in=expires_in).url
+    except ProviderAssetNotReady:
+        return None

@@ -1,0 +1,89 @@
+"""Server-push ingest against the loopback Mux: a ready source variant becomes a Mux asset
+created from a signed URL of it, on both dialects."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from muxkit import Clip, FakeMux
+from sqlalchemy import select
+
+from rindle import Rindle
+from rindle.domain.models import Asset, Job, ProviderAsset, Variant
+from rindle.streaming.ingest import INGEST, enqueue_server_push
+
+
+def _ready_clip(app: Rindle) -> tuple[Asset, Variant]:
+    digest = Clip.recipe_digest("web_720p")
+    with app.db.transaction() as s:
+        asset = Asset(profile="clip", storage_key=f"clip/{uuid.uuid4()}/original.mp4",
+                      state="ready", kind="video", content_type="video/mp4")
+        s.add(asset)
+        s.flush()
+        variant = Variant(asset_id=asset.id, name="web_720p", state="ready",
+                          recipe_digest=digest, output_kind="video",
+                          storage_key=f"clip/{asset.id}/web_720p-{digest[:8]}.mp4")
+        s.add(variant)
+        enqueue_server_push(app, s, asset, "web_720p", digest)
+    return asset, variant
+
+
+def _row(app: Rindle, asset: Asset) -> ProviderAsset | None:
+    with app.db.sessionmaker() as s:
+        return s.execute(select(ProviderAsset).where(ProviderAsset.asset_id == asset.id)
+                         ).scalar_one_or_none()
+
+
+def test_ready_source_variant_is_pushed_to_mux(mux_app: Rindle, mux: FakeMux,
+                                               events: list[Any]) -> None:
+    asset, variant = _ready_clip(mux_app)
+    assert mux_app.jobs.drain(["provider"]) == 1
+    [call] = mux.calls("POST")
+    source = call.body["inputs"][0]["url"]
+    assert variant.storage_key is not None and variant.storage_key in source
+    assert "token=" in source or "sig" in source  # a signed delivery URL
+    assert call.body["playback_policies"] == ["signed"]
+    row = _row(mux_app, asset)
+    assert row is not None and row.state == "processing"
+    assert row.provider_asset_id in mux.assets and row.playback_ids
+    assert (row.playback_policy, row.ingest_mode) == ("signed", "server_push")
+    stops = [m for e, _, m in events if e == "rindle.provider.ingest.stop"]
+    assert stops and stops[0]["asset_id"] == "..." + str(row.provider_asset_id)[-4:]
+    # a re-run is idempotent: no second Mux asset
+    with mux_app.db.transaction() as s:
+        enqueue_server_push(mux_app, s, asset, "web_720p", variant.recipe_digest)
+    mux_app.jobs.drain(["provider"])
+    assert len(mux.calls("POST")) == 1
+
+
+def test_create_failure_is_retried_while_no_provider_id(mux_app: Rindle, mux: FakeMux
+                                                        ) -> None:
+    for _ in range(4):
+        mux.then("POST", "/video/v1/assets", 500, {"error": {}})
+    asset, _ = _ready_clip(mux_app)
+    mux_app.jobs.drain(["provider"])
+    row = _row(mux_app, asset)
+    assert row is not None and row.state == "uploading" and row.provider_asset_id is None
+    mux_app.jobs.drain(["provider"], with_scheduled=True)  # the retry creates it
+    row = _row(mux_app, asset)
+    assert row is not None and row.state == "processing" and row.provider_asset_id
+
+
+def test_stale_source_cancels_without_calling_mux(mux_app: Rindle, mux: FakeMux) -> None:
+    _, variant = _ready_clip(mux_app)
+    with mux_app.db.transaction() as s:
+        s.get(Variant, variant.id).recipe_digest = "0" * 64  # type: ignore[union-attr]
+    mux_app.jobs.drain(["provider"])
+    with mux_app.db.sessionmaker() as s:
+        job = s.execute(select(Job).where(Job.kind == INGEST)).scalar_one()
+    assert (job.state, job.last_error) == ("cancelled", "stale_source:recipe_changed")
+    assert mux.calls("POST") == []
+
+
+def test_other_variants_and_profiles_enqueue_nothing(mux_app: Rindle) -> None:
+    with mux_app.db.transaction() as s:
+        asset = Asset(profile="clip", storage_key="k", state="ready", kind="video")
+        assert enqueue_server_push(mux_app, s, asset, "poster", "d") is False
+        other = Asset(profile="nope", storage_key="k2", state="ready", kind="video")
+        assert enqueue_server_push(mux_app, s, other, "web_720p", "d") is False
