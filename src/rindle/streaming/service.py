@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from rindle.app import Rindle
     from rindle.domain.profile import Profile
+    from rindle.streaming.direct import DirectUploadTicket
     from rindle.streaming.sync import SyncDueReport, SyncResult
     from rindle.streaming.webhooks import WebhookResponse
 
@@ -203,3 +204,18 @@ class Streaming:
         from rindle.streaming.playback import playback_url
 
         return playback_url(self, asset_id, expires_in=expires_in, strict=strict)
+
+    def create_direct_upload(self, profile: type[Profile] | str, *, cors_origin: str,
+                             filename: str | None = None, timeout: int | None = None,
+                             test: bool = False) -> DirectUploadTicket:
+        """A browser upload URL plus the asset it becomes (see :mod:`rindle.streaming.direct`)."""
+        from rindle.streaming.direct import create_direct_upload
+
+        return create_direct_upload(self, profile, cors_origin=cors_origin, filename=filename,
+                                    timeout=timeout, test=test)
+
+    def cancel_direct_upload(self, asset_id: uuid.UUID | str) -> str:
+        """Cancel a direct upload (see :func:`rindle.streaming.direct.cancel_direct_upload`)."""
+        from rindle.streaming.direct import cancel_direct_upload
+
+        return cancel_direct_upload(self, asset_id)
