@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from rindle.cli import assets, diagnostics, maintenance, repair
+from rindle.cli import assets, diagnostics, maintenance, repair, streaming
 from rindle.cli._context import CliContext
 from rindle.cli.serve import serve_command
 from rindle.cli.setup import init_command, migrate_command, plugins_command
@@ -50,6 +50,7 @@ for _command in (
     repair.verify_storage_command, repair.backfill_command,
     maintenance.abort_uploads_command, maintenance.cleanup_command,
     maintenance.sweep_command, maintenance.erase_owners_command,
+    streaming.streaming_group,
 ):
     cli.add_command(_command)
 
