@@ -109,8 +109,9 @@ class Rindle:
         self._storage_lock = threading.Lock()
         self._jobs: JobQueue | None = None
         self._streaming: Streaming | None = None
-        if self.settings.streaming:
-            _ = self.streaming  # a bad [streaming.NAME] table or backend fails at startup
+        if self.settings.streaming or any(p.delivery.streaming is not None
+                                          for p in self._profiles.values()):
+            _ = self.streaming  # a bad [streaming.NAME], backend or profile fails at startup
         for profile in self._profiles.values():
             if profile.storage not in self.settings.storages:
                 raise ConfigError(

@@ -101,6 +101,14 @@ def test_unknown_backend_fails_at_startup(make_app: Any) -> None:
         make_app(streaming={"mux": {}})
 
 
+def test_a_profile_streaming_through_an_unconfigured_provider_fails_at_startup(
+        make_app: Any) -> None:
+    from .conftest import Stream
+
+    with pytest.raises(ConfigError, match=r"streams through 'loop', which is not configured"):
+        make_app(profiles=[Stream])
+
+
 def test_cron_can_schedule_the_coordinator(stream_app: Rindle) -> None:
     from rindle.jobs.cron import parse_schedule
 

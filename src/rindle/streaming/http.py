@@ -64,6 +64,7 @@ def webhook_handler(app: Rindle
         if body.length is not None and body.length > MAX_BODY:
             app.telemetry.emit("rindle.provider.webhook.rejected", {},
                                {"reason": "too_large", "provider": provider})
+            body.drain()  # bounded; lets the client read the answer instead of a reset
             return _answer(start_response, 413, "payload too large")
         body.cap = MAX_BODY
         try:
@@ -71,6 +72,7 @@ def webhook_handler(app: Rindle
         except BodyTooLarge:
             app.telemetry.emit("rindle.provider.webhook.rejected", {},
                                {"reason": "too_large", "provider": provider})
+            body.drain()
             return _answer(start_response, 413, "payload too large")
         except BodyIncomplete:
             return _answer(start_response, 400, "request body incomplete")

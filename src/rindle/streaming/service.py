@@ -101,6 +101,12 @@ class Streaming:
         }
         for cfg in self.configs.values():
             self.registry.get(cfg.backend)
+        for profile_name, provider_name in self.streaming_profiles().items():
+            if provider_name not in self.configs:
+                raise ConfigError(
+                    f"profile {profile_name!r} streams through {provider_name!r}, which is not "
+                    f"configured; add a [streaming.{provider_name}] table (configured: "
+                    f"{', '.join(sorted(self.configs)) or 'none'})")
         self._providers: dict[str, Provider] = {}
         self._lock = threading.Lock()
 
