@@ -47,6 +47,14 @@ class Settings:
     base_dir: Path = field(default_factory=Path.cwd)
     source: Path | None = None
 
+    def __repr__(self) -> str:
+        # secret_key, backend and provider tables hold secrets: show names only
+        from rindle.telemetry import redact_url
+
+        return (f"Settings(database_url={redact_url(self.database_url)!r}, "
+                f"storages={sorted(self.storages)}, streaming={sorted(self.streaming)}, "
+                f"profiles={len(self.profiles)}, source={self.source})")
+
     def __post_init__(self) -> None:
         if not isinstance(self.database_url, str) or not self.database_url:
             raise ConfigError("database_url must be a non-empty string, e.g. sqlite:///rindle.db")

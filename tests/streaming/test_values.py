@@ -109,6 +109,12 @@ def test_a_profile_streaming_through_an_unconfigured_provider_fails_at_startup(
         make_app(profiles=[Stream])
 
 
+def test_settings_repr_hides_provider_secrets(make_stream_app: Any) -> None:
+    app: Rindle = make_stream_app(secret="z" * 40)
+    text = repr(app.settings) + repr(app) + repr(app.streaming)
+    assert "z" * 40 not in text and "test-secret" not in text and "loop" in text
+
+
 def test_cron_can_schedule_the_coordinator(stream_app: Rindle) -> None:
     from rindle.jobs.cron import parse_schedule
 
