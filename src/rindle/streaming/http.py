@@ -8,6 +8,7 @@ to a configured one is 405.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING
@@ -55,14 +56,14 @@ def webhook_handler(app: Rindle
         if not provider or "/" in provider or provider not in app.streaming.configs:
             return _answer(start_response, 404, "no webhook endpoint for this provider")
         if environ.get("REQUEST_METHOD") != "POST":
-            app.telemetry.emit("rindle.provider.webhook.rejected", {},
+            app.telemetry.emit("rindle.provider.webhook.rejected", {"system_time": time.time_ns()},
                                {"reason": "method_not_allowed"})
             return _answer(start_response, 405, "method not allowed", [("Allow", "POST")])
         body = RequestBody.from_environ(environ)
         if body.error is not None:
             return _answer(start_response, body.error[0], body.error[1])
         if body.length is not None and body.length > MAX_BODY:
-            app.telemetry.emit("rindle.provider.webhook.rejected", {},
+            app.telemetry.emit("rindle.provider.webhook.rejected", {"system_time": time.time_ns()},
                                {"reason": "too_large", "provider": provider})
             body.drain()  # bounded; lets the client read the answer instead of a reset
             return _answer(start_response, 413, "payload too large")
@@ -70,7 +71,7 @@ def webhook_handler(app: Rindle
         try:
             raw = body.read()
         except BodyTooLarge:
-            app.telemetry.emit("rindle.provider.webhook.rejected", {},
+            app.telemetry.emit("rindle.provider.webhook.rejected", {"system_time": time.time_ns()},
                                {"reason": "too_large", "provider": provider})
             body.drain()
             return _answer(start_response, 413, "payload too large")
