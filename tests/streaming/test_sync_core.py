@@ -53,6 +53,20 @@ def test_coordinator_selects_waiting_rows_oldest_first_bounded(make_stream_app: 
     assert report.to_dict()["rows_scanned"] == 3
 
 
+def test_rows_without_a_provider_id_are_reaped_once_stuck(stream_app: Rindle) -> None:
+    fresh = add_row(stream_app, state="uploading", provider_asset_id=None,
+                    age=dt.timedelta(seconds=600))
+    stuck = add_row(stream_app, state="uploading", provider_asset_id=None,
+                    age=dt.timedelta(hours=3))
+    report = stream_app.streaming.sync_due()
+    assert report.jobs_enqueued == 1
+    assert [j.args["provider_asset_row_id"] for j in _sync_jobs(stream_app)] == [str(stuck.id)]
+    assert stream_app.jobs.drain(["provider"]) == 1
+    with stream_app.db.sessionmaker() as s:
+        states = {r.id: r.state for r in s.execute(select(ProviderAsset)).scalars()}
+    assert states == {fresh.id: "uploading", stuck.id: "errored"}
+
+
 def test_stuck_rows_error_without_calling_the_provider(stream_app: Rindle) -> None:
     events: list[tuple[str, dict[str, Any]]] = []
     stream_app.telemetry.attach(lambda e, m, md: events.append((e, md)))

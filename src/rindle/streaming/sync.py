@@ -31,7 +31,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 
 from rindle.domain.fsm import provider_asset as fsm
@@ -219,9 +219,11 @@ def sync_due(streaming: Streaming, *, now: dt.datetime | None = None) -> SyncDue
     """Enqueue one per-row sync job for every row that waits on its provider.
 
     Per configured provider: rows in ``uploading``/``processing`` with a provider id and
-    ``updated_at`` older than ``provider_polling_floor_seconds``, oldest first, at most
-    ``provider_polling_batch_size``. Each job is unique on the row (``provider_sync:<id>``)
-    while it is live, so a second run before the first jobs ran enqueues nothing new.
+    ``updated_at`` older than ``provider_polling_floor_seconds`` (and rows without one once
+    they are past the stuck threshold, so a failed ingest is reaped instead of waiting
+    forever), oldest first, at most ``provider_polling_batch_size``. Each job is unique on
+    the row (``provider_sync:<id>``) while it is live, so a second run before the first jobs
+    ran enqueues nothing new.
     """
     from rindle.streaming.jobs import SYNC, sync_unique_key
 
@@ -233,13 +235,17 @@ def sync_due(streaming: Streaming, *, now: dt.datetime | None = None) -> SyncDue
         assert report.floor_seconds is not None
         report.floor_seconds[name] = cfg.polling_floor_seconds
         cutoff = moment - dt.timedelta(seconds=cfg.polling_floor_seconds)
+        stuck = moment - dt.timedelta(seconds=cfg.stuck_threshold_seconds)
         with app.db.transaction() as s:
             ids = s.execute(
                 select(ProviderAsset.id)
                 .where(ProviderAsset.state.in_(ACTIVE_STATES),
                        ProviderAsset.updated_at < cutoff,
                        ProviderAsset.provider_name == name,
-                       ProviderAsset.provider_asset_id.is_not(None))
+                       # rows without a provider id have nothing to ask about, but once
+                       # past the stuck threshold the per-row job reaps them
+                       or_(ProviderAsset.provider_asset_id.is_not(None),
+                           ProviderAsset.updated_at < stuck))
                 .order_by(ProviderAsset.updated_at, ProviderAsset.id)
                 .limit(cfg.polling_batch_size)).scalars().all()
             items = [({"provider_asset_row_id": str(i)}, sync_unique_key(i)) for i in ids]
