@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Integer, Select, String, bindparam, type_coerce
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    String,
+    Uuid,
+    any_,
+    bindparam,
+    type_coerce,
+)
 from sqlalchemy.orm import Session
 
-__all__ = ["DEFAULT_BATCH", "as_uuid", "keyset_batches", "raw_id", "walk_states"]
+__all__ = ["DEFAULT_BATCH", "as_uuid", "keyset_batches", "overlapped", "raw_id", "raw_ids_match",
+           "walk_states"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_BATCH = 500
 
@@ -27,6 +43,49 @@ def raw_id(column: Any, name: str = "id") -> ColumnElement[Any]:
 def as_uuid(value: uuid.UUID | str) -> uuid.UUID:
     """A UUID read through :func:`raw_id` (or already one) as a ``uuid.UUID``."""
     return value if isinstance(value, uuid.UUID) else uuid.UUID(hex=value)
+
+
+def raw_ids_match(column: Any, ids: Sequence[Any], dialect: str) -> ColumnElement[bool]:
+    """``column`` is one of ``ids``, values read through :func:`raw_id`, bound as they are.
+
+    No id is converted on the way back: SQLite compares its stored hex text, PostgreSQL
+    takes the whole list as one ``uuid[]`` parameter (one statement text for every batch).
+    """
+    if dialect == "postgresql":
+        match: ColumnElement[bool] = column == any_(
+            bindparam("raw_ids", list(ids), type_=ARRAY(Uuid())))
+        return match
+    return type_coerce(column, String()).in_(list(ids))
+
+
+def overlapped(batches: Iterable[T], work: Callable[[T], R], executor: Executor | None
+               ) -> Iterator[tuple[T, R]]:
+    """``(batch, work(batch))`` for every batch, in order, with ``work`` running on
+    ``executor`` while the next batch is produced (in line when ``executor`` is None).
+
+    A walk thus reads its next page while the storage I/O of the current one is under way.
+    At most two batches are in flight. An exception raised by ``work`` surfaces here, at the
+    batch it belongs to; abandoning the iteration cancels what has not started.
+    """
+    if executor is None:
+        for batch in batches:
+            yield batch, work(batch)
+        return
+    pending: tuple[T, Future[R]] | None = None
+    try:
+        for batch in batches:
+            future = executor.submit(work, batch)
+            if pending is not None:
+                done, pending = pending, (batch, future)
+                yield done[0], done[1].result()
+            else:
+                pending = (batch, future)
+        if pending is not None:
+            done, pending = pending, None
+            yield done[0], done[1].result()
+    finally:
+        if pending is not None:
+            pending[1].cancel()
 
 
 def keyset_batches(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select
 
 from rindle.domain.models import Asset, UploadSession
-from rindle.ops.batches import DEFAULT_BATCH, keyset_batches
+from rindle.ops.batches import DEFAULT_BATCH, keyset_batches, raw_id, raw_ids_match
 from rindle.ops.progress import Progress
 from rindle.ops.report import Report
 
@@ -48,7 +48,9 @@ def cleanup_orphans(app: Rindle, *, dry_run: bool = True, batch_size: int = DEFA
                     progress: bool | None = None) -> CleanupReport:
     """Delete expired sessions' staged objects, then their rows (dry run by default)."""
     report = CleanupReport(dry_run=dry_run)
-    stmt = (select(UploadSession.id, UploadSession.asset_id, UploadSession.upload_key,
+    # ids travel as the driver reads them: no UUID is built or formatted per row
+    stmt = (select(raw_id(UploadSession.id), raw_id(UploadSession.asset_id, "asset_id"),
+                   UploadSession.upload_key,
                    UploadSession.upload_strategy, UploadSession.multipart_upload_id,
                    UploadSession.session_uri, Asset.profile, Asset.state.label("asset_state"))
             .join(Asset, Asset.id == UploadSession.asset_id)
@@ -119,11 +121,14 @@ def _delete_rows(app: Rindle, rows: list[Any], report: CleanupReport) -> None:
         return
     staged = [r.asset_id for r in rows if r.asset_state == "staged"]
     with app.db.transaction() as s:
-        s.execute(delete(UploadSession).where(UploadSession.id.in_([r.id for r in rows])))
+        conn = s.connection()  # DML straight on the connection: its result has a rowcount
+        dialect = conn.dialect.name
+        conn.execute(delete(UploadSession).where(
+            raw_ids_match(UploadSession.id, [r.id for r in rows], dialect)))
         if staged:
-            gone = s.execute(delete(Asset).where(Asset.id.in_(staged), Asset.state == "staged")
-                             .returning(Asset.id)).all()
-            report.assets_deleted += len(gone)
+            gone = conn.execute(delete(Asset).where(raw_ids_match(Asset.id, staged, dialect),
+                                                 Asset.state == "staged"))
+            report.assets_deleted += gone.rowcount
     report.sessions_deleted += len(rows)
 
 
