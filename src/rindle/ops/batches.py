@@ -55,7 +55,8 @@ def raw_ids_match(column: Any, ids: Sequence[Any], dialect: str) -> ColumnElemen
         match: ColumnElement[bool] = column == any_(
             bindparam("raw_ids", list(ids), type_=ARRAY(Uuid())))
         return match
-    return type_coerce(column, String()).in_(list(ids))
+    return type_coerce(column, String()).in_(
+        bindparam("raw_ids", list(ids), type_=String(), expanding=True))
 
 
 def overlapped(batches: Iterable[T], work: Callable[[T], R], executor: Executor | None
