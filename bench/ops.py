@@ -11,9 +11,10 @@ upload sessions with staged objects, then run, each in a fresh child process:
 
 and the naive baseline for the same work at the smallest size (ORM ``.all()`` then row by
 row). verify and cleanup (rindle and naive alike) run three times, the catalogue put back
-between runs, and the best run counts; every run's time is printed. Prints time, peak RSS and the ratios the issue sets as its bar: RSS growth from the
-smallest to the largest size <= 30 MB, time ratio largest/smallest <= 12 x the size ratio
-/ 10, and >= 5x faster than naive.
+between runs, and the best run counts; every run's time is printed. Prints time, peak RSS
+and the ratios the issue sets as its bar: RSS growth from the smallest to the largest size
+<= 30 MB, time ratio largest/smallest <= 12 x the size ratio / 10, and >= 5x faster than
+naive.
 
     python bench/ops.py [--sizes 100000,1000000] [--dialects sqlite,postgresql]
 """

@@ -27,13 +27,14 @@ def doctor_command(ctx: CliContext) -> None:
               help="Work older than this counts as stuck.")
 @click.option("--limit", type=click.IntRange(min=1, max=1000), default=20, show_default=True,
               help="Rows per sample list.")
-@click.option("--provider-stuck", type=click.IntRange(min=0), default=7200, show_default=True,
-              help="Seconds after which a provider asset counts as stuck.")
+@click.option("--provider-stuck", type=click.IntRange(min=0), default=None,
+              help="Seconds after which an uploading/processing provider asset counts as "
+                   "stuck [default: each provider's provider_stuck_threshold_seconds, 7200].")
 @json_option
 @pass_cli
 @handle_errors
 def runtime_status_command(ctx: CliContext, profile: str | None, older_than_sec: int,
-                           limit: int, provider_stuck: int) -> None:
+                           limit: int, provider_stuck: int | None) -> None:
     """Report degraded or stuck work and the verb to run about it (read-only, bounded)."""
     report = ctx.app().ops.runtime_status(profile=profile, older_than=older_than_sec,
                                           limit=limit, provider_stuck=provider_stuck)

@@ -31,7 +31,8 @@ class Operations:
         return doctor(self.app)
 
     def runtime_status(self, *, profile: str | None = None, older_than: int = 3600,
-                       limit: int = 20, provider_stuck: int = 7200) -> RuntimeStatusReport:
+                       limit: int = 20, provider_stuck: int | None = None
+                       ) -> RuntimeStatusReport:
         """Bounded report of degraded or stuck work (read-only)."""
         from rindle.ops.runtime_status import runtime_status
 

@@ -12,11 +12,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from rindle.domain.models import Asset, Job, ProviderAsset, UploadSession, Variant, utcnow
-from rindle.errors import RindleError, SchemaOutOfDate, UsageError
+from rindle.errors import ConfigError, RindleError, SchemaOutOfDate, UsageError
 from rindle.ops.report import Report
+from rindle.streaming.service import ProviderConfig
 
 if TYPE_CHECKING:
     from rindle.app import Rindle
@@ -44,6 +45,7 @@ class RuntimeStatusReport(Report):
     expired_sessions: int = 0
     stale_open_sessions: int = 0
     provider_stuck: int = 0
+    provider_stuck_threshold_sec: dict[str, int] = field(default_factory=dict)
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     discarded_jobs: int = 0
     recommendations: list[str] = field(default_factory=list)
@@ -65,7 +67,10 @@ class RuntimeStatusReport(Report):
                          f"{row['error']}")
         lines.append(f"uploads   {self.stale_open_sessions} open session(s) past expiry, "
                      f"{self.expired_sessions} expired awaiting cleanup")
-        lines.append(f"provider  {self.provider_stuck} provider asset(s) stuck")
+        limits = ", ".join(f"{'any other' if k == '*' else k} {v}s"
+                           for k, v in sorted(self.provider_stuck_threshold_sec.items()))
+        lines.append(f"provider  {self.provider_stuck} provider asset(s) uploading/processing "
+                     f"past the stuck threshold ({limits})")
         for queue, info in sorted(self.queues.items()):
             lines.append(f"queue     {queue}: {info['waiting']} waiting, {info['executing']} "
                          f"running, oldest {info['oldest_wait_sec']}s")
@@ -75,16 +80,48 @@ class RuntimeStatusReport(Report):
         return "\n".join(lines)
 
 
+def _stuck_thresholds(app: Rindle, override: int | None) -> dict[str, int]:
+    """Seconds after which a provider row is stuck: ``"*"`` for rows of any provider, or one
+    entry per configured provider plus ``"*"`` (the default) for the others."""
+    if override is not None:
+        return {"*": override}
+    out = {"*": DEFAULT_PROVIDER_STUCK}
+    for name, table in app.settings.streaming.items():
+        try:
+            out[name] = ProviderConfig.parse(name, table).stuck_threshold_seconds
+        except ConfigError:  # reported by doctor; this report stays read-only and bounded
+            continue
+    return out
+
+
+def _stuck_since(thresholds: dict[str, int], now: dt.datetime) -> ColumnElement[bool]:
+    """Rows whose ``updated_at`` is older than their provider's threshold (strictly)."""
+    named = {k: v for k, v in thresholds.items() if k != "*"}
+    default = ProviderAsset.updated_at < now - dt.timedelta(seconds=thresholds["*"])
+    if not named:
+        return default
+    return or_(*(and_(ProviderAsset.provider_name == name,
+                      ProviderAsset.updated_at < now - dt.timedelta(seconds=sec))
+                 for name, sec in named.items()),
+               and_(ProviderAsset.provider_name.not_in(list(named)), default))
+
+
 def _pairs(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
 
 
 def runtime_status(app: Rindle, *, profile: str | None = None,
                    older_than: int = DEFAULT_OLDER_THAN, limit: int = DEFAULT_LIMIT,
-                   provider_stuck: int = DEFAULT_PROVIDER_STUCK) -> RuntimeStatusReport:
-    """Collect the report; refuses (with telemetry) before any query if the setup is not ready."""
+                   provider_stuck: int | None = None) -> RuntimeStatusReport:
+    """Collect the report; refuses (with telemetry) before any query if the setup is not ready.
+
+    A provider asset counts as stuck in ``uploading``/``processing`` untouched for longer
+    than ``provider_stuck`` seconds, or, when that is None, than its provider's
+    ``provider_stuck_threshold_seconds`` (7200 where unset), the threshold the per-row sync
+    applies.
+    """
     try:
-        if limit < 1 or older_than < 0 or provider_stuck < 0:
+        if limit < 1 or older_than < 0 or (provider_stuck is not None and provider_stuck < 0):
             raise UsageError("limit must be >= 1; older_than and provider_stuck must be >= 0")
         if profile is not None and profile not in app.profiles:
             raise UsageError(f"unknown profile {profile!r}; configured: "
@@ -135,11 +172,12 @@ def runtime_status(app: Rindle, *, profile: str | None = None,
         report.stale_open_sessions = conn.execute(sess.where(
             UploadSession.state.in_(("initialized", "signed", "uploading", "resuming")),
             UploadSession.expires_at < now)).scalar() or 0
-        pcut = now - dt.timedelta(seconds=provider_stuck)
+        thresholds = _stuck_thresholds(app, provider_stuck)
+        report.provider_stuck_threshold_sec = thresholds
         report.provider_stuck = conn.execute(
             select(func.count()).select_from(ProviderAsset).where(
-                ProviderAsset.state.in_(("pending", "uploading", "processing")),
-                ProviderAsset.updated_at < pcut,
+                ProviderAsset.state.in_(("uploading", "processing")),
+                _stuck_since(thresholds, now),
                 *([ProviderAsset.profile == profile] if profile else []))).scalar() or 0
         for queue, state, n, oldest in conn.execute(
                 select(Job.queue, Job.state, func.count(), func.min(Job.run_at))
