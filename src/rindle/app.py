@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from rindle.ops.facade import Operations
     from rindle.ops.reprobe import ReprobeReport
     from rindle.ops.requeue import RequeueReport
-    from rindle.storage.base import PresignedRequest
+    from rindle.storage.base import PresignedRequest, ResumableStatus
     from rindle.streaming import Streaming
 
 __all__ = ["Rindle"]
@@ -221,21 +221,32 @@ class Rindle:
 
     def initiate_upload(self, profile: type[Profile] | str, *, filename: str,
                         strategy: str = "presigned_put", byte_size: int | None = None,
-                        content_type: str | None = None, expires_in: int = 3600
-                        ) -> UploadSession:
-        """Start a direct upload: a staged asset plus an ``initialized`` session."""
+                        content_type: str | None = None, expires_in: int = 3600,
+                        origin: str | None = None) -> UploadSession:
+        """Start a direct upload: a staged asset plus an ``initialized`` session.
+
+        ``strategy`` is ``presigned_put``, ``multipart`` or ``resumable`` (capability-gated,
+        never downgraded); ``origin`` is the browser origin a resumable session admits.
+        """
         from rindle.upload import direct
 
         return direct.initiate(self, profile, filename=filename, strategy=strategy,
                                byte_size=byte_size, content_type=content_type,
-                               expires_in=expires_in)
+                               expires_in=expires_in, origin=origin)
 
     def sign_upload(self, session_id: uuid.UUID | str, *, expires_in: int | None = None
                     ) -> PresignedRequest:
-        """The presigned PUT for a session (session -> ``signed``)."""
+        """The request the client uploads with (session -> ``signed``): a presigned PUT, or
+        for a resumable session its session URI."""
         from rindle.upload import direct
 
         return direct.sign(self, session_id, expires_in=expires_in)
+
+    def resumable_upload_status(self, session_id: uuid.UUID | str) -> ResumableStatus:
+        """Bytes a resumable session's backend holds: where an interrupted client resumes."""
+        from rindle.upload import direct
+
+        return direct.resumable_status(self, session_id)
 
     def sign_upload_part(self, session_id: uuid.UUID | str, part_number: int
                          ) -> PresignedRequest:

@@ -120,6 +120,12 @@ def test_unsupported_strategy_is_never_downgraded(served_app: tuple[Rindle, str]
     app, _ = served_app
     with pytest.raises(UploadUnsupported, match="multipart"):
         app.initiate_upload("photo", filename="x.jpg", strategy="multipart")
+    with pytest.raises(UploadUnsupported, match="resumable") as err:
+        app.initiate_upload("photo", filename="x.jpg", strategy="resumable")
+    assert err.value.code == "upload_unsupported"
+    session = app.initiate_upload("photo", filename="x.jpg")  # presigned PUT
+    with pytest.raises(UploadUnsupported, match="not resumable"):
+        app.resumable_upload_status(session.id)
 
 
 def test_unknown_session_is_not_found(served_app: tuple[Rindle, str]) -> None:

@@ -1,8 +1,9 @@
 """``abort-incomplete-uploads``: expire direct-upload sessions whose time ran out.
 
 Selected: sessions past ``expires_at`` in ``initialized``, ``signed``, ``uploading`` or
-``resuming``. Multipart uploads are aborted in storage first (a failure is counted and the
-session is retried next run). Sessions then move to ``expired`` through the FSM;
+``resuming``. Multipart uploads are aborted and resumable sessions cancelled at the backend
+first (a failure is counted and the session is retried next run; a resumable session's URI
+is forgotten only once cancelled). Sessions then move to ``expired`` through the FSM;
 ``cleanup-orphans`` later removes their staged objects and rows.
 
 Unlike the reference, expired ``initialized`` presigned sessions are expired too: a client
@@ -56,7 +57,8 @@ def abort_incomplete_uploads(app: Rindle, *, batch_size: int = DEFAULT_BATCH,
     report = AbortReport()
     now = utcnow()
     stmt = (select(UploadSession.id, UploadSession.state, UploadSession.upload_strategy,
-                   UploadSession.upload_key, UploadSession.multipart_upload_id, Asset.profile)
+                   UploadSession.upload_key, UploadSession.multipart_upload_id,
+                   UploadSession.session_uri, Asset.profile)
             .join(Asset, Asset.id == UploadSession.asset_id)
             .where(UploadSession.expires_at < now))
     bar = Progress("abort-incomplete-uploads", enabled=progress)
@@ -71,10 +73,18 @@ def abort_incomplete_uploads(app: Rindle, *, batch_size: int = DEFAULT_BATCH,
                 except Exception:
                     report.abort_errors += 1
                     continue
+            if row.upload_strategy == "resumable" and row.session_uri:
+                try:  # the backend session first: its URI is forgotten only once cancelled
+                    app.storage_for(row.profile).cancel_resumable_upload(row.upload_key,
+                                                                         row.session_uri)
+                except Exception:
+                    report.abort_errors += 1
+                    continue
             try:
                 with app.db.transaction() as s:
                     session_fsm.transition(s, row.id, row.state, "expired",
-                                           telemetry=app.telemetry, profile=row.profile)
+                                           telemetry=app.telemetry, profile=row.profile,
+                                           values={"session_uri": None})
             except InvalidTransition:
                 continue  # moved on meanwhile (completed or aborted): nothing to expire
             report.sessions_aborted += 1

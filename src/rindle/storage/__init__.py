@@ -5,7 +5,10 @@ from rindle.storage.base import (
     Capability,
     ObjectInfo,
     PresignedRequest,
+    ResumableSession,
+    ResumableStatus,
     Storage,
 )
 
-__all__ = ["BackendContext", "Capability", "ObjectInfo", "PresignedRequest", "Storage"]
+__all__ = ["BackendContext", "Capability", "ObjectInfo", "PresignedRequest", "ResumableSession",
+           "ResumableStatus", "Storage"]

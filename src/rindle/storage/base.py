@@ -17,6 +17,8 @@ __all__ = [
     "Capability",
     "ObjectInfo",
     "PresignedRequest",
+    "ResumableSession",
+    "ResumableStatus",
     "Storage",
 ]
 
@@ -42,6 +44,32 @@ class ObjectInfo:
     content_type: str | None = None
     etag: str | None = None
     last_modified: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ResumableSession:
+    """A backend-native resumable upload session (GCS's session URI, say).
+
+    ``session_uri`` is a bearer credential: whoever holds it can upload the object, so it
+    never appears in a repr, a log or telemetry.
+    """
+
+    session_uri: str
+    expires_at: dt.datetime
+    region_hint: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"ResumableSession(session_uri='[REDACTED]', expires_at={self.expires_at!r}, "
+                f"region_hint={self.region_hint!r})")
+
+
+@dataclass(frozen=True)
+class ResumableStatus:
+    """How far a resumable session got: bytes the backend committed, and ``in_progress``
+    or ``complete``."""
+
+    committed_bytes: int
+    state: str
 
 
 @dataclass(frozen=True)
@@ -205,6 +233,27 @@ class Storage(ABC):
     def abort_multipart(self, key: str, upload_id: str) -> None:
         """Abandon a multipart upload; an unknown upload id is success."""
         raise UploadUnsupported(f"storage {self.name!r} has no multipart uploads")
+
+    def initiate_resumable_upload(self, key: str, *, content_type: str | None = None,
+                                  expected_size: int | None = None, origin: str | None = None
+                                  ) -> ResumableSession:
+        """Open a resumable session a client can upload ``key`` to (``resumable_upload``);
+        ``origin`` is the browser origin the backend should allow (CORS)."""
+        raise UploadUnsupported(f"storage {self.name!r} has no resumable uploads")
+
+    def resumable_upload_status(self, key: str, session_uri: str) -> ResumableStatus:
+        """How far the session got; a session the backend no longer knows raises
+        ``ObjectNotFound``."""
+        raise UploadUnsupported(f"storage {self.name!r} has no resumable uploads")
+
+    def verify_resumable_completion(self, key: str, session_uri: str) -> ObjectInfo:
+        """The stored object once its session finished; ``ObjectNotFound`` while bytes are
+        still missing or nothing was stored."""
+        raise UploadUnsupported(f"storage {self.name!r} has no resumable uploads")
+
+    def cancel_resumable_upload(self, key: str, session_uri: str) -> None:
+        """Cancel the session; a session already gone is success."""
+        raise UploadUnsupported(f"storage {self.name!r} has no resumable uploads")
 
     def describe(self) -> dict[str, Any]:
         """Non-secret facts for reports (backend, location)."""

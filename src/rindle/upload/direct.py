@@ -20,10 +20,15 @@ from sqlalchemy import select
 from rindle.domain.fsm import asset as asset_fsm
 from rindle.domain.fsm import upload_session as session_fsm
 from rindle.domain.models import Asset, UploadSession, utcnow
-from rindle.errors import NotFound, UploadRejected, UploadUnsupported
+from rindle.errors import InvalidTransition, NotFound, UploadRejected, UploadUnsupported
 from rindle.ids import uuid7
 from rindle.processing.kinds import PROMOTE
-from rindle.storage.base import Capability, PresignedRequest
+from rindle.storage.base import (
+    Capability,
+    PresignedRequest,
+    ResumableSession,
+    ResumableStatus,
+)
 from rindle.upload.filenames import sanitize_filename
 from rindle.upload.keys import generate_key
 
@@ -36,6 +41,7 @@ __all__ = [
     "abort",
     "complete_multipart",
     "initiate",
+    "resumable_status",
     "sign",
     "sign_part",
     "verify",
@@ -70,12 +76,15 @@ def _load(app: Rindle, session_id: uuid.UUID | str) -> tuple[UploadSession, Asse
 
 def initiate(app: Rindle, profile: type[Profile] | str, *, filename: str,
              strategy: str = "presigned_put", byte_size: int | None = None,
-             content_type: str | None = None, expires_in: int = 3600) -> UploadSession:
+             content_type: str | None = None, expires_in: int = 3600,
+             origin: str | None = None) -> UploadSession:
     """Create a staged asset and an ``initialized`` session for a direct upload.
 
     Fails fast, before anything is written, on an unknown strategy, a storage without the
     strategy's capability (``upload_unsupported``), or a declared size or extension the
-    profile would refuse anyway.
+    profile would refuse anyway. A ``multipart`` or ``resumable`` session is opened at the
+    backend first (``origin``: the browser origin a resumable session admits) and
+    abandoned again if the rows cannot be written.
     """
     prof = app.profile(profile)
     if strategy not in STRATEGIES:
@@ -104,8 +113,12 @@ def initiate(app: Rindle, profile: type[Profile] | str, *, filename: str,
     asset_id = uuid7()
     key = generate_key(prof.name, asset_id, ext)
     upload_id = None
+    resumable: ResumableSession | None = None
     if strategy == "multipart":
         upload_id = storage.initiate_multipart(key, content_type=content_type)
+    elif strategy == "resumable":
+        resumable = storage.initiate_resumable_upload(
+            key, content_type=content_type, expected_size=byte_size, origin=origin)
     try:
         with app.db.transaction() as s:
             s.add(Asset(id=asset_id, state="staged", storage_key=key, profile=prof.name,
@@ -117,10 +130,18 @@ def initiate(app: Rindle, profile: type[Profile] | str, *, filename: str,
                 upload_strategy=strategy, multipart_upload_id=upload_id,
                 expected_size=byte_size, content_type=content_type,
             )
+            if resumable is not None:
+                row.session_uri = resumable.session_uri
+                row.session_uri_expires_at = resumable.expires_at
+                row.region_hint = resumable.region_hint
+                row.resumable_protocol = storage.backend_name
+                row.upload_length = byte_size
             s.add(row)
     except BaseException:
         if upload_id is not None:
             storage.abort_multipart(key, upload_id)
+        if resumable is not None:
+            storage.cancel_resumable_upload(key, resumable.session_uri)
         raise
     app.telemetry.emit("rindle.upload.start", {"system_time": time.time_ns()},
                        {"profile": prof.name, "adapter": storage.backend_name,
@@ -135,23 +156,64 @@ def _presign_cap(app: Rindle, prof: type[Profile], row: UploadSession) -> int | 
 
 def sign(app: Rindle, session_id: uuid.UUID | str, *, expires_in: int | None = None
          ) -> PresignedRequest:
-    """Move the session to ``signed`` and return the presigned PUT for it."""
+    """Move the session to ``signed`` and return the request the client uploads with.
+
+    ``presigned_put``: a presigned PUT, capped at the profile's ``max_bytes``. ``resumable``:
+    the backend's session URI, which the client PUTs to in one or more ``Content-Range``
+    chunks and may resume after an interruption (see :func:`resumable_status`).
+    """
     row, asset = _load(app, session_id)
     prof = app.profile(asset.profile)
-    if row.upload_strategy != "presigned_put":
+    if row.upload_strategy not in ("presigned_put", "resumable"):
         raise UploadUnsupported(f"session uses {row.upload_strategy}; sign parts instead")
     session_fsm.check(row.state, "signed")
     remaining = int((row.expires_at - utcnow()).total_seconds())
     ttl = min(expires_in or remaining, remaining)
     if ttl <= 0:
         raise UploadRejected("session_expired", "the upload session has expired; start a new one")
-    request = app.storage(prof.storage).presign_put(
-        row.upload_key, expires_in=ttl, content_type=row.content_type,
-        max_bytes=_presign_cap(app, prof, row))
+    if row.upload_strategy == "resumable":
+        request = _resumable_request(row)
+    else:
+        request = app.storage(prof.storage).presign_put(
+            row.upload_key, expires_in=ttl, content_type=row.content_type,
+            max_bytes=_presign_cap(app, prof, row))
     with app.db.transaction() as s:
         session_fsm.transition(s, row.id, row.state, "signed", telemetry=app.telemetry,
                                profile=prof.name)
     return request
+
+
+def _resumable_request(row: UploadSession) -> PresignedRequest:
+    if not row.session_uri:
+        raise UploadRejected("session_expired",
+                             "the resumable session is closed; start a new upload")
+    headers = {"Content-Type": row.content_type} if row.content_type else {}
+    return PresignedRequest(url=row.session_uri, method="PUT", headers=headers,
+                            expires_at=row.session_uri_expires_at)
+
+
+def resumable_status(app: Rindle, session_id: uuid.UUID | str) -> ResumableStatus:
+    """How many bytes of a resumable session the backend holds (resume from there).
+
+    A ``signed`` session with bytes committed moves to ``uploading``. Raises
+    ``upload_unsupported`` for other strategies and ``session_expired`` once the session is
+    closed.
+    """
+    row, asset = _load(app, session_id)
+    prof = app.profile(asset.profile)
+    if row.upload_strategy != "resumable":
+        raise UploadUnsupported(f"session uses {row.upload_strategy}, not resumable")
+    uri = _resumable_request(row).url
+    status = app.storage(prof.storage).resumable_upload_status(row.upload_key, uri)
+    if status.committed_bytes > 0 and row.state == "signed":
+        try:
+            with app.db.transaction() as s:
+                session_fsm.transition(s, row.id, "signed", "uploading",
+                                       telemetry=app.telemetry, profile=prof.name,
+                                       values={"last_known_offset": status.committed_bytes})
+        except InvalidTransition:
+            pass  # verified or aborted meanwhile: the status stands as the backend said
+    return status
 
 
 def sign_part(app: Rindle, session_id: uuid.UUID | str, part_number: int, *,
@@ -205,13 +267,19 @@ def verify(app: Rindle, session_id: uuid.UUID | str) -> Asset:
     prof = app.profile(asset.profile)
     session_fsm.check(row.state, "verifying")
     asset_fsm.check(asset.state, "validating")
-    info = app.storage(prof.storage).head(row.upload_key)  # ObjectNotFound propagates
+    storage = app.storage(prof.storage)
+    done: dict[str, Any] = {"verified_at": utcnow()}
+    if row.upload_strategy == "resumable":  # ObjectNotFound while bytes are missing
+        info = storage.verify_resumable_completion(row.upload_key, _resumable_request(row).url)
+        done["session_uri"] = None  # a finished session's URI is no use, only a risk
+    else:
+        info = storage.head(row.upload_key)  # ObjectNotFound propagates
     policy = prof.upload_policy()
     with app.db.transaction() as s:
         tel = app.telemetry
         session_fsm.transition(s, row.id, row.state, "verifying", telemetry=tel, profile=prof.name)
         session_fsm.transition(s, row.id, "verifying", "completed", telemetry=tel,
-                               profile=prof.name, values={"verified_at": utcnow()})
+                               profile=prof.name, values=done)
         asset_fsm.transition(s, asset.id, "staged", "validating", telemetry=tel,
                              profile=prof.name,
                              values={"byte_size": info.size, "content_type": info.content_type})
@@ -225,14 +293,18 @@ def verify(app: Rindle, session_id: uuid.UUID | str) -> Asset:
 
 
 def abort(app: Rindle, session_id: uuid.UUID | str) -> UploadSession:
-    """Abort an unfinished session; the staged object (or multipart upload) is removed."""
+    """Abort an unfinished session; the staged object (or multipart upload, or resumable
+    session) is removed. A resumable session is cancelled at the backend first, so a
+    failure there changes nothing and the call can be repeated."""
     row, asset = _load(app, session_id)
     prof = app.profile(asset.profile)
     session_fsm.check(row.state, "aborted")
+    storage = app.storage(prof.storage)
+    if row.upload_strategy == "resumable" and row.session_uri:
+        storage.cancel_resumable_upload(row.upload_key, row.session_uri)
     with app.db.transaction() as s:
         session_fsm.transition(s, row.id, row.state, "aborted", telemetry=app.telemetry,
-                               profile=prof.name)
-    storage = app.storage(prof.storage)
+                               profile=prof.name, values={"session_uri": None})
     if row.multipart_upload_id:
         storage.abort_multipart(row.upload_key, row.multipart_upload_id)
     else:

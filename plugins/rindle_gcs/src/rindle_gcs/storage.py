@@ -13,7 +13,6 @@ import http.client
 import os
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
@@ -28,7 +27,15 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from google.oauth2 import service_account
 
 from rindle.errors import ConfigError, DeliveryUnsupported, ObjectNotFound, StorageError
-from rindle.storage import BackendContext, Capability, ObjectInfo, PresignedRequest, Storage
+from rindle.storage import (
+    BackendContext,
+    Capability,
+    ObjectInfo,
+    PresignedRequest,
+    ResumableSession,
+    ResumableStatus,
+    Storage,
+)
 
 __all__ = ["GCSStorage", "ResumableSession", "ResumableStatus"]
 
@@ -47,27 +54,6 @@ _SETTINGS = {"bucket", "project", "credentials_file", "prefix", "retry_deadline"
 _FAILURES: tuple[type[BaseException], ...] = (gexc.GoogleAPIError, GoogleAuthError, OSError)
 
 
-@dataclass(frozen=True)
-class ResumableSession:
-    """A GCS resumable upload session. ``session_uri`` is a bearer credential: whoever holds
-    it can upload the object, so it is never shown in a repr, a log or telemetry."""
-
-    session_uri: str
-    expires_at: dt.datetime
-
-    def __repr__(self) -> str:
-        return f"ResumableSession(session_uri='[REDACTED]', expires_at={self.expires_at!r})"
-
-
-@dataclass(frozen=True)
-class ResumableStatus:
-    """What GCS says about a resumable session: bytes committed and ``in_progress`` or
-    ``complete``."""
-
-    committed_bytes: int
-    state: str
-
-
 class GCSStorage(Storage):
     """A bucket (optionally a key prefix inside it) holding rindle's objects.
 
@@ -80,7 +66,7 @@ class GCSStorage(Storage):
     """
 
     backend_name = "gcs"
-    capabilities = frozenset({Capability.HEAD, Capability.LIST})
+    capabilities = frozenset({Capability.HEAD, Capability.LIST, Capability.RESUMABLE_UPLOAD})
 
     def __init__(self, *, name: str, bucket: str, project: str | None = None,
                  credentials_file: str | os.PathLike[str] | None = None,
@@ -390,7 +376,7 @@ class GCSStorage(Storage):
                                 expires_at=dt.datetime.now(dt.UTC)
                                 + dt.timedelta(seconds=seconds))
 
-    # --- resumable uploads (GCS-native; not yet driven by rindle's upload flow) ----------
+    # --- resumable uploads (GCS-native; the ``resumable`` upload strategy) ---------------
 
     def initiate_resumable_upload(self, key: str, *, content_type: str | None = None,
                                   expected_size: int | None = None, origin: str | None = None
