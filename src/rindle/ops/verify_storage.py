@@ -4,7 +4,8 @@ A variant whose object is gone becomes ``missing`` through the variant FSM (then
 ``regenerate-variants`` re-renders it). Only "not found" means missing: any other storage
 failure (network, auth) is counted in ``errors``, flips nothing, and the pass continues.
 Storage checks run on a bounded thread pool; a backend that can list answers a whole asset
-folder per request instead of one HEAD per key.
+folder per request instead of one HEAD per key. Where the database or the storage waits on
+a socket, the next page is read while the current page's keys are being checked.
 """
 
 from __future__ import annotations
