@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = ["TempPostgres", "find_pg_bin"]
@@ -42,12 +43,16 @@ def _free_port() -> int:
 class TempPostgres:
     """A PostgreSQL server that lives as long as this object is started."""
 
-    def __init__(self, bin_dir: Path | None = None, *, user: str = "rindle") -> None:
+    def __init__(self, bin_dir: Path | None = None, *, user: str = "rindle",
+                 settings: Mapping[str, str] | None = None) -> None:
+        """``settings``: extra server parameters (``{"shared_buffers": "1GB"}``), passed as
+        ``-c name=value`` at start."""
         found = bin_dir or find_pg_bin()
         if found is None:
             raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) are not installed")
         self.bin_dir = found
         self.user = user
+        self.settings = dict(settings or {})
         self.port = 0
         self.dir: Path | None = None
         self._as_root = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -72,6 +77,8 @@ class TempPostgres:
             opts = (f"-k {self.dir} -p {self.port} -c listen_addresses=127.0.0.1 "
                     "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                     "-c max_connections=200")
+            for name, value in self.settings.items():
+                opts += f" -c {name}={value}"
             self._run(str(self.bin_dir / "pg_ctl"), "-D", str(data), "-o", opts,
                       "-l", str(self.dir / "server.log"), "-w", "start")
         except subprocess.CalledProcessError as exc:
