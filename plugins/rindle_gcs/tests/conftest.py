@@ -4,11 +4,7 @@ key to sign with, and storages pointing at the emulator through STORAGE_EMULATOR
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,49 +15,23 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage as gcs
 
+from rindle.testing.servers import free_port, serving
 from rindle_gcs import GCSStorage
 
 CLIENT_EMAIL = "rindle-test@rindle-test.iam.gserviceaccount.com"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
 def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``http://127.0.0.1:PORT`` of an in-memory ``gcp_storage_emulator`` child process for
     the whole run (stopped at the end)."""
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("gcs-emulator")
-    proc = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start",
-                             "--host", "127.0.0.1", "--port", str(port), "--in-memory",
-                             "--quiet"],
-                            cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/", timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                pytest.fail(f"gcp-storage-emulator exited at start-up: {err[-2000:]}")
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("gcp-storage-emulator did not answer within 30 s")
-            time.sleep(0.1)
-    try:
+    with serving([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
+                  "--port", str(port), "--in-memory", "--quiet"],
+                 ready_url=f"{url}/", name="gcp-storage-emulator",
+                 cwd=tmp_path_factory.mktemp("gcs-emulator")):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(autouse=True)

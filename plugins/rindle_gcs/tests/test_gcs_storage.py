@@ -8,8 +8,6 @@ import hashlib
 import io
 import json
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,17 +22,8 @@ import rindle_gcs.storage
 from rindle.errors import ConfigError, DeliveryUnsupported, ObjectNotFound, StorageError
 from rindle.plugins import make_plugin_manager
 from rindle.storage import BackendContext, Capability
+from rindle.testing.servers import http
 from rindle_gcs import GCSStorage
-
-
-def http(method: str, url: str, data: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, bytes, Any]:
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return int(resp.status), resp.read(), resp.headers
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read(), exc.headers
 
 
 def verify_v4_signature(url: str, method: str, key: rsa.RSAPrivateKey,

@@ -2,58 +2,29 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 
 import boto3
 import pytest
 
+from rindle.testing.servers import free_port, serving
 from rindle_s3 import S3Storage
 
 CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing"}
 REGION = "us-east-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """``http://127.0.0.1:PORT`` of a ``moto.server`` child process (stopped at the end)."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                             "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/moto-api/reset", data=b"", timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                pytest.fail(f"moto server exited at start-up: {err[-2000:]}")
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("moto server did not answer within 30 s")
-            time.sleep(0.1)
-    try:
+    with serving([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                 ready_url=f"{url}/moto-api/reset", ready_data=b"", name="moto server"):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture

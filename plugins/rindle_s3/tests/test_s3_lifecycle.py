@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from typing import Any
 
 import boto3
 from PIL import Image
@@ -18,6 +15,7 @@ from sqlalchemy import update
 
 from rindle import Delivery, Profile, Rindle, variants
 from rindle.domain.models import UploadSession, utcnow
+from rindle.testing.servers import http
 
 
 class Photo(Profile):
@@ -36,17 +34,6 @@ def jpeg(size: tuple[int, int] = (400, 300)) -> bytes:
     Image.new("RGB", size, "purple").save(buf, "JPEG")
     return buf.getvalue()
 
-
-def http(method: str, url: str, data: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, bytes, Any]:
-    # a browser sends the file's type; urllib would otherwise label the body a form
-    headers = {"Content-Type": "application/octet-stream", **(headers or {})}
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return int(resp.status), resp.read(), resp.headers
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read(), exc.headers
 
 
 def s3_app(make_app: Callable[..., Rindle], settings: dict[str, str]) -> Rindle:

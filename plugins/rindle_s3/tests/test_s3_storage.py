@@ -3,8 +3,6 @@ presigned requests used over real HTTP (moto server)."""
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +12,8 @@ import rindle_s3.storage
 from rindle.errors import ConfigError, ObjectNotFound, StorageError
 from rindle.plugins import make_plugin_manager
 from rindle.storage import BackendContext
+from rindle.testing.servers import http
 from rindle_s3 import S3Storage
-
-
-def http(method: str, url: str, data: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, bytes, Any]:
-    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return int(resp.status), resp.read(), resp.headers
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read(), exc.headers
 
 
 def test_the_entry_point_registers_the_backend() -> None:

@@ -11,11 +11,12 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+
+from rindle.testing.servers import free_port
 
 __all__ = ["TempPostgres", "find_pg_bin"]
 
@@ -32,12 +33,6 @@ def find_pg_bin() -> Path | None:
     if found and shutil.which("pg_ctl"):
         return Path(found).resolve().parent
     return None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TempPostgres:
@@ -70,7 +65,7 @@ class TempPostgres:
         if self._as_root:
             shutil.chown(self.dir, "postgres", "postgres")
         data = self.dir / "data"
-        self.port = _free_port()
+        self.port = free_port()
         try:
             self._run(str(self.bin_dir / "initdb"), "-D", str(data), "-U", self.user,
                       "--auth=trust", "-E", "UTF8", "--no-sync")
