@@ -44,6 +44,7 @@ class Settings:
     cron: Mapping[str, Any] = field(default_factory=dict)
     streaming: Mapping[str, Any] = field(default_factory=dict)
     jobs: Mapping[str, Any] = field(default_factory=dict)
+    delivery: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path = field(default_factory=Path.cwd)
     source: Path | None = None
 
@@ -69,9 +70,10 @@ class Settings:
                 raise ConfigError(
                     f"[storages.{name}] needs backend = \"local\" (or \"s3\", \"gcs\" from plugins)"
                 )
-        for key in ("cron", "streaming", "jobs"):
+        for key in ("cron", "streaming", "jobs", "delivery"):
             if not isinstance(getattr(self, key), Mapping):
                 raise ConfigError(f"{key} must be a table")
+        _check_delivery(self.delivery)
         if self.tmp_dir is not None and not isinstance(self.tmp_dir, str):
             raise ConfigError("tmp_dir must be a path string")
 
@@ -103,6 +105,21 @@ class Settings:
 
 _FILE_KEYS = {f.name for f in fields(Settings)} - {"base_dir", "source"}
 
+#: Keys of the ``[delivery]`` table.
+DELIVERY_KEYS = frozenset({"max_put_bytes"})
+
+
+def _check_delivery(table: Mapping[str, Any]) -> None:
+    """Refuse unknown ``[delivery]`` keys and a ``max_put_bytes`` that is not bytes."""
+    unknown = sorted(set(table) - DELIVERY_KEYS)
+    if unknown:
+        raise ConfigError(f"[delivery]: unknown setting(s) {', '.join(unknown)}; "
+                          f"allowed: {', '.join(sorted(DELIVERY_KEYS))}")
+    cap = table.get("max_put_bytes")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
+        raise ConfigError("[delivery] max_put_bytes must be a whole number of bytes >= 0, "
+                          f"e.g. 5368709120 for 5 GiB, not {cap!r}")
+
 
 def find_config(start: Path | None = None) -> Path | None:
     """The config file to use: ``RINDLE_CONFIG``, else ``rindle.toml``, else a ``pyproject.toml``
@@ -117,17 +134,36 @@ def find_config(start: Path | None = None) -> Path | None:
     pyproject = here / "pyproject.toml"
     if pyproject.is_file():
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, OSError):
+            data = tomllib.loads(_read_config_text(pyproject))
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
             return None
         if isinstance(data.get("tool"), dict) and "rindle" in data["tool"]:
             return pyproject
     return None
 
 
+#: The largest settings file read, in bytes: more is refused, not read into memory.
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+def _read_config_text(path: Path) -> str:
+    """The UTF-8 text of a settings file, reading at most :data:`MAX_CONFIG_BYTES` + 1 bytes.
+
+    Raises :class:`ConfigError` (code ``config_too_large``) naming the file when it is
+    longer, ``OSError`` when it cannot be read and ``UnicodeDecodeError`` when not UTF-8.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        line = data[:MAX_CONFIG_BYTES].count(b"\n") + 1
+        raise ConfigError(f"config file {path}: line {line}: the file is larger than "
+                          f"{MAX_CONFIG_BYTES} bytes", code="config_too_large")
+    return data.decode("utf-8")
+
+
 def _read_table(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_config_text(path)
     except FileNotFoundError:
         raise ConfigError(
             f"config file {path} does not exist. Create one with `rindle init`, "
@@ -135,6 +171,8 @@ def _read_table(path: Path) -> dict[str, Any]:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

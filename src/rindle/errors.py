@@ -11,6 +11,7 @@ The tree::
     ├── ProfileError                 a Profile class declared with a bad option
     ├── PluginError                  a plugin registered something invalid
     ├── NotFound                     a row that does not exist
+    │   └── AssetNotReady            an asset that has not passed promotion (no URL yet)
     ├── InvalidTransition            an FSM edge that the table forbids, or a lost race
     ├── UploadRejected               refused by the profile policy (``code`` is the reason)
     ├── UploadUnsupported            a strategy the storage cannot do (never silently downgraded)
@@ -18,6 +19,7 @@ The tree::
     ├── StorageError                 a storage backend failed (network, auth, ...)
     │   └── ObjectNotFound           the object is not in storage (only this means "missing")
     ├── ProcessingError              probing, analysis or transcoding failed
+    │   └── OriginalChanged          the stored original is not the object verify checked
     ├── JobError                     misuse of the jobs API (unknown kind, bad args)
     ├── StreamingError               streaming-provider failures (rindle.streaming)
     │   ├── StreamingNotConfigured   no provider / streaming config for what was asked
@@ -29,6 +31,13 @@ The tree::
     └── UsageError                   an operation called with options that cannot work
 
 Library code raises these; the CLI turns them into one-line messages and exit codes.
+
+``permanent`` (False unless a raise site says otherwise) marks a failure that retrying
+cannot fix because the input or the recipe is at fault: an image over ``max_pixels``, a
+file that cannot be decoded, a video declaring a duration over the cap. The job queue
+settles a job that raises one as ``discarded`` after that one attempt instead of retrying
+it; failures that depend on the host (storage, a timeout, a crashed or missing tool) stay
+retryable.
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "AssetNotReady",
     "ConfigError",
     "DatabaseUnavailable",
     "DeliveryUnsupported",
@@ -43,6 +53,7 @@ __all__ = [
     "JobError",
     "NotFound",
     "ObjectNotFound",
+    "OriginalChanged",
     "PluginError",
     "ProcessingError",
     "ProfileError",
@@ -68,11 +79,17 @@ class RindleError(Exception):
     """Root of every rindle error; ``code`` is stable and safe to branch on."""
 
     code: str = "rindle_error"
+    #: True when retrying cannot help (the input or the recipe is at fault): a job that
+    #: raises it is discarded at once instead of retried. ``permanent=`` overrides it.
+    permanent: bool = False
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(self, message: str, *, code: str | None = None,
+                 permanent: bool | None = None) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
+        if permanent is not None:
+            self.permanent = permanent
 
     @property
     def message(self) -> str:
@@ -167,6 +184,22 @@ class NotFound(RindleError):
         super().__init__(f"{entity} {ident} not found")
 
 
+class AssetNotReady(NotFound):
+    """Raised when a URL is asked for an asset that has not passed promotion.
+
+    Staged, validating, analyzing and promoting assets have bytes nobody checked yet, and a
+    quarantined asset's bytes failed the check: none of them is delivered.
+    """
+
+    code = "asset_not_ready"
+
+    def __init__(self, ident: object, state: str) -> None:
+        self.state = state
+        super().__init__("asset", ident)
+        self.args = (f"asset {ident} is {state}: only assets that passed promotion are "
+                     "delivered; wait until it is available (or ready)",)
+
+
 class InvalidTransition(RindleError):
     """Raised when a state change is not an edge of the entity's FSM.
 
@@ -234,6 +267,14 @@ class ProcessingError(RindleError):
     """Raised when probing, analysis or transcoding cannot produce a result."""
 
     code = "processing_failed"
+
+
+class OriginalChanged(ProcessingError):
+    """Raised when the stored original no longer matches the identity pinned at verify
+    (size and ETag/generation) or the sha256 computed at promotion; the asset is
+    quarantined with ``original_changed`` and nothing is processed."""
+
+    code = "original_changed"
 
 
 class JobError(RindleError):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import io
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,8 @@ import pytest
 from rindle import Rindle
 from rindle.cli.serve import make_threading_server
 from rindle.delivery import DeliveryApp, wsgi_app
+from rindle.domain.models import Asset
+from rindle.ids import uuid7
 from rindle.storage.local import LocalStorage
 
 
@@ -65,6 +69,21 @@ class Served:
     def events_named(self, name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         return [(m, md) for e, m, md in self.events if e == name]
 
+    def register(self, key: str, content_type: str | None, *, state: str = "ready"
+                 ) -> uuid.UUID:
+        """Record an asset whose original is ``key`` (the delivery app serves only keys a
+        promoted asset or its variant names, with the type recorded for it)."""
+        asset_id = uuid7()
+        with self.app.db.transaction() as s:
+            s.add(Asset(id=asset_id, state=state, storage_key=key, profile="test",
+                        content_type=content_type))
+        return asset_id
+
+    def publish(self, key: str, data: bytes, content_type: str | None) -> uuid.UUID:
+        """Store ``data`` at ``key`` and record it as a ready asset's original."""
+        self.storage.put(key, io.BytesIO(data))
+        return self.register(key, content_type)
+
 
 class _Slot:
     """Lets the server bind (and learn its port) before the app exists."""
@@ -99,6 +118,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
             conf.setdefault("base_url", base_url)
         app = Rindle(database_url=f"sqlite:///{tmp_path / 'x.db'}", secret_key="test-secret",
                      storages=table, load_entrypoints=False)
+        app.migrate()
         served = Served(app=app, wsgi=wsgi_app(app, **options), port=port)
         app.telemetry.attach(lambda e, m, md: served.events.append((e, m, md)))
         slot.target = served.wsgi

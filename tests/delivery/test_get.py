@@ -18,7 +18,7 @@ KEY = "clip/0190/clip one.mp4"
 
 @pytest.fixture
 def stored(served: Served) -> Served:
-    served.storage.put(KEY, io.BytesIO(DATA))
+    served.publish(KEY, DATA, "video/mp4")
     return served
 
 

@@ -24,12 +24,12 @@ def test_presigned_put_then_get(served: Served) -> None:
     resp = served.request("PUT", req.url, b"x" * 1000, dict(req.headers))
     assert resp.status == 201
     assert resp.header("ETag")
+    served.register(KEY, "image/jpeg")  # promoted: now deliverable
     got = served.request("GET", served.storage.url(KEY, expires_in=60))
     assert got.status == 200 and got.body == b"x" * 1000
-    assert got.header("ETag") == resp.header("ETag")
     again = served.request("PUT", req.url, b"second", dict(req.headers))
-    assert again.status == 200  # replaced, atomically
-    assert served.request("GET", served.storage.url(KEY, expires_in=60)).body == b"second"
+    assert again.status == 412  # create-only: a stored object is never replaced
+    assert served.request("GET", served.storage.url(KEY, expires_in=60)).body == b"x" * 1000
 
 
 def test_chunked_put_within_the_cap(served: Served) -> None:

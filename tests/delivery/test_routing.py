@@ -11,6 +11,7 @@ import pytest
 
 from rindle import Rindle
 from rindle.delivery import wsgi_app
+from rindle.domain.models import Asset
 from rindle.errors import ConfigError
 
 from .conftest import Served, files_under
@@ -61,9 +62,10 @@ def test_storages_are_routed_by_url_prefix(serve: Callable[..., Served], tmp_pat
         "rooted": {"backend": "local", "root": str(tmp_path / "c"), "url_prefix": "/"},
     })
     for name in ("default", "private", "rooted"):
-        served.app.storage(name).put(KEY, io.BytesIO(name.encode()))
+        served.app.storage(name).put(f"doc/0190/{name}.txt", io.BytesIO(name.encode()))
+        served.register(f"doc/0190/{name}.txt", "text/plain")
     for name, prefix in (("default", "/media/"), ("private", "/private/"), ("rooted", "/doc/")):
-        url = served.app.storage(name).url(KEY, expires_in=60)
+        url = served.app.storage(name).url(f"doc/0190/{name}.txt", expires_in=60)
         assert url.split(str(served.port), 1)[1].startswith(prefix)
         resp = served.request("GET", url)
         assert (resp.status, resp.body) == (200, name.encode())
@@ -112,7 +114,10 @@ def test_mount_prefix_is_stripped_before_routing(tmp_path: Path) -> None:
     app = Rindle(database_url=f"sqlite:///{tmp_path / 'x.db'}", secret_key="s",
                  storages={"default": {"backend": "local", "root": str(tmp_path / "m")}},
                  load_entrypoints=False)
+    app.migrate()
     app.storage().put(KEY, io.BytesIO(b"mounted"))
+    with app.db.transaction() as s:
+        s.add(Asset(state="ready", storage_key=KEY, profile="p", content_type="text/plain"))
     query = app.storage().url(KEY, expires_in=60).split("?", 1)[1]
     mounted = wsgi_app(app, mount="/rindle")
     assert _call(mounted, "/rindle/media/" + KEY, query) == ("200 OK", b"mounted")

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from rindle import Rindle
 from rindle.cli.serve import serve_command
+from rindle.domain.models import Asset
 
 SERVE = "from rindle.cli.serve import serve_command; serve_command()"
 
@@ -37,7 +38,11 @@ def _config(tmp_path: Path) -> Path:
 def test_serve_answers_signed_urls_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     config = _config(tmp_path)
     app = Rindle.from_config(config, load_entrypoints=False)
+    app.migrate()
     app.storage().put("a/b/hello.txt", io.BytesIO(b"hello over http"))
+    with app.db.transaction() as s:  # only keys a promoted asset names are served
+        s.add(Asset(state="ready", storage_key="a/b/hello.txt", profile="p",
+                    content_type="text/plain"))
     env = {**os.environ, "RINDLE_CONFIG": str(config), "RINDLE_DISABLE_PLUGIN_AUTOLOAD": "1"}
     proc = subprocess.Popen([sys.executable, "-c", SERVE, "--port", "0"], env=env,
                             stderr=subprocess.PIPE, text=True)

@@ -63,6 +63,7 @@ ADDITIONS = {
         ("processing", "degraded"), ("processing", "transcoding"),
         ("ready", "transcoding"),
         ("degraded", "ready"), ("degraded", "transcoding"),
+        ("ready", "quarantined"),  # the original changed after promotion (trust gate)
         *((s, "deleted") for s in ("staged", "validating", "analyzing", "promoting",
                                    "available", "processing", "transcoding")),
     },

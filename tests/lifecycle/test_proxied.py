@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from rindle import Rindle
 from rindle.domain.models import Asset, Job, ProcessingRun
-from rindle.errors import UploadRejected
+from rindle.errors import AssetNotReady, UploadRejected
+from rindle.processing.promote import promote_asset
 from tests.lifecycle.conftest import Photo, jpeg_bytes, png_bytes
 
 
@@ -125,6 +126,10 @@ def test_rejected_file_object_over_max_bytes_stops_reading_early(photo_app: Rind
 def test_signed_url_falls_back_to_the_original_until_the_variant_is_ready(
         photo_app: Rindle, files: Any) -> None:
     asset = photo_app.upload("photo", files("a.jpg", jpeg_bytes()))
+    with pytest.raises(AssetNotReady) as err:  # not promoted yet: nothing is delivered
+        photo_app.url(asset.id, "thumb")
+    assert err.value.code == "asset_not_ready" and err.value.state == "analyzing"
+    promote_asset(photo_app, asset.id)  # promoted; the variant jobs have not run
     before = photo_app.url(asset.id, "thumb")
     assert asset.storage_key.replace("/", "%2F") in before or asset.storage_key in before
     assert "token=" in before
@@ -135,4 +140,5 @@ def test_signed_url_falls_back_to_the_original_until_the_variant_is_ready(
 
 def test_public_profiles_get_stable_unexpiring_urls(photo_app: Rindle, files: Any) -> None:
     asset = photo_app.upload("banner", files("b.png", png_bytes()))
+    photo_app.jobs.drain()
     assert photo_app.url(asset.id) == photo_app.url(asset.id)

@@ -6,7 +6,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, features
 
@@ -149,6 +149,8 @@ _PRINTABLE_MAGIC = (b"GIF87a", b"GIF89a", b"ID3", b"fLaC", b"OggS", b"%PDF-", b"
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=200))
+@example(text="\x01\x00")  # puremagic 1.30 calls this WMF: 2-byte signatures are not trusted
+@example(text="BM")
 def test_text_never_sniffs_as_image_audio_or_video(text: str) -> None:
     data = text.encode("utf-8")
     assume(not data.startswith(_PRINTABLE_MAGIC) and data[4:8] != b"ftyp")

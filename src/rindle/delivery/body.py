@@ -52,6 +52,11 @@ class RequestBody:
             return cls(stream, length=None, chunked=False, error=(400, "bad Content-Length"))
         return cls(stream, length=int(raw), chunked=False)
 
+    @property
+    def finished(self) -> bool:
+        """True once the whole body has been read (or the framing failed)."""
+        return self._done
+
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (all when negative); raises :class:`BodyTooLarge` past the cap."""
         if n < 0:

@@ -13,18 +13,33 @@
 Decisions: a bad, tampered or wrong-request token is 403 ``forbidden: <reason>``; an
 expired one is 403 ``forbidden: expired``; a key that could leave the storage root is 400.
 ``Range``: one range -> 206, unsatisfiable -> 416, several or malformed -> 200 full body.
-``PUT`` replaces an object atomically (presigned keys are fresh UUID keys and the token is
-the authority): 201 when created, 200 when replaced. Its body is capped at the smaller of
-the token's ``max_bytes`` and ``max_put_bytes`` (413, never a partial object); a
-``Content-Type`` other than the token's is 415; a body with neither ``Content-Length`` nor
-chunked framing is 411; a body cut short is 400.
+
+A valid token is necessary, not sufficient (:mod:`rindle.delivery.lookup`):
+
+* ``GET``/``HEAD`` serve only the original of an asset that passed promotion, or one of its
+  variants; anything else is 404, including keys of staged and quarantined assets and URLs
+  signed before an asset was quarantined. ``Content-Type`` is the type recorded for the row
+  (sniffed from the bytes at promotion), never guessed from the key. ``text/html``,
+  ``application/xhtml+xml`` and ``image/svg+xml`` always go out as ``attachment``.
+* ``PUT`` is create-only: 201 when created, 412 when an object is already at the key (a
+  checked original is never replaced). When an upload session names the key it must still
+  be ``signed``/``uploading`` and unexpired, else 409 (``session_closed``) or 403
+  (``expired``). Its body is capped at the smallest of the token's ``max_bytes``, the
+  app's ``max_put_bytes`` and :data:`DEFAULT_MAX_PUT_BYTES` unless the app sets its own
+  (413, never a partial object); a ``Content-Type`` other than the token's is 415; a body
+  with neither ``Content-Length`` nor chunked framing is 411; a body cut short is 400.
+* A refused request whose body is larger than :data:`DRAIN_SMALL` is answered at once;
+  its body is never waited for.
+
+Every response carries ``Content-Security-Policy: default-src 'none'; sandbox``,
+``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``
+(:data:`SECURITY_HEADERS`).
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
-import mimetypes
 import os
 import stat
 import time
@@ -37,10 +52,12 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 
 from rindle.delivery.body import BLOCK_SIZE, BodyIncomplete, BodyTooLarge, RequestBody
 from rindle.delivery.disposition import content_disposition
+from rindle.delivery.lookup import Servable, servable, upload_gate
 from rindle.delivery.ranges import ByteRangeDecision, parse_range
 from rindle.errors import ConfigError, StorageError
+from rindle.media.mime import ACTIVE_CONTENT
 from rindle.signing import NEVER, SignedClaims, TokenInvalid, verify
-from rindle.storage.local import LocalStorage
+from rindle.storage.local import LocalStorage, ObjectExists
 
 if TYPE_CHECKING:
     from rindle.app import Rindle
@@ -63,6 +80,24 @@ Handler = Callable[[WSGIEnvironment, StartResponse, str], Iterable[bytes]]
 ALLOW = "GET, HEAD, PUT"
 IMMUTABLE = "public, max-age=31536000, immutable"
 WEBHOOK_PREFIX = "/webhooks"
+
+#: Headers on every delivery response: nothing served from the delivery origin can run
+#: script, load anything, be sniffed into another type or leak its URL in a Referer.
+SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Content-Security-Policy", "default-src 'none'; sandbox"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+
+#: Types a browser would run as a document: never served inline.
+ACTIVE_TYPES = ACTIVE_CONTENT
+
+#: The cap on any presigned PUT body when the app sets none (``[delivery] max_put_bytes``).
+DEFAULT_MAX_PUT_BYTES = 5 * 1024 ** 3
+
+#: A refused request's body is read and discarded (so the client sees the answer) only
+#: when it declares at most this many bytes; a larger one gets ``Connection: close``.
+DRAIN_SMALL = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -99,15 +134,24 @@ def wsgi_app(app: Rindle, *, mount: str = "", max_put_bytes: int | None = None) 
 
     ``mount`` is a path prefix that every request's ``PATH_INFO`` carries and that is
     stripped before routing (for hosts that do not set ``SCRIPT_NAME``); ``max_put_bytes``
-    caps every presigned PUT on top of the token's own cap. Raises :class:`ConfigError`
-    when two local storages share a URL prefix (tokens bind keys, not storages).
+    caps every presigned PUT on top of the token's own cap (default: the app's
+    ``[delivery] max_put_bytes``, else :data:`DEFAULT_MAX_PUT_BYTES`, 5 GiB). Raises
+    :class:`ConfigError` when two local storages share a URL prefix (tokens bind keys, not
+    storages).
     """
-    if max_put_bytes is not None and max_put_bytes < 0:
-        raise ValueError(f"max_put_bytes must be None or >= 0, not {max_put_bytes}")
+    if max_put_bytes is None:
+        max_put_bytes = _configured_max_put_bytes(app)
+    if max_put_bytes < 0:
+        raise ValueError(f"max_put_bytes must be >= 0, not {max_put_bytes}")
     return DeliveryApp(_routes(app, max_put_bytes), mount=mount)
 
 
-def _routes(app: Rindle, max_put_bytes: int | None) -> list[Route]:
+def _configured_max_put_bytes(app: Rindle) -> int:
+    value = app.settings.delivery.get("max_put_bytes")  # validated by Settings
+    return DEFAULT_MAX_PUT_BYTES if value is None else int(value)
+
+
+def _routes(app: Rindle, max_put_bytes: int) -> list[Route]:
     routes: dict[str, Route] = {}
     for name, table in app.settings.storages.items():
         if table.get("backend") != "local":
@@ -143,7 +187,7 @@ def _plain(environ: WSGIEnvironment, start_response: StartResponse, code: int, t
         ("Content-Type", "text/plain; charset=utf-8"),
         ("Content-Length", str(len(body))),
         ("Cache-Control", "no-store"),
-        ("X-Content-Type-Options", "nosniff"),
+        *SECURITY_HEADERS,
         *extra,
     ])
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
@@ -181,7 +225,7 @@ def _etag_matches(header: str, etag: str) -> bool:
 
 # --- the media handler -----------------------------------------------------------------------
 
-def _media_handler(app: Rindle, storage: LocalStorage, max_put_bytes: int | None) -> Handler:
+def _media_handler(app: Rindle, storage: LocalStorage, max_put_bytes: int) -> Handler:
     secret = app.settings.secret_key or ""
 
     def handle(environ: WSGIEnvironment, start_response: StartResponse, rest: str
@@ -201,8 +245,18 @@ def _media_handler(app: Rindle, storage: LocalStorage, max_put_bytes: int | None
         except TokenInvalid as exc:
             return _refuse(environ, start_response, body, 403, f"forbidden: {exc.reason}")
         if body is not None:
+            gate = upload_gate(app.db, key)
+            if gate.reason == "expired":
+                return _refuse(environ, start_response, body, 403, "forbidden: expired")
+            if not gate.allowed:
+                return _refuse(environ, start_response, body, 409,
+                               f"conflict: the upload session is {gate.session_state}; "
+                               "start a new upload")
             return _put(environ, start_response, storage, key, claims, body, max_put_bytes)
-        return _get(app, environ, start_response, storage, key, claims)
+        served = servable(app.db, key)
+        if served is None:
+            return _plain(environ, start_response, 404, "not found")
+        return _get(app, environ, start_response, storage, key, claims, served)
 
     return handle
 
@@ -220,13 +274,24 @@ def _token(environ: WSGIEnvironment) -> str:
 
 def _refuse(environ: WSGIEnvironment, start_response: StartResponse, body: RequestBody | None,
             code: int, text: str, extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
-    if body is not None:
-        body.drain()  # a client still sending would otherwise see a reset, not this answer
+    """Answer ``code`` without storing anything.
+
+    A small declared body (at most :data:`DRAIN_SMALL` bytes) is read and discarded, so a
+    client still sending sees this answer rather than a reset. A larger, chunked or
+    unframed one is never waited for: the answer goes out at once, and the server closes
+    the connection (``rindle serve`` serves one request per connection; WSGI forbids the
+    app to send ``Connection`` itself), so a client that declares 10 GB and sends nothing
+    cannot hold the thread.
+    """
+    if body is not None and not body.finished and body.length is not None and (
+            body.length <= DRAIN_SMALL):
+        body.drain()
     return _plain(environ, start_response, code, text, extra)
 
 
 def _get(app: Rindle, environ: WSGIEnvironment, start_response: StartResponse,
-         storage: LocalStorage, key: str, claims: SignedClaims) -> Iterable[bytes]:
+         storage: LocalStorage, key: str, claims: SignedClaims, served: Servable
+         ) -> Iterable[bytes]:
     path = storage.path_for(key)
     try:
         if not stat.S_ISREG(path.stat().st_mode):
@@ -242,14 +307,17 @@ def _get(app: Rindle, environ: WSGIEnvironment, start_response: StartResponse,
     else:
         cache = f"private, max-age={max(0, claims.expires - int(time.time()))}"
     headers = [("ETag", etag), ("Last-Modified", last_modified), ("Cache-Control", cache),
-               ("Accept-Ranges", "bytes"), ("X-Content-Type-Options", "nosniff")]
+               ("Accept-Ranges", "bytes"), *SECURITY_HEADERS]
     inm = environ.get("HTTP_IF_NONE_MATCH")
     if inm and _etag_matches(inm, etag):
         f.close()
         start_response(_status(304), headers)
         return []
-    headers.append(("Content-Type", mimetypes.guess_type(key)[0] or "application/octet-stream"))
+    content_type = _media_type(served.content_type) or "application/octet-stream"
+    headers.append(("Content-Type", content_type))
     disposition = _disposition_header(key, claims.disposition)
+    if content_type in ACTIVE_TYPES:  # never inline: it would run as a page on this origin
+        disposition = content_disposition(key, disposition="attachment")
     if disposition:
         headers.append(("Content-Disposition", disposition))
     if_range = environ.get("HTTP_IF_RANGE")
@@ -304,7 +372,7 @@ def _media_type(value: str | None) -> str:
 
 
 def _put(environ: WSGIEnvironment, start_response: StartResponse, storage: LocalStorage,
-         key: str, claims: SignedClaims, body: RequestBody, max_put_bytes: int | None
+         key: str, claims: SignedClaims, body: RequestBody, max_put_bytes: int
          ) -> Iterable[bytes]:
     wanted = claims.content_type
     if wanted and _media_type(environ.get("CONTENT_TYPE")) != _media_type(wanted):
@@ -317,10 +385,16 @@ def _put(environ: WSGIEnvironment, start_response: StartResponse, storage: Local
     if body.cap is not None and body.length is not None and body.length > body.cap:
         return _refuse(environ, start_response, body, 413,
                        f"payload too large: at most {body.cap} bytes")
-    path = storage.path_for(key)
-    existed = path.is_file()
+    if storage.path_for(key).exists():  # cheap early answer; put_new is the real guard
+        return _refuse(environ, start_response, body, 412,
+                       "precondition failed: an object is already stored at this key and "
+                       "is never replaced")
     try:
-        storage.put(key, cast(BinaryIO, body), content_type=wanted)
+        info = storage.put_new(key, cast(BinaryIO, body))
+    except ObjectExists:
+        return _refuse(environ, start_response, body, 412,
+                       "precondition failed: an object is already stored at this key and "
+                       "is never replaced")
     except BodyTooLarge:
         return _refuse(environ, start_response, body, 413,
                        f"payload too large: at most {body.cap} bytes")
@@ -329,6 +403,4 @@ def _put(environ: WSGIEnvironment, start_response: StartResponse, storage: Local
     except StorageError as exc:
         log.error("local PUT to storage %r failed: %s", storage.name, exc)
         return _plain(environ, start_response, 500, "could not store the object")
-    etag = _etag(path.stat())
-    code = 200 if existed else 201
-    return _plain(environ, start_response, code, "stored", [("ETag", etag)])
+    return _plain(environ, start_response, 201, "stored", [("ETag", f'"{info.etag}"')])

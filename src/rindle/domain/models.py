@@ -41,6 +41,7 @@ __all__ = [
     "ProviderAsset",
     "UploadSession",
     "Variant",
+    "WebhookEvent",
     "WorkerHeartbeat",
     "utcnow",
 ]
@@ -128,6 +129,10 @@ class Asset(_Timestamps, Base):
     has_video_track: Mapped[bool | None] = mapped_column(Boolean)
     has_audio_track: Mapped[bool | None] = mapped_column(Boolean)
     error_reason: Mapped[str | None] = mapped_column(Text)
+    #: The original's identity pinned at verify (the backend's ETag or generation) and its
+    #: sha256 computed at promotion; every later read of the original must match both.
+    original_etag: Mapped[str | None] = mapped_column(String(255))
+    original_sha256: Mapped[str | None] = mapped_column(String(64))
 
     variant_rows: Mapped[list[Variant]] = relationship(
         back_populates="asset", order_by="Variant.name", passive_deletes=True
@@ -149,6 +154,7 @@ class Variant(_Timestamps, Base):
     __table_args__ = (
         Index("uq_media_variants_asset_id_name", "asset_id", "name", unique=True),
         Index("ix_media_variants_state_id", "state", "id"),
+        Index("ix_media_variants_storage_key", "storage_key"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
@@ -192,6 +198,7 @@ class UploadSession(_Timestamps, Base):
             "state",
         ),
         Index("ix_media_upload_sessions_state_id", "state", "id"),
+        Index("ix_media_upload_sessions_upload_key", "upload_key"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid7)
@@ -329,6 +336,19 @@ class ProviderAsset(_Timestamps, Base):
             f"<ProviderAsset {self.provider_name} {redact_id(self.provider_asset_id)} "
             f"{self.state}>"
         )
+
+
+class WebhookEvent(Base):
+    """A provider event id seen by the webhook endpoint, kept for the replay window so a
+    replayed event is recognised even after the job that applied it is gone."""
+
+    __tablename__ = "rindle_webhook_events"
+    __table_args__ = (Index("ix_rindle_webhook_events_received_at", "received_at"),)
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    occurred_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 #: Job states that still have work to do; a unique key is unique among these.

@@ -177,6 +177,9 @@ def _signature(head: bytes) -> str | None:
         return "video/ogg" if b"\x80theora" in page else "audio/ogg"
     if head.startswith(b"%PDF-"):
         return "application/pdf"
+    if head.startswith(b"BM") and len(head) >= 18 and (
+            int.from_bytes(head[14:18], "little") in _BMP_DIB_SIZES):
+        return "image/bmp"
     if head.startswith(b"ID3") or _mpeg_audio_frame(head):
         return "audio/mpeg"
     return None
@@ -247,12 +250,21 @@ def _markup(head: bytes, *, anywhere: bool) -> str | None:
     return None
 
 
+#: BITMAPCOREHEADER .. BITMAPV5HEADER sizes: "BM" alone is two bytes any data may start with.
+_BMP_DIB_SIZES: Final = frozenset({12, 40, 52, 56, 64, 108, 124})
+
+#: The shortest magic-database signature trusted; shorter ones are coincidences.
+_MIN_MAGIC: Final = 4
+
+
 def _puremagic(head: bytes) -> str | None:
     try:
         candidates = puremagic.magic_string(head)
     except (puremagic.PureError, ValueError):
         return None
     for candidate in candidates:
+        if len(candidate.byte_match or b"") < _MIN_MAGIC:
+            continue  # a 2-byte "signature" (WMF's 01 00) matches half of all binary data
         mime = _ALIASES.get(candidate.mime_type, candidate.mime_type)
         if mime and mime != "application/octet-stream":
             return str(mime)

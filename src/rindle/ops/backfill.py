@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from rindle.domain.models import Asset, utcnow
+from rindle.errors import OriginalChanged
 from rindle.media.mime import sniff
 from rindle.ops.batches import DEFAULT_BATCH, walk_states
 from rindle.ops.progress import Progress
 from rindle.ops.report import Report, repair_span
 from rindle.ops.scope import profiles_in_scope
+from rindle.processing.original import fetch_original, quarantine_changed
 from rindle.processing.rundir import run_directory
 
 if TYPE_CHECKING:
@@ -75,7 +77,11 @@ def _analyze(app: Rindle, asset: Asset) -> dict[str, Any]:
     storage = app.storage_for(asset.profile)
     with run_directory(app.settings.resolved_tmp_dir, "backfill") as run:
         local = run / ("original" + Path(asset.storage_key).suffix)
-        storage.download(asset.storage_key, local)
+        try:
+            fetch_original(storage, asset, local)
+        except OriginalChanged:
+            quarantine_changed(app.db, asset.id, telemetry=app.telemetry, profile=asset.profile)
+            raise
         mime = sniff(local) or asset.content_type or ""
         probe = app.pm.hook.rindle_probe(path=local, mime=mime) or {}
         meta: dict[str, Any] = dict(asset.meta or {})

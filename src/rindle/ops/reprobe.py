@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import update
 
 from rindle.domain.models import Asset, utcnow
-from rindle.errors import NotFound, ProcessingError
+from rindle.errors import NotFound, OriginalChanged, ProcessingError
 from rindle.media.mime import sniff
 from rindle.ops.report import Report, repair_span
+from rindle.processing.original import fetch_original, quarantine_changed
 from rindle.processing.promote import _NULL_FOR_KIND, PROBE_FIELDS
 from rindle.processing.rundir import run_directory
 
@@ -52,7 +53,11 @@ def reprobe(app: Rindle, asset_id: uuid.UUID | str) -> ReprobeReport:
         storage = app.storage_for(asset.profile)
         with run_directory(app.settings.resolved_tmp_dir, "reprobe") as run:
             local = run / ("original" + Path(asset.storage_key).suffix)
-            storage.download(asset.storage_key, local)
+            try:
+                fetch_original(storage, asset, local)
+            except OriginalChanged:
+                quarantine_changed(app.db, aid, telemetry=app.telemetry, profile=asset.profile)
+                raise
             mime = sniff(local)
             probe = app.pm.hook.rindle_probe(path=local, mime=mime) if mime else None
         if probe is None:

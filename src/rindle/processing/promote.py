@@ -1,8 +1,10 @@
 """Promotion: validating -> analyzing -> promoting -> available, then one job per variant.
 
 The probe step downloads the original into a private run directory (outside any
-transaction), sniffs the bytes, re-applies the profile's upload policy to direct uploads,
-asks ``rindle_scan`` plugins, probes (``rindle_probe``) and analyses (``rindle_analyze``).
+transaction), checks it is the object verify pinned (:mod:`rindle.processing.original`;
+else ``original_changed``) and hashes it, sniffs the bytes, re-applies the profile's
+upload policy to direct uploads, asks ``rindle_scan`` plugins, probes (``rindle_probe``)
+and analyses (``rindle_analyze``).
 Any refusal quarantines the asset with a reason; the job then ends without retrying.
 """
 
@@ -15,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from rindle.domain.fsm import asset as asset_fsm
 from rindle.domain.models import Asset, Variant
-from rindle.errors import ObjectNotFound, ProcessingError, UploadRejected
+from rindle.errors import ObjectNotFound, OriginalChanged, ProcessingError, UploadRejected
 from rindle.jobs.outcomes import Cancel
 from rindle.media.mime import sniff
 from rindle.processing.kinds import PROCESS_VARIANT, process_unique_key
+from rindle.processing.original import ORIGINAL_CHANGED, check_pinned, sha256_file
 from rindle.processing.rundir import run_directory
 from rindle.upload.validation import validate_upload
 
@@ -122,8 +125,12 @@ def probe_original(app: Rindle, prof: type[Profile], asset: Asset, *, direct: bo
         local = run / ("original" + Path(asset.storage_key).suffix)
         try:
             storage.download(asset.storage_key, local)
+            check_pinned(storage, asset, local)
         except ObjectNotFound:
             raise Quarantine("storage_object_missing") from None
+        except OriginalChanged:
+            raise Quarantine(ORIGINAL_CHANGED) from None
+        digest = sha256_file(local)
         mime = sniff(local)
         if mime is None:
             raise Quarantine("unknown_mime")
@@ -152,4 +159,5 @@ def probe_original(app: Rindle, prof: type[Profile], asset: Asset, *, direct: bo
         fields[name] = None
     fields["content_type"] = mime
     fields["metadata"] = meta
+    fields["original_sha256"] = digest
     return fields

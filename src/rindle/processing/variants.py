@@ -18,8 +18,9 @@ from sqlalchemy import select
 from rindle.domain import aggregate
 from rindle.domain.fsm import variant as variant_fsm
 from rindle.domain.models import Asset, ProcessingRun, Variant, utcnow
-from rindle.errors import InvalidTransition, ObjectNotFound, RindleError
+from rindle.errors import InvalidTransition, ObjectNotFound, OriginalChanged, RindleError
 from rindle.jobs.outcomes import Cancel
+from rindle.processing.original import ORIGINAL_CHANGED, fetch_original, quarantine_changed
 from rindle.processing.rundir import run_directory
 from rindle.upload.keys import variant_key
 
@@ -112,12 +113,17 @@ def process_variant(app: Rindle, asset_id: uuid.UUID, name: str, *, attempt: int
         with run_directory(app.settings.resolved_tmp_dir, "variant") as run:
             source = run / ("source" + Path(asset.storage_key).suffix)
             try:
-                storage.download(asset.storage_key, source)
+                fetch_original(storage, asset, source)
             except ObjectNotFound:
                 raise Cancel("variant_source_not_found") from None
+            except OriginalChanged:
+                quarantine_changed(app.db, asset_id, telemetry=app.telemetry,
+                                   profile=prof.name)
+                raise Cancel(ORIGINAL_CHANGED) from None
             workdir = run / "out"
             workdir.mkdir()
-            result = app.pm.hook.rindle_transcode(source=source, spec=spec, workdir=workdir)
+            result = app.pm.hook.rindle_transcode(source=source, spec=spec, workdir=workdir,
+                                                  max_pixels=prof.max_pixels)
             if result is None:
                 raise Cancel(f"unsupported_recipe:{spec.kind}")
             out = Path(result["path"])

@@ -160,9 +160,14 @@ class Storage(ABC):
         """Copy the object at ``key`` to the local file ``dest``; returns ``dest``."""
 
     @abstractmethod
-    def url(self, key: str, *, expires_in: int | None = None, disposition: str | None = None
-            ) -> str:
-        """A URL for reading ``key``: signed and expiring when ``expires_in`` is given."""
+    def url(self, key: str, *, expires_in: int | None = None, disposition: str | None = None,
+            content_type: str | None = None) -> str:
+        """A URL for reading ``key``: signed and expiring when ``expires_in`` is given.
+
+        ``content_type``, when given, is the type the response must carry (the asset's
+        sniffed type, never one guessed from the key): backends that can override the
+        response's Content-Type in the URL do so.
+        """
 
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:

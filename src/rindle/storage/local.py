@@ -18,10 +18,29 @@ from rindle.errors import ConfigError, ObjectNotFound, StorageError
 from rindle.signing import SignedClaims, sign
 from rindle.storage.base import BackendContext, Capability, ObjectInfo, PresignedRequest, Storage
 
-__all__ = ["LocalStorage"]
+__all__ = ["LocalStorage", "ObjectExists", "file_identity"]
 
 _TMP_PREFIX = ".rindle-tmp-"
 DEFAULT_BASE_URL = "http://127.0.0.1:8765"
+
+
+class ObjectExists(StorageError):
+    """A create-only write found an object already at its key."""
+
+    code = "storage_object_exists"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"an object already exists at {key!r}; it is never overwritten")
+
+
+def file_identity(st: os.stat_result) -> str:
+    """The identity of a stored file: inode, size and mtime (ns), in hex.
+
+    A replaced file (a new inode from an atomic rename) or one rewritten in place (a new
+    mtime or size) gets a new identity; rindle pins it at verify (``Asset.original_etag``).
+    """
+    return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
 
 
 class LocalStorage(Storage):
@@ -115,6 +134,7 @@ class LocalStorage(Storage):
             key=key,
             size=st.st_size,
             content_type=mimetypes.guess_type(key)[0],
+            etag=file_identity(st),
             last_modified=dt.datetime.fromtimestamp(st.st_mtime, dt.UTC),
         )
 
@@ -128,6 +148,18 @@ class LocalStorage(Storage):
 
     def put(self, key: str, source: Path | BinaryIO, *, content_type: str | None = None
             ) -> ObjectInfo:
+        return self._write(key, source, create_only=False)
+
+    def put_new(self, key: str, source: Path | BinaryIO) -> ObjectInfo:
+        """Store ``source`` at ``key`` only if nothing is there yet (create-only).
+
+        The object appears atomically and complete, or not at all; raises
+        :class:`ObjectExists` when ``key`` already holds an object (even one written
+        concurrently), and :class:`StorageError` for any other failure.
+        """
+        return self._write(key, source, create_only=True)
+
+    def _write(self, key: str, source: Path | BinaryIO, *, create_only: bool) -> ObjectInfo:
         path = self.path_for(key)
         if not path.parent.resolve().is_relative_to(self.root) and path.parent.exists():
             raise StorageError(f"invalid storage key {key!r}: it leaves the root via a link")
@@ -141,7 +173,15 @@ class LocalStorage(Storage):
                             shutil.copyfileobj(src, out, 1024 * 1024)
                     else:
                         shutil.copyfileobj(source, out, 1024 * 1024)
-                os.replace(tmp, path)
+                if create_only:
+                    try:
+                        os.link(tmp, path)  # atomic, and fails if the name exists
+                    except FileExistsError:
+                        raise ObjectExists(key) from None
+                    finally:
+                        Path(tmp).unlink(missing_ok=True)
+                else:
+                    os.replace(tmp, path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
@@ -161,21 +201,50 @@ class LocalStorage(Storage):
             raise StorageError(f"cannot download {key!r}: {exc}") from exc
         return dest
 
-    def url(self, key: str, *, expires_in: int | None = None, disposition: str | None = None
-            ) -> str:
+    def url(self, key: str, *, expires_in: int | None = None, disposition: str | None = None,
+            content_type: str | None = None) -> str:
         self.path_for(key)  # validates the key
         expires = 0 if expires_in is None else int(time.time()) + int(expires_in)
-        token = sign(self._secret, SignedClaims("GET", key, expires, disposition=disposition))
+        token = sign(self._secret, SignedClaims("GET", key, expires, disposition=disposition,
+                                                content_type=content_type))
         return f"{self.base_url}{self.url_prefix}/{quote(key)}?token={token}"
 
+    def _inside_root(self, path: str) -> bool:
+        """Whether ``path``, with every symlink resolved, is ``root`` or under it."""
+        real = os.path.realpath(path)
+        return real == self._root_str or real.startswith(self._prefix)
+
+    def _list_base(self, prefix: str) -> str:
+        """The folder that holds every key starting with ``prefix``, confined like keys.
+
+        ``prefix`` may end in a partial name or ``/``; any other empty, ``.`` or ``..``
+        segment, a leading ``/``, a backslash or a NUL raises :class:`StorageError`, and so
+        does a folder that resolves (through symlinks) outside ``root``.
+        """
+        segments = prefix.split("/")
+        if ("\x00" in prefix or "\\" in prefix
+                or any(s in ("", ".", "..") for s in segments[:-1])
+                or segments[-1] in (".", "..")):
+            raise StorageError(f"invalid storage prefix {prefix!r}")
+        head = prefix.rpartition("/")[0]
+        base = self._prefix + head if head else self._root_str
+        if not self._inside_root(base):
+            raise StorageError(f"invalid storage prefix {prefix!r}: it leaves the root via a "
+                               "link")
+        return base
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        base = self.root
-        head, _, _ = prefix.rpartition("/")
-        if head:
-            base = self.root.joinpath(*head.split("/"))
-        if not base.is_dir():
+        """Every regular file under ``root`` whose key starts with ``prefix``, streamed.
+
+        ``prefix`` is confined as keys are (see :meth:`_list_base`; a bad one raises
+        :class:`StorageError`). The walk never enters a symlinked folder, and skips a
+        symlinked file that resolves outside ``root``; temp files of writes in progress
+        are skipped too.
+        """
+        base = self._list_base(prefix)
+        if not os.path.isdir(base):
             return
-        for dirpath, dirnames, filenames in os.walk(base):
+        for dirpath, dirnames, filenames in os.walk(base):  # followlinks=False
             dirnames.sort()
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()
             for fname in sorted(filenames):
@@ -183,11 +252,17 @@ class LocalStorage(Storage):
                     continue
                 key = fname if rel_dir == "." else f"{rel_dir}/{fname}"
                 if key.startswith(prefix):
+                    full = os.path.join(dirpath, fname)
                     try:
-                        st = os.stat(os.path.join(dirpath, fname))
-                    except FileNotFoundError:
+                        st = os.lstat(full)
+                        if stat.S_ISLNK(st.st_mode):
+                            if not self._inside_root(full):
+                                continue
+                            st = os.stat(full)
+                    except (FileNotFoundError, NotADirectoryError):
                         continue
-                    yield self._info(key, st)
+                    if stat.S_ISREG(st.st_mode):
+                        yield self._info(key, st)
 
     def presign_put(self, key: str, *, expires_in: int, content_type: str | None = None,
                     max_bytes: int | None = None) -> PresignedRequest:

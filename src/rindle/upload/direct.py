@@ -9,11 +9,12 @@ promote job. The profile's policy is enforced again at promotion, on the stored 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sqlalchemy import select
 
@@ -28,9 +29,11 @@ from rindle.storage.base import (
     PresignedRequest,
     ResumableSession,
     ResumableStatus,
+    Storage,
 )
 from rindle.upload.filenames import sanitize_filename
 from rindle.upload.keys import generate_key
+from rindle.upload.validation import check_declared
 
 if TYPE_CHECKING:
     from rindle.app import Rindle
@@ -104,12 +107,8 @@ def initiate(app: Rindle, profile: type[Profile] | str, *, filename: str,
     if expires_in <= 0:
         raise UploadRejected("invalid_upload", "expires_in must be a positive number of seconds")
     clean = sanitize_filename(filename)
+    check_declared(filename, content_type=content_type, policy=policy)
     ext = PurePosixPath(clean).suffix.lower()
-    if policy.allow_extensions and ext.lstrip(".") not in {
-        e.lower().lstrip(".") for e in policy.allow_extensions
-    }:
-        raise UploadRejected("extension_not_allowed",
-                             f"extension {ext or '(none)'} is not allowed for profile {prof.name}")
     asset_id = uuid7()
     key = generate_key(prof.name, asset_id, ext)
     upload_id = None
@@ -167,9 +166,10 @@ def sign(app: Rindle, session_id: uuid.UUID | str, *, expires_in: int | None = N
     if row.upload_strategy not in ("presigned_put", "resumable"):
         raise UploadUnsupported(f"session uses {row.upload_strategy}; sign parts instead")
     session_fsm.check(row.state, "signed")
-    remaining = int((row.expires_at - utcnow()).total_seconds())
+    left = (row.expires_at - utcnow()).total_seconds()
+    remaining = math.ceil(left)  # a live session in its last second still signs (1 s)
     ttl = min(expires_in or remaining, remaining)
-    if ttl <= 0:
+    if left <= 0 or ttl <= 0:
         raise UploadRejected("session_expired", "the upload session has expired; start a new one")
     if row.upload_strategy == "resumable":
         request = _resumable_request(row)
@@ -261,7 +261,10 @@ def verify(app: Rindle, session_id: uuid.UUID | str) -> Asset:
     """Check the object is in storage, then complete the session and queue promotion.
 
     Raises :class:`rindle.errors.ObjectNotFound` (``storage_object_missing``) when nothing
-    was uploaded, with no state change; a second call raises ``InvalidTransition``.
+    was uploaded, with no state change; a second call raises ``InvalidTransition``. An
+    object over the profile's ``max_bytes`` (by the HEAD size) is deleted and the session
+    fails: :class:`UploadRejected` ``max_bytes_exceeded``. The object's identity (size and
+    ETag/generation) is pinned on the asset; promotion refuses any other object.
     """
     row, asset = _load(app, session_id)
     prof = app.profile(asset.profile)
@@ -275,6 +278,8 @@ def verify(app: Rindle, session_id: uuid.UUID | str) -> Asset:
     else:
         info = storage.head(row.upload_key)  # ObjectNotFound propagates
     policy = prof.upload_policy()
+    if policy.max_bytes is not None and info.size > policy.max_bytes:
+        _fail_oversized(app, prof, row, storage, info.size, policy.max_bytes)
     with app.db.transaction() as s:
         tel = app.telemetry
         session_fsm.transition(s, row.id, row.state, "verifying", telemetry=tel, profile=prof.name)
@@ -282,7 +287,8 @@ def verify(app: Rindle, session_id: uuid.UUID | str) -> Asset:
                                profile=prof.name, values=done)
         asset_fsm.transition(s, asset.id, "staged", "validating", telemetry=tel,
                              profile=prof.name,
-                             values={"byte_size": info.size, "content_type": info.content_type})
+                             values={"byte_size": info.size, "content_type": info.content_type,
+                                     "original_etag": info.etag})
         app.jobs.enqueue(s, PROMOTE, {"asset_id": str(asset.id), "direct": True,
                                       "max_bytes": policy.max_bytes},
                          unique_key=f"promote:{asset.id}")
@@ -290,6 +296,21 @@ def verify(app: Rindle, session_id: uuid.UUID | str) -> Asset:
                        {"profile": prof.name, "adapter": app.storage(prof.storage).backend_name,
                         "strategy": row.upload_strategy})
     return app.get_asset(asset.id)
+
+
+def _fail_oversized(app: Rindle, prof: type[Profile], row: UploadSession, storage: Storage,
+                    size: int, max_bytes: int) -> NoReturn:
+    """Fail the session (``max_bytes_exceeded``), delete the object, raise the rejection."""
+    with app.db.transaction() as s:
+        session_fsm.transition(s, row.id, row.state, "failed", telemetry=app.telemetry,
+                               profile=prof.name,
+                               values={"failure_reason": "max_bytes_exceeded",
+                                       "session_uri": None})
+    storage.delete(row.upload_key)
+    raise UploadRejected(
+        "max_bytes_exceeded",
+        f"the uploaded object is {size} bytes, over this profile's max_bytes of {max_bytes}; "
+        "it was deleted. Upload a smaller file in a new session.")
 
 
 def abort(app: Rindle, session_id: uuid.UUID | str) -> UploadSession:

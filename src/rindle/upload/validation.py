@@ -46,13 +46,20 @@ from rindle.media.image_probe import (
     oriented_size,
     read_orientation,
 )
-from rindle.media.mime import ACTIVE_CONTENT, extension_mime, normalize_extension, sniff
+from rindle.media.mime import (
+    ACTIVE_CONTENT,
+    EXTENSION_MIME,
+    extension_mime,
+    normalize_extension,
+    sniff,
+)
 from rindle.upload.filenames import sanitize_filename
 
 __all__ = [
     "StoredObjectVerdict",
     "UploadPolicy",
     "ValidatedUpload",
+    "check_declared",
     "validate_stored_object",
     "validate_upload",
 ]
@@ -152,6 +159,68 @@ def validate_stored_object(path: str | os.PathLike[str], *, filename: str | None
     except UploadRejected as exc:
         return StoredObjectVerdict(upload=None, rejection=exc)
     return StoredObjectVerdict(upload=checked, rejection=None)
+
+
+def check_declared(filename: str, *, content_type: str | None, policy: UploadPolicy) -> str:
+    """The gate's checks that need no bytes, for a direct upload at initiate.
+
+    The filename must have an extension (``missing_extension``) that maps to a type
+    (:data:`~rindle.media.mime.EXTENSION_MIME`) the profile accepts, and that is in
+    ``allow_extensions`` when set (``extension_not_allowed``); HTML and SVG follow the same
+    explicit-only rule as sniffed bytes. A declared ``content_type``, when given, must be
+    accepted too (``mime_not_allowed``). Returns the normalised extension.
+
+    Nothing here is trusted later: the bytes are sniffed and checked again at promotion.
+    """
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    extension = normalize_extension(os.path.splitext(base)[1])
+    if extension in ("", "."):
+        raise UploadRejected(
+            "missing_extension",
+            f"the filename {sanitize_filename(filename)!r} has no extension; name the file "
+            f"with one that matches its contents{_accepted_hint(policy)}.",
+        )
+    allowed_ext = {normalize_extension(e) for e in (policy.allow_extensions or ())}
+    if allowed_ext and extension not in allowed_ext:
+        raise UploadRejected(
+            "extension_not_allowed",
+            f"files ending in {extension} are not accepted by this profile (allowed: "
+            f"{', '.join(sorted(allowed_ext))}).",
+        )
+    mapped = extension_mime(extension)
+    if mapped is None or not _mime_accepted(mapped, policy):
+        what = f"{extension} ({mapped})" if mapped else f"{extension} (no known media type)"
+        raise UploadRejected(
+            "extension_not_allowed",
+            f"files ending in {what} are not accepted by this profile"
+            f"{_accepted_hint(policy)}.",
+        )
+    if content_type is not None:
+        declared = content_type.split(";", 1)[0].strip().lower()
+        if not declared or not _mime_accepted(declared, policy):
+            raise UploadRejected(
+                "mime_not_allowed",
+                f"the declared content type {declared or '(empty)'!r} is not accepted by this "
+                f"profile{_accepted_hint(policy)}.",
+            )
+    return extension
+
+
+def _mime_accepted(mime: str, policy: UploadPolicy) -> bool:
+    allowed = [m.strip().lower() for m in (policy.allow_mime or ())]
+    if mime in allowed:
+        return True
+    if mime in ACTIVE_CONTENT:
+        return False
+    return not allowed or f"{mime.split('/')[0]}/*" in allowed
+
+
+def _accepted_hint(policy: UploadPolicy) -> str:
+    allowed = [m.strip().lower() for m in (policy.allow_mime or ())]
+    if not allowed:
+        return ""
+    exts = sorted(ext for ext, mime in EXTENSION_MIME.items() if _mime_accepted(mime, policy))
+    return f" (accepted: {', '.join(exts) or ', '.join(allowed)})"
 
 
 # --- the individual checks -----------------------------------------------------------------

@@ -30,6 +30,12 @@ move to ``deleted``::
     staged, validating, analyzing, promoting, available, processing, transcoding -> deleted
 
 ``deleted`` stays terminal; ``quarantined`` still only leads to ``deleted``.
+
+Trust-gate addition (:data:`SECURITY_EDGES`). A ready asset whose stored original no longer
+matches the identity pinned at verify is quarantined (``original_changed``) like an
+available one::
+
+    ready       -> quarantined
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ __all__ = [
     "EDGES",
     "MACHINE",
     "REFERENCE_EDGES",
+    "SECURITY_EDGES",
     "can_transition",
     "check",
     "transition",
@@ -84,7 +91,12 @@ DELETE_EDGES: Final[Mapping[str, frozenset[str]]] = {
                   "transcoding")
 }
 
-EDGES: Final[Edges] = merge_edges(REFERENCE_EDGES, AGGREGATE_EDGES, DELETE_EDGES)
+SECURITY_EDGES: Final[Mapping[str, frozenset[str]]] = {
+    "ready": frozenset({"quarantined"}),
+}
+
+EDGES: Final[Edges] = merge_edges(REFERENCE_EDGES, AGGREGATE_EDGES, DELETE_EDGES,
+                                  SECURITY_EDGES)
 
 MACHINE: Final = StateMachine("asset", Asset, EDGES, initial="staged")
 
