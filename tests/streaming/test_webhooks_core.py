@@ -24,7 +24,8 @@ def test_dispatch_enqueue_dedupe_and_ingest(stream_app: Rindle) -> None:
     row = add_row(stream_app, state="processing")
     body, headers = _signed({"type": "ready", "id": "evt-1", "asset": row.provider_asset_id})
     assert stream_app.streaming.handle_webhook("loop", body, headers).status == 202
-    assert stream_app.streaming.handle_webhook("loop", body, headers).status == 202
+    again = stream_app.streaming.handle_webhook("loop", body, headers)
+    assert (again.status, again.reason) == (200, "duplicate")  # id already seen
     assert stream_app.jobs.drain(["provider"]) == 1  # one job for two deliveries
     assert stream_app.get_asset(row.asset_id) is not None
     fresh = stream_app.streaming.provider_asset(row.asset_id)

@@ -121,7 +121,8 @@ def test_oversize_body_is_413_and_exactly_1_mib_is_read(mux_app: Rindle) -> None
 def test_replay_of_the_same_event_id_creates_one_job(mux_app: Rindle, events: Events) -> None:
     body = _body("webhook_video_asset_ready")
     assert _deliver(mux_app, body).status == 202
-    assert _deliver(mux_app, body).status == 202  # re-delivery: still accepted
+    again = _deliver(mux_app, body)  # re-delivery: 200 so Mux stops, nothing enqueued
+    assert (again.status, again.reason) == (200, "duplicate")
     assert _jobs(mux_app) == 1
 
 
@@ -203,9 +204,13 @@ def test_ready_event_moves_processing_to_ready_once(mux_app: Rindle, events: Eve
     assert fresh.state == "ready" and fresh.playback_ids == [PLAYBACK_ID]
     assert fresh.last_event_id == "evt-fixture-ready-0001"
     assert fresh.last_event_at == dt.datetime(2026, 5, 6, tzinfo=dt.UTC)
-    # the same event again after it was applied: accepted, applied as a no-op
-    assert _deliver(mux_app, body).status == 202
-    assert mux_app.jobs.drain(["provider"]) == 1
+    # the same event again after it was applied: seen id, answered 200, not enqueued
+    again = _deliver(mux_app, body)
+    assert (again.status, again.reason) == (200, "duplicate")
+    assert mux_app.jobs.drain(["provider"]) == 0
+    # the worker's own id check still makes a job carrying an applied id a no-op
+    assert mux_app.streaming.ingest_event("mux", normalise_event(json.loads(body))) == (
+        "duplicate")
     assert reload(mux_app, row).updated_at == fresh.updated_at
     kinds = [m["kind"] for e, _, m in events if e == "rindle.provider.webhook.processed"]
     assert kinds == ["transition", "duplicate"]
