@@ -218,7 +218,8 @@ def test_presigned_put_signs_the_size_cap_and_uploads_over_http(
     request = store.presign_put("direct/a.jpg", expires_in=120, content_type="image/jpeg",
                                 max_bytes=1024)
     assert dict(request.headers) == {"Content-Type": "image/jpeg",
-                                     "x-goog-content-length-range": "0,1024"}
+                                     "x-goog-content-length-range": "0,1024",
+                                     "x-goog-if-generation-match": "0"}
     verify_v4_signature(request.url, "PUT", rsa_key, dict(request.headers))
     assert request.expires_at is not None
     status, _, _ = http("PUT", request.url, b"\xff\xd8jpeg", dict(request.headers))

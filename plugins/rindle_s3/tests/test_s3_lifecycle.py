@@ -10,11 +10,13 @@ import io
 from collections.abc import Callable
 
 import boto3
+import pytest
 from PIL import Image
 from sqlalchemy import update
 
 from rindle import Delivery, Profile, Rindle, variants
 from rindle.domain.models import UploadSession, utcnow
+from rindle.errors import UploadRejected
 from rindle.testing.servers import http
 
 
@@ -87,11 +89,32 @@ def test_multipart_upload_through_presigned_parts(make_app: Callable[..., Rindle
         status, _, headers = http("PUT", request.url, chunk)
         assert status == 200
         parts.append({"part_number": number, "etag": headers["ETag"]})
-    asset = app.complete_multipart_upload(session.id, parts)
+    # over the profile's max_bytes: verify (right after CompleteMultipartUpload) sees the
+    # stored size, deletes the object and fails the session
+    with pytest.raises(UploadRejected) as err:
+        app.complete_multipart_upload(session.id, parts)
+    assert err.value.reason == "max_bytes_exceeded"
+    assert list(app.storage().exists_many([session.upload_key])) == [False]
+
+
+def test_multipart_within_the_cap_completes_create_only_and_pins_the_etag(
+        make_app: Callable[..., Rindle], s3_settings: dict[str, str]) -> None:
+    """One part (the last part may be small): CompleteMultipartUpload carries
+    If-None-Match: *, and verify pins the multipart ETag head() reports."""
+    app = s3_app(make_app, s3_settings)
+    data = jpeg((40, 30))
+    session = app.initiate_upload("photo", filename="small.jpg", strategy="multipart")
+    request = app.sign_upload_part(session.id, 1)
+    status, _, headers = http("PUT", request.url, data)
+    assert status == 200
+    asset = app.complete_multipart_upload(session.id, [{"part_number": 1,
+                                                        "etag": headers["ETag"]}])
     assert asset.byte_size == len(data)
+    etag = app.storage().head(asset.storage_key).etag
+    assert etag is not None and etag.endswith("-1")
+    assert asset.original_etag == etag
     app.jobs.drain()
-    # over the profile's max_bytes: promotion re-checks the stored bytes and quarantines
-    assert app.get_asset(asset.id).state == "quarantined"
+    assert app.get_asset(asset.id).state == "ready"
 
 
 def test_cleanup_deletes_expired_staged_objects_from_the_bucket(

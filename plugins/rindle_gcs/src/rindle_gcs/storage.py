@@ -52,6 +52,9 @@ _SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
 _SETTINGS = {"bucket", "project", "credentials_file", "prefix", "retry_deadline"}
 #: What the client library raises for service, auth and network failures.
 _FAILURES: tuple[type[BaseException], ...] = (gexc.GoogleAPIError, GoogleAuthError, OSError)
+#: The header a create-only write carries: GCS refuses it (412) once the name holds a live
+#: object (generation 0 means "no live object").
+CREATE_ONLY = {"x-goog-if-generation-match": "0"}
 
 
 class GCSStorage(Storage):
@@ -197,9 +200,20 @@ class GCSStorage(Storage):
         return StorageError(f"gcs bucket {self.bucket_name!r} does not exist or is not "
                             "visible to these credentials; create it or fix `bucket`")
 
+    @staticmethod
+    def identity(generation: int | str | None) -> str | None:
+        """The identity ``ObjectInfo.etag`` carries for an object of this generation:
+        ``gen:<generation>``, or ``None`` when the generation is unknown.
+
+        GCS gives every write of a name a new generation (also a write of identical
+        bytes), and a metadata change keeps it; GCS's own etag changes with metadata, so
+        rindle pins the generation instead.
+        """
+        return f"gen:{generation}" if generation not in (None, "") else None
+
     def _info(self, blob: Any, key: str) -> ObjectInfo:
         return ObjectInfo(key=key, size=int(blob.size or 0), content_type=blob.content_type,
-                          etag=blob.etag or None, last_modified=blob.updated)
+                          etag=self.identity(blob.generation), last_modified=blob.updated)
 
     def check_bucket(self) -> None:
         """Raise :class:`StorageError` unless the bucket answers a one-object listing.
@@ -219,6 +233,11 @@ class GCSStorage(Storage):
     # --- core operations -----------------------------------------------------------------
 
     def head(self, key: str) -> ObjectInfo:
+        """Size, stored Content-Type, last update and identity of ``key``.
+
+        ``etag`` is :meth:`identity` of the object's generation (``gen:<n>``), never GCS's
+        etag: it changes whenever the object is written again, which is what rindle pins.
+        """
         blob = self.bucket.blob(self._key(key))
         try:
             blob.reload(retry=self.retry)
@@ -298,6 +317,8 @@ class GCSStorage(Storage):
 
     def put(self, key: str, source: Path | BinaryIO, *, content_type: str | None = None
             ) -> ObjectInfo:
+        """Upload ``source`` to ``key`` (replacing any object there); the answer's identity
+        is the new generation, the one a later :meth:`head` reports."""
         blob = self.bucket.blob(self._key(key))
         try:
             if isinstance(source, (str, Path)):
@@ -307,6 +328,8 @@ class GCSStorage(Storage):
                 blob.upload_from_file(source, content_type=content_type, retry=self.retry)
         except _FAILURES as exc:
             raise self._fail("PUT", key, exc) from exc
+        if blob.generation is None:  # the upload answer lacked it: ask
+            return self.head(key)
         return self._info(blob, key)
 
     def download(self, key: str, dest: Path) -> Path:
@@ -318,15 +341,25 @@ class GCSStorage(Storage):
             raise self._fail("GET", key, exc) from exc
         return dest
 
-    def url(self, key: str, *, expires_in: int | None = None, disposition: str | None = None
-            ) -> str:
-        """The plain object URL when nothing is asked (public buckets), else a V4 signed GET.
+    def url(self, key: str, *, expires_in: int | None = None, disposition: str | None = None,
+            content_type: str | None = None) -> str:
+        """A URL for reading ``key``.
 
-        A storage without a signing key raises :class:`DeliveryUnsupported` when asked to
-        sign. An expiry of ``None`` with a disposition signs for the maximum, seven days.
+        A V4 signed GET whenever something is asked (an expiry, a disposition or a content
+        type) and the storage can sign: its response carries ``disposition`` as
+        Content-Disposition and ``content_type`` as Content-Type, whatever is stored
+        (``response-content-disposition`` / ``response-content-type``, both signed); an
+        expiry of ``None`` signs for the maximum, seven days. The plain object URL (public
+        buckets) when nothing is asked, and also when only ``content_type`` is asked of a
+        storage without a signing key: a plain URL cannot override the type, so it serves
+        the Content-Type stored with the object, which on such a storage rindle set at
+        upload (the sniffed type of a proxied upload, the declared and allow-listed type
+        of a resumable one; without a key no signed PUT lets an uploader choose it). An
+        expiry or a disposition without a key raises :class:`DeliveryUnsupported`.
         """
         name = self._key(key)
-        if expires_in is None and disposition is None:
+        if expires_in is None and disposition is None and (
+                content_type is None or self._signer is None):
             return f"{self.endpoint}/{self.bucket_name}/{quote(name, safe='/~')}"
         signer = self._require_signer("sign delivery URLs")
         seconds = MAX_SIGNED_SECONDS if expires_in is None else max(
@@ -334,7 +367,7 @@ class GCSStorage(Storage):
         return str(self.bucket.blob(name).generate_signed_url(
             version="v4", method="GET", expiration=dt.timedelta(seconds=seconds),
             api_access_endpoint=self.endpoint, credentials=signer,
-            response_disposition=disposition))
+            response_disposition=disposition, response_type=content_type))
 
     def _require_signer(self, what: str) -> Credentials:
         if self._signer is None:
@@ -345,6 +378,8 @@ class GCSStorage(Storage):
         return self._signer
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` with size, content type, last update and the same
+        identity (``gen:<generation>``) :meth:`head` reports."""
         try:
             for blob in self.client.list_blobs(self.bucket, prefix=self.prefix + prefix,
                                                retry=self.retry):
@@ -358,18 +393,24 @@ class GCSStorage(Storage):
 
     def presign_put(self, key: str, *, expires_in: int, content_type: str | None = None,
                     max_bytes: int | None = None) -> PresignedRequest:
-        """A V4 signed PUT (XML API). The client must send the returned headers: the content
-        type and, with ``max_bytes``, ``x-goog-content-length-range`` (GCS refuses a larger
-        body; rindle checks the stored size again on verify either way)."""
+        """A V4 signed PUT (XML API) that can only create the object, never replace it.
+
+        The URL signs ``x-goog-if-generation-match: 0``, the content type and, with
+        ``max_bytes``, ``x-goog-content-length-range``; the returned headers carry them
+        all and the client must send them. GCS then answers a PUT to a name that already
+        holds an object with 412 Precondition Failed (the URL cannot swap the bytes after
+        rindle verified them), a PUT that drops or alters a signed header with 403, and
+        refuses a larger body; rindle checks the stored size again on verify either way.
+        """
         signer = self._require_signer("presign uploads")
-        headers: dict[str, str] = {}
+        headers: dict[str, str] = dict(CREATE_ONLY)
         if max_bytes is not None:
             headers["x-goog-content-length-range"] = f"0,{int(max_bytes)}"
         seconds = max(1, min(int(expires_in), MAX_SIGNED_SECONDS))
         url = self.bucket.blob(self._key(key)).generate_signed_url(
             version="v4", method="PUT", expiration=dt.timedelta(seconds=seconds),
             api_access_endpoint=self.endpoint, credentials=signer,
-            content_type=content_type, headers=dict(headers) or None)
+            content_type=content_type, headers=dict(headers))
         if content_type:
             headers["Content-Type"] = content_type
         return PresignedRequest(url=str(url), method="PUT", headers=headers,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +23,8 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 #: ``DeleteObjects`` takes at most this many keys per request.
 DELETE_BATCH = 1000
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+#: The header a create-only write carries: S3 refuses it (412) once the key holds an object.
+CREATE_ONLY = {"If-None-Match": "*"}
 _SETTINGS = {"bucket", "prefix", "region", "endpoint_url", "access_key_id",
              "secret_access_key", "session_token", "public_base_url", "addressing_style",
              "max_pool_connections"}
@@ -105,6 +108,12 @@ class S3Storage(Storage):
     # --- core operations -----------------------------------------------------------------
 
     def head(self, key: str) -> ObjectInfo:
+        """Size, stored Content-Type, ETag (quotes stripped) and last-modified of ``key``.
+
+        The ETag is the identity rindle pins at verify: S3 derives it from the content
+        (MD5, or MD5-of-part-MD5s plus ``-N`` for multipart uploads), so any replacement
+        with other bytes changes it; a replacement with identical bytes keeps it.
+        """
         try:
             got = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except (ClientError, BotoCoreError) as exc:
@@ -177,6 +186,8 @@ class S3Storage(Storage):
 
     def put(self, key: str, source: Path | BinaryIO, *, content_type: str | None = None
             ) -> ObjectInfo:
+        """Upload ``source`` to ``key`` (replacing any object there); returns its
+        :meth:`head`, so the ETag is the one a later ``head`` reports."""
         extra = {"ContentType": content_type} if content_type else {}
         try:
             if isinstance(source, (str, Path)):
@@ -196,21 +207,35 @@ class S3Storage(Storage):
             raise self._fail("GET", key, exc) from exc
         return dest
 
-    def url(self, key: str, *, expires_in: int | None = None, disposition: str | None = None
-            ) -> str:
-        """A public URL when ``public_base_url`` is set and no expiry is asked for; else a
-        presigned GET (an expiry of ``None`` becomes S3's maximum, seven days)."""
-        if self.public_base_url and expires_in is None and disposition is None:
+    def url(self, key: str, *, expires_in: int | None = None, disposition: str | None = None,
+            content_type: str | None = None) -> str:
+        """A URL for reading ``key``.
+
+        The unsigned ``public_base_url`` form only when it is set and nothing is asked of
+        the response (no expiry, no disposition, no content type): a plain URL serves the
+        Content-Type stored with the object, which for a direct upload is whatever the
+        uploader's PUT carried. Otherwise a presigned GET (an expiry of ``None`` becomes
+        S3's maximum, seven days) whose response carries ``disposition`` as
+        Content-Disposition and ``content_type`` as Content-Type, whatever is stored
+        (``response-content-disposition`` / ``response-content-type``, covered by the
+        signature).
+        """
+        if (self.public_base_url and expires_in is None and disposition is None
+                and content_type is None):
             return f"{self.public_base_url}/{quote(self._key(key))}"
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
         if disposition:
             params["ResponseContentDisposition"] = disposition
+        if content_type:
+            params["ResponseContentType"] = content_type
         seconds = MAX_PRESIGN_SECONDS if expires_in is None else min(int(expires_in),
                                                                      MAX_PRESIGN_SECONDS)
         return str(self.client.generate_presigned_url("get_object", Params=params,
                                                       ExpiresIn=seconds))
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under ``prefix``: key, size, ETag (the form :meth:`head` reports)
+        and last-modified; no content type (listing does not return it)."""
         paginator = self.client.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
@@ -225,9 +250,19 @@ class S3Storage(Storage):
 
     def presign_put(self, key: str, *, expires_in: int, content_type: str | None = None,
                     max_bytes: int | None = None) -> PresignedRequest:
-        """A presigned PUT. S3 cannot cap a PUT's size; rindle checks it on verify."""
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
-        headers: dict[str, str] = {}
+        """A presigned PUT that can only create the object, never replace it.
+
+        The URL signs ``If-None-Match: *`` (and the content type, when given), and the
+        returned headers carry both: the client must send them. S3 then answers a PUT to a
+        key that already holds an object with 412 PreconditionFailed, so the URL cannot
+        swap the bytes after rindle verified them, and answers a PUT without the header
+        with 403 SignatureDoesNotMatch. An S3-compatible store without conditional writes
+        ignores the header (rindle's pinned ETag still catches a replacement). S3 cannot
+        cap a PUT's size; rindle checks it on verify.
+        """
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key),
+                                  "IfNoneMatch": CREATE_ONLY["If-None-Match"]}
+        headers: dict[str, str] = dict(CREATE_ONLY)
         if content_type:
             params["ContentType"] = content_type
             headers["Content-Type"] = content_type
@@ -259,14 +294,38 @@ class S3Storage(Storage):
 
     def complete_multipart(self, key: str, upload_id: str, parts: Sequence[Mapping[str, Any]]
                            ) -> None:
+        """Assemble the parts, in part-number order, into the object at ``key``.
+
+        Create-only, like :meth:`presign_put`: the request carries ``If-None-Match: *``, so
+        S3 refuses (412) to complete over an object already at ``key``, and that refusal
+        is a :class:`StorageError`, unless the object there is exactly the one these parts
+        make (same multipart ETag): then an earlier attempt of this same completion
+        succeeded and its answer was lost, and this one succeeds too.
+        """
         numbered = sorted((int(p["part_number"]), str(p["etag"])) for p in parts)
         ordered = [{"PartNumber": n, "ETag": etag} for n, etag in numbered]
         try:
             self.client.complete_multipart_upload(Bucket=self.bucket, Key=self._key(key),
                                                   UploadId=upload_id,
-                                                  MultipartUpload={"Parts": ordered})
-        except (ClientError, BotoCoreError) as exc:
+                                                  MultipartUpload={"Parts": ordered},
+                                                  IfNoneMatch=CREATE_ONLY["If-None-Match"])
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code == "PreconditionFailed" and self._holds_parts(key, numbered):
+                return
             raise self._fail("CompleteMultipartUpload", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("CompleteMultipartUpload", key, exc) from exc
+
+    def _holds_parts(self, key: str, numbered: Sequence[tuple[int, str]]) -> bool:
+        """Whether the object at ``key`` has the multipart ETag these parts produce (the
+        MD5 of the parts' binary MD5s, then ``-N``); unknown answers are ``False``."""
+        try:
+            digest = hashlib.md5(b"".join(bytes.fromhex(etag.strip('"'))
+                                          for _, etag in numbered), usedforsecurity=False)
+            return self.head(key).etag == f"{digest.hexdigest()}-{len(numbered)}"
+        except (ValueError, StorageError):
+            return False
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         try:
