@@ -79,6 +79,7 @@ class Rindle:
         cron: Mapping[str, Any] = _UNSET,
         streaming: Mapping[str, Any] = _UNSET,
         jobs: Mapping[str, Any] = _UNSET,
+        delivery: Mapping[str, Any] = _UNSET,
         settings: Settings | None = None,
         load_entrypoints: bool | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
@@ -93,6 +94,7 @@ class Rindle:
             "cron": cron,
             "streaming": streaming,
             "jobs": jobs,
+            "delivery": delivery,
         }
         overrides = {k: v for k, v in given.items() if v is not _UNSET}
         self.settings = Settings(**{**_settings_dict(base), **overrides})

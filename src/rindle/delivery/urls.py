@@ -58,8 +58,9 @@ def asset_url(app: Rindle, asset_id: uuid.UUID | str, variant: str | None = None
     storage = app.storage(prof.storage)
     public = prof.delivery.public
     if public:
-        url = storage.url(key, expires_in=None, disposition=disposition,
-                          content_type=content_type)
+        # A public URL stays plain (a CDN or bucket URL): the stored type is the one rindle
+        # sniffed (proxied) or the declared type initiate checked against the profile.
+        url = storage.url(key, expires_in=None, disposition=disposition)
     else:
         if not storage.supports(Capability.SIGNED_URL):
             raise DeliveryUnsupported(

@@ -170,10 +170,11 @@ def check_declared(filename: str, *, content_type: str | None, policy: UploadPol
     explicit-only rule as sniffed bytes. A declared ``content_type``, when given, must be
     accepted too (``mime_not_allowed``). Returns the normalised extension.
 
-    Nothing here is trusted later: the bytes are sniffed and checked again at promotion.
+    The extension is read from the sanitised filename, the one stored on the asset and
+    checked again at promotion (so ``"\u202egpj.exe"`` is an ``.exe``). Nothing here is
+    trusted later: the bytes are sniffed and checked again at promotion.
     """
-    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    extension = normalize_extension(os.path.splitext(base)[1])
+    extension = normalize_extension(os.path.splitext(sanitize_filename(filename))[1])
     if extension in ("", "."):
         raise UploadRejected(
             "missing_extension",

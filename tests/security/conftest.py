@@ -1,0 +1,5 @@
+"""Fixtures shared by the attack tests."""
+
+from tests.security.gate import gate
+
+__all__ = ["gate"]
