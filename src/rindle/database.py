@@ -4,23 +4,123 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from rindle.errors import ConfigError, DatabaseUnavailable, SchemaOutOfDate
-from rindle.telemetry import redact_url
 
-__all__ = ["Database"]
+__all__ = ["UNPARSABLE_URL", "Database", "is_secret_parameter", "redact_url", "scrub_secrets"]
 
 _ALEMBIC_LOCK = threading.Lock()  # Alembic's command layer keeps global state
 _MIGRATION_LOCK_ID = 0x52494E444C45  # "RINDLE": PostgreSQL advisory lock for concurrent migrate
+
+
+#: What :func:`redact_url` shows instead of a URL it cannot parse (no part of it is echoed).
+UNPARSABLE_URL = "<unparsable URL>"
+#: What stands in for a hidden password or secret query value.
+REDACTED = "***"
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "credential")
+_SECRET_NAMES = frozenset({"pwd", "passfile", "pass"})
+_SENTINEL = "RINDLEREDACTEDVALUE"  # survives URL rendering unescaped, then becomes ***
+_PARSE_ERRORS = (ArgumentError, ValueError, TypeError)
+#: Secrets shorter than this are hidden where a URL shows them, but not hunted for in free
+#: text: replacing every "a" of a message would make it unreadable and protect nothing.
+MIN_SCRUBBED_LENGTH = 4
+
+
+def is_secret_parameter(name: str) -> bool:
+    """Whether a URL query parameter named ``name`` carries a secret.
+
+    True for ``password``, ``sslpassword``, ``passfile``, ``pwd``, ``pass`` and any name
+    containing ``password``, ``passwd``, ``secret``, ``token`` or ``credential``,
+    compared case-insensitively.
+    """
+    lowered = name.lower()
+    return lowered in _SECRET_NAMES or any(word in lowered for word in _SECRET_WORDS)
+
+
+def _redacted(parsed: URL) -> URL:
+    """``parsed`` with the password and secret query values replaced by the sentinel."""
+    changes: dict[str, Any] = {}
+    if parsed.password is not None:
+        changes["password"] = _SENTINEL
+    if parsed.host and "@" in parsed.host:
+        # "user:pa@ss@host": the password held an unescaped "@" and spilled into the host
+        changes["password"] = _SENTINEL
+        changes["host"] = parsed.host.rpartition("@")[2]
+    if any(is_secret_parameter(k) for k in parsed.query):
+        changes["query"] = {k: (_SENTINEL if is_secret_parameter(k) else v)
+                            for k, v in parsed.query.items()}
+    return parsed.set(**changes) if changes else parsed
+
+
+def redact_url(url: str | URL) -> str:
+    """Return ``url`` fit to print: the password and every secret query parameter (see
+    :func:`is_secret_parameter`) are shown as ``***``, and so is any other part of the URL
+    that repeats one of those secrets (when at least :data:`MIN_SCRUBBED_LENGTH` long);
+    everything else is kept.
+
+    A string SQLAlchemy's ``make_url`` cannot parse is never echoed, not even in part:
+    the answer is then :data:`UNPARSABLE_URL`. Never raises.
+    """
+    try:
+        parsed = make_url(url)
+        rendered = _redacted(parsed).render_as_string(hide_password=False)
+    except _PARSE_ERRORS:
+        return UNPARSABLE_URL
+    rendered = rendered.replace(_SENTINEL, REDACTED)
+    for secret in _secret_values(parsed):
+        rendered = rendered.replace(secret, REDACTED)
+    return rendered
+
+
+def _secret_values(url: str | URL) -> list[str]:
+    """The strings in ``url`` that must never be printed: the password (also as it
+    spilled into the host), secret query values, in raw and percent-encoded forms; longest
+    first, none shorter than :data:`MIN_SCRUBBED_LENGTH`."""
+    try:
+        parsed = make_url(url)
+    except _PARSE_ERRORS:
+        return [str(url)] if len(str(url)) >= MIN_SCRUBBED_LENGTH else []
+    found: list[str] = []
+    if parsed.password:
+        found.append(str(parsed.password))
+    if parsed.host and "@" in parsed.host:
+        found.append(parsed.host.rpartition("@")[0])
+    for key, value in parsed.query.items():
+        if is_secret_parameter(key):
+            found.extend([value] if isinstance(value, str) else list(value))
+    out = set()
+    for secret in found:
+        if len(secret) >= MIN_SCRUBBED_LENGTH:
+            out.update({secret, quote(secret, safe=""), quote_plus(secret)})
+    return sorted(out, key=len, reverse=True)
+
+
+def scrub_secrets(message: str, urls: Iterable[str | URL]) -> str:
+    """Return ``message`` with every secret of every URL in ``urls`` replaced by ``***``.
+
+    Meant for text that did not come from rindle (driver exceptions, plugin messages):
+    each URL's full text becomes its :func:`redact_url` form, then its password and
+    secret query values (raw, percent-encoded and ``+``-encoded; at least
+    :data:`MIN_SCRUBBED_LENGTH` characters long) become ``***`` wherever they appear.
+    Never raises.
+    """
+    for url in urls:
+        raw = url if isinstance(url, str) else url.render_as_string(hide_password=False)
+        if raw and raw in message:
+            message = message.replace(raw, redact_url(url))
+        for secret in _secret_values(url):
+            message = message.replace(secret, REDACTED)
+    return message
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -43,17 +143,25 @@ def _sqlite_begin(conn: Any) -> None:
 class Database:
     """One configured database: an engine, a session factory and the migration runner.
 
-    The URL is never shown unredacted in errors or reprs.
+    The URL is never shown unredacted in errors or reprs (see :func:`redact_url`), and
+    driver messages in rindle's errors pass through :meth:`scrub`.
     """
 
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        """Build the engine for ``url`` without connecting.
+
+        Raises :class:`ConfigError` when ``url`` cannot be parsed (the message names the
+        problem and quotes no part of the URL) or names a driver that is not installed.
+        """
+        self._raw_url = url
         try:
             parsed = make_url(url)
-        except ArgumentError as exc:
+        except _PARSE_ERRORS:
             raise ConfigError(
-                f"database_url {url!r} is not a database URL; "
-                "expected e.g. sqlite:///rindle.db or postgresql+psycopg://user@host/db"
-            ) from exc
+                "database_url is not a database URL: it could not be parsed; expected "
+                "dialect[+driver]://[user[:password]@]host[:port]/database, e.g. "
+                "sqlite:///rindle.db or postgresql+psycopg://user@host/db"
+            ) from None
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
         self.url = parsed
@@ -74,7 +182,7 @@ class Database:
                 self.dialect_name == "postgresql"
             ) else ""
             raise ConfigError(
-                f"no database driver for {self.redacted_url!r}: {exc}.{extra}"
+                f"no database driver for {self.redacted_url!r}: {self.scrub(str(exc))}.{extra}"
             ) from exc
         if self.dialect_name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -83,8 +191,13 @@ class Database:
 
     @property
     def redacted_url(self) -> str:
-        """The URL with its password hidden."""
-        return redact_url(self.url.render_as_string(hide_password=False))
+        """The URL fit to print: password and secret query parameters shown as ``***``."""
+        return redact_url(self.url)
+
+    def scrub(self, message: str) -> str:
+        """``message`` with this database's URL redacted and its secrets (password, secret
+        query values, as given and as normalised) replaced by ``***``."""
+        return scrub_secrets(message, (self._raw_url, self.url))
 
     def __repr__(self) -> str:
         return f"<Database {self.redacted_url}>"
@@ -96,12 +209,16 @@ class Database:
             yield session
 
     def check_connection(self) -> None:
-        """Raise :class:`DatabaseUnavailable` unless a connection can be opened and queried."""
+        """Raise :class:`DatabaseUnavailable` unless a connection can be opened and queried.
+
+        The message shows the redacted URL and the first line of the driver's reason,
+        scrubbed of the URL's secrets.
+        """
         try:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except (OperationalError, SQLAlchemyError, OSError) as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()
+            reason = self.scrub(str(getattr(exc, "orig", exc))).strip().splitlines()
             first = reason[0] if reason else type(exc).__name__
             raise DatabaseUnavailable(
                 f"cannot connect to database {self.redacted_url}: {first}. "

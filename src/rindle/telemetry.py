@@ -33,14 +33,14 @@ def redact_id(value: object) -> str | None:
 
 
 def redact_url(url: str) -> str:
-    """Return a database or service URL with any password replaced by ``***``."""
-    try:
-        from sqlalchemy.engine import make_url
+    """Return a database or service URL fit to print: the password and secret query
+    parameters shown as ``***``; a URL that cannot be parsed is never echoed.
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy understands: hide everything after a scheme
-        scheme, sep, _ = url.partition("://")
-        return f"{scheme}{sep}***" if sep else "***"
+    The same as :func:`rindle.database.redact_url`, kept here for existing importers.
+    """
+    from rindle.database import redact_url as _redact_url
+
+    return _redact_url(url)
 
 
 class Telemetry:

@@ -12,6 +12,7 @@ import click
 
 from rindle.cli import assets, diagnostics, maintenance, repair, streaming
 from rindle.cli._context import CliContext
+from rindle.cli._limits import check_config_file
 from rindle.cli.serve import serve_command
 from rindle.cli.setup import init_command, migrate_command, plugins_command
 from rindle.cli.worker import worker_command
@@ -21,7 +22,7 @@ __all__ = ["cli", "main"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", type=click.Path(path_type=Path), default=None,
-              envvar="RINDLE_CONFIG",
+              envvar="RINDLE_CONFIG", callback=check_config_file,
               help="Settings file (rindle.toml, or a pyproject.toml with [tool.rindle]).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @click.version_option(package_name="rindle", prog_name="rindle")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 import click
 
@@ -60,19 +60,44 @@ def emit(ctx: CliContext, data: Any, text: str | Callable[[], str]) -> None:
         click.echo(text() if callable(text) else text)
 
 
+def _scrub(message: str) -> str:
+    """``message`` without the secrets of the app's database URL (when an app was built)."""
+    click_ctx = click.get_current_context(silent=True)
+    state = click_ctx.find_object(CliContext) if click_ctx is not None else None
+    app = state._app if state is not None else None
+    return app.db.scrub(message) if app is not None else message
+
+
+def _fail(code: str, message: str, status: int) -> NoReturn:
+    """Print one error (JSON on stdout with ``--json``, always a line on stderr) and exit."""
+    click_ctx = click.get_current_context(silent=True)
+    state = click_ctx.find_object(CliContext) if click_ctx is not None else None
+    if state is not None and state.json:
+        click.echo(json.dumps({"error": {"code": code, "message": message}}))
+    click.echo(f"Error: {message} [{code}]", err=True)
+    sys.exit(status)
+
+
 def handle_errors(func: F) -> F:
     """Turn :class:`RindleError` into a one-line message on stderr and exit status 1
-    (2 for a :class:`UsageError`)."""
+    (2 for a :class:`UsageError`); a database error the library did not translate
+    (SQLAlchemy or the driver) becomes ``database_error`` and exit status 1.
+
+    Messages never show the database password or secret query parameters.
+    """
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import SQLAlchemyError
+
         try:
             return func(*args, **kwargs)
         except RindleError as exc:
-            ctx = click.get_current_context().find_object(CliContext)
-            if ctx is not None and ctx.json:
-                click.echo(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
-            click.echo(f"Error: {exc.message} [{exc.code}]", err=True)
-            sys.exit(2 if isinstance(exc, UsageError) else 1)
+            _fail(exc.code, _scrub(exc.message), 2 if isinstance(exc, UsageError) else 1)
+        except SQLAlchemyError as exc:
+            reason = _scrub(str(getattr(exc, "orig", None) or exc)).strip().splitlines()
+            _fail("database_error",
+                  f"database error ({type(exc).__name__}): "
+                  f"{reason[0] if reason else 'no detail'}", 1)
 
     return cast(F, wrapper)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from rindle.cli._context import CliContext, emit, handle_errors, pass_cli
+from rindle.cli._limits import duration, require_regular_file
 
 
 def asset_dict(asset: Any) -> dict[str, Any]:
@@ -52,7 +53,8 @@ def asset_text(data: dict[str, Any]) -> str:
 
 
 @click.command("upload")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                callback=require_regular_file)
 @click.option("--profile", required=True, help="Profile name.")
 @click.option("--filename", default=None, help="Original filename (default: the file's name).")
 @pass_cli
@@ -67,8 +69,9 @@ def upload_command(ctx: CliContext, file: Path, profile: str, filename: str | No
 @click.command("url")
 @click.argument("asset_id")
 @click.option("--variant", default=None, help="Variant name (falls back to the original).")
-@click.option("--expires-in", type=click.IntRange(min=1), default=None,
-              help="Lifetime in seconds of a signed URL (default: the profile's TTL).")
+@click.option("--expires-in", type=duration(1), default=None,
+              help="Lifetime in seconds of a signed URL, at most 100 years "
+                   "(default: the profile's TTL).")
 @click.option("--download", is_flag=True, help="Ask browsers to download, not display.")
 @pass_cli
 @handle_errors

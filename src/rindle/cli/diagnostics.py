@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from rindle.cli._context import CliContext, handle_errors, pass_cli
+from rindle.cli._limits import duration
 from rindle.cli._ops_options import finish, json_option
 
 
@@ -23,11 +24,11 @@ def doctor_command(ctx: CliContext) -> None:
 
 @click.command("runtime-status")
 @click.option("--profile", default=None, help="Only this profile.")
-@click.option("--older-than-sec", type=click.IntRange(min=0), default=3600, show_default=True,
-              help="Work older than this counts as stuck.")
+@click.option("--older-than-sec", type=duration(), default=3600, show_default=True,
+              help="Work older than this many seconds (at most 100 years) counts as stuck.")
 @click.option("--limit", type=click.IntRange(min=1, max=1000), default=20, show_default=True,
               help="Rows per sample list.")
-@click.option("--provider-stuck", type=click.IntRange(min=0), default=None,
+@click.option("--provider-stuck", type=duration(), default=None,
               help="Seconds after which an uploading/processing provider asset counts as "
                    "stuck [default: each provider's provider_stuck_threshold_seconds, 7200].")
 @json_option

@@ -10,6 +10,12 @@ from pathlib import Path
 import click
 
 from rindle.cli._context import CliContext, handle_errors, pass_cli
+from rindle.cli._limits import (
+    MAX_OWNER_LINES,
+    MAX_OWNER_LINES_CEILING,
+    duration,
+    read_bounded_lines,
+)
 from rindle.cli._ops_options import counters_text, finish, json_option
 
 
@@ -46,8 +52,8 @@ def cleanup_command(ctx: CliContext, dry_run: bool, live: bool) -> None:
 
 @click.command("sweep-orphaned-temp-files")
 @click.option("--live", is_flag=True, help="Really remove (default: dry run).")
-@click.option("--threshold-sec", type=click.IntRange(min=0), default=14_400,
-              show_default=True, help="Only entries older than this.")
+@click.option("--threshold-sec", type=duration(), default=14_400,
+              show_default=True, help="Only entries older than this many seconds.")
 @json_option
 @pass_cli
 @handle_errors
@@ -60,11 +66,18 @@ def sweep_command(ctx: CliContext, live: bool, threshold_sec: int) -> None:
                                                       "kept_young", "bytes_freed", "errors"]))
 
 
-def read_owners(path: Path) -> list[tuple[str, str]]:
-    """Owners from a file: JSON lines (``{"type": "user", "id": "42"}``) or CSV ``type,id``."""
+def read_owners(path: Path, *, max_lines: int | None = None) -> list[tuple[str, str]]:
+    """Owners from a file: JSON lines (``{"type": "user", "id": "42"}``) or CSV ``type,id``;
+    blank lines and ``#`` comments are skipped.
+
+    The file is read within the bounds of :func:`rindle.cli._limits.read_bounded_lines`
+    (line length, ``max_lines`` lines counting blanks and comments, default
+    :data:`~rindle.cli._limits.MAX_OWNER_LINES`, total size). A malformed line or a
+    bound passed raises :class:`click.BadParameter` naming the line.
+    """
     owners: list[tuple[str, str]] = []
-    text = path.read_text(encoding="utf-8")
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in read_bounded_lines(path, param_hint="--owners-file",
+                                           max_lines=max_lines):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -88,13 +101,18 @@ def read_owners(path: Path) -> list[tuple[str, str]]:
 @click.option("--owners-file", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="JSON lines or CSV (type,id) of owners to erase.")
+@click.option("--max-lines", type=click.IntRange(1, MAX_OWNER_LINES_CEILING), default=None,
+              help="Refuse an owners file with more lines than this "
+                   f"[default: {MAX_OWNER_LINES}].")
 @click.option("--execute", is_flag=True, help="Really erase (default: preview).")
 @json_option
 @pass_cli
 @handle_errors
-def erase_owners_command(ctx: CliContext, owners_file: Path, execute: bool) -> None:
+def erase_owners_command(ctx: CliContext, owners_file: Path, max_lines: int | None,
+                         execute: bool) -> None:
     """Detach everything some owners hold and purge assets no one else holds."""
-    report = ctx.app().erase_owners(read_owners(owners_file), dry_run=not execute)
+    owners = read_owners(owners_file, max_lines=max_lines)  # a bad file fails before the app
+    report = ctx.app().erase_owners(owners, dry_run=not execute)
 
     def text() -> str:
         lines = [f"erase-owners ({report.mode}): {report.owners} owner(s)",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from rindle.cli._context import CliContext, handle_errors, pass_cli
+from rindle.cli._limits import MAX_CONCURRENCY
 from rindle.cli._ops_options import counters_text, finish, json_option
 
 
@@ -51,8 +52,8 @@ def regenerate_command(ctx: CliContext, profile: str | None, variant: str | None
 @click.command("verify-storage")
 @click.option("--profile", default=None, help="Only this profile.")
 @click.option("--variant", default=None, help="Only this variant name.")
-@click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
-              help="Storage checks in flight at once.")
+@click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), default=8,
+              show_default=True, help="Storage checks in flight at once.")
 @json_option
 @pass_cli
 @handle_errors

@@ -6,7 +6,9 @@ Good for development and small single-host deployments; in production mount
 
 from __future__ import annotations
 
+import re
 import socket
+from http import HTTPStatus
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -16,7 +18,9 @@ import click
 
 from rindle.cli._context import CliContext, handle_errors, pass_cli
 
-__all__ = ["ThreadingWSGIServer", "make_threading_server", "serve_command"]
+__all__ = ["AccessLogHandler", "ThreadingWSGIServer", "make_threading_server", "serve_command"]
+
+_QUERY = re.compile(r"\?[^\s'\"]*")  # "?..." up to whitespace or a quote
 
 
 class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -30,6 +34,30 @@ class _ThreadingWSGIServerV6(ThreadingWSGIServer):
     address_family = socket.AF_INET6
 
 
+class AccessLogHandler(WSGIRequestHandler):
+    """``wsgiref``'s handler with an access log that never shows a query string.
+
+    Signed URLs carry their token (for a presigned PUT, a reusable upload credential) in
+    the query string, so each request is logged as client, time, ``"METHOD /path"``,
+    status and size; every other server message (bad request lines, errors) has any
+    ``?...`` stripped as well.
+    """
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Log one answered request: method, path without its query string, status, size."""
+        if isinstance(code, HTTPStatus):
+            code = code.value
+        method = getattr(self, "command", None) or "-"
+        target = getattr(self, "path", None) or "-"
+        path = target.partition("?")[0].partition("#")[0]
+        self.log_message('"%s %s" %s %s', method, path, str(code), str(size))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Write one line to stderr, with any query string removed from the arguments."""
+        super().log_message(format, *(_QUERY.sub("", a) if isinstance(a, str) else a
+                                      for a in args))
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -40,11 +68,12 @@ def make_threading_server(application: WSGIApplication, host: str = "127.0.0.1",
     """Bind a threaded server for ``application`` on ``host:port`` (``0``: any free port).
 
     The server is bound but not serving: call ``serve_forever()`` (and ``shutdown()`` plus
-    ``server_close()`` from another thread to stop it). ``quiet`` drops the access log.
+    ``server_close()`` from another thread to stop it). ``quiet`` drops the access log;
+    otherwise :class:`AccessLogHandler` writes it to stderr, without query strings.
     Raises :class:`OSError` when the address cannot be bound.
     """
     server_class = _ThreadingWSGIServerV6 if ":" in host else ThreadingWSGIServer
-    handler = _QuietHandler if quiet else WSGIRequestHandler
+    handler = _QuietHandler if quiet else AccessLogHandler
     server = make_server(host, port, application, server_class=server_class,
                          handler_class=handler)
     assert isinstance(server, ThreadingWSGIServer)

@@ -5,10 +5,16 @@ from __future__ import annotations
 import click
 
 from rindle.cli._context import CliContext, emit, handle_errors, pass_cli
+from rindle.cli._limits import MAX_CONCURRENCY
 
 
 def _parse_queue(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
                  ) -> dict[str, int] | None:
+    """``--queue NAME[=N]`` values as ``{name: concurrency}`` (None when none were given).
+
+    A missing name, or a concurrency that is not a whole number from 1 to
+    :data:`~rindle.cli._limits.MAX_CONCURRENCY`, is a :class:`click.BadParameter`.
+    """
     if not values:
         return None
     out: dict[str, int] = {}
@@ -16,8 +22,11 @@ def _parse_queue(_ctx: click.Context, _param: click.Parameter, values: tuple[str
         name, sep, count = value.partition("=")
         if not name:
             raise click.BadParameter(f"{value!r}: write NAME or NAME=CONCURRENCY")
-        if sep and (not count.isdigit() or int(count) < 1):
-            raise click.BadParameter(f"{value!r}: concurrency must be a positive integer")
+        if sep:
+            digits = count.isascii() and count.isdigit() and len(count) <= 6
+            if not digits or not 1 <= int(count) <= MAX_CONCURRENCY:
+                raise click.BadParameter(f"{value!r}: concurrency must be a whole number "
+                                         f"from 1 to {MAX_CONCURRENCY}")
         out[name] = int(count) if sep else 1
     return out
 

@@ -7,6 +7,7 @@ ERROR lines, the remaining database checks are skipped with a note.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import os
@@ -218,7 +219,10 @@ def _short(exc: BaseException) -> str:
 
 
 def doctor(app: Rindle) -> DoctorReport:
-    """Run every check; never raises for a failed check (it becomes an ERROR line)."""
+    """Run every check; never raises for a failed check (it becomes an ERROR line).
+
+    No check's message or fix shows the database password or a secret query parameter.
+    """
     report = DoctorReport()
     db_ok = True
     steps: list[tuple[str, Callable[[Rindle], list[Check]], bool]] = [
@@ -243,5 +247,15 @@ def doctor(app: Rindle) -> DoctorReport:
             app.telemetry.emit("rindle.runtime.check.stop",
                                {"duration_us": int((time.monotonic() - started) * 1e6)},
                                {"check": c.name, "status": c.status, "component": c.component})
-        report.checks.extend(found)
+        report.checks.extend(_scrubbed(app, c) for c in found)
     return report
+
+
+def _scrubbed(app: Rindle, check: Check) -> Check:
+    """``check`` with the database URL's secrets removed from its message and fix (driver
+    and plugin text can quote a connection string)."""
+    message = app.db.scrub(check.message)
+    fix = app.db.scrub(check.fix) if check.fix is not None else None
+    if message == check.message and fix == check.fix:
+        return check
+    return dataclasses.replace(check, message=message, fix=fix)
