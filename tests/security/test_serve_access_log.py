@@ -84,7 +84,8 @@ def test_the_access_log_shows_paths_without_tokens(db_url: str, tmp_path: Path) 
         bad_status, _ = exchange(port, (  # four words: "Bad request syntax" quotes the line
             f"GET /media/{key}?token={raw_line_token} junk HTTP/1.1\r\n\r\n").encode())
         proc.send_signal(signal.SIGINT)
-        _, rest = proc.communicate(timeout=60)
+        proc.wait(timeout=60)  # a few short lines: the pipe never fills
+        rest = proc.stderr.read()  # through the same buffer readline() used
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -101,4 +102,5 @@ def test_the_access_log_shows_paths_without_tokens(db_url: str, tmp_path: Path) 
     assert '"- -" 400 -' in log
     for secret in (put_token, get_token, forged, raw_line_token, "token=", "?"):
         assert secret not in log.replace("(Ctrl-C to stop)", ""), secret
+    assert "  /media/...  default\n" in log and log.endswith("stopped\n")
     assert "Traceback" not in log
