@@ -98,3 +98,44 @@ def make_app(db_url: str, tmp_path: Path) -> Iterator[object]:
 def app(make_app: object) -> Rindle:
     """A :class:`Rindle` on a fresh database (once per dialect)."""
     return make_app()  # type: ignore[operator, no-any-return]
+
+
+# --- docs are tests -------------------------------------------------------------------------
+# Every Python block of the guides listed here runs, in order, as one test per block with a
+# shared namespace per document. A doc declares its own setup in hidden blocks
+# (``<!-- invisible-code-block: python -->``); a block that cannot run here is marked
+# visibly with ``<!-- skip: next because ... -->``. Each document runs in a fresh temporary
+# working directory.
+
+import tomllib  # noqa: E402
+
+from sybil import Example, Sybil  # noqa: E402
+from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser, SkipParser  # noqa: E402
+
+
+def _toml_is_valid(example: Example) -> None:
+    """A ``toml`` block must parse (settings shown in a guide are real TOML)."""
+    tomllib.loads(str(example.parsed))
+
+#: The documents whose code blocks run in the suite.
+DOC_FILES = ["security.md"]
+
+
+@pytest.fixture(scope="module")
+def doc_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh working directory for one document's blocks (removed nothing outside it)."""
+    here = Path.cwd()
+    path = tmp_path_factory.mktemp("doc")
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(here)
+
+
+pytest_collect_file = Sybil(
+    parsers=[PythonCodeBlockParser(), CodeBlockParser("toml", _toml_is_valid), SkipParser()],
+    path="guides",
+    filenames=DOC_FILES,
+    fixtures=["doc_dir"],
+).pytest()
