@@ -63,17 +63,27 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+#: Seconds a connection may stay silent (while sending headers or body) before the server
+#: drops it: a client that opens connections and sends nothing cannot pin threads.
+IDLE_TIMEOUT = 60.0
+
+
 def make_threading_server(application: WSGIApplication, host: str = "127.0.0.1",
-                          port: int = 0, *, quiet: bool = False) -> ThreadingWSGIServer:
+                          port: int = 0, *, quiet: bool = False,
+                          idle_timeout: float = IDLE_TIMEOUT) -> ThreadingWSGIServer:
     """Bind a threaded server for ``application`` on ``host:port`` (``0``: any free port).
 
     The server is bound but not serving: call ``serve_forever()`` (and ``shutdown()`` plus
     ``server_close()`` from another thread to stop it). ``quiet`` drops the access log;
-    otherwise :class:`AccessLogHandler` writes it to stderr, without query strings.
-    Raises :class:`OSError` when the address cannot be bound.
+    otherwise :class:`AccessLogHandler` writes it to stderr, without query strings. A
+    connection silent for ``idle_timeout`` seconds is closed. Raises :class:`OSError` when
+    the address cannot be bound.
     """
+    if not idle_timeout > 0:
+        raise ValueError(f"idle_timeout must be > 0 seconds, not {idle_timeout}")
     server_class = _ThreadingWSGIServerV6 if ":" in host else ThreadingWSGIServer
-    handler = _QuietHandler if quiet else AccessLogHandler
+    base = _QuietHandler if quiet else AccessLogHandler
+    handler = type(base.__name__, (base,), {"timeout": idle_timeout})
     server = make_server(host, port, application, server_class=server_class,
                          handler_class=handler)
     assert isinstance(server, ThreadingWSGIServer)
