@@ -99,12 +99,18 @@ def rindle_analyze(path: Path, asset: Asset, probe: Mapping[str, Any]) -> Mappin
 
 
 @hookspec(firstresult=True)
-def rindle_transcode(source: Path, spec: VariantSpec, workdir: Path) -> Mapping[str, Any] | None:
+def rindle_transcode(source: Path, spec: VariantSpec, workdir: Path,
+                     max_pixels: int | None) -> Mapping[str, Any] | None:
     """Produce one variant's output file from ``source``, or None if ``spec`` is not yours.
 
     :param source: a local copy of the original.
     :param spec: the validated variant spec; answer only the ``spec.kind`` you understand.
     :param workdir: a private directory for this run; write the output inside it.
+    :param max_pixels: the profile's ``max_pixels`` (None: it sets none). The upload gate
+        already refused larger originals; a processor that decodes pixels checks the
+        source's header against it again before decoding (the built-in image processor
+        raises ``ProcessingError`` code ``max_pixels_exceeded``, permanent). Added after
+        the first three: an implementation may leave it out.
     :returns: a mapping with ``path`` (the output file) and ``content_type``, and any of
         ``width``, ``height``, ``duration_ms``, ``extension``; or None.
 

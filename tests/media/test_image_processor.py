@@ -195,7 +195,7 @@ def test_hook_rindle_transcode_answers_plain_image_specs(tmp_path: Path) -> None
     assert pm.is_registered(processor_plugin)
     source = _source(tmp_path)
     result = pm.hook.rindle_transcode(source=source, spec=Spec(mode="fit", width=40),
-                                      workdir=tmp_path)
+                                      workdir=tmp_path, max_pixels=None)
     assert result is not None and result["width"] == 40
     assert Path(result["path"]).is_file()
 
@@ -204,7 +204,7 @@ def test_hook_rindle_transcode_answers_plain_image_specs(tmp_path: Path) -> None
                                   Spec(mode="fit", width=40, kind="video")])
 def test_hook_rindle_transcode_declines_other_specs(spec: Spec, tmp_path: Path) -> None:
     assert processor_plugin.rindle_transcode(source=_source(tmp_path), spec=spec,
-                                             workdir=tmp_path) is None
+                                             workdir=tmp_path, max_pixels=None) is None
 
 
 # --- dimension invariants ---------------------------------------------------------------

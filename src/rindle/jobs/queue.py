@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from rindle.domain.models import LIVE_JOB_STATES, Job, utcnow
-from rindle.errors import JobError
+from rindle.errors import JobError, RindleError
 from rindle.ids import uuid7
 from rindle.jobs import leases
 from rindle.jobs.outcomes import Cancel, Retry
@@ -254,6 +254,13 @@ class JobQueue:
     def execute(self, job: JobContext, *, settle_success: bool = True) -> str:
         """Run one claimed job and record its outcome; returns that outcome.
 
+        Outcomes: ``completed``; ``cancelled`` (the handler raised :class:`Cancel`);
+        ``retryable`` (any other exception, run again after a backoff); ``discarded`` (an
+        exception on the last attempt, or a :class:`~rindle.errors.RindleError` with
+        ``permanent`` set on any attempt: retrying cannot fix a failure the input or the
+        recipe causes, so it is not retried and ``last_error`` starts with
+        ``permanent <code>:``).
+
         With ``settle_success=False`` a success is not written: the caller acknowledges it
         later with :meth:`complete_many` (batched acks).
         """
@@ -276,7 +283,10 @@ class JobQueue:
             error = f"{type(exc).__name__}: {exc}"
             tel.emit("rindle.job.exception", {"duration_ms": _ms(started)},
                      {**meta, "error": type(exc).__name__})
-            if job.attempt >= job.max_attempts:
+            permanent = isinstance(exc, RindleError) and exc.permanent
+            if isinstance(exc, RindleError) and permanent:
+                error = f"permanent {exc.code}: {error}"
+            if permanent or job.attempt >= job.max_attempts:
                 outcome = "discarded"
                 self._settle(job, state="discarded", finished_at=utcnow(),
                              last_error=_trim(error, exc))

@@ -2,7 +2,10 @@
 
 :func:`open_image` is the one place rindle hands a file to ``PIL.Image.open``: it turns
 Pillow's own decompression-bomb refusal into a :class:`~rindle.errors.ProcessingError`
-with code ``max_pixels_exceeded`` and an unreadable file into code ``image_unreadable``.
+with code ``max_pixels_exceeded`` and an unreadable file into code ``image_unreadable``,
+both ``permanent`` (the bytes are at fault) except an operating-system error reading the
+file (one with an ``errno``), which may pass. rindle never disables Pillow's
+``Image.MAX_IMAGE_PIXELS``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ __all__ = [
     "IMAGE_UNREADABLE",
     "ORIENTATION_TRANSPOSE",
     "header_size",
+    "input_at_fault",
     "jpeg_is_complete",
     "open_image",
     "oriented_size",
@@ -49,8 +53,9 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
 
     Raises :class:`ProcessingError` with code ``max_pixels_exceeded`` when Pillow refuses
     the size as a decompression bomb, and code :data:`IMAGE_UNREADABLE` when it cannot
-    read the file as an image. Pillow's bomb *warning* is silenced: callers apply their
-    own pixel limit to :attr:`Image.size` before anything is decoded.
+    read the file as an image (both permanent, see :func:`input_at_fault`). Pillow's bomb
+    *warning* is silenced: callers apply their own pixel limit to :attr:`Image.size`
+    before anything is decoded.
     """
     try:
         with warnings.catch_warnings():
@@ -59,14 +64,24 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise ProcessingError(
             f"refusing to open {os.fspath(path)!s}: {exc}. Resize the image before uploading.",
-            code="max_pixels_exceeded",
+            code="max_pixels_exceeded", permanent=True,
         ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ProcessingError(
             f"cannot read {os.fspath(path)!s} as an image ({exc}); the file is corrupt or "
             "in a format this Pillow cannot open.",
-            code=IMAGE_UNREADABLE,
+            code=IMAGE_UNREADABLE, permanent=input_at_fault(exc),
         ) from exc
+
+
+def input_at_fault(exc: BaseException) -> bool:
+    """Whether Pillow's ``exc`` blames the image's bytes (so retrying cannot help).
+
+    True for what Pillow raises about the data (unidentified format, broken or truncated
+    stream, bad header values); False for an ``OSError`` carrying an ``errno``: the
+    operating system failed to read the file (I/O error, missing file), not the image.
+    """
+    return not (isinstance(exc, OSError) and exc.errno is not None)
 
 
 def read_orientation(image: Image.Image) -> int:

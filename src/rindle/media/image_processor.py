@@ -18,6 +18,14 @@ into a 256x256 thumbnail is decoded at 500x375, never at full size.
 
 Output keeps only the ICC profile (when it still describes the output's colour space);
 EXIF, XMP and comments are stripped.
+
+Pixel limit (defence in depth behind the upload gate): the header's width x height is
+checked before any pixel is decoded, against the profile's ``max_pixels`` or, when the
+profile sets none, Pillow's ``Image.MAX_IMAGE_PIXELS`` (its decompression-bomb threshold,
+read at every call; :data:`PIXEL_CEILING` if an application disabled it). Over it, the
+source is refused with ``max_pixels_exceeded``. Refusals the source or the spec causes
+(``max_pixels_exceeded``, ``image_unreadable``, ``unsupported_recipe``) are ``permanent``,
+so the variant job is not retried.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from PIL import Image, features
 from rindle.errors import ProcessingError
 from rindle.media.image_probe import (
     ORIENTATION_TRANSPOSE,
+    input_at_fault,
     open_image,
     oriented_size,
     read_orientation,
@@ -42,15 +51,21 @@ from rindle.media.image_probe import (
 __all__ = [
     "DEFAULT_QUALITY",
     "OUTPUT_FORMATS",
+    "PIXEL_CEILING",
     "ImageSpec",
     "RenderedImage",
     "ResizePlan",
+    "check_pixels",
+    "pixel_limit",
     "plan_resize",
     "render_image",
 ]
 
 #: Quality used when a spec leaves ``quality`` unset.
 DEFAULT_QUALITY: Final = 80
+#: The pixel limit when the profile sets no ``max_pixels`` and an application set
+#: ``Image.MAX_IMAGE_PIXELS`` to None: Pillow's default value of it.
+PIXEL_CEILING: Final = 89_478_485
 #: Decode JPEGs (DCT scaling) at no less than this multiple of the final size. DCT scaling
 #: is a block average, so the Lanczos step that follows only has to finish the job: on
 #: 4000x3000 photos made into 256x256 thumbnails, 1.25 (decode at 1/8) measured 42-45 dB
@@ -147,25 +162,62 @@ def plan_resize(source: tuple[int, int], mode: str, width: int | None,
     return ResizePlan((width, height), (left, top, left + crop_w, top + crop_h))
 
 
-def render_image(source: Path, spec: ImageSpec, workdir: Path) -> RenderedImage:
+def pixel_limit(max_pixels: int | None) -> int:
+    """The most pixels :func:`render_image` decodes: ``max_pixels`` when given, else
+    Pillow's ``Image.MAX_IMAGE_PIXELS`` as it is now, else :data:`PIXEL_CEILING`."""
+    if max_pixels is not None:
+        return max_pixels
+    return int(Image.MAX_IMAGE_PIXELS or PIXEL_CEILING)
+
+
+def check_pixels(size: tuple[int, int], max_pixels: int | None) -> None:
+    """Refuse a ``size`` (from the header) whose pixel count exceeds :func:`pixel_limit`.
+
+    A count equal to the limit passes.
+
+    :raises ProcessingError: code ``max_pixels_exceeded``, permanent.
+    """
+    width, height = size
+    limit = pixel_limit(max_pixels)
+    if width * height > limit:
+        whose = ("the profile's max_pixels" if max_pixels is not None
+                 else "the default limit (Pillow's MAX_IMAGE_PIXELS)")
+        raise ProcessingError(
+            f"the source is {width}x{height} = {width * height} pixels, over {whose} of "
+            f"{limit}; it was not decoded. Resize the original, or raise max_pixels.",
+            code="max_pixels_exceeded", permanent=True)
+
+
+def render_image(source: Path, spec: ImageSpec, workdir: Path, *,
+                 max_pixels: int | None = None) -> RenderedImage:
     """Render one image variant of ``source`` into a new file inside ``workdir``.
+
+    Before any pixel is decoded, the header's size is checked with :func:`check_pixels`
+    against ``max_pixels`` (the profile's; None: Pillow's ``MAX_IMAGE_PIXELS``).
 
     :returns: ``path`` (a fresh file in ``workdir``), ``content_type``, ``width``,
         ``height`` (as displayed) and ``extension``.
     :raises ProcessingError: code ``unsupported_recipe`` for a bad spec,
         ``processor_capability_missing`` when this Pillow cannot write the format (AVIF),
-        ``image_unreadable`` or ``max_pixels_exceeded`` for a source it cannot decode.
+        ``max_pixels_exceeded`` for a source over the pixel limit, ``image_unreadable``
+        for one it cannot decode. All but ``processor_capability_missing`` (and an
+        operating-system read error) are permanent.
     """
     pil_format, extension, content_type = _output_format(spec.format)
     quality = DEFAULT_QUALITY if spec.quality is None else spec.quality
     if not 1 <= quality <= 100:
         raise _recipe_error(f"quality must be 1..100, got {quality}")
     with open_image(source) as image:
+        check_pixels(image.size, max_pixels)
         try:
             out, icc = _resized(image, spec)
-        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        except Image.DecompressionBombError as exc:
+            raise ProcessingError(f"refusing to decode {source.name}: {exc}",
+                                  code="max_pixels_exceeded", permanent=True) from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ProcessingError(f"cannot decode {source.name}: {exc}",
-                                  code="image_unreadable") from exc
+                                  code="image_unreadable",
+                                  permanent=input_at_fault(exc)) from exc
     out = _for_format(out, pil_format)
     out.info = {}  # strip EXIF/XMP/comments carried over from the source
     params = _save_params(pil_format, quality)
@@ -265,4 +317,4 @@ def _save_params(pil_format: str, quality: int) -> dict[str, Any]:
 
 
 def _recipe_error(message: str) -> ProcessingError:
-    return ProcessingError(message, code="unsupported_recipe")
+    return ProcessingError(message, code="unsupported_recipe", permanent=True)

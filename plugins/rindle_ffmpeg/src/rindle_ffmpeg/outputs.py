@@ -53,8 +53,10 @@ def _av(path: Path, expected: str, source: Mapping[str, Any], settings: AVSettin
     if isinstance(want, int) and isinstance(got, int) \
             and abs(want - got) > DURATION_TOLERANCE_MS:
         raise av_error("output_duration_mismatch",
-                       f"the output lasts {got} ms, the source {want} ms; this ffmpeg build "
-                       "drops or pads media (check `rindle doctor`).")
+                       f"the output lasts {got} ms, the source declares {want} ms: its "
+                       "container declares a duration its media does not have (repair or "
+                       "re-export the file), or this ffmpeg build drops or pads media "
+                       "(check `rindle doctor`).")
     needs_audio = expected == "audio" or bool(source.get("has_audio_track"))
     if needs_audio and not out.get("has_audio_track"):
         raise av_error("output_track_missing", "the output has no audio track although the "

@@ -14,6 +14,12 @@ spec                                          output                      conten
 Anything else (plain image resizes) is not ours: :func:`transcode` returns None. Every run
 links the source into the private ``workdir`` as ``input<ext>``, so ffmpeg reads and
 writes only there, and removes the link afterwards.
+
+A video or audio source whose probed duration exceeds ``RINDLE_FFMPEG_MAX_DURATION`` is
+refused before ffmpeg runs (``duration_exceeded``, permanent): ffmpeg reads at most that
+many seconds, so the output could never match the source's duration, and a file that
+declares an absurd duration (136 years in a 32-bit field) must not be transcoded and
+retried.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from rindle_ffmpeg.run import run_ffmpeg, stderr_tail
 from rindle_ffmpeg.settings import AVSettings
 from rindle_ffmpeg.waveform import render_waveform
 
-__all__ = ["recipe_for", "transcode"]
+__all__ = ["check_duration", "recipe_for", "transcode"]
 
 _OUTPUT = {"mp4": (".mp4", "video/mp4"), "m4a": (".m4a", "audio/mp4"),
            "mp3": (".mp3", "audio/mpeg"), "json": (".json", "application/json"),
@@ -130,6 +136,26 @@ def _waveform(src: Path, dest: Path, recipe: Mapping[str, Any], source: Mapping[
     return {}
 
 
+def check_duration(recipe: Mapping[str, Any], source: Mapping[str, Any],
+                   settings: AVSettings) -> None:
+    """Refuse a video or audio recipe for a source declaring more than the duration cap.
+
+    ``source`` is the reshaped probe of the source. Posters, strips and waveforms are not
+    checked (they never compare their output with the source's duration).
+
+    :raises ProcessingError: ``duration_exceeded`` (permanent).
+    """
+    declared = source.get("duration_ms")
+    limit_ms = settings.max_duration_s * 1000
+    if recipe.get("output_kind") in ("video", "audio") and isinstance(declared, int) \
+            and declared > limit_ms:
+        raise av_error("duration_exceeded",
+                       f"the source declares a duration of {declared // 1000} s, more than "
+                       f"the {settings.max_duration_s} s RINDLE_FFMPEG_MAX_DURATION allows; "
+                       "nothing was rendered. Trim or repair the file (its container may "
+                       "declare a duration its media does not have), or raise the cap.")
+
+
 def _renderer(recipe: Mapping[str, Any]) -> tuple[Renderer, str]:
     kind, preset = recipe["output_kind"], recipe.get("preset")
     if kind == "video":
@@ -161,8 +187,9 @@ def transcode(source: Path, spec: Any, workdir: Path, settings: AVSettings | Non
     Returns ``path``, ``content_type``, ``extension``, and ``duration_ms``/``width``/
     ``height`` as probed from the output (plus ``strategy`` for posters).
 
-    :raises ProcessingError: a refusal of the runtime guard or argument checks, an ffmpeg
-        failure or timeout (redacted stderr tail in the message), or a failed output check.
+    :raises ProcessingError: a refusal of the runtime guard, the duration cap
+        (:func:`check_duration`) or the argument checks, an ffmpeg failure or timeout
+        (redacted stderr tail in the message), or a failed output check.
     :raises ToolNotFound: ffmpeg/ffprobe is not installed.
     """
     recipe = recipe_for(spec)
@@ -176,6 +203,7 @@ def transcode(source: Path, spec: Any, workdir: Path, settings: AVSettings | Non
     src = _link(Path(source), workdir)
     try:
         raw = ffprobe_json(src, settings)
+        check_duration(recipe, reshape(raw), settings)
         dest = workdir / ("output" + extension)
         extra = renderer(src, dest, recipe, raw, settings)
         found = verify_output(dest, recipe, reshape(raw), settings)
