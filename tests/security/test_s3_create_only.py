@@ -32,7 +32,7 @@ from PIL import Image
 from plugins.rindle_s3.tests import conftest as s3_fixtures
 
 from rindle import Delivery, Profile, Rindle, variants
-from rindle.errors import StorageError
+from rindle.errors import OriginalChanged, StorageError
 from rindle.testing.servers import http
 from rindle_s3 import S3Storage
 
@@ -244,6 +244,35 @@ def test_a_replacement_by_other_hands_changes_the_etag_and_is_quarantined(
     app.jobs.drain()
     asset = app.get_asset(asset.id)
     assert (asset.state, asset.error_reason) == ("quarantined", "original_changed")
+
+
+def test_a_swap_after_promotion_kills_presigned_gets_signed_before(
+        make_app: Callable[..., Rindle], s3_settings: dict[str, str]) -> None:
+    """S3 serves presigned GETs without asking rindle: quarantine moves the bytes."""
+    app = make_app(storages={"default": s3_settings}, profiles=[Photo],
+                   load_entrypoints=True)
+    data = jpeg("purple")
+    session = app.initiate_upload("photo", filename="me.jpg", content_type="image/jpeg")
+    request = app.sign_upload(session.id)
+    assert http("PUT", request.url, data, dict(request.headers))[0] == 200
+    asset = app.verify_upload(session.id)
+    app.jobs.drain()
+    original_url, thumb_url = app.url(asset.id), app.url(asset.id, "thumb")
+    assert http("GET", original_url)[0] == 200 and http("GET", thumb_url)[0] == 200
+    admin = boto3.client("s3", endpoint_url=s3_settings["endpoint_url"],
+                         region_name=s3_settings["region"], aws_access_key_id="testing",
+                         aws_secret_access_key="testing")
+    admin.put_object(Bucket=s3_settings["bucket"], Key=asset.storage_key,
+                     Body=jpeg("red"), ContentType="text/html")
+    with pytest.raises(OriginalChanged):
+        app.reprobe(asset.id)
+    fresh = app.get_asset(asset.id)
+    assert (fresh.state, fresh.error_reason) == ("quarantined", "original_changed")
+    assert fresh.storage_key == "quarantine/" + asset.storage_key
+    # signed before the quarantine; S3 answers a missing key 403 or 404 (permissions)
+    assert http("GET", original_url)[0] in (403, 404)
+    assert http("GET", thumb_url)[0] in (403, 404)
+    assert app.storage().head(fresh.storage_key).size == len(jpeg("red"))
 
 
 # --- delivery: the response carries the sniffed type ------------------------------------

@@ -133,6 +133,8 @@ def test_a_swap_after_promotion_quarantines_and_kills_urls_signed_before(gate: G
     gate.app.jobs.drain()
     original_url = gate.app.url(asset.id)
     thumb_url = gate.app.url(asset.id, "thumb")
+    thumb_key = gate.app.get_asset(asset.id).variants["thumb"].storage_key
+    assert thumb_key is not None
     assert gate.get(original_url).status == 200 and gate.get(thumb_url).status == 200
     forged = bytearray(CHECKED)
     forged[-3] ^= 0xFF
@@ -142,6 +144,14 @@ def test_a_swap_after_promotion_quarantines_and_kills_urls_signed_before(gate: G
     assert changed.value.code == "original_changed"
     fresh = gate.app.get_asset(asset.id)
     assert fresh.state == "quarantined" and fresh.error_reason == "original_changed"
+    # The bytes moved out of reach of any URL signed before (S3 and GCS serve those
+    # without asking rindle); the foreign original is kept for inspection.
+    old_key, old_thumb = asset.storage_key, thumb_key
+    assert fresh.storage_key == "quarantine/" + old_key
+    assert fresh.variants["thumb"].storage_key == "quarantine/" + old_thumb
+    assert not gate.storage.path_for(old_key).exists()
+    assert not gate.storage.path_for(old_thumb).exists()
+    assert gate.storage.path_for(fresh.storage_key).read_bytes() == bytes(forged)
     assert gate.get(original_url).status == 404  # signed before: dead all the same
     assert gate.get(thumb_url).status == 404
     with pytest.raises(AssetNotReady) as err:

@@ -80,7 +80,9 @@ def _analyze(app: Rindle, asset: Asset) -> dict[str, Any]:
         try:
             fetch_original(storage, asset, local)
         except OriginalChanged:
-            quarantine_changed(app.db, asset.id, telemetry=app.telemetry, profile=asset.profile)
+            quarantine_changed(app.db, asset.id, storage=storage,
+                               tmp_dir=app.settings.resolved_tmp_dir,
+                               telemetry=app.telemetry, profile=asset.profile)
             raise
         mime = sniff(local) or asset.content_type or ""
         probe = app.pm.hook.rindle_probe(path=local, mime=mime) or {}

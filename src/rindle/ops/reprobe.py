@@ -56,7 +56,9 @@ def reprobe(app: Rindle, asset_id: uuid.UUID | str) -> ReprobeReport:
             try:
                 fetch_original(storage, asset, local)
             except OriginalChanged:
-                quarantine_changed(app.db, aid, telemetry=app.telemetry, profile=asset.profile)
+                quarantine_changed(app.db, aid, storage=storage,
+                                   tmp_dir=app.settings.resolved_tmp_dir,
+                                   telemetry=app.telemetry, profile=asset.profile)
                 raise
             mime = sniff(local)
             probe = app.pm.hook.rindle_probe(path=local, mime=mime) if mime else None

@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import tempfile
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
 
 from rindle.domain.fsm import asset as asset_fsm
-from rindle.domain.models import Asset
-from rindle.errors import InvalidTransition, NotFound, OriginalChanged
+from rindle.domain.models import Asset, Variant
+from rindle.errors import InvalidTransition, NotFound, ObjectNotFound, OriginalChanged, RindleError
 from rindle.storage.base import Storage
 
 if TYPE_CHECKING:
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ORIGINAL_CHANGED",
+    "QUARANTINE_PREFIX",
     "check_pinned",
     "fetch_original",
     "quarantine_changed",
@@ -45,6 +50,8 @@ __all__ = [
 log = logging.getLogger("rindle.processing")
 
 ORIGINAL_CHANGED = "original_changed"
+#: Where the objects of an asset quarantined after promotion are moved.
+QUARANTINE_PREFIX = "quarantine/"
 _CHUNK = 1024 * 1024
 
 
@@ -103,24 +110,80 @@ def fetch_original(storage: Storage, asset: Asset, dest: Path) -> Path:
     return dest
 
 
-def quarantine_changed(db: Database, asset_id: uuid.UUID, *,
-                       telemetry: Telemetry | None, profile: str | None) -> bool:
-    """Move the asset to ``quarantined`` with reason ``original_changed``.
+def quarantine_changed(db: Database, asset_id: uuid.UUID, *, storage: Storage | None = None,
+                       tmp_dir: Path | None = None, telemetry: Telemetry | None,
+                       profile: str | None) -> bool:
+    """Move the asset to ``quarantined`` with reason ``original_changed``, and its bytes out
+    of reach of every URL signed before.
 
-    Returns False (and logs) when the asset is already quarantined or deleted, or moved
-    concurrently; never raises for those.
+    With ``storage`` (and ``tmp_dir`` for the copies), the original and every variant
+    object are copied under :data:`QUARANTINE_PREFIX` first; the transition then records
+    the new keys in the same transaction, and the old objects are deleted after commit. A
+    presigned GET from S3 or GCS, which no rindle code sees, then finds nothing. The
+    copies are kept for inspection (the original is the foreign object, as found).
+
+    Returns False (and logs, and removes any copies) when the asset is already
+    quarantined or deleted, or moved concurrently; never raises for those. A storage
+    failure while moving is logged and the asset is quarantined in place.
     """
+    with db.sessionmaker() as s:
+        asset = s.get(Asset, asset_id)
+        keys = [] if asset is None else [asset.storage_key] + [
+            key for key in s.execute(select(Variant.storage_key).where(
+                Variant.asset_id == asset_id, Variant.storage_key.is_not(None))).scalars()
+            if key is not None]
+    moves = _copy_out(storage, keys, tmp_dir) if storage is not None and keys else {}
     try:
         with db.transaction() as s:
+            values: dict[str, Any] = {"error_reason": ORIGINAL_CHANGED}
+            if keys and keys[0] in moves:
+                values["storage_key"] = moves[keys[0]]
             asset_fsm.transition_from_current(
                 s, asset_id, "quarantined", telemetry=telemetry, profile=profile,
-                values={"error_reason": ORIGINAL_CHANGED})
+                values=values)
+            for old, new in moves.items():
+                s.execute(update(Variant).where(Variant.asset_id == asset_id,
+                                                Variant.storage_key == old)
+                          .values(storage_key=new))
     except (InvalidTransition, NotFound) as exc:
         log.warning("asset %s: original changed, but it could not be quarantined: %s",
                     asset_id, exc)
+        if storage is not None and moves:
+            storage.delete_many(list(moves.values()))
         return False
-    log.warning("asset %s quarantined: %s", asset_id, ORIGINAL_CHANGED)
+    if storage is not None and moves:
+        for key, failure in zip(moves, storage.delete_many(list(moves)), strict=True):
+            if failure is not None:
+                log.error("asset %s: could not delete %r after quarantine: %s",
+                          asset_id, key, failure)
+    log.warning("asset %s quarantined: %s (%d object(s) moved under %s)", asset_id,
+                ORIGINAL_CHANGED, len(moves), QUARANTINE_PREFIX)
     if telemetry is not None:
         telemetry.emit("rindle.asset.quarantined", {"count": 1},
                        {"profile": profile, "reason": ORIGINAL_CHANGED})
     return True
+
+
+def _copy_out(storage: Storage, keys: list[str], tmp_dir: Path | None) -> dict[str, str]:
+    """Copy each key under the quarantine prefix; old key -> new key for those copied."""
+    moves: dict[str, str] = {}
+    root = tmp_dir if tmp_dir is not None else Path(tempfile.gettempdir())
+    root.mkdir(parents=True, exist_ok=True)
+    for key in keys:
+        if key.startswith(QUARANTINE_PREFIX) or key in moves:
+            continue
+        target = QUARANTINE_PREFIX + key
+        fd, name = tempfile.mkstemp(prefix="rindle-quarantine-", dir=root)
+        os.close(fd)
+        local = Path(name)
+        try:
+            storage.download(key, local)
+            storage.put(target, local)
+            moves[key] = target
+        except ObjectNotFound:
+            continue
+        except RindleError as exc:
+            log.error("could not move %r under %s: %s", key, QUARANTINE_PREFIX, exc)
+        finally:
+            local.unlink(missing_ok=True)
+    return moves

@@ -117,8 +117,9 @@ def process_variant(app: Rindle, asset_id: uuid.UUID, name: str, *, attempt: int
             except ObjectNotFound:
                 raise Cancel("variant_source_not_found") from None
             except OriginalChanged:
-                quarantine_changed(app.db, asset_id, telemetry=app.telemetry,
-                                   profile=prof.name)
+                quarantine_changed(app.db, asset_id, storage=storage,
+                                   tmp_dir=app.settings.resolved_tmp_dir,
+                                   telemetry=app.telemetry, profile=prof.name)
                 raise Cancel(ORIGINAL_CHANGED) from None
             workdir = run / "out"
             workdir.mkdir()
