@@ -201,3 +201,17 @@ def test_odd_filenames_come_back_as_safe_dispositions(gate: Gate, name: str) -> 
     assert "\r" not in header and "\n" not in header and header.count('"') == 2
     assert "set-cookie" not in answer.headers
     assert all(c.isascii() and c.isprintable() for c in stored) and len(stored) <= 255
+
+
+def test_a_symlink_out_of_the_root_is_never_followed(gate: Gate, tmp_path: Path) -> None:
+    secret = tmp_path / "outside.txt"
+    secret.write_bytes(b"top secret")
+    key = "photo/0190/linked.jpg"
+    link = gate.storage.path_for(key)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(secret)
+    with gate.app.db.transaction() as s:  # even a row that names it does not help
+        s.add(Asset(id=uuid7(), state="ready", storage_key=key, profile="photo",
+                    content_type="image/jpeg"))
+    answer = gate.get(gate.storage.url(key, expires_in=60))
+    assert answer.status == 404 and b"top secret" not in answer.body

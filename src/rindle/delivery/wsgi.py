@@ -294,10 +294,13 @@ def _get(app: Rindle, environ: WSGIEnvironment, start_response: StartResponse,
          ) -> Iterable[bytes]:
     path = storage.path_for(key)
     try:
+        # A link (anywhere on the path) that leads out of the root is never followed.
+        if not path.resolve().is_relative_to(storage.root):
+            return _plain(environ, start_response, 404, "not found")
         if not stat.S_ISREG(path.stat().st_mode):
             return _plain(environ, start_response, 404, "not found")
         f = open(path, "rb")  # noqa: SIM115 - closed by the response iterable
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, RuntimeError):
         return _plain(environ, start_response, 404, "not found")
     st = os.fstat(f.fileno())
     size, etag = st.st_size, _etag(st)
