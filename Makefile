@@ -13,9 +13,10 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 
-# The core and every plugin, editable, each with what its tests need (`[test]`).
+# The core and every plugin, editable, each with what its tests need (`[test]`), plus the
+# core's linters (`[dev]`: mypy, ruff) for `make lint`.
 install: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]' $(foreach d,$(PLUGIN_DIRS),-e '$(d)[test]')
+	$(BIN)/pip install -q -e '.[test,dev]' $(foreach d,$(PLUGIN_DIRS),-e '$(d)[test]')
 
 system-deps:
 	@bash scripts/system-deps.sh

@@ -67,6 +67,11 @@ def register_commands(cli: click.Group) -> None:
 
     :param cli: the root ``rindle`` click group; call ``cli.add_command(...)``.
     :returns: nothing.
+
+    Called only when a typed command name is neither built in nor declared in the
+    ``rindle.commands`` entry-point group (every plugin is loaded then), so these commands
+    run but ``rindle --help`` does not list them; declare a command there to be listed
+    without importing the plugin (``guides/plugins.md``).
     """
 
 

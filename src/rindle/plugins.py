@@ -8,6 +8,10 @@ Environment:
     an allowlist of entry-point names to load (empty string: none).
 ``RINDLE_TRACE_PLUGINS=1``
     print every hook call to stderr.
+
+Nothing here imports a plugin module until a plugin manager is built:
+:func:`plugin_entry_points` and :func:`command_entry_points` only read installed metadata,
+which is how ``rindle --help`` lists plugin commands without importing boto3 and friends.
 """
 
 from __future__ import annotations
@@ -26,15 +30,22 @@ from rindle import hookspecs
 from rindle.errors import PluginError, UnknownBackend
 
 __all__ = [
+    "COMMANDS_GROUP",
     "DEFAULT_PLUGINS",
+    "ENTRY_POINT_GROUP",
     "BackendRegistry",
     "PluginInfo",
     "RindlePluginManager",
+    "command_entry_points",
     "list_plugins",
     "make_plugin_manager",
+    "plugin_entry_points",
 ]
 
 ENTRY_POINT_GROUP = "rindle"
+#: Click commands a plugin distribution declares for ``rindle --help`` without importing its
+#: plugin module: ``name = "package.cli:command"`` (see ``guides/plugins.md``).
+COMMANDS_GROUP = "rindle.commands"
 
 #: Built-in plugin modules, registered exactly like third-party plugins.
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -56,6 +67,48 @@ class RindlePluginManager(pluggy.PluginManager):
         self.dist_versions: dict[str, tuple[str, str]] = {}
 
 
+def plugin_entry_points(*, load_entrypoints: bool | None = None) -> list[metadata.EntryPoint]:
+    """The ``rindle`` entry points a plugin manager would load, without importing any.
+
+    ``load_entrypoints=None`` honours ``RINDLE_DISABLE_PLUGIN_AUTOLOAD``;
+    ``RINDLE_LOAD_PLUGINS`` always applies. Duplicate names keep the first.
+    """
+    if load_entrypoints is None:
+        load_entrypoints = not _env_flag("RINDLE_DISABLE_PLUGIN_AUTOLOAD")
+    if not load_entrypoints:
+        return []
+    allow = os.environ.get("RINDLE_LOAD_PLUGINS")
+    allowed = None if allow is None else {p.strip() for p in allow.split(",") if p.strip()}
+    found: dict[str, metadata.EntryPoint] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if (allowed is None or ep.name in allowed) and ep.name not in found:
+            found[ep.name] = ep
+    return list(found.values())
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str | None:
+    dist = getattr(ep, "dist", None)
+    return None if dist is None else str(dist.metadata["Name"])
+
+
+def command_entry_points() -> dict[str, metadata.EntryPoint]:
+    """Commands declared in the ``rindle.commands`` group, by command name, unimported.
+
+    Only distributions with a ``rindle`` plugin that :func:`plugin_entry_points` would load
+    count, so ``RINDLE_DISABLE_PLUGIN_AUTOLOAD`` and ``RINDLE_LOAD_PLUGINS`` hide their
+    commands too. Duplicate names keep the first.
+    """
+    plugins = plugin_entry_points()
+    if not plugins:
+        return {}
+    dists = {_dist_name(ep) for ep in plugins}
+    found: dict[str, metadata.EntryPoint] = {}
+    for ep in metadata.entry_points(group=COMMANDS_GROUP):
+        if _dist_name(ep) in dists and ep.name not in found:
+            found[ep.name] = ep
+    return found
+
+
 def make_plugin_manager(*, load_entrypoints: bool | None = None) -> RindlePluginManager:
     """Build a fresh plugin manager with the default plugins and (optionally) entry points.
 
@@ -66,27 +119,20 @@ def make_plugin_manager(*, load_entrypoints: bool | None = None) -> RindlePlugin
     pm.add_hookspecs(hookspecs)
     for module_name in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
-    if load_entrypoints is None:
-        load_entrypoints = not _env_flag("RINDLE_DISABLE_PLUGIN_AUTOLOAD")
-    if load_entrypoints:
-        allow = os.environ.get("RINDLE_LOAD_PLUGINS")
-        allowed = None if allow is None else {p.strip() for p in allow.split(",") if p.strip()}
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if allowed is not None and ep.name not in allowed:
-                continue
-            if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
-                continue
-            try:
-                plugin = ep.load()
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}. "
-                    f"Reinstall it, or set RINDLE_LOAD_PLUGINS to skip it."
-                ) from exc
-            pm.register(plugin, name=ep.name)
-            dist = getattr(ep, "dist", None)
-            if dist is not None:
-                pm.dist_versions[ep.name] = (dist.metadata["Name"], dist.version)
+    for ep in plugin_entry_points(load_entrypoints=load_entrypoints):
+        if pm.get_plugin(ep.name) is not None or pm.is_blocked(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {ep.name!r} ({ep.value}) failed to import: {exc}. "
+                f"Reinstall it, or set RINDLE_LOAD_PLUGINS to skip it."
+            ) from exc
+        pm.register(plugin, name=ep.name)
+        dist = getattr(ep, "dist", None)
+        if dist is not None:
+            pm.dist_versions[ep.name] = (dist.metadata["Name"], dist.version)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

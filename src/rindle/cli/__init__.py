@@ -1,7 +1,16 @@
 """The ``rindle`` command line: ``rindle [--config PATH] [--json] COMMAND``.
 
 Commands are thin wrappers over library services; library errors become one-line
-messages here and nowhere else. Plugins add commands through ``register_commands``.
+messages here and nowhere else.
+
+Plugin modules are never imported at startup, so ``rindle --help`` and the built-in
+commands do not pay for boto3 or google-cloud-storage (commands that build a
+:class:`rindle.Rindle` load every plugin then). Plugins add commands in two ways:
+
+* declared in the ``rindle.commands`` entry-point group (``name = "pkg.cli:command"``):
+  listed by ``rindle --help``, which imports only that module, never the plugin itself;
+* added through the ``register_commands`` hook: resolved when their name is typed (every
+  plugin is loaded then), but not listed by ``rindle --help``.
 """
 
 from __future__ import annotations
@@ -20,7 +29,40 @@ from rindle.cli.worker import worker_command
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _RootGroup(click.Group):
+    """The root group: built-in commands first, then plugin commands, found lazily."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from rindle.plugins import command_entry_points
+
+        return sorted(set(super().list_commands(ctx)) | set(command_entry_points()))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        from rindle.plugins import command_entry_points
+
+        declared = command_entry_points().get(cmd_name)
+        if declared is not None:
+            try:
+                loaded = declared.load()
+            except Exception as exc:
+                click.echo(f"Warning: plugin command {cmd_name!r} ({declared.value}) failed to "
+                           f"import: {exc}", err=True)
+                return None
+            if not isinstance(loaded, click.Command):
+                click.echo(f"Warning: plugin command {cmd_name!r} ({declared.value}) is not a "
+                           f"click command", err=True)
+                return None
+            self.add_command(loaded, cmd_name)
+            return loaded
+        if _load_plugin_commands():
+            return super().get_command(ctx, cmd_name)
+        return None
+
+
+@click.group(cls=_RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", type=click.Path(path_type=Path), default=None,
               envvar="RINDLE_CONFIG", callback=check_config_file,
               help="Settings file (rindle.toml, or a pyproject.toml with [tool.rindle]).")
@@ -59,23 +101,27 @@ for _command in (
 _plugins_loaded = False
 
 
-def _load_plugin_commands() -> None:
-    global _plugins_loaded
-    if _plugins_loaded:
-        return
-    _plugins_loaded = True
-    from rindle.errors import RindleError
-    from rindle.plugins import make_plugin_manager
+def _load_plugin_commands() -> bool:
+    """Load every plugin once and let it ``register_commands``; True if that happened now.
 
+    Called only when a typed command name is neither built in nor declared.
+    """
+    global _plugins_loaded
+    from rindle.errors import RindleError
+    from rindle.plugins import make_plugin_manager, plugin_entry_points
+
+    if _plugins_loaded or not plugin_entry_points():
+        return False
+    _plugins_loaded = True
     try:
         pm = make_plugin_manager()
     except RindleError as exc:
         click.echo(f"Warning: {exc.message}", err=True)
-        return
+        return False
     pm.hook.register_commands(cli=cli)
+    return True
 
 
 def main() -> None:
     """Console-script entry point."""
-    _load_plugin_commands()
     cli(prog_name="rindle")
