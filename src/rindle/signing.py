@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,9 @@ __all__ = ["NEVER", "SignedClaims", "TokenInvalid", "sign", "verify"]
 
 #: The ``expires`` value of a token that never expires.
 NEVER = 0
+
+#: The only accepted shape: unpadded URL-safe base64 payload, ".", unpadded MAC (32 bytes).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{2,16384}\.[A-Za-z0-9_-]{43}")
 
 
 class TokenInvalid(Exception):
@@ -79,6 +83,8 @@ def verify(secret: str, token: str, *, method: str, key: str, now: float | None 
     ``expires`` is :data:`NEVER` never expires. Raises :class:`TokenInvalid` with reason
     ``malformed``, ``bad_signature``, ``wrong_request`` or ``expired``.
     """
+    if not _TOKEN.fullmatch(token):  # one spelling per token: no padding, no other bytes
+        raise TokenInvalid("malformed")
     try:
         payload_b64, mac_b64 = token.split(".", 1)
         payload = _unb64(payload_b64)

@@ -81,7 +81,7 @@ def test_the_access_log_shows_paths_without_tokens(db_url: str, tmp_path: Path) 
         forged_status, _ = exchange(port, (
             f"GET /media/{key}?token={forged}&x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             "Connection: close\r\n\r\n").encode())
-        bad_status, _ = exchange(port, (  # four words: "Bad request syntax" quotes the line
+        bad_status, _ = exchange(port, (  # four words: a bad request line
             f"GET /media/{key}?token={raw_line_token} junk HTTP/1.1\r\n\r\n").encode())
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)  # a few short lines: the pipe never fills
@@ -98,7 +98,8 @@ def test_the_access_log_shows_paths_without_tokens(db_url: str, tmp_path: Path) 
     assert re.search(LINE.format(method="PUT", path=re.escape(path), status=201), log), log
     assert re.search(LINE.format(method="GET", path=re.escape(path), status=get_status), log)
     assert re.search(LINE.format(method="GET", path=re.escape(path), status=403), log), log
-    assert f"code 400, message Bad request syntax ('GET /media/{key} junk HTTP/1.1')" in log
+    assert "code 400, message Bad Request" in log  # the phrase only: the line is not quoted
+    assert "junk" not in log
     assert '"- -" 400 -' in log
     for secret in (put_token, get_token, forged, raw_line_token, "token=", "?"):
         assert secret not in log.replace("(Ctrl-C to stop)", ""), secret

@@ -6,10 +6,17 @@ import re
 from typing import IO, cast
 from wsgiref.types import WSGIEnvironment
 
-__all__ = ["BLOCK_SIZE", "DRAIN_LIMIT", "BodyIncomplete", "BodyTooLarge", "RequestBody"]
+__all__ = ["BLOCK_SIZE", "DRAIN_LIMIT", "DRAIN_SMALL", "MAX_TRAILERS", "BodyIncomplete",
+           "BodyTooLarge", "RequestBody"]
 
 BLOCK_SIZE = 64 * 1024
 DRAIN_LIMIT = 1024 * 1024
+#: A refused request's body is read and discarded (so the client sees the answer) only when
+#: it declares at most this many bytes; a larger, chunked or unframed one is never waited
+#: for.
+DRAIN_SMALL = 64 * 1024
+#: The most bytes of chunked trailers read; more is broken framing.
+MAX_TRAILERS = 8 * 1024
 _MAX_CHUNK_LINE = 4096
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
@@ -41,7 +48,16 @@ class RequestBody:
     def from_environ(cls, environ: WSGIEnvironment) -> RequestBody:
         """Frame the body of ``environ``: chunked, ``Content-Length``, or an error."""
         stream = cast(IO[bytes], environ["wsgi.input"])
-        if "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
+        coding = str(environ.get("HTTP_TRANSFER_ENCODING", "")).strip().lower()
+        if coding:
+            if coding != "chunked":  # gzip, "chunked, identity", "xchunked": not ours
+                return cls(stream, length=None, chunked=False,
+                           error=(501, "not implemented: only Transfer-Encoding: chunked is "
+                                       "accepted"))
+            if str(environ.get("CONTENT_LENGTH") or "").strip():
+                return cls(stream, length=None, chunked=False,
+                           error=(400, "bad request: Content-Length and Transfer-Encoding "
+                                       "together"))
             # A server that already de-chunked sets wsgi.input_terminated: read to EOF.
             return cls(stream, length=None, chunked=not environ.get("wsgi.input_terminated"))
         raw = str(environ.get("CONTENT_LENGTH") or "").strip()
@@ -66,6 +82,13 @@ class RequestBody:
         if self.cap is not None and self._total > self.cap:
             raise BodyTooLarge(f"body exceeds {self.cap} bytes")
         return data
+
+    def discard(self) -> None:
+        """Before a refusal: read and drop a small declared body (at most
+        :data:`DRAIN_SMALL` bytes) so the client sees the answer; never wait for a larger,
+        chunked or unframed one (the server closes the connection). Never raises."""
+        if not self._done and self.length is not None and self.length <= DRAIN_SMALL:
+            self.drain()
 
     def drain(self) -> None:
         """Read and discard what is left, up to :data:`DRAIN_LIMIT` bytes; never raises."""
@@ -108,8 +131,12 @@ class RequestBody:
                 raise BodyIncomplete("broken chunked framing")
             self._chunk_left = int(size_text, 16)
             if self._chunk_left == 0:
-                while self._line():  # trailers, up to the blank line
-                    pass
+                trailers = 0
+                while line := self._line():  # trailers, up to the blank line
+                    trailers += len(line) + 2
+                    if trailers > MAX_TRAILERS:
+                        self._done = True
+                        raise BodyIncomplete("chunked trailers too large")
                 self._done = True
                 return b""
         data = self.stream.read(min(n, self._chunk_left))

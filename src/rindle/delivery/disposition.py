@@ -7,11 +7,14 @@ RFC 5987 ``filename*`` form is added for clients that prefer it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from rindle.upload.filenames import sanitize_filename
 
-__all__ = ["Disposition", "content_disposition", "normalize_disposition", "rfc5987"]
+__all__ = ["Disposition", "content_disposition", "normalize_disposition", "parse_disposition",
+           "rfc5987"]
 
 # RFC 5987 attr-char: ALPHA / DIGIT / "!" / "#" / "$" / "&" / "+" / "-" / "." / "^" / "_" /
 # "`" / "|" / "~". Every other UTF-8 byte is percent-encoded with uppercase hex.
@@ -70,3 +73,28 @@ def content_disposition(key: str, *, disposition: str | None = None,
     """
     normal = normalize_disposition(key, disposition=disposition, filename=filename)
     return None if normal is None else normal.header()
+
+
+_PARAM = re.compile(r';\s*(filename\*?)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.IGNORECASE)
+
+
+def parse_disposition(value: str) -> tuple[str, str | None]:
+    """Split a ``Content-Disposition`` value into its type and filename (or None).
+
+    Only what :func:`content_disposition` needs to rebuild the header safely: the type
+    (``attachment`` or ``inline``; anything else counts as ``inline``) and the filename,
+    from ``filename*`` (RFC 5987, percent-decoded) in preference to ``filename``. Every
+    other parameter is dropped. Never raises.
+    """
+    kind = value.split(";", 1)[0].strip().lower()
+    kind = "attachment" if kind == "attachment" else "inline"
+    found: dict[str, str] = {}
+    for name, raw in _PARAM.findall(value):
+        text = raw.strip()
+        if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+            text = re.sub(r"\\(.)", r"\1", text[1:-1])
+        found.setdefault(name.lower(), text)
+    if "filename*" in found:
+        _, _, encoded = found["filename*"].partition("''")
+        return kind, unquote(encoded or found["filename*"], errors="replace")
+    return kind, found.get("filename")

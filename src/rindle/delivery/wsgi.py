@@ -50,9 +50,16 @@ from typing import IO, TYPE_CHECKING, BinaryIO, cast
 from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIEnvironment
 
-from rindle.delivery.body import BLOCK_SIZE, BodyIncomplete, BodyTooLarge, RequestBody
-from rindle.delivery.disposition import content_disposition
-from rindle.delivery.lookup import Servable, servable, upload_gate
+from rindle.delivery.body import (
+    BLOCK_SIZE,
+    DRAIN_SMALL,
+    BodyIncomplete,
+    BodyTooLarge,
+    RequestBody,
+)
+from rindle.delivery.disposition import content_disposition, parse_disposition
+from rindle.delivery.headers import SECURITY_HEADERS
+from rindle.delivery.lookup import Servable, UploadGate, servable, upload_gate
 from rindle.delivery.ranges import ByteRangeDecision, parse_range
 from rindle.errors import ConfigError, StorageError
 from rindle.media.mime import ACTIVE_CONTENT
@@ -61,8 +68,12 @@ from rindle.storage.local import LocalStorage, ObjectExists
 
 if TYPE_CHECKING:
     from rindle.app import Rindle
+    from rindle.database import Database
 
 __all__ = [
+    "DEFAULT_MAX_PUT_BYTES",
+    "DRAIN_SMALL",
+    "SECURITY_HEADERS",
     "BodyIncomplete",
     "BodyTooLarge",
     "ByteRangeDecision",
@@ -81,13 +92,6 @@ ALLOW = "GET, HEAD, PUT"
 IMMUTABLE = "public, max-age=31536000, immutable"
 WEBHOOK_PREFIX = "/webhooks"
 
-#: Headers on every delivery response: nothing served from the delivery origin can run
-#: script, load anything, be sniffed into another type or leak its URL in a Referer.
-SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
-    ("Content-Security-Policy", "default-src 'none'; sandbox"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
-)
 
 #: Types a browser would run as a document: never served inline.
 ACTIVE_TYPES = ACTIVE_CONTENT
@@ -95,9 +99,7 @@ ACTIVE_TYPES = ACTIVE_CONTENT
 #: The cap on any presigned PUT body when the app sets none (``[delivery] max_put_bytes``).
 DEFAULT_MAX_PUT_BYTES = 5 * 1024 ** 3
 
-#: A refused request's body is read and discarded (so the client sees the answer) only
-#: when it declares at most this many bytes; a larger one gets ``Connection: close``.
-DRAIN_SMALL = 64 * 1024
+
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,7 @@ def _media_handler(app: Rindle, storage: LocalStorage, max_put_bytes: int) -> Ha
 
     def handle(environ: WSGIEnvironment, start_response: StartResponse, rest: str
                ) -> Iterable[bytes]:
-        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        method = str(environ.get("REQUEST_METHOD", "GET"))  # methods are case-sensitive
         if method not in ("GET", "HEAD", "PUT"):
             return _plain(environ, start_response, 405, "method not allowed",
                           [("Allow", ALLOW)])
@@ -252,7 +254,8 @@ def _media_handler(app: Rindle, storage: LocalStorage, max_put_bytes: int) -> Ha
                 return _refuse(environ, start_response, body, 409,
                                f"conflict: the upload session is {gate.session_state}; "
                                "start a new upload")
-            return _put(environ, start_response, storage, key, claims, body, max_put_bytes)
+            return _put(environ, start_response, storage, key, claims, body, max_put_bytes,
+                        db=app.db, gate=gate if gate.session_state is not None else None)
         served = servable(app.db, key)
         if served is None:
             return _plain(environ, start_response, 404, "not found")
@@ -283,9 +286,8 @@ def _refuse(environ: WSGIEnvironment, start_response: StartResponse, body: Reque
     app to send ``Connection`` itself), so a client that declares 10 GB and sends nothing
     cannot hold the thread.
     """
-    if body is not None and not body.finished and body.length is not None and (
-            body.length <= DRAIN_SMALL):
-        body.drain()
+    if body is not None:
+        body.discard()
     return _plain(environ, start_response, code, text, extra)
 
 
@@ -362,12 +364,16 @@ def _body(environ: WSGIEnvironment, f: IO[bytes], length: int, *, partial: bool
 
 
 def _disposition_header(key: str, claim: str | None) -> str | None:
-    """The header for a token's disposition claim: a type, or a complete signed value."""
+    """The header for a token's disposition claim, always rebuilt from its parts.
+
+    A claim is a type (``attachment``/``inline``) or a complete value; either way only its
+    type and filename are kept, and the filename is sanitised, so a signed value can
+    never carry quotes, control characters, non-Latin-1 text or extra parameters.
+    """
     if not claim:
         return None
-    if ";" in claim:
-        return None if any(ord(c) < 0x20 or ord(c) == 0x7F for c in claim) else claim
-    return content_disposition(key, disposition=claim)
+    kind, filename = parse_disposition(claim)
+    return content_disposition(key, disposition=kind, filename=filename)
 
 
 def _media_type(value: str | None) -> str:
@@ -375,8 +381,8 @@ def _media_type(value: str | None) -> str:
 
 
 def _put(environ: WSGIEnvironment, start_response: StartResponse, storage: LocalStorage,
-         key: str, claims: SignedClaims, body: RequestBody, max_put_bytes: int
-         ) -> Iterable[bytes]:
+         key: str, claims: SignedClaims, body: RequestBody, max_put_bytes: int, *,
+         db: Database, gate: UploadGate | None) -> Iterable[bytes]:
     wanted = claims.content_type
     if wanted and _media_type(environ.get("CONTENT_TYPE")) != _media_type(wanted):
         return _refuse(environ, start_response, body, 415,
@@ -393,7 +399,8 @@ def _put(environ: WSGIEnvironment, start_response: StartResponse, storage: Local
                        "precondition failed: an object is already stored at this key and "
                        "is never replaced")
     try:
-        info = storage.put_new(key, cast(BinaryIO, body))
+        storage.put_new(key, cast(BinaryIO, body))
+        etag = _etag(storage.path_for(key).stat())  # what a GET will answer
     except ObjectExists:
         return _refuse(environ, start_response, body, 412,
                        "precondition failed: an object is already stored at this key and "
@@ -406,4 +413,11 @@ def _put(environ: WSGIEnvironment, start_response: StartResponse, storage: Local
     except StorageError as exc:
         log.error("local PUT to storage %r failed: %s", storage.name, exc)
         return _plain(environ, start_response, 500, "could not store the object")
-    return _plain(environ, start_response, 201, "stored", [("ETag", f'"{info.etag}"')])
+    if gate is not None and not upload_gate(db, key).allowed:
+        # The session closed (abort, expiry) while the body was arriving: the object must
+        # not outlive it as an untracked orphan.
+        storage.delete(key)
+        return _plain(environ, start_response, 409,
+                      "conflict: the upload session closed while the body was arriving; "
+                      "start a new upload")
+    return _plain(environ, start_response, 201, "stored", [("ETag", etag)])

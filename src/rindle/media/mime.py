@@ -177,6 +177,8 @@ def _signature(head: bytes) -> str | None:
         return "video/ogg" if b"\x80theora" in page else "audio/ogg"
     if head.startswith(b"%PDF-"):
         return "application/pdf"
+    if head.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xffO\xffQ")):
+        return "image/jp2"  # JPEG 2000 (the magic database calls it image/jpeg)
     if head.startswith(b"BM") and len(head) >= 18 and (
             int.from_bytes(head[14:18], "little") in _BMP_DIB_SIZES):
         return "image/bmp"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from rindle.delivery.body import BodyIncomplete, BodyTooLarge, RequestBody
+from rindle.delivery.headers import SECURITY_HEADERS
 from rindle.streaming.webhooks import MAX_BODY
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def _answer(start_response: StartResponse, status: int, text: str,
         ("Content-Type", "text/plain; charset=utf-8"),
         ("Content-Length", str(len(body))),
         ("Cache-Control", "no-store"),
+        *SECURITY_HEADERS,
         *extra,
     ])
     return [body]
@@ -65,7 +67,9 @@ def webhook_handler(app: Rindle
         if body.length is not None and body.length > MAX_BODY:
             app.telemetry.emit("rindle.provider.webhook.rejected", {"system_time": time.time_ns()},
                                {"reason": "too_large", "provider": provider})
-            body.drain()  # bounded; lets the client read the answer instead of a reset
+            # Bounded (1 MiB) so the provider reads the answer instead of a reset; a client
+            # that declares more and stalls is dropped by the server's idle timeout.
+            body.drain()
             return _answer(start_response, 413, "payload too large")
         body.cap = MAX_BODY
         try:

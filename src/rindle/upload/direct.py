@@ -270,6 +270,10 @@ def verify(app: Rindle, session_id: uuid.UUID | str) -> Asset:
     prof = app.profile(asset.profile)
     session_fsm.check(row.state, "verifying")
     asset_fsm.check(asset.state, "validating")
+    if row.expires_at <= utcnow():
+        raise UploadRejected("session_expired",
+                             "the upload session expired before it was verified; start a new "
+                             "upload (abort-incomplete-uploads removes what it left)")
     storage = app.storage(prof.storage)
     done: dict[str, Any] = {"verified_at": utcnow()}
     if row.upload_strategy == "resumable":  # ObjectNotFound while bytes are missing

@@ -198,13 +198,18 @@ def check_declared(filename: str, *, content_type: str | None, policy: UploadPol
         )
     if content_type is not None:
         declared = content_type.split(";", 1)[0].strip().lower()
-        if not declared or not _mime_accepted(declared, policy):
+        if declared not in _KNOWN_MEDIA_TYPES or not _mime_accepted(declared, policy):
             raise UploadRejected(
                 "mime_not_allowed",
                 f"the declared content type {declared or '(empty)'!r} is not accepted by this "
                 f"profile{_accepted_hint(policy)}.",
             )
     return extension
+
+
+#: Declared types initiate accepts at all: the media types rindle can recognise. A backend
+#: that stores the declared type (S3, GCS) then never serves XML, script or multipart.
+_KNOWN_MEDIA_TYPES = frozenset(EXTENSION_MIME.values())
 
 
 def _mime_accepted(mime: str, policy: UploadPolicy) -> bool:
@@ -319,6 +324,16 @@ def _check_image(path: Path, mime: str, max_pixels: int | None) -> tuple[int | N
 
 def _check_integrity(image: Image.Image, path: Path, mime: str) -> None:
     problem: str | None = None
+    decoder_mime = Image.MIME.get(image.format or "")
+    if image.format == "MPO":
+        decoder_mime = "image/jpeg"  # multi-picture JPEG: a JPEG to every decoder
+    if decoder_mime is not None and decoder_mime != mime:
+        raise UploadRejected(
+            "mime_not_allowed",
+            f"the file starts like {mime} but Pillow decodes it as {image.format} "
+            f"({decoder_mime}); only the format the profile allows is decoded. Convert it "
+            "and upload again.",
+        )
     try:
         image.verify()  # PNG: every chunk's CRC up to IEND, no inflate; no-op for most formats
     except Exception as exc:  # Pillow raises OSError, SyntaxError, struct.error, ...
