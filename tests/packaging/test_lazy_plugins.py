@@ -42,7 +42,7 @@ with open(report, "w") as f:
 
 
 def run_cli(args: list[str], tmp_path: Path, *, pythonpath: Path | None = None,
-            **env_extra: str) -> dict[str, Any]:
+            watched: tuple[str, ...] = HEAVY, **env_extra: str) -> dict[str, Any]:
     """``rindle ARGS`` via ``main()`` with plugin autoload on (unless ``env_extra`` says)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("RINDLE_DISABLE_PLUGIN_AUTOLOAD", "RINDLE_LOAD_PLUGINS", "RINDLE_CONFIG",
@@ -51,7 +51,7 @@ def run_cli(args: list[str], tmp_path: Path, *, pythonpath: Path | None = None,
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
     report = tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY),
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args), json.dumps(watched),
                            str(report)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -74,6 +74,16 @@ def test_commands_needing_no_backend_import_no_plugin(args: list[str], tmp_path:
     assert out["heavy"] == [], f"rindle {' '.join(args)} imported {out['heavy']}"
     if args == ["--help"]:
         assert "Commands:" in out["stdout"] and "doctor" in out["stdout"]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["doctor", "--help"]])
+def test_help_imports_neither_the_orm_nor_pillow(args: list[str], tmp_path: Path) -> None:
+    """The rest of the --help speed budget: help text needs no SQLAlchemy, Alembic or
+    Pillow (a CLI module importing one at top level, even through a package __init__,
+    costs ~0.3 s on every invocation)."""
+    out = run_cli(args, tmp_path, watched=("sqlalchemy", "alembic", "PIL", "rindle.app"))
+    assert out["code"] == 0, out["stderr"]
+    assert out["heavy"] == [], f"rindle {' '.join(args)} imported {out['heavy'][:5]}..."
 
 
 def test_rindle_plugins_still_lists_every_plugin(tmp_path: Path) -> None:

@@ -2,11 +2,37 @@
 
 ``wsgi_app(app)`` serves signed GETs (with ``Range``) and presigned PUTs of local objects;
 ``content_disposition`` builds the ``Content-Disposition`` header (reference §7.4).
+
+The names load on first use (PEP 562): importing a light submodule such as
+``rindle.delivery.headers`` (as ``rindle serve`` does at CLI startup) must not pull in the
+WSGI app, the ORM and SQLAlchemy, or ``rindle --help`` slows down.
 """
 
 from __future__ import annotations
 
-from rindle.delivery.disposition import content_disposition
-from rindle.delivery.wsgi import DeliveryApp, wsgi_app
+import importlib as _importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rindle.delivery.disposition import content_disposition
+    from rindle.delivery.wsgi import DeliveryApp, wsgi_app
+
+_LAZY: dict[str, str] = {
+    "DeliveryApp": "rindle.delivery.wsgi",
+    "content_disposition": "rindle.delivery.disposition",
+    "wsgi_app": "rindle.delivery.wsgi",
+}
 
 __all__ = ["DeliveryApp", "content_disposition", "wsgi_app"]
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"module 'rindle.delivery' has no attribute {name!r}")
+        value = getattr(_importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(__all__))
