@@ -31,6 +31,7 @@ def test_rindle_toml_relative_paths_resolve_against_the_file(tmp_path: Path) -> 
                 'secret_key = "s"\n[storages.default]\nbackend = "local"\nroot = "media"\n')
     settings = load_settings(cfg, environ={})
     assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'data' / 'r.db'}"
+    (tmp_path / "data").mkdir()  # rindle creates the SQLite file, never its folder
     app = Rindle(settings=settings, load_entrypoints=False)
     assert app.storage().root == (tmp_path / "media").resolve()  # type: ignore[attr-defined]
 

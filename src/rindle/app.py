@@ -100,7 +100,7 @@ class Rindle:
         self.settings = Settings(**{**_settings_dict(base), **overrides})
         self.pm = plugin_manager or make_plugin_manager(load_entrypoints=load_entrypoints)
         self.telemetry = Telemetry(hook_caller=self.pm.hook.rindle_event)
-        self.db = Database(self.settings.resolved_database_url)
+        self.db = Database(self.settings.resolved_database_url, require_migrated=True)
         self._profiles = self._load_profiles(self.settings.profiles)
         self._storage_registry = BackendRegistry.collect(
             self.pm, "register_storage_backends", "storage", Storage
@@ -210,12 +210,16 @@ class Rindle:
     # --- uploads -----------------------------------------------------------------------------
 
     def upload(self, profile: type[Profile] | str,
-               source: str | os.PathLike[str] | BinaryIO, *, filename: str | None = None
-               ) -> Asset:
+               source: str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO,
+               *, filename: str | None = None) -> Asset:
         """Proxied upload: validate the bytes, store them, record the asset, queue promotion.
 
-        ``source`` is a path or a binary file object. A policy violation raises
-        :class:`rindle.errors.UploadRejected` and leaves no row and no stored object.
+        ``source`` is a path, the bytes themselves, or a binary file object; ``filename``
+        is required for bytes and file objects (else :class:`rindle.errors.UsageError`
+        ``filename_required``; a text-mode file is ``text_mode_file``). An unmigrated
+        database raises :class:`rindle.errors.SchemaOutOfDate` before anything is stored.
+        A policy violation raises :class:`rindle.errors.UploadRejected` and leaves no row
+        and no stored object.
         """
         from rindle.upload.proxied import upload
 

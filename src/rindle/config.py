@@ -16,7 +16,15 @@ from typing import Any
 
 from rindle.errors import ConfigError
 
-__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_STORAGES", "Settings", "find_config", "load_settings"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_STORAGES",
+    "Settings",
+    "default_tmp_dir",
+    "find_config",
+    "load_settings",
+    "private_tmp_dir",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///rindle.db"
 DEFAULT_STORAGES: Mapping[str, Mapping[str, Any]] = {
@@ -90,13 +98,16 @@ class Settings:
 
     @property
     def resolved_tmp_dir(self) -> Path:
-        """Where processing run directories live."""
+        """Where processing run directories and spooled uploads live.
+
+        ``tmp_dir`` when set (relative to ``base_dir``); otherwise a folder private to this
+        user and this project, ``<tempdir>/rindle-<uid>-<8 hex digits of base_dir's
+        hash>``, created on first use with mode 0700 (see :func:`private_tmp_dir`).
+        """
         if self.tmp_dir:
             path = Path(self.tmp_dir).expanduser()
             return path if path.is_absolute() else self.base_dir / path
-        import tempfile
-
-        return Path(tempfile.gettempdir()) / "rindle"
+        return private_tmp_dir(self.base_dir)
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given fields replaced (``None`` values are ignored)."""
@@ -104,6 +115,56 @@ class Settings:
 
 
 _FILE_KEYS = {f.name for f in fields(Settings)} - {"base_dir", "source"}
+
+
+def default_tmp_dir(base_dir: Path) -> Path:
+    """The default ``tmp_dir`` for a project in ``base_dir``: ``<tempdir>/rindle-<uid>-<hash>``.
+
+    ``<uid>`` is the user id (the user name where there is none) and ``<hash>`` the first
+    8 hex digits of the SHA-256 of the resolved ``base_dir``, so two users or two projects
+    on one host never share it. Creates nothing.
+    """
+    import hashlib
+    import tempfile
+
+    getuid = getattr(os, "getuid", None)
+    if getuid is not None:
+        user = str(getuid())
+    else:  # pragma: no cover - Windows
+        import getpass
+
+        user = getpass.getuser()
+    digest = hashlib.sha256(str(Path(base_dir).resolve()).encode("utf-8")).hexdigest()[:8]
+    return Path(tempfile.gettempdir()) / f"rindle-{user}-{digest}"
+
+
+def private_tmp_dir(base_dir: Path) -> Path:
+    """:func:`default_tmp_dir`, created with mode 0700 when missing.
+
+    An existing folder is used when it is a real directory (not a link) owned by this user;
+    its mode is then tightened to 0700. Anything else (a file, a link, another user's
+    folder planted in the shared temp directory) raises :class:`ConfigError` naming it and
+    the fix (set ``tmp_dir``).
+    """
+    path = default_tmp_dir(base_dir)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot create the default tmp_dir {str(path)!r}: {exc.strerror}; "
+                          "set tmp_dir in rindle.toml (or RINDLE_TMP_DIR) to a writable "
+                          "folder") from None
+    import stat
+
+    st = path.lstat()
+    getuid = getattr(os, "getuid", None)
+    if not stat.S_ISDIR(st.st_mode) or (getuid is not None and st.st_uid != getuid()):
+        raise ConfigError(f"the default tmp_dir {str(path)!r} is not a folder owned by this "
+                          "user; remove it, or set tmp_dir in rindle.toml (or RINDLE_TMP_DIR)")
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        path.chmod(0o700)
+    return path
 
 #: Keys of the ``[delivery]`` table.
 DELIVERY_KEYS = frozenset({"max_put_bytes"})

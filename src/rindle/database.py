@@ -17,7 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from rindle.errors import ConfigError, DatabaseUnavailable, SchemaOutOfDate
 
-__all__ = ["UNPARSABLE_URL", "Database", "is_secret_parameter", "redact_url", "scrub_secrets"]
+__all__ = [
+    "SUPPORTED_DIALECTS",
+    "UNPARSABLE_URL",
+    "Database",
+    "is_secret_parameter",
+    "redact_url",
+    "scrub_secrets",
+]
 
 _ALEMBIC_LOCK = threading.Lock()  # Alembic's command layer keeps global state
 _MIGRATION_LOCK_ID = 0x52494E444C45  # "RINDLE": PostgreSQL advisory lock for concurrent migrate
@@ -123,6 +130,39 @@ def scrub_secrets(message: str, urls: Iterable[str | URL]) -> str:
     return message
 
 
+#: The databases rindle runs on (SQLAlchemy backend names).
+SUPPORTED_DIALECTS = ("sqlite", "postgresql")
+
+
+def _check_supported(parsed: URL) -> None:
+    """Raise :class:`ConfigError` for a dialect rindle does not run on and for a SQLite URL
+    whose path landed in the host part (two slashes)."""
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_DIALECTS:
+        raise ConfigError(
+            f"database_url {redact_url(parsed)!r} is a {backend} URL; rindle supports SQLite "
+            "(sqlite:///rindle.db) and PostgreSQL (postgresql://user@host/dbname) only"
+        )
+    if backend == "sqlite" and parsed.host:
+        raise ConfigError(
+            f"database_url {redact_url(parsed)!r} has two slashes after sqlite:, so "
+            f"{parsed.host!r} is read as a host name. Use sqlite:///{parsed.host}"
+            f"{'/' + parsed.database if parsed.database else ''} (three slashes: relative "
+            "to the config file's folder) or sqlite:////abs/path/rindle.db (four: absolute)"
+        )
+
+
+def _sqlite_file(parsed: URL) -> Path | None:
+    """The file a SQLite URL names, or None (in-memory, ``file:`` URIs, other dialects)."""
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:") or (
+            parsed.query.get("uri") in ("true", "1")):
+        return None
+    return Path(database).absolute()  # sqlite3 expands no ~
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _sqlite_begin)
     cur = dbapi_conn.cursor()
@@ -147,11 +187,25 @@ class Database:
     driver messages in rindle's errors pass through :meth:`scrub`.
     """
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10,
+                 require_migrated: bool = False) -> None:
         """Build the engine for ``url`` without connecting.
 
         Raises :class:`ConfigError` when ``url`` cannot be parsed (the message names the
-        problem and quotes no part of the URL) or names a driver that is not installed.
+        problem and quotes no part of the URL), is a SQLite URL with two slashes
+        (``sqlite://rindle.db``), names a dialect other than SQLite and PostgreSQL, names a
+        SQLite file whose folder does not exist (the folder is never created), or names a
+        driver that is not installed. Messages show the URL only as :func:`redact_url`.
+
+        With ``require_migrated`` (how :class:`rindle.Rindle` builds it), connections are
+        only handed out for a migrated database: the first one (from ``engine``,
+        ``sessionmaker`` or :meth:`transaction`) checks the schema revision and raises
+        :class:`SchemaOutOfDate` naming ``rindle migrate`` unless it is at head (checked
+        once; cached after it passed), and a SQLite file that does not exist is never
+        created: connecting raises :class:`SchemaOutOfDate` with code
+        ``database_missing`` instead. :meth:`migrate` and :meth:`downgrade` are exempt
+        from both; :meth:`check_connection` and :meth:`current_revision` skip the schema
+        check.
         """
         self._raw_url = url
         try:
@@ -166,11 +220,23 @@ class Database:
             parsed = parsed.set(drivername="postgresql+psycopg")
         self.url = parsed
         self.dialect_name = parsed.get_backend_name()
+        _check_supported(parsed)
+        self.require_migrated = require_migrated
+        self._schema_ok = not require_migrated
+        self._local = threading.local()  # .internal: skip the schema check; .create: may create
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        self.sqlite_path: Path | None = _sqlite_file(parsed)
+        """The file of a file-backed SQLite database (``None`` otherwise), as connected to."""
         if self.dialect_name == "sqlite":
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-            if parsed.database:
-                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            if self.sqlite_path is not None and not self.sqlite_path.parent.is_dir():
+                raise ConfigError(
+                    f"database_url {redact_url(parsed)!r}: the folder "
+                    f"{str(self.sqlite_path.parent)!r} does not exist (rindle creates the "
+                    "SQLite file, never its folder). Create the folder, or fix the path: "
+                    "sqlite:///rindle.db is relative to the config file's folder, "
+                    "sqlite:////abs/path/rindle.db is absolute."
+                )
         else:
             kwargs["pool_size"] = pool_size
             kwargs["max_overflow"] = pool_size
@@ -187,6 +253,10 @@ class Database:
         if self.dialect_name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
+        if require_migrated:
+            if self.sqlite_path is not None:
+                event.listen(self.engine, "do_connect", self._refuse_to_create)
+            event.listen(self.engine, "engine_connect", self._check_on_connect)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -212,10 +282,11 @@ class Database:
         """Raise :class:`DatabaseUnavailable` unless a connection can be opened and queried.
 
         The message shows the redacted URL and the first line of the driver's reason,
-        scrubbed of the URL's secrets.
+        scrubbed of the URL's secrets. With ``require_migrated``, a SQLite file that does
+        not exist raises :class:`SchemaOutOfDate` (``database_missing``) and is not created.
         """
         try:
-            with self.engine.connect() as conn:
+            with self._internal(), self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except (OperationalError, SQLAlchemyError, OSError) as exc:
             reason = self.scrub(str(getattr(exc, "orig", exc))).strip().splitlines()
@@ -244,11 +315,17 @@ class Database:
         return heads[0] if heads else None
 
     def current_revision(self) -> str | None:
-        """The revision the database is at, or None for a database never migrated."""
+        """The revision the database is at, or None for a database never migrated.
+
+        With ``require_migrated``, a SQLite file that does not exist is such a database:
+        the answer is None and the file is not created.
+        """
         from alembic.runtime.migration import MigrationContext
 
+        if self.missing_file() is not None:
+            return None
         self.check_connection()
-        with self.engine.connect() as conn:
+        with self._internal(), self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
     def migrate(self, revision: str = "head") -> None:
@@ -262,8 +339,9 @@ class Database:
     def _run_alembic(self, verb: str, revision: str) -> None:
         from alembic import command
 
-        self.check_connection()
-        with _ALEMBIC_LOCK, self.engine.connect() as conn:
+        with self._internal(create=True):
+            self.check_connection()
+        with _ALEMBIC_LOCK, self._internal(create=True), self.engine.connect() as conn:
             if self.dialect_name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
                 conn.commit()
@@ -271,19 +349,83 @@ class Database:
                 getattr(command, verb)(self._alembic_config(conn), revision)
                 conn.commit()
             finally:
+                self._schema_ok = not self.require_migrated  # the next use checks again
                 if self.dialect_name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK_ID})
                     conn.commit()
 
     def ensure_schema_current(self) -> None:
-        """Raise :class:`SchemaOutOfDate` naming the fix unless the schema is at head."""
+        """Raise :class:`SchemaOutOfDate` naming the fix unless the schema is at head.
+
+        Always asks the database (no cache). The code is ``database_missing`` when, with
+        ``require_migrated``, the SQLite file does not exist (it is not created), else
+        ``schema_out_of_date``; :class:`DatabaseUnavailable` when it cannot be reached.
+        """
+        missing = self.missing_file()
+        if missing is not None:
+            raise self._missing_error(missing)
         current, head = self.current_revision(), self.head_revision()
         if current != head:
             state = "has no rindle tables" if current is None else f"is at {current}"
             raise SchemaOutOfDate(
-                f"the database {state}, rindle needs {head}. Run `rindle migrate` "
-                "(or app.migrate())."
+                f"the database {self.redacted_url} {state}, rindle needs {head}. "
+                "Run `rindle migrate` (or app.migrate())."
             )
+        self._schema_ok = True
+
+    def check_schema_once(self) -> None:
+        """Like :meth:`ensure_schema_current`, but only until it has passed once: later
+        calls return at once. Every connection of a ``require_migrated`` database runs it
+        first; call it yourself to fail before doing work that is not in the database."""
+        if not self._schema_ok:
+            with self._internal():
+                self.ensure_schema_current()
+
+    def missing_file(self) -> Path | None:
+        """The SQLite file this database would create on connecting, when ``require_migrated``
+        forbids that (only :meth:`migrate` creates it); ``None`` when it exists, for
+        PostgreSQL and in-memory SQLite, and when ``require_migrated`` is false."""
+        if not self.require_migrated or self.sqlite_path is None:
+            return None
+        return None if self.sqlite_path.exists() else self.sqlite_path
+
+    def _missing_error(self, path: Path) -> SchemaOutOfDate:
+        return SchemaOutOfDate(
+            f"the SQLite database {str(path)!r} does not exist. Run `rindle migrate` (or "
+            "app.migrate()) to create it, or fix database_url if it is somewhere else.",
+            code="database_missing",
+        )
+
+    @contextmanager
+    def _internal(self, *, create: bool = False) -> Iterator[None]:
+        """Within this thread: connections skip the schema check (and, with ``create``,
+        may create a missing SQLite file)."""
+        saved = (getattr(self._local, "internal", False), getattr(self._local, "create", False))
+        self._local.internal = True
+        self._local.create = saved[1] or create
+        try:
+            yield
+        finally:
+            self._local.internal, self._local.create = saved
+
+    def _refuse_to_create(self, _dialect: Any, _record: Any, _cargs: Any, _cparams: Any
+                          ) -> None:
+        """``do_connect`` listener: a missing SQLite file is an error, not created."""
+        if getattr(self._local, "create", False):
+            return
+        missing = self.missing_file()
+        if missing is not None:
+            raise self._missing_error(missing)
+
+    def _check_on_connect(self, conn: Any) -> None:
+        """``engine_connect`` listener: the first connection handed out checks the schema."""
+        if self._schema_ok or getattr(self._local, "internal", False):
+            return
+        try:
+            self.check_schema_once()
+        except BaseException:
+            conn.close()  # give the pooled connection back before refusing it
+            raise
 
     def dispose(self) -> None:
         """Close every pooled connection."""

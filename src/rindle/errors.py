@@ -8,6 +8,7 @@ The tree::
     │   ├── UnknownProfile           a profile name that is not configured
     │   └── DatabaseUnavailable      the database URL cannot be connected to
     ├── SchemaOutOfDate              the database is not at the shipped migration head
+    │                                (``database_missing``: no SQLite file yet)
     ├── ProfileError                 a Profile class declared with a bad option
     ├── PluginError                  a plugin registered something invalid
     ├── NotFound                     a row that does not exist
@@ -152,7 +153,12 @@ class DatabaseUnavailable(ConfigError):
 
 
 class SchemaOutOfDate(RindleError):
-    """Raised when the database schema is behind the migrations shipped with rindle."""
+    """Raised when the database schema is not at the migrations shipped with rindle; the
+    message names the fix (``rindle migrate``).
+
+    ``code`` is ``database_missing`` when the SQLite file does not exist yet (rindle
+    never creates it outside a migration), else ``schema_out_of_date``.
+    """
 
     code = "schema_out_of_date"
 

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from google.cloud import storage as gcs
 
 import rindle_gcs.storage
+from rindle import Rindle
 from rindle.errors import ConfigError, DeliveryUnsupported, ObjectNotFound, StorageError
 from rindle.plugins import make_plugin_manager
 from rindle.storage import BackendContext, Capability
@@ -58,7 +59,8 @@ def test_the_entry_point_registers_the_backend() -> None:
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"bucket": ""}, "needs a bucket"),
+    ({}, "[storages.media] needs 'bucket' (the GCS bucket name)"),
+    ({"bucket": ""}, "[storages.media] needs 'bucket' (the GCS bucket name)"),
     ({"bucket": "b", "region": "eu"}, "unknown setting(s) ['region']"),
     ({"bucket": "b", "credentials_file": "nope.json"}, "does not exist"),
     ({"bucket": "b", "retry_deadline": "soon"}, "retry_deadline must be a number"),
@@ -70,6 +72,17 @@ def test_bad_settings_are_config_errors(settings: dict[str, Any], message: str,
         GCSStorage.from_settings("media", settings, context(tmp_path))
     assert message in str(err.value)
 
+
+
+def test_a_missing_bucket_through_the_app_names_table_and_key() -> None:
+    app = Rindle(database_url="sqlite://", secret_key="k" * 40, load_entrypoints=True,
+                 storages={"media": {"backend": "gcs", "project": "p"}})
+    with pytest.raises(ConfigError) as err:
+        app.storage("media")
+    assert err.value.message == ("[storages.media] needs 'bucket' (the GCS bucket name): the "
+                                 "gcs backend cannot work without it; add it to that table "
+                                 "in rindle.toml")
+    assert err.value.code == "config_error"
 
 def test_a_credentials_file_that_is_not_a_key_never_echoes_its_content(
         tmp_path: Path, gcs_emulator: str) -> None:

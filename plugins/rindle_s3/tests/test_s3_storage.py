@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 import rindle_s3.storage
+from rindle import Rindle
 from rindle.errors import ConfigError, ObjectNotFound, StorageError
 from rindle.plugins import make_plugin_manager
 from rindle.storage import BackendContext
@@ -22,7 +23,8 @@ def test_the_entry_point_registers_the_backend() -> None:
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"bucket": ""}, "needs a bucket"),
+    ({}, "[storages.media] needs 'bucket' (the S3 bucket name)"),
+    ({"bucket": ""}, "[storages.media] needs 'bucket' (the S3 bucket name)"),
     ({"bucket": "b", "access_key_id": "AKIA"}, "set both access_key_id"),
     ({"bucket": "b", "acl": "public-read"}, "unknown setting(s) ['acl']"),
 ])
@@ -33,6 +35,17 @@ def test_bad_settings_are_config_errors(settings: dict[str, str], message: str,
         S3Storage.from_settings("media", settings, context)
     assert message in str(err.value)
 
+
+
+def test_a_missing_bucket_through_the_app_names_table_and_key() -> None:
+    app = Rindle(database_url="sqlite://", secret_key="k" * 40, load_entrypoints=True,
+                 storages={"media": {"backend": "s3", "region": "us-east-1"}})
+    with pytest.raises(ConfigError) as err:
+        app.storage("media")
+    assert err.value.message == ("[storages.media] needs 'bucket' (the S3 bucket name): the "
+                                 "s3 backend cannot work without it; add it to that table "
+                                 "in rindle.toml")
+    assert err.value.code == "config_error"
 
 def test_a_missing_bucket_is_an_infrastructure_error_never_a_missing_object(
         moto_endpoint: str) -> None:

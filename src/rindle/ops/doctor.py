@@ -1,36 +1,53 @@
-"""``doctor``: setup and drift checks, each OK / WARN / ERROR with a fix.
+"""``doctor``: setup and drift checks, each OK / WARN / ERROR with a fix about that check.
 
 Read-only except for a tiny probe object written to (and removed from) each storage to
-prove it is writable. Works when the database is unreachable or unmigrated: those become
-ERROR lines, the remaining database checks are skipped with a note.
+prove it is writable. It never creates the SQLite database file (a missing one is an
+ERROR whose fix is ``rindle migrate``), nor a local storage's ``root`` that does not
+exist yet (then the nearest existing folder above it must be writable). Works when the
+database is unreachable or unmigrated: those become ERROR lines, the remaining database
+checks are skipped with a note.
+
+Each local storage's ``base_url`` is probed over HTTP (:func:`probe_base_url`): its
+signed URLs only work when ``base_url`` plus ``url_prefix`` is where ``rindle serve`` or
+the ``rindle.delivery.wsgi_app`` mount answers, with this app's ``secret_key``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
+import http.client
 import io
 import os
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
 from rindle.domain.models import Asset, Job, Variant, WorkerHeartbeat, utcnow
-from rindle.errors import RindleError
+from rindle.errors import ConfigError, RindleError
 from rindle.ops.report import Report
+from rindle.storage.local import LocalStorage
 
 if TYPE_CHECKING:
     from rindle.app import Rindle
 
-__all__ = ["Check", "DoctorReport", "doctor"]
+__all__ = ["Check", "DoctorReport", "doctor", "probe_base_url"]
 
 OK, WARN, ERROR = "ok", "warn", "error"
 HEARTBEAT_FRESH = dt.timedelta(seconds=60)
 _SAMPLE_SECRETS = {"change-me", "secret", "test", "dev"}
+#: Seconds the base_url probe waits for a connection and for each answer.
+BASE_URL_TIMEOUT = 3.0
+_PROBE_KEY = ".rindle-doctor/base-url-probe"
+_SECRET_FIX = ("set secret_key in rindle.toml (or RINDLE_SECRET_KEY) to a random value of 32+ "
+               "characters: python -c 'import secrets; print(secrets.token_urlsafe(32))'")
 
 
 @dataclass(frozen=True)
@@ -83,12 +100,20 @@ class DoctorReport(Report):
 
 
 def _database(app: Rindle) -> list[Check]:
+    missing = app.db.missing_file()
+    if missing is not None:
+        return [Check("database", ERROR, f"the SQLite database {str(missing)!r} does not exist "
+                      "yet", "run `rindle migrate` to create it (or fix database_url if the "
+                      "database is somewhere else)", "database")]
     try:
         app.db.check_connection()
     except RindleError as exc:
-        return [Check("database", ERROR, exc.message.split(". Fix")[0],
-                      "set database_url in rindle.toml (or RINDLE_DATABASE_URL) and start "
-                      "the server", "database")]
+        fix = ("check that database_url in rindle.toml (or RINDLE_DATABASE_URL) names a "
+               "SQLite file this user can read and write"
+               if app.db.dialect_name == "sqlite" else
+               "check database_url in rindle.toml (or RINDLE_DATABASE_URL), that the "
+               "PostgreSQL server is running and that it accepts these credentials")
+        return [Check("database", ERROR, exc.message.split(". Fix")[0], fix, "database")]
     out = [Check("database", OK, f"reachable at {app.db.redacted_url}", component="database")]
     current, head = app.db.current_revision(), app.db.head_revision()
     if current != head:
@@ -102,20 +127,145 @@ def _database(app: Rindle) -> list[Check]:
 def _storages(app: Rindle) -> list[Check]:
     out = []
     for name in sorted(app.settings.storages):
+        check = f"storage.{name}"
+        if not app.settings.secret_key:
+            out.append(Check(check, WARN, "not checked: storages are built with the "
+                             "secret_key, and there is none", "set secret_key first (see the "
+                             "secret_key check)", "storage"))
+            continue
         try:
             storage = app.storage(name)
-            key = f".rindle-doctor/{os.getpid()}-{time.time_ns()}.txt"
-            storage.put(key, io.BytesIO(b"rindle doctor"), content_type="text/plain")
-            storage.head(key)
-            storage.delete(key)
-            out.append(Check(f"storage.{name}", OK,
-                             f"{storage.backend_name} storage is reachable and writable",
-                             component="storage"))
+        except ConfigError as exc:
+            out.append(Check(check, ERROR, f"cannot be built: {_short(exc)}",
+                             f"correct [storages.{name}] in rindle.toml as the message says",
+                             "storage"))
+            continue
         except Exception as exc:
-            out.append(Check(f"storage.{name}", ERROR, f"cannot write: {_short(exc)}",
-                             f"check [storages.{name}] in rindle.toml (path, bucket, "
-                             "credentials)", "storage"))
+            out.append(Check(check, ERROR, f"cannot be built: {_short(exc)}",
+                             f"check the settings in [storages.{name}] and that the "
+                             f"{app.settings.storages[name].get('backend')} backend's plugin "
+                             "is installed and up to date", "storage"))
+            continue
+        out.append(_writable(name, storage))
+        if isinstance(storage, LocalStorage):
+            out.append(probe_base_url(name, storage))
     return out
+
+
+def _writable(name: str, storage: Any) -> Check:
+    """Write, HEAD and delete a probe object; a local root that does not exist yet is not
+    created (the nearest existing folder above it must be writable instead)."""
+    check = f"storage.{name}"
+    if isinstance(storage, LocalStorage) and not storage.root.exists():
+        parent = _nearest_existing(storage.root)
+        if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+            return Check(check, OK, f"local root {str(storage.root)!r} does not exist yet; the "
+                         f"first upload creates it ({str(parent)!r} is writable)",
+                         component="storage")
+        return Check(check, ERROR, f"local root {str(storage.root)!r} does not exist and "
+                     f"cannot be created: {str(parent)!r} is not a writable folder",
+                     f"create {str(storage.root)!r} writable by this user, or set root in "
+                     f"[storages.{name}] to a writable folder", "storage")
+    key = f".rindle-doctor/{os.getpid()}-{time.time_ns()}.txt"
+    try:
+        storage.put(key, io.BytesIO(b"rindle doctor"), content_type="text/plain")
+        storage.head(key)
+        storage.delete(key)
+    except Exception as exc:
+        if isinstance(storage, LocalStorage):
+            fix = (f"make {str(storage.root)!r} writable by the user rindle runs as, or set "
+                   f"root in [storages.{name}] to a folder it can write")
+        else:
+            fix = (f"check that the bucket in [storages.{name}] exists and that the "
+                   f"{storage.backend_name} credentials may write, read and delete in it")
+        return Check(check, ERROR, f"cannot write: {_short(exc)}", fix, "storage")
+    if isinstance(storage, LocalStorage):
+        with contextlib.suppress(OSError):  # leave no empty probe folder behind
+            os.rmdir(storage.root / ".rindle-doctor")
+    return Check(check, OK, f"{storage.backend_name} storage is reachable and writable",
+                 component="storage")
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _http_get(url: str) -> tuple[int, str, str]:
+    """GET ``url`` without proxies or redirects: (status, first 200 characters of the
+    body, Location header). Raises ``OSError``/``http.client.HTTPException`` when there
+    is no answer."""
+    parts = urlsplit(url)
+    conn_class = (http.client.HTTPSConnection if parts.scheme == "https"
+                  else http.client.HTTPConnection)
+    conn = conn_class(parts.hostname or "", parts.port, timeout=BASE_URL_TIMEOUT)
+    try:
+        conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                     headers={"User-Agent": "rindle-doctor"})
+        response = conn.getresponse()
+        body = response.read(512).decode("utf-8", "replace")
+        return response.status, body.strip()[:200], response.getheader("Location") or ""
+    finally:
+        conn.close()
+
+
+def probe_base_url(name: str, storage: LocalStorage) -> Check:
+    """Check that ``storage``'s signed URLs reach a server that accepts them.
+
+    Two GETs of a probe key under ``base_url`` + ``url_prefix`` (nothing is stored):
+    without a token, rindle's media route answers 403 ``forbidden: missing_token`` (a
+    404 means no rindle media route is there: wrong base_url, url_prefix or mount); with
+    a token signed by this app, it answers 404 (the key is no asset) or 200, while 403
+    means the server verifies with another secret_key. No answer at all is a WARN (the
+    server may simply not run where doctor runs); a wrong server is an ERROR. The check
+    is named ``storage.<name>.base_url``.
+    """
+    check = f"storage.{name}.base_url"
+    signed = storage.url(_PROBE_KEY, expires_in=300)
+    route = signed.split("?", 1)[0]
+    where = f"{storage.base_url}{storage.url_prefix}/"
+    serve_fix = (f"start `rindle serve` with this configuration (it listens on "
+                 f"127.0.0.1:8765 unless --host/--port say otherwise) or mount "
+                 f"rindle.delivery.wsgi_app(app) in your web app, and set base_url in "
+                 f"[storages.{name}] to the address browsers reach it at (a mount's path "
+                 "included)")
+    try:
+        status, body, location = _http_get(route)
+    except (OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        return Check(check, WARN, f"nothing answers at {storage.base_url} ({reason}): "
+                     "this storage's signed URLs fail until something does", serve_fix,
+                     "storage")
+    if 300 <= status < 400:
+        return Check(check, WARN, f"{where} redirects (HTTP {status} to {location or '?'}); "
+                     "signed URLs must not be redirected", f"set base_url in "
+                     f"[storages.{name}] to the address that answers without a redirect",
+                     "storage")
+    if not (status == 403 and body.startswith("forbidden")):
+        return Check(check, ERROR, f"{where} is not a rindle media route: a request "
+                     f"without a token got HTTP {status}, not 403 forbidden (a wrong "
+                     "base_url, url_prefix or mount path)", f"set base_url (with the mount's "
+                     f"path) and url_prefix in [storages.{name}] to where `rindle serve` or "
+                     "the rindle.delivery.wsgi_app mount serves this storage", "storage")
+    try:
+        status, body, _ = _http_get(signed)
+    except (OSError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        return Check(check, WARN, f"{where} stopped answering ({reason})", serve_fix,
+                     "storage")
+    if status == 403:
+        return Check(check, ERROR, f"the server at {where} refuses URLs signed by this app "
+                     f"({body or 'HTTP 403'}): it runs with another secret_key, or base_url "
+                     "points at another app's server", f"run the server at {storage.base_url} "
+                     "with this configuration's secret_key, or set base_url in "
+                     f"[storages.{name}] to the server that uses it", "storage")
+    if status not in (200, 404):
+        return Check(check, WARN, f"the server at {where} answered a signed probe with HTTP "
+                     f"{status}", f"check the server behind base_url in [storages.{name}]",
+                     "storage")
+    return Check(check, OK, f"{where} serves this storage: it accepts URLs signed with this "
+                 "secret_key", component="storage")
 
 
 def _plugins(app: Rindle) -> list[Check]:
@@ -129,11 +279,13 @@ def _plugins(app: Rindle) -> list[Check]:
             answer: Any = impl.function(app=app)
             found: list[Any] = list(answer or [])
             out.extend(c if isinstance(c, Check) else Check(
-                f"plugin.{plugin}", WARN, f"returned {c!r}, not a Check", component=plugin)
+                f"plugin.{plugin}", WARN, f"returned {c!r}, not a Check",
+                f"report it to the {plugin} plugin's authors (or upgrade the plugin)", plugin)
                 for c in found)
         except Exception as exc:
             out.append(Check(f"plugin.{plugin}", ERROR, f"its doctor check raised: "
-                             f"{_short(exc)}", "upgrade or reconfigure the plugin", plugin))
+                             f"{_short(exc)}", f"check the {plugin} plugin's settings, or "
+                             "upgrade the plugin", plugin))
     return out
 
 
@@ -178,25 +330,34 @@ def _drift(app: Rindle) -> list[Check]:
 def _secret(app: Rindle) -> list[Check]:
     secret = app.settings.secret_key
     if not secret:
-        return [Check("secret_key", ERROR, "no secret_key: URLs cannot be signed",
-                      "run `rindle init` or set RINDLE_SECRET_KEY", "security")]
+        return [Check("secret_key", ERROR, "no secret_key: URLs cannot be signed and no "
+                      "storage can be built", _SECRET_FIX, "security")]
     if secret.lower() in _SAMPLE_SECRETS or len(secret) < 16:
         return [Check("secret_key", WARN, "secret_key is short or a sample value",
-                      "set a random secret of 32+ characters (python -c 'import secrets; "
-                      "print(secrets.token_urlsafe(32))')", "security")]
+                      _SECRET_FIX, "security")]
     return [Check("secret_key", OK, "configured", component="security")]
 
 
 def _tmp_dir(app: Rindle) -> list[Check]:
-    root = app.settings.resolved_tmp_dir
+    fix = "set tmp_dir in rindle.toml (or RINDLE_TMP_DIR) to a folder this user can write"
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root = app.settings.resolved_tmp_dir
+    except ConfigError as exc:
+        return [Check("tmp_dir", ERROR, exc.message, fix, "processing")]
+    if not root.exists():
+        parent = _nearest_existing(root)
+        if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+            return [Check("tmp_dir", OK, f"{root} does not exist yet; the first run creates "
+                          f"it ({parent} is writable)", component="processing")]
+        return [Check("tmp_dir", ERROR, f"{root} does not exist and cannot be created: "
+                      f"{parent} is not a writable folder", fix, "processing")]
+    try:
         with tempfile.NamedTemporaryFile(dir=root):
             pass
         return [Check("tmp_dir", OK, f"{root} is writable", component="processing")]
     except OSError as exc:
-        return [Check("tmp_dir", ERROR, f"{root} is not writable: {exc.strerror}",
-                      "set tmp_dir in rindle.toml to a writable folder", "processing")]
+        return [Check("tmp_dir", ERROR, f"{root} is not writable: {exc.strerror}", fix,
+                      "processing")]
 
 
 def _workers(app: Rindle) -> list[Check]:
@@ -240,7 +401,9 @@ def doctor(app: Rindle) -> DoctorReport:
         try:
             found = step(app)
         except Exception as exc:
-            found = [Check(name, ERROR, f"check crashed: {_short(exc)}", component="core")]
+            found = [Check(name, ERROR, f"check crashed: {_short(exc)}",
+                           "fix what the message names and run doctor again; if it names "
+                           "nothing you configured, report it as a rindle bug", "core")]
         if step is _database:
             db_ok = all(c.status == OK for c in found)
         for c in found:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -117,8 +118,51 @@ class Storage(ABC):
     #: Short backend name shown in reports (``local``, ``s3``).
     backend_name: str = "storage"
 
+    #: What each setting is, for messages about it (``{"bucket": "the S3 bucket name"}``).
+    setting_descriptions: Mapping[str, str] = {}
+
     def __init__(self, *, name: str) -> None:
         self.name = name
+
+    @classmethod
+    def required_settings(cls, *, supplied: Iterable[str] = ()) -> builtins.list[str]:
+        """The settings ``__init__`` cannot do without: its parameters other than ``self``,
+        ``name`` and ``supplied`` (what ``from_settings`` fills in itself) that have no
+        default, in declaration order."""
+        skip = {"self", "name", *supplied}
+        params = inspect.signature(cls.__init__).parameters.values()
+        return [p.name for p in params
+                if p.name not in skip and p.default is inspect.Parameter.empty
+                and p.kind in (inspect.Parameter.KEYWORD_ONLY,
+                               inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+
+    @classmethod
+    def check_settings(cls, name: str, settings: Mapping[str, Any], *,
+                       supplied: Iterable[str] = (), allowed: Iterable[str] | None = None
+                       ) -> None:
+        """Raise :class:`ConfigError` unless ``settings`` (a ``[storages.NAME]`` table
+        without ``backend``) holds every :meth:`required_settings` key with a value that is
+        not ``None`` or empty, and (when ``allowed`` is given) nothing else.
+
+        The message names the table and each missing key with its description from
+        :attr:`setting_descriptions`: ``[storages.media] needs 'bucket' (the S3 bucket
+        name)``; an unknown key is named with the allowed ones.
+        """
+        backend = cls.backend_name
+        if allowed is not None:
+            unknown = sorted(set(settings) - set(allowed))
+            if unknown:
+                raise ConfigError(
+                    f"[storages.{name}]: unknown setting(s) {', '.join(map(repr, unknown))} "
+                    f"for the {backend} backend; allowed: {', '.join(sorted(allowed))}")
+        missing = [key for key in cls.required_settings(supplied=supplied)
+                   if settings.get(key) is None or settings.get(key) == ""]
+        if missing:
+            needs = " and ".join(
+                f"{key!r} ({cls.setting_descriptions[key]})" if key in cls.setting_descriptions
+                else repr(key) for key in missing)
+            raise ConfigError(f"[storages.{name}] needs {needs}: the {backend} backend "
+                              "cannot work without it; add it to that table in rindle.toml")
 
     @classmethod
     def from_settings(
@@ -126,14 +170,20 @@ class Storage(ABC):
     ) -> Storage:
         """Build an instance from a ``[storages.NAME]`` table (``backend`` removed).
 
-        The default passes the settings as keyword arguments; an unknown key becomes a
-        :class:`ConfigError` naming it.
+        The default passes the settings as keyword arguments. A missing required setting
+        (a constructor parameter without a default) and an unknown key become a
+        :class:`ConfigError` naming the table and the key (see :meth:`check_settings`).
         """
+        params = inspect.signature(cls.__init__).parameters
+        open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        allowed = None if open_ended else [k for k in params if k not in ("self", "name")]
+        cls.check_settings(name, settings, allowed=allowed)
         try:
             return cls(name=name, **dict(settings))
         except TypeError as exc:
             raise ConfigError(
-                f"storage {name!r}: invalid settings for {cls.__name__}: {exc}"
+                f"[storages.{name}]: invalid settings for the {cls.backend_name} backend "
+                f"({cls.__name__}): {exc}"
             ) from exc
 
     def supports(self, capability: str) -> bool:

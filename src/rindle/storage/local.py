@@ -51,6 +51,12 @@ class LocalStorage(Storage):
     """
 
     backend_name = "local"
+    setting_descriptions = {
+        "root": "the folder objects are stored in; a relative path starts at the config "
+                "file's folder",
+        "base_url": "the address where `rindle serve` or the rindle.delivery.wsgi_app "
+                    "mount answers, e.g. http://127.0.0.1:8765",
+    }
     capabilities = frozenset({
         Capability.LOCAL,
         Capability.PRESIGNED_PUT,
@@ -75,7 +81,12 @@ class LocalStorage(Storage):
     @classmethod
     def from_settings(cls, name: str, settings: Mapping[str, Any], context: BackendContext
                       ) -> Storage:
-        """Build from ``[storages.NAME]``; a relative ``root`` is relative to the config file."""
+        """Build from ``[storages.NAME]``; a relative ``root`` is relative to the config file,
+        and a missing one is ``rindle-media``.
+
+        An unknown setting, and a ``root`` or ``base_url`` set to an empty string, is a
+        :class:`ConfigError` naming the table and the key.
+        """
         opts = dict(settings)
         unknown = set(opts) - {"root", "base_url", "url_prefix"}
         if unknown:
@@ -83,7 +94,12 @@ class LocalStorage(Storage):
                 f"storage {name!r}: unknown setting(s) {sorted(unknown)} for the local backend; "
                 "allowed: root, base_url, url_prefix"
             )
-        root = Path(opts.pop("root", "rindle-media")).expanduser()
+        opts.setdefault("root", "rindle-media")
+        cls.check_settings(name, opts, supplied=("secret_key",))
+        if opts.get("base_url") == "":
+            raise ConfigError(f"[storages.{name}] needs 'base_url' "
+                              f"({cls.setting_descriptions['base_url']}), not an empty string")
+        root = Path(opts.pop("root")).expanduser()
         if not root.is_absolute():
             root = context.base_dir / root
         return cls(name=name, root=root, secret_key=context.secret_key, **opts)

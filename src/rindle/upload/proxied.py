@@ -7,14 +7,15 @@ the stored object is deleted again, so a failed upload leaves nothing behind.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from rindle.domain.models import Asset
-from rindle.errors import UploadRejected
+from rindle.errors import UploadRejected, UsageError
 from rindle.ids import uuid7
 from rindle.processing.kinds import PROMOTE
 from rindle.upload.keys import generate_key
@@ -24,19 +25,25 @@ if TYPE_CHECKING:
     from rindle.app import Rindle
     from rindle.domain.profile import Profile
 
-__all__ = ["upload"]
+__all__ = ["UploadSource", "upload"]
+
+#: What a proxied upload reads: a path, the bytes themselves, or a binary file object.
+UploadSource = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
 
 _CHUNK = 1024 * 1024
 
 
-def _spool(source: BinaryIO, directory: Path, max_bytes: int | None) -> Path:
-    """Copy a file object to a temp file, refusing early once it passes ``max_bytes``."""
+def _spool(source: Any, directory: Path, max_bytes: int | None) -> Path:
+    """Copy a file object to a temp file, refusing early once it passes ``max_bytes``
+    and with :class:`UsageError` (``text_mode_file``) when it yields ``str``."""
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix="upload-", dir=directory)
     written = 0
     try:
         with os.fdopen(fd, "wb") as out:
             while chunk := source.read(_CHUNK):
+                if isinstance(chunk, str):
+                    raise _text_mode()
                 written += len(chunk)
                 if max_bytes is not None and written > max_bytes:
                     raise UploadRejected(
@@ -50,24 +57,63 @@ def _spool(source: BinaryIO, directory: Path, max_bytes: int | None) -> Path:
     return Path(name)
 
 
-def upload(app: Rindle, profile: type[Profile] | str, source: str | os.PathLike[str] | BinaryIO,
+def _text_mode() -> UsageError:
+    return UsageError("the upload source is a text-mode file object; open the file in binary "
+                      "mode (open(path, \"rb\")) or pass its path", code="text_mode_file")
+
+
+def _require_filename(filename: str | None, what: str) -> str:
+    if not filename:
+        raise UsageError(
+            f"filename= is required when uploading {what}: rindle checks the file's "
+            "extension against its bytes and keeps the name, e.g. "
+            "app.upload(profile, data, filename=\"photo.jpg\")", code="filename_required")
+    return filename
+
+
+def upload(app: Rindle, profile: type[Profile] | str, source: UploadSource,
            *, filename: str | None = None) -> Asset:
     """Validate, store and record one upload; returns the new asset (state ``analyzing``).
+
+    ``source`` is a path (``str`` or path-like; ``filename`` defaults to its name), the
+    bytes themselves (``bytes``, ``bytearray``, ``memoryview``) or a binary file object
+    (anything whose ``read`` returns bytes, read from its current position); for bytes
+    and file objects ``filename`` is required. Raises :class:`rindle.errors.UsageError`
+    for a source that cannot be read this way: ``filename_required``,
+    ``text_mode_file`` (a file opened in text mode), ``source_not_found`` (a path that is
+    not a file) or ``invalid_upload_source`` (anything else); then
+    :class:`rindle.errors.SchemaOutOfDate` when the database is not migrated; both before
+    anything is read or stored.
 
     Raises :class:`rindle.errors.UploadRejected` (with the reason as ``code``) before
     anything is stored or written when the bytes break the profile's policy.
     """
     prof = app.profile(profile)
     policy = prof.upload_policy()
-    spooled: Path | None = None
+    stream: Any = None
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if filename is None:
-            filename = path.name
+        if not path.is_file():
+            raise UsageError(f"cannot upload {str(path)!r}: it is not a file",
+                             code="source_not_found")
+        filename = filename or path.name
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        filename = _require_filename(filename, "bytes")
+        stream = io.BytesIO(source)
+    elif callable(getattr(source, "read", None)):
+        if isinstance(source, io.TextIOBase):
+            raise _text_mode()
+        filename = _require_filename(filename, "a file object")
+        stream = source
     else:
-        if filename is None:
-            filename = Path(str(getattr(source, "name", "") or "upload")).name
-        spooled = path = _spool(source, app.settings.resolved_tmp_dir / "uploads",
+        raise UsageError(
+            f"cannot upload a {type(source).__name__}: pass a path, bytes, or a binary file "
+            "object (open(path, \"rb\"), io.BytesIO, a framework's uploaded file)",
+            code="invalid_upload_source")
+    app.db.check_schema_once()  # an unmigrated database fails here, before anything is stored
+    spooled: Path | None = None
+    if stream is not None:
+        spooled = path = _spool(stream, app.settings.resolved_tmp_dir / "uploads",
                                 policy.max_bytes)
     try:
         return _store_and_record(app, prof, path, filename)

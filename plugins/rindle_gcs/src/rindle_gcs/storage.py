@@ -69,6 +69,7 @@ class GCSStorage(Storage):
     """
 
     backend_name = "gcs"
+    setting_descriptions = {"bucket": "the GCS bucket name"}
     capabilities = frozenset({Capability.HEAD, Capability.LIST, Capability.RESUMABLE_UPLOAD})
 
     def __init__(self, *, name: str, bucket: str, project: str | None = None,
@@ -152,7 +153,8 @@ class GCSStorage(Storage):
     @classmethod
     def from_settings(cls, name: str, settings: Mapping[str, Any], context: BackendContext
                       ) -> GCSStorage:
-        """Build from ``[storages.NAME]``; an unknown setting is a :class:`ConfigError`.
+        """Build from ``[storages.NAME]``; an unknown setting, and a missing or empty
+        ``bucket``, is a :class:`ConfigError` naming the table and the key.
 
         A relative ``credentials_file`` is resolved against the settings file's folder.
         """
@@ -160,6 +162,7 @@ class GCSStorage(Storage):
         if unknown:
             raise ConfigError(f"storage {name!r}: unknown setting(s) {sorted(unknown)} for "
                               f"the gcs backend; allowed: {', '.join(sorted(_SETTINGS))}")
+        cls.check_settings(name, settings)  # "[storages.NAME] needs 'bucket' (...)"
         opts = dict(settings)
         if opts.get("credentials_file"):
             path = Path(str(opts["credentials_file"])).expanduser()

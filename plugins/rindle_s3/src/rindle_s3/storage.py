@@ -39,6 +39,10 @@ class S3Storage(Storage):
     """
 
     backend_name = "s3"
+    setting_descriptions = {
+        "bucket": "the S3 bucket name",
+        "endpoint_url": "the S3-compatible service's URL, e.g. http://127.0.0.1:9000",
+    }
     capabilities = frozenset({
         Capability.PRESIGNED_PUT,
         Capability.MULTIPART_UPLOAD,
@@ -74,11 +78,13 @@ class S3Storage(Storage):
     @classmethod
     def from_settings(cls, name: str, settings: Mapping[str, Any], context: BackendContext
                       ) -> S3Storage:
-        """Build from ``[storages.NAME]``; an unknown setting is a :class:`ConfigError`."""
+        """Build from ``[storages.NAME]``; an unknown setting, and a missing or empty
+        ``bucket``, is a :class:`ConfigError` naming the table and the key."""
         unknown = set(settings) - _SETTINGS
         if unknown:
             raise ConfigError(f"storage {name!r}: unknown setting(s) {sorted(unknown)} for "
                               f"the s3 backend; allowed: {', '.join(sorted(_SETTINGS))}")
+        cls.check_settings(name, settings)  # "[storages.NAME] needs 'bucket' (...)"
         return cls(name=name, **dict(settings))
 
     def __repr__(self) -> str:
