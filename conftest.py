@@ -101,24 +101,17 @@ def app(make_app: object) -> Rindle:
 
 
 # --- docs are tests -------------------------------------------------------------------------
-# Every Python block of the guides listed here runs, in order, as one test per block with a
-# shared namespace per document. A doc declares its own setup in hidden blocks
-# (``<!-- invisible-code-block: python -->``); a block that cannot run here is marked
-# visibly with ``<!-- skip: next because ... -->``. Each document runs in a fresh temporary
-# working directory.
+# Every code block of README.md, guides/*.md and plugins/*/README.md runs, in order, as one
+# test per block with a shared namespace per document, in a fresh temporary working directory.
+# How each language runs, and what a document's hidden setup blocks can use, is described in
+# tests/docs_harness.py. A block that cannot run here is marked visibly: a sentence above it
+# says why, and ``<!-- skip: next "the reason" -->`` skips it.
 
-import tomllib  # noqa: E402
+from sybil import Sybil  # noqa: E402
+from tests import docs_harness  # noqa: E402
 
-from sybil import Example, Sybil  # noqa: E402
-from sybil.parsers.markdown import CodeBlockParser, PythonCodeBlockParser, SkipParser  # noqa: E402
-
-
-def _toml_is_valid(example: Example) -> None:
-    """A ``toml`` block must parse (settings shown in a guide are real TOML)."""
-    tomllib.loads(str(example.parsed))
-
-#: The documents whose code blocks run in the suite.
-DOC_FILES = ["security.md"]
+#: The documents whose code blocks run in the suite (relative to this directory).
+DOC_FILES = docs_harness.doc_files()
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +126,32 @@ def doc_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.chdir(here)
 
 
-pytest_collect_file = Sybil(
-    parsers=[PythonCodeBlockParser(), CodeBlockParser("toml", _toml_is_valid), SkipParser()],
-    path="guides",
-    filenames=DOC_FILES,
+class _Docs(Sybil):
+    """Parses exactly :data:`DOC_FILES`, wherever pytest meets them."""
+
+    def should_parse(self, path: Path) -> bool:
+        try:
+            relative = path.resolve().relative_to(self.path).as_posix()
+        except ValueError:
+            return False
+        return relative in DOC_FILES
+
+
+pytest_collect_file = _Docs(
+    parsers=docs_harness.parsers(),
+    path=str(Path(__file__).resolve().parent),
+    setup=docs_harness.setup,
+    teardown=docs_harness.teardown,
     fixtures=["doc_dir"],
 ).pytest()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[None]:
+    """A skipped doc block is reported at its own line (``-rs``), not inside unittest."""
+    report = yield
+    example = getattr(item, "example", None)
+    if report.skipped and example is not None and isinstance(report.longrepr, tuple):
+        report.longrepr = (str(item.path), example.line - 1, report.longrepr[2])
+    return report
