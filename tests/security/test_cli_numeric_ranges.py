@@ -83,9 +83,10 @@ def usage_error_for(result: Result, option: click.Option) -> None:
 
 def test_the_walk_finds_the_known_numeric_options() -> None:
     names = {case_id(c) for c in OPTIONS}
-    assert {"url:--expires-in", "runtime-status:--older-than-sec", "runtime-status:--limit",
-            "runtime-status:--provider-stuck", "sweep-orphaned-temp-files:--threshold-sec",
-            "verify-storage:--concurrency", "serve:--port", "erase-owners:--max-lines"} <= names
+    assert {"url:--expires-in", "runtime-status:--older-than", "runtime-status:--limit",
+            "runtime-status:--provider-stuck", "sweep-orphaned-temp-files:--threshold",
+            "verify-storage:--concurrency", "serve:--port", "erase-owners:--max-lines",
+            "erase-owners:--max-owners"} <= names
 
 
 @pytest.mark.parametrize("case", NUMERIC, ids=case_id)
@@ -159,23 +160,30 @@ def config(db_url: str, tmp_path: Path) -> Path:
     return path
 
 
-DURATIONS = [
-    ("runtime-status", "--older-than-sec"),
-    ("runtime-status", "--provider-stuck"),
-    ("sweep-orphaned-temp-files", "--threshold-sec"),
+OLDER_THAN = "'--older-than' / '--older-than-sec'"
+THRESHOLD = "'--threshold' / '--threshold-sec'"
+DURATIONS = [  # (verb, spelling, how click names the option)
+    ("runtime-status", "--older-than", OLDER_THAN),
+    ("runtime-status", "--older-than-sec", OLDER_THAN),
+    ("runtime-status", "--provider-stuck", "'--provider-stuck'"),
+    ("sweep-orphaned-temp-files", "--threshold", THRESHOLD),
+    ("sweep-orphaned-temp-files", "--threshold-sec", THRESHOLD),
 ]
 
 
-@pytest.mark.parametrize(("verb", "option"), DURATIONS)
+@pytest.mark.parametrize(("verb", "option", "hint"), DURATIONS)
 def test_duration_maximum_passes_and_one_more_fails(config: Path, verb: str,
-                                                    option: str) -> None:
+                                                    option: str, hint: str) -> None:
     runner = CliRunner()
     at_max = runner.invoke(cli, ["--config", str(config), verb, option, str(MAX_DURATION)])
     assert at_max.exit_code == 0, at_max.output
+    in_days = runner.invoke(cli, ["--config", str(config), verb, option,
+                                  f"{MAX_DURATION // 86400}d"])
+    assert in_days.exit_code == 0, in_days.output
     past = runner.invoke(cli, ["--config", str(config), verb, option, str(MAX_DURATION + 1)])
     assert past.exit_code == 2
     assert past.stderr.splitlines()[-1] == (
-        f"Error: Invalid value for '{option}': {MAX_DURATION + 1} is not in the range "
+        f"Error: Invalid value for {hint}: {MAX_DURATION + 1} is not in the range "
         f"0<=x<={MAX_DURATION}.")
 
 

@@ -12,21 +12,26 @@ The bounds are module constants, read when a check runs (tests patch them small)
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
 from rindle import config
 
 __all__ = [
+    "DEFAULT_MAX_OWNERS",
     "MAX_CONCURRENCY",
     "MAX_DURATION_SEC",
     "MAX_FILE_BYTES",
     "MAX_LINE_BYTES",
+    "MAX_OWNERS_CEILING",
     "MAX_OWNER_LINES",
     "MAX_OWNER_LINES_CEILING",
+    "Duration",
     "check_config_file",
     "duration",
     "read_bounded_lines",
@@ -44,11 +49,50 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 #: The default and the ceiling of ``erase-owners --max-lines``.
 MAX_OWNER_LINES = 1_000_000
 MAX_OWNER_LINES_CEILING = 10_000_000
+#: The default of ``erase-owners --max-owners`` (the library's ``rindle.ops.erasure.MAX_OWNERS``,
+#: repeated here so the command line never imports the database layer to print its help)
+#: and its ceiling: every owner is erased in one transaction.
+DEFAULT_MAX_OWNERS = 100
+MAX_OWNERS_CEILING = 10_000
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_WITH_UNIT = re.compile(r"(\d{1,20})\s*([smhd])")
+_INTEGER = re.compile(r"[+-]?\d+")
 
 
-def duration(min_sec: int = 0) -> click.IntRange:
-    """The type of a duration option in seconds: ``min_sec`` to 100 years, both included."""
-    return click.IntRange(min_sec, MAX_DURATION_SEC)
+class Duration(click.IntRange):
+    """A duration in seconds, written as whole seconds (``90``) or a whole number with a
+    unit ``s``, ``m``, ``h`` or ``d`` (``30s``, ``15m``, ``2h``, ``7d``).
+
+    Converts to an ``int`` of seconds within the range, so it stays a bounded
+    :class:`click.IntRange`: a value past it fails with click's ``... is not in the range``
+    message; anything that is not a duration fails naming the accepted forms.
+    """
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        """Seconds for ``value`` (an int, or a string as above); a usage error otherwise."""
+        if isinstance(value, str):
+            text = value.strip()
+            unit = _WITH_UNIT.fullmatch(text)
+            if unit is not None:
+                value = int(unit.group(1)) * _UNITS[unit.group(2)]
+            elif not _INTEGER.fullmatch(text):
+                self.fail(f"{value!r} is not a duration: write seconds (90) or a whole number "
+                          "with a unit s, m, h or d (30s, 15m, 2h, 7d)", param, ctx)
+        return super().convert(value, param, ctx)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        """``DURATION`` in usage and help lines."""
+        return "DURATION"
+
+
+def duration(min_sec: int = 0) -> Duration:
+    """The type of a duration option: ``min_sec`` to 100 years in seconds, both included;
+    written as seconds or with a unit (``2h``), see :class:`Duration`."""
+    return Duration(min_sec, MAX_DURATION_SEC)
 
 
 def read_bounded_lines(path: Path, *, param_hint: str, max_lines: int | None = None

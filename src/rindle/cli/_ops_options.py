@@ -1,4 +1,5 @@
-"""What every operator verb shares: a per-verb ``--json``, reports out, exit codes.
+"""What every command shares: a per-verb ``--json``, ``--live``, ``--profile``, reports out,
+exit codes.
 
 Exit codes: 0 success, 1 infrastructure errors during the pass (storage, network, auth),
 2 usage errors (click's own, and :class:`rindle.errors.UsageError`).
@@ -8,15 +9,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from functools import wraps
 from typing import Any, TypeVar
 
 import click
 
 from rindle.cli._context import CliContext, emit
 
-__all__ = ["counters_text", "finish", "json_option"]
+__all__ = ["EXAMPLE_ID", "ProfileName", "check_profile", "counters_text", "finish", "json_option",
+           "live_option", "profile_option"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: The asset id the help examples show.
+EXAMPLE_ID = "0190a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"
 
 
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -26,10 +32,80 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
 
 
 def json_option(func: F) -> F:
-    """Accept ``--json`` after the verb too (``rindle doctor --json``)."""
+    """Accept ``--json`` after the command too (``rindle doctor --json``)."""
     return click.option("--json", "json_flag", is_flag=True, expose_value=False,
                         callback=_set_json, is_eager=True,
-                        help="Print the report as one JSON object.")(func)
+                        help="Print one JSON object on stdout.")(func)
+
+
+def live_option(*aliases: str, help: str = "Really do it (default: a dry run that changes "
+                "nothing).") -> Callable[[F], F]:
+    """``--live``: the one spelling of "really do it"; the command receives ``live: bool``.
+
+    ``aliases`` are older spellings of ``--live`` (``--no-dry-run``, ``--execute``) that keep
+    working but are hidden from help; ``--dry-run`` (also hidden) asks for the default
+    explicitly. ``--live`` (or an alias) together with ``--dry-run`` is a usage error.
+    """
+    alias_names = [f"live_alias_{i}" for i in range(len(aliases))]
+
+    def decorate(func: F) -> F:
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            spellings = [kwargs.pop("live"), *(kwargs.pop(n) for n in alias_names)]
+            live = any(spellings)
+            if kwargs.pop("live_dry_run") and live:
+                raise click.UsageError("--live and --dry-run contradict each other; "
+                                       "pass one of them")
+            return func(*args, live=live, **kwargs)
+
+        decorated: Any = wrapper
+        for alias, name in zip(aliases, alias_names, strict=True):
+            decorated = click.option(alias, name, is_flag=True, hidden=True)(decorated)
+        decorated = click.option("--dry-run", "live_dry_run", is_flag=True, hidden=True)(
+            decorated)
+        return click.option("--live", "live", is_flag=True, help=help)(decorated)  # type: ignore[no-any-return]
+
+    return decorate
+
+
+def _configured_profiles(ctx: click.Context | None) -> list[str]:
+    """The profile names the settings configure, or [] when they cannot be loaded now."""
+    state = ctx.find_object(CliContext) if ctx is not None else None
+    if state is None:
+        return []
+    try:
+        return sorted(state.app().profiles)
+    except Exception:  # help must render whatever state the settings are in
+        return []
+
+
+class ProfileName(click.ParamType[str]):
+    """A profile name; help shows the configured names (``[avatar|photo]``) when the settings
+    load. The name is checked against the app where the command runs (exit 2 with the
+    list, code ``unknown_profile``), so a broken settings file is reported as such."""
+
+    name = "profile"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        """``[a|b|c]`` listing the configured profiles, ``PROFILE`` when none can be read."""
+        names = _configured_profiles(ctx)
+        return f"[{'|'.join(names)}]" if names else "PROFILE"
+
+
+def profile_option(*, required: bool = False, help: str = "Only this profile."
+                   ) -> Callable[[F], F]:
+    """``--profile NAME`` typed :class:`ProfileName` (its help lists the configured names)."""
+    return click.option("--profile", type=ProfileName(), required=required,
+                        default=None, help=help)
+
+
+def check_profile(app: Any, profile: str | None) -> None:
+    """Raise :class:`~rindle.errors.UsageError` (code ``unknown_profile``, exit 2) naming the
+    configured profiles when ``profile`` is given and is not one of them."""
+    if profile is not None and profile not in app.profiles:
+        from rindle.errors import UnknownProfile, UsageError
+
+        raise UsageError(UnknownProfile(profile, app.profiles).message, code="unknown_profile")
 
 
 def counters_text(title: str, report: Any, fields: list[str]) -> str:

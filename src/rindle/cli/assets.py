@@ -9,6 +9,10 @@ import click
 
 from rindle.cli._context import CliContext, emit, handle_errors, pass_cli
 from rindle.cli._limits import duration, require_regular_file
+from rindle.cli._ops_options import EXAMPLE_ID, check_profile, json_option, profile_option
+
+#: The most attachments ``rindle show`` lists (``attachments_total`` counts them all).
+SHOW_ATTACHMENTS = 100
 
 
 def asset_dict(asset: Any) -> dict[str, Any]:
@@ -52,45 +56,126 @@ def asset_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@click.command("upload")
+@click.command("upload", epilog="Example: rindle upload photo.jpg --profile avatar --json")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                 callback=require_regular_file)
-@click.option("--profile", required=True, help="Profile name.")
+@profile_option(required=True, help="The profile to upload under (one of those configured).")
 @click.option("--filename", default=None, help="Original filename (default: the file's name).")
+@json_option
 @pass_cli
 @handle_errors
 def upload_command(ctx: CliContext, file: Path, profile: str, filename: str | None) -> None:
-    """Upload FILE through the app (proxied upload) and queue its promotion."""
-    asset = ctx.app().upload(profile, file, filename=filename or file.name)
+    """Upload FILE through the app (proxied upload) and queue its promotion.
+
+    An unknown profile is a usage error (exit 2) listing the configured ones.
+    """
+    app = ctx.app()
+    check_profile(app, profile)
+    asset = app.upload(profile, file, filename=filename or file.name)
     data = asset_dict(asset)
     emit(ctx, data, lambda: asset_text(data) + "\nNext: rindle worker --drain")
 
 
-@click.command("url")
+@click.command("url", epilog=f"Example: rindle url {EXAMPLE_ID} --variant thumb "
+                             "--expires-in 15m")
 @click.argument("asset_id")
-@click.option("--variant", default=None, help="Variant name (falls back to the original).")
+@click.option("--variant", default=None,
+              help="Variant name (falls back to the original while it is not ready); one the "
+                   "asset's profile does not declare is a usage error.")
 @click.option("--expires-in", type=duration(1), default=None,
-              help="Lifetime in seconds of a signed URL, at most 100 years "
+              help="Lifetime of a signed URL: seconds, or 15m, 2h, 7d, at most 100 years "
                    "(default: the profile's TTL).")
 @click.option("--download", is_flag=True, help="Ask browsers to download, not display.")
+@json_option
 @pass_cli
 @handle_errors
 def url_command(ctx: CliContext, asset_id: str, variant: str | None, expires_in: int | None,
                 download: bool) -> None:
     """Print a delivery URL for ASSET_ID (signed unless the profile is public)."""
-    url = ctx.app().url(asset_id, variant, expires_in=expires_in,
-                        disposition="attachment" if download else None)
+    app = ctx.app()
+    if variant is not None:
+        _check_variant(app, asset_id, variant)
+    url = app.url(asset_id, variant, expires_in=expires_in,
+                  disposition="attachment" if download else None)
     emit(ctx, {"asset_id": asset_id, "variant": variant, "url": url}, url)
 
 
-@click.command("show")
+def _check_variant(app: Any, asset_id: str, variant: str) -> None:
+    """Raise :class:`~rindle.errors.UsageError` (code ``unknown_variant``, exit 2) naming the
+    declared variants when the asset's profile does not declare ``variant``; a missing
+    asset or an unconfigured profile raise what :meth:`rindle.Rindle.url` would."""
+    from rindle.errors import UsageError
+
+    prof = app.profile(app.get_asset(asset_id).profile)
+    names = [name for name, _ in prof.variant_specs()]
+    if variant not in names:
+        raise UsageError(f"unknown variant {variant!r} for profile {prof.name!r}; its "
+                         f"variants: {', '.join(names) or 'none'}", code="unknown_variant")
+
+
+def provider_asset_dict(row: Any) -> dict[str, Any]:
+    """JSON-ready view of a streaming provider row; the provider's asset id is redacted as
+    telemetry redacts it (``...`` and its last four characters)."""
+    from rindle.telemetry import redact_id
+
+    return {"id": str(row.id), "asset_id": str(row.asset_id), "profile": row.profile,
+            "provider": row.provider_name, "state": row.state,
+            "provider_asset_id": redact_id(row.provider_asset_id),
+            "updated_at": row.updated_at.isoformat() if row.updated_at else None}
+
+
+def _links(app: Any, asset_id: Any) -> dict[str, Any]:
+    """The asset's attachments (at most :data:`SHOW_ATTACHMENTS`, and their total) and its
+    streaming provider rows."""
+    from sqlalchemy import func, select
+
+    from rindle.domain.models import Attachment, ProviderAsset
+
+    with app.db.sessionmaker() as s:
+        attachments = s.scalars(
+            select(Attachment).where(Attachment.asset_id == asset_id)
+            .order_by(Attachment.owner_type, Attachment.owner_id, Attachment.slot)
+            .limit(SHOW_ATTACHMENTS)).all()
+        total = len(attachments)
+        if total == SHOW_ATTACHMENTS:
+            total = s.scalar(select(func.count()).select_from(Attachment)
+                             .where(Attachment.asset_id == asset_id)) or 0
+        rows = s.scalars(select(ProviderAsset).where(ProviderAsset.asset_id == asset_id)
+                         .order_by(ProviderAsset.id)).all()
+        return {
+            "attachments": [{"owner_type": a.owner_type, "owner_id": a.owner_id,
+                             "slot": a.slot} for a in attachments],
+            "attachments_total": total,
+            "provider_assets": [provider_asset_dict(r) for r in rows],
+        }
+
+
+def show_text(data: dict[str, Any]) -> str:
+    """:func:`asset_text` plus one line per attachment and per provider row."""
+    lines = [asset_text(data)]
+    lines += [f"attached {a['owner_type']}:{a['owner_id']}/{a['slot']}"
+              for a in data["attachments"]]
+    more = data["attachments_total"] - len(data["attachments"])
+    if more:
+        lines.append(f"attached ... and {more} more")
+    if not data["attachments_total"]:
+        lines.append("attached nowhere")
+    lines += [f"stream   {p['provider']}: {p['state']} (row {p['id']}, provider id "
+              f"{p['provider_asset_id'] or '-'})" for p in data["provider_assets"]]
+    return "\n".join(lines)
+
+
+@click.command("show", epilog=f"Example: rindle show {EXAMPLE_ID} --json")
 @click.argument("asset_id")
+@json_option
 @pass_cli
 @handle_errors
 def show_command(ctx: CliContext, asset_id: str) -> None:
-    """Show an asset, its variants and their states."""
-    data = asset_dict(ctx.app().get_asset(asset_id))
-    emit(ctx, data, lambda: asset_text(data))
+    """Show an asset, its variants, where it is attached and its streaming provider rows."""
+    app = ctx.app()
+    asset = app.get_asset(asset_id)
+    data = {**asset_dict(asset), **_links(app, asset.id)}
+    emit(ctx, data, lambda: show_text(data))
 
 
 def _owner(value: str) -> tuple[str, str]:
@@ -100,10 +185,11 @@ def _owner(value: str) -> tuple[str, str]:
     return kind, ident
 
 
-@click.command("attach")
+@click.command("attach", epilog=f"Example: rindle attach {EXAMPLE_ID} user:42 avatar")
 @click.argument("asset_id")
 @click.argument("owner")
 @click.argument("slot")
+@json_option
 @pass_cli
 @handle_errors
 def attach_command(ctx: CliContext, asset_id: str, owner: str, slot: str) -> None:
@@ -114,9 +200,10 @@ def attach_command(ctx: CliContext, asset_id: str, owner: str, slot: str) -> Non
     emit(ctx, data, f"attached {row.asset_id} to {row.owner_type}:{row.owner_id}/{row.slot}")
 
 
-@click.command("detach")
+@click.command("detach", epilog="Example: rindle detach user:42 avatar --json")
 @click.argument("owner")
 @click.argument("slot")
+@json_option
 @pass_cli
 @handle_errors
 def detach_command(ctx: CliContext, owner: str, slot: str) -> None:

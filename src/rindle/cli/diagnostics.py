@@ -6,10 +6,10 @@ import click
 
 from rindle.cli._context import CliContext, handle_errors, pass_cli
 from rindle.cli._limits import duration
-from rindle.cli._ops_options import finish, json_option
+from rindle.cli._ops_options import finish, json_option, profile_option
 
 
-@click.command("doctor")
+@click.command("doctor", epilog="Example: rindle doctor --json")
 @json_option
 @pass_cli
 @handle_errors
@@ -22,21 +22,25 @@ def doctor_command(ctx: CliContext) -> None:
     finish(ctx, report, report.render)
 
 
-@click.command("runtime-status")
-@click.option("--profile", default=None, help="Only this profile.")
-@click.option("--older-than-sec", type=duration(), default=3600, show_default=True,
-              help="Work older than this many seconds (at most 100 years) counts as stuck.")
+@click.command("runtime-status",
+               epilog="Example: rindle runtime-status --profile avatar --older-than 2h --json")
+@profile_option()
+@click.option("--older-than", "--older-than-sec", "older_than", type=duration(), default=3600,
+              show_default=True,
+              help="Work untouched for longer than this counts as stuck: seconds, or 30m, "
+                   "2h, 1d (at most 100 years).")
 @click.option("--limit", type=click.IntRange(min=1, max=1000), default=20, show_default=True,
               help="Rows per sample list.")
 @click.option("--provider-stuck", type=duration(), default=None,
-              help="Seconds after which an uploading/processing provider asset counts as "
-                   "stuck [default: each provider's provider_stuck_threshold_seconds, 7200].")
+              help="After this long an uploading/processing provider asset counts as stuck: "
+                   "seconds, or 30m, 2h, 1d [default: each provider's "
+                   "provider_stuck_threshold_seconds, 7200].")
 @json_option
 @pass_cli
 @handle_errors
-def runtime_status_command(ctx: CliContext, profile: str | None, older_than_sec: int,
+def runtime_status_command(ctx: CliContext, profile: str | None, older_than: int,
                            limit: int, provider_stuck: int | None) -> None:
     """Report degraded or stuck work and the verb to run about it (read-only, bounded)."""
-    report = ctx.app().ops.runtime_status(profile=profile, older_than=older_than_sec,
+    report = ctx.app().ops.runtime_status(profile=profile, older_than=older_than,
                                           limit=limit, provider_stuck=provider_stuck)
     finish(ctx, report, report.render)

@@ -7,10 +7,16 @@ import click
 
 from rindle.cli._context import CliContext, handle_errors, pass_cli
 from rindle.cli._limits import MAX_CONCURRENCY
-from rindle.cli._ops_options import counters_text, finish, json_option
+from rindle.cli._ops_options import (
+    EXAMPLE_ID,
+    counters_text,
+    finish,
+    json_option,
+    profile_option,
+)
 
 
-@click.command("reprobe")
+@click.command("reprobe", epilog=f"Example: rindle reprobe {EXAMPLE_ID} --json")
 @click.argument("asset_id")
 @json_option
 @pass_cli
@@ -22,9 +28,10 @@ def reprobe_command(ctx: CliContext, asset_id: str) -> None:
     finish(ctx, report, f"reprobe {report.asset_id}: {changed}")
 
 
-@click.command("requeue")
+@click.command("requeue", epilog=f"Example: rindle requeue {EXAMPLE_ID} --variant thumb")
 @click.argument("asset_id")
-@click.option("--variant", "variants", multiple=True, help="Only this variant (repeatable).")
+@click.option("--variant", "variants", multiple=True,
+              help="Only this variant (repeatable); one the asset lacks is a usage error.")
 @json_option
 @pass_cli
 @handle_errors
@@ -36,9 +43,11 @@ def requeue_command(ctx: CliContext, asset_id: str, variants: tuple[str, ...]) -
            f"{', '.join(report.requeued) or 'none'}\n  skipped   {skipped}")
 
 
-@click.command("regenerate-variants")
-@click.option("--profile", default=None, help="Only this profile.")
-@click.option("--variant", default=None, help="Only this variant name.")
+@click.command("regenerate-variants",
+               epilog="Example: rindle regenerate-variants --profile avatar --variant thumb")
+@profile_option()
+@click.option("--variant", default=None,
+              help="Only this variant name; one no profile in scope declares is a usage error.")
 @json_option
 @pass_cli
 @handle_errors
@@ -49,9 +58,10 @@ def regenerate_command(ctx: CliContext, profile: str | None, variant: str | None
                                       ["marked_stale", "enqueued", "skipped", "errors"]))
 
 
-@click.command("verify-storage")
-@click.option("--profile", default=None, help="Only this profile.")
-@click.option("--variant", default=None, help="Only this variant name.")
+@click.command("verify-storage", epilog="Example: rindle verify-storage --profile avatar --json")
+@profile_option()
+@click.option("--variant", default=None,
+              help="Only this variant name; one no profile in scope declares is a usage error.")
 @click.option("--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), default=8,
               show_default=True, help="Storage checks in flight at once.")
 @json_option
@@ -67,8 +77,8 @@ def verify_storage_command(ctx: CliContext, profile: str | None, variant: str | 
                                    "originals_checked", "originals_missing"]))
 
 
-@click.command("backfill-metadata")
-@click.option("--profile", default=None, help="Only this profile.")
+@click.command("backfill-metadata", epilog="Example: rindle backfill-metadata --profile avatar")
+@profile_option()
 @json_option
 @pass_cli
 @handle_errors

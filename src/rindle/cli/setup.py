@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rindle.cli._context import CliContext, emit, handle_errors, pass_cli
+from rindle.cli._ops_options import json_option
 
 SAMPLE_CONFIG = """\
 # rindle settings. Every key can also come from [tool.rindle] in pyproject.toml;
@@ -47,12 +48,13 @@ class Photo(Profile):
 '''
 
 
-@click.command("init")
+@click.command("init", epilog="Example: rindle init --dir myapp --module myapp_profiles --json")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path("."), show_default=True, help="Folder to write into.")
 @click.option("--module", default="rindle_profiles", show_default=True,
               help="Name of the sample profile module to write.")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
+@json_option
 @pass_cli
 @handle_errors
 def init_command(ctx: CliContext, directory: Path, module: str, force: bool) -> None:
@@ -72,7 +74,8 @@ def init_command(ctx: CliContext, directory: Path, module: str, force: bool) -> 
          f"Wrote {config} and {profiles}.\nNext: rindle migrate")
 
 
-@click.command("migrate")
+@click.command("migrate", epilog="Example: rindle --config rindle.toml migrate --json")
+@json_option
 @pass_cli
 @handle_errors
 def migrate_command(ctx: CliContext) -> None:
@@ -85,7 +88,8 @@ def migrate_command(ctx: CliContext) -> None:
          f"Database {app.db.redacted_url}: {before or 'empty'} -> {after}")
 
 
-@click.command("plugins")
+@click.command("plugins", epilog="Example: rindle plugins --json")
+@json_option
 @pass_cli
 @handle_errors
 def plugins_command(ctx: CliContext) -> None:

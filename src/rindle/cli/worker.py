@@ -6,6 +6,7 @@ import click
 
 from rindle.cli._context import CliContext, emit, handle_errors, pass_cli
 from rindle.cli._limits import MAX_CONCURRENCY
+from rindle.cli._ops_options import json_option
 
 
 def _parse_queue(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
@@ -31,11 +32,12 @@ def _parse_queue(_ctx: click.Context, _param: click.Parameter, values: tuple[str
     return out
 
 
-@click.command("worker")
+@click.command("worker", epilog="Example: rindle worker --drain --json")
 @click.option("--queue", "queues", multiple=True, callback=_parse_queue, metavar="NAME=N",
               help="A queue to run and its concurrency (repeatable). Default: every queue.")
 @click.option("--drain", is_flag=True, help="Run every due job, then exit.")
 @click.option("--no-cron", is_flag=True, help="Do not schedule the [cron] jobs.")
+@json_option
 @pass_cli
 @handle_errors
 def worker_command(ctx: CliContext, queues: dict[str, int] | None, drain: bool,
@@ -43,6 +45,7 @@ def worker_command(ctx: CliContext, queues: dict[str, int] | None, drain: bool,
     """Run background jobs: promotion, variants, purges, maintenance.
 
     Stops on SIGINT/SIGTERM once running jobs finish; a second signal exits at once.
+    Progress goes to stderr; the result (jobs run) to stdout, one JSON object with --json.
 
     \b
     rindle worker                         every queue, default concurrency, cron on
@@ -66,4 +69,7 @@ def worker_command(ctx: CliContext, queues: dict[str, int] | None, drain: bool,
                + (f"; cron: {', '.join(e.name for e in worker.cron_entries)}"
                   if worker.cron_entries else ""), err=True)
     worker.run()
-    click.echo(f"stopped after {worker.executed} job(s)", err=True)
+    if ctx.json:
+        emit(ctx, {"worker_id": worker.worker_id, "executed": worker.executed}, "")
+    else:
+        click.echo(f"stopped after {worker.executed} job(s)", err=True)

@@ -45,16 +45,22 @@ class AbortReport(Report):
     multipart_aborts: int = 0
     resumable_aborts: int = 0
     presigned_put_aborts: int = 0
+    dry_run: bool = False
 
     @property
     def exit_code(self) -> int:
         return 1 if self.abort_errors else 0
 
 
-def abort_incomplete_uploads(app: Rindle, *, batch_size: int = DEFAULT_BATCH,
+def abort_incomplete_uploads(app: Rindle, *, dry_run: bool = False,
+                             batch_size: int = DEFAULT_BATCH,
                              progress: bool | None = None) -> AbortReport:
-    """Expire every timed-out open session; returns the counters."""
-    report = AbortReport()
+    """Expire every timed-out open session; returns the counters.
+
+    With ``dry_run`` only ``sessions_found`` is counted: no backend is called and no
+    session changes.
+    """
+    report = AbortReport(dry_run=dry_run)
     now = utcnow()
     stmt = (select(UploadSession.id, UploadSession.state, UploadSession.upload_strategy,
                    UploadSession.upload_key, UploadSession.multipart_upload_id,
@@ -66,6 +72,8 @@ def abort_incomplete_uploads(app: Rindle, *, batch_size: int = DEFAULT_BATCH,
                             UploadSession.id, batch_size=batch_size):
         for row in rows:
             report.sessions_found += 1
+            if dry_run:
+                continue
             if row.upload_strategy == "multipart" and row.multipart_upload_id:
                 try:
                     app.storage_for(row.profile).abort_multipart(row.upload_key,

@@ -54,11 +54,11 @@ class Operations:
         return verify_storage(self.app, profile=profile, variant=variant,
                               concurrency=concurrency)
 
-    def abort_incomplete_uploads(self) -> AbortReport:
-        """Expire timed-out upload sessions."""
+    def abort_incomplete_uploads(self, *, dry_run: bool = False) -> AbortReport:
+        """Expire timed-out upload sessions (``dry_run``: only count them)."""
         from rindle.ops.abort_uploads import abort_incomplete_uploads
 
-        return abort_incomplete_uploads(self.app)
+        return abort_incomplete_uploads(self.app, dry_run=dry_run)
 
     def cleanup_orphans(self, *, dry_run: bool = True) -> CleanupReport:
         """Delete expired sessions' staged objects, then their rows."""

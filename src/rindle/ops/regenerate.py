@@ -41,12 +41,18 @@ class RegenerateReport(Report):
 def regenerate_variants(app: Rindle, *, profile: str | None = None,
                         variant: str | None = None, batch_size: int = DEFAULT_BATCH,
                         progress: bool | None = None) -> RegenerateReport:
-    """Mark drifted variants stale, then enqueue every stale or missing one (enqueue-only)."""
+    """Mark drifted variants stale, then enqueue every stale or missing one (enqueue-only).
+
+    An unknown ``profile``, or a ``variant`` no profile in scope declares, raises
+    :class:`~rindle.errors.UsageError` before anything is read (see
+    :func:`~rindle.ops.scope.profiles_in_scope`).
+    """
     report = RegenerateReport()
     scope = "profile" if profile else "all"
+    profiles = profiles_in_scope(app, profile, variant)  # unknown names: UsageError, no span
     with repair_span(app.telemetry, "regenerate_variants", scope=scope, dry_run=False) as span:
         bar = Progress("regenerate-variants", enabled=progress)
-        for prof in profiles_in_scope(app, profile):
+        for prof in profiles:
             for name in variant_names(prof, variant):
                 digest = prof.recipe_digest(name)
                 drifted = (select(Variant.id).join(Asset, Asset.id == Variant.asset_id)

@@ -55,7 +55,8 @@ def requeue_variants(app: Rindle, asset_id: uuid.UUID | str,
             unknown = sorted(set(wanted) - set(rows))
             if unknown:
                 raise UsageError(f"unknown variant(s) {', '.join(unknown)} for asset {aid}; "
-                                 f"it has: {', '.join(sorted(rows)) or 'none'}")
+                                 f"it has: {', '.join(sorted(rows)) or 'none'}",
+                                 code="unknown_variant")
             for name in wanted:
                 row = rows[name]
                 if row.state not in REQUEUEABLE:

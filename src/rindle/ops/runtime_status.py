@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from rindle.domain.models import Asset, Job, ProviderAsset, UploadSession, Variant, utcnow
-from rindle.errors import ConfigError, RindleError, SchemaOutOfDate, UsageError
+from rindle.errors import (
+    ConfigError,
+    RindleError,
+    SchemaOutOfDate,
+    UnknownProfile,
+    UsageError,
+)
 from rindle.ops.report import Report
 from rindle.streaming.service import ProviderConfig
 
@@ -124,8 +130,8 @@ def runtime_status(app: Rindle, *, profile: str | None = None,
         if limit < 1 or older_than < 0 or (provider_stuck is not None and provider_stuck < 0):
             raise UsageError("limit must be >= 1; older_than and provider_stuck must be >= 0")
         if profile is not None and profile not in app.profiles:
-            raise UsageError(f"unknown profile {profile!r}; configured: "
-                             f"{', '.join(sorted(app.profiles)) or 'none'}")
+            raise UsageError(UnknownProfile(profile, app.profiles).message,
+                             code="unknown_profile")
         app.db.ensure_schema_current()
     except RindleError as exc:
         reason = "schema_not_ready" if isinstance(exc, SchemaOutOfDate) else exc.code

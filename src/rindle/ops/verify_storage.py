@@ -134,10 +134,13 @@ def verify_storage(app: Rindle, *, profile: str | None = None, variant: str | No
     """Check every ready variant in scope against storage; gone ones become ``missing``.
 
     A variant whose check failed for another reason than "not found" counts in ``errors``
-    and keeps its state. Originals are checked and counted, never changed.
+    and keeps its state. Originals are checked and counted, never changed. An unknown
+    ``profile``, or a ``variant`` no profile in scope declares, raises
+    :class:`~rindle.errors.UsageError` before anything is read.
     """
     report = VerifyStorageReport()
     scope = "profile" if profile else "all"
+    profiles = profiles_in_scope(app, profile, variant)  # unknown names: UsageError, no span
     missing = _Missing(app, report, batch_size)
     with repair_span(app.telemetry, "verify_storage", scope=scope, dry_run=False) as span, \
             ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, \
@@ -146,7 +149,7 @@ def verify_storage(app: Rindle, *, profile: str | None = None, variant: str | No
         checked = partial(_check_rows, pool=pool, workers=concurrency)
         in_process_db = app.db.engine.dialect.name == "sqlite"
         try:
-            for prof in profiles_in_scope(app, profile):
+            for prof in profiles:
                 storage = app.storage(prof.storage)
                 names = variant_names(prof, variant)
                 # Overlap page reads with storage checks where one side waits on a socket.
