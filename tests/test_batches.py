@@ -83,7 +83,7 @@ def test_overlapped_keeps_order_and_works_ahead_of_the_consumer() -> None:
         walk = overlapped(batches(), work, pool)
         first = next(walk)
         # batch 1 was read (and its work submitted) before batch 0 was handed over
-        assert first == (0, 0) and produced == [0, 1] and started[1].wait(5)
+        assert first == (0, 0) and produced == [0, 1] and started[1].wait(120)
         assert list(walk) == [(1, 10), (2, 20), (3, 30), (4, 40)]
     assert list(overlapped(iter(range(3)), work, None)) == [(0, 0), (1, 10), (2, 20)]
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 import pytest
 from sqlalchemy import Table, select, update
 
 from rindle import Rindle
+from rindle.clock import ManualClock
 from rindle.domain.models import Job, utcnow
 from rindle.errors import JobError
 from rindle.jobs import Cancel, JobContext, Retry
@@ -21,6 +21,13 @@ _T: Table = Job.__table__  # type: ignore[assignment]
 @pytest.fixture
 def japp(make_app: Any) -> Rindle:
     return make_app(jobs={"backoff_base": 0.0, "lease_seconds": 30})  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def clock(japp: Rindle) -> ManualClock:
+    """The queue's clock, standing still until a test moves it past a lease."""
+    japp.jobs.clock = manual = ManualClock()
+    return manual
 
 
 def states(app: Rindle) -> list[tuple[str, int, str | None]]:
@@ -146,13 +153,14 @@ def test_cancel_a_waiting_job(japp: Rindle) -> None:
     assert not japp.jobs.cancel(running)  # a running job is not cancelled under its worker
 
 
-def test_a_dead_workers_job_runs_again_after_its_lease(japp: Rindle) -> None:
+def test_a_dead_workers_job_runs_again_after_its_lease(japp: Rindle,
+                                                       clock: ManualClock) -> None:
     runs: list[str | None] = []
     japp.jobs.register("t.rec", lambda app, job: runs.append(job.worker_id), queue="process")
     japp.jobs.enqueue_now("t.rec", {})
     [claimed] = japp.jobs.claim(["process"], "dead-worker", lease_seconds=0.2)
     assert japp.jobs.drain() == 0  # leased: nobody else may run it yet
-    time.sleep(0.4)
+    clock.advance(0.4)
     assert japp.jobs.drain() == 1
     assert len(runs) == 1 and runs[0] != "dead-worker"
     # the dead worker comes back and tries to settle: it must not overwrite the outcome
@@ -161,21 +169,23 @@ def test_a_dead_workers_job_runs_again_after_its_lease(japp: Rindle) -> None:
     assert states(japp) == [("completed", 2, None)]
 
 
-def test_a_job_killed_on_its_last_attempt_is_discarded(japp: Rindle) -> None:
+def test_a_job_killed_on_its_last_attempt_is_discarded(japp: Rindle,
+                                                       clock: ManualClock) -> None:
     japp.jobs.register("t.rec", lambda app, job: None, queue="process", max_attempts=1)
     japp.jobs.enqueue_now("t.rec", {})
     japp.jobs.claim(["process"], "dead", lease_seconds=0.1)
-    time.sleep(0.3)
+    clock.advance(0.3)
     japp.jobs.drain()
     [(state, attempt, error)] = states(japp)
     assert state == "discarded" and attempt == 2 and error and "worker lost" in error
 
 
-def test_stale_owner_cannot_settle_after_lease_theft(japp: Rindle) -> None:
+def test_stale_owner_cannot_settle_after_lease_theft(japp: Rindle,
+                                                     clock: ManualClock) -> None:
     japp.jobs.register("t.ok", lambda app, job: None, queue="process")
     japp.jobs.enqueue_now("t.ok", {})
     [old] = japp.jobs.claim(["process"], "old", lease_seconds=0.1)
-    time.sleep(0.25)
+    clock.advance(0.25)
     [new] = japp.jobs.claim(["process"], "new")
     assert new.id == old.id and new.attempt == 2
     assert japp.jobs.execute(old) == "completed"  # the handler ran, but the write is refused

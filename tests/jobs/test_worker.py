@@ -1,4 +1,9 @@
-"""Workers on SQLite and PostgreSQL: threads, heartbeats, graceful stop, exactly-once runs."""
+"""Workers on SQLite and PostgreSQL: threads, heartbeats, graceful stop, exactly-once runs.
+
+Nothing here waits for real time to pass: leases run out when a test moves the queue's
+:class:`~rindle.clock.ManualClock`, signals follow events the worker exposes, and every
+real-time bound (:data:`PATIENCE`) only matters when something is broken.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select
 
 from rindle import Rindle
+from rindle.clock import ManualClock
 from rindle.domain.models import Job, WorkerHeartbeat
 from rindle.errors import ConfigError
 from rindle.jobs import JobContext, Worker
@@ -24,8 +31,13 @@ from rindle.jobs import JobContext, Worker
 _T: Table = Job.__table__  # type: ignore[assignment]
 _HB: Table = WorkerHeartbeat.__table__  # type: ignore[assignment]
 
+#: Seconds any wait here may take before the test fails: reached only when something is
+#: broken, never by a slow or loaded machine.
+PATIENCE = 120.0
 
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float = PATIENCE) -> None:
+    """Poll ``check`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -55,7 +67,7 @@ def test_worker_threads_run_everything_once(app: Rindle) -> None:
     with app.db.engine.begin() as conn:
         app.jobs.enqueue_many(conn, "t.rec", [{"n": i} for i in range(60)])
     worker = Worker(app, {"process": 3}, cron=False, poll_interval=0.01, prefetch=4)
-    assert worker.run_until_empty(timeout=60) == 60
+    assert worker.run_until_empty(timeout=PATIENCE) == 60
     assert sorted(seen) == list(range(60))
     assert set(job_states(app)) == {"completed"} and heartbeats(app) == []
 
@@ -66,25 +78,32 @@ def test_follow_up_jobs_on_another_queue_run_too(app: Rindle) -> None:
                       queue="process")
     app.jobs.enqueue_now("t.first", {})
     worker = Worker(app, {"process": 1, "purge": 1}, cron=False, poll_interval=0.01)
-    assert worker.run_until_empty(timeout=60) == 2
+    assert worker.run_until_empty(timeout=PATIENCE) == 2
     assert job_states(app) == ["completed", "completed"]
 
 
+def locked_until(app: Rindle) -> Any:
+    with app.db.engine.connect() as conn:
+        return conn.execute(select(_T.c.locked_until)).scalar_one()
+
+
 def test_run_keeps_a_heartbeat_and_stop_lets_the_running_job_finish(app: Rindle) -> None:
+    clock = app.jobs.clock = ManualClock()
     started, release = _slow_job(app)
     worker = Worker(app, {"process": 1}, cron=False, poll_interval=0.01,
                     heartbeat_interval=0.05, lease_seconds=1.0, worker_id="hb-worker")
     runner = threading.Thread(target=worker.run)
     runner.start()
     try:
-        assert started.wait(30)
+        assert started.wait(PATIENCE)
         assert heartbeats(app) == ["hb-worker"]
-        time.sleep(2.2)  # twice the lease: only the heartbeat keeps the job ours
+        clock.advance(timedelta(seconds=2.2))  # twice the lease: only a heartbeat saves it
+        wait_for(lambda: locked_until(app) > clock(), "a heartbeat to extend the lease")
         assert app.jobs.claim(["process"], "thief") == []
         worker.stop()
     finally:
         release.set()
-        runner.join(30)
+        runner.join(PATIENCE)
     assert not runner.is_alive()
     assert job_states(app) == ["completed"] and heartbeats(app) == []
 
@@ -99,7 +118,7 @@ def test_stop_hands_prefetched_jobs_back(app: Rindle) -> None:
     with app.db.engine.begin() as conn:
         app.jobs.enqueue_many(conn, "t.stop", [{} for _ in range(5)])
     worker = Worker(app, {"process": 1}, cron=False, prefetch=5)
-    assert worker.run_until_empty(timeout=60) == 1
+    assert worker.run_until_empty(timeout=PATIENCE) == 1
     with app.db.engine.connect() as conn:
         rows = conn.execute(select(_T.c.state, _T.c.attempt, _T.c.locked_by)).all()
     assert sorted(tuple(r) for r in rows) == [("available", 0, None)] * 4 + [
@@ -124,24 +143,40 @@ def test_bad_queues_and_cron_kinds_fail_at_start(make_app: Any) -> None:
         "dry_run": False}
 
 
-def _slow_job(app: Rindle) -> tuple[threading.Event, threading.Event]:
+def _slow_job(app: Rindle, ran_on: list[int] | None = None
+              ) -> tuple[threading.Event, threading.Event]:
+    """Enqueue a job that sets ``started`` and then blocks until ``release``; the id of the
+    thread running it is appended to ``ran_on``."""
     started, release = threading.Event(), threading.Event()
 
     def slow(app: Rindle, job: JobContext) -> None:
+        if ran_on is not None:
+            ran_on.append(threading.get_ident())
         started.set()
-        release.wait(30)
+        release.wait(PATIENCE)
 
     app.jobs.register("t.slow", slow, queue="process")
     app.jobs.enqueue_now("t.slow", {})
     return started, release
 
 
-def _signal_when(event: threading.Event, *signals: int) -> threading.Thread:
+def _to_process(sig: int) -> None:
+    os.kill(os.getpid(), sig)
+
+
+def _signal_when(started: threading.Event, worker: Worker, *signals: int,
+                 then: Callable[[], object] = lambda: None,
+                 kill: Callable[[int], None] = _to_process) -> threading.Thread:
+    """Once the job ``started``, send each signal in turn (to this process, or with
+    ``kill``); after the first, wait until the worker handled it (its stop was requested),
+    so two signals never merge into one delivery. ``then`` runs once it was handled."""
     def send() -> None:
-        event.wait(30)
-        for sig in signals:
-            os.kill(os.getpid(), sig)
-            time.sleep(0.2)
+        started.wait(PATIENCE)
+        for i, sig in enumerate(signals):
+            kill(sig)
+            if i == 0:
+                worker.wait_for_stop(PATIENCE)
+                then()
 
     t = threading.Thread(target=send)
     t.start()
@@ -151,11 +186,12 @@ def _signal_when(event: threading.Event, *signals: int) -> threading.Thread:
 def test_a_signal_stops_run_after_the_running_job(app: Rindle) -> None:
     started, release = _slow_job(app)
     before = signal.getsignal(signal.SIGINT)
-    sender = _signal_when(started, signal.SIGINT)
-    threading.Timer(0.5, release.set).start()  # the job ends after the signal arrived
     worker = Worker(app, {"process": 1}, cron=False, poll_interval=0.01)
+    # the job ends only after the signal arrived
+    sender = _signal_when(started, worker, signal.SIGINT, then=release.set)
     worker.run()  # returns once the job finished
-    sender.join()
+    sender.join(PATIENCE)
+    assert not sender.is_alive()
     assert job_states(app) == ["completed"] and worker.executed == 1
     assert signal.getsignal(signal.SIGINT) is before and heartbeats(app) == []
 
@@ -163,8 +199,8 @@ def test_a_signal_stops_run_after_the_running_job(app: Rindle) -> None:
 def test_a_second_signal_exits_at_once(app: Rindle) -> None:
     started, release = _slow_job(app)
     before = signal.getsignal(signal.SIGTERM)
-    sender = _signal_when(started, signal.SIGTERM, signal.SIGTERM)
     worker = Worker(app, {"process": 1}, cron=False, poll_interval=0.01)
+    sender = _signal_when(started, worker, signal.SIGTERM, signal.SIGTERM)
     try:
         with pytest.raises(SystemExit) as exc:
             worker.run()
@@ -173,7 +209,31 @@ def test_a_second_signal_exits_at_once(app: Rindle) -> None:
         assert signal.getsignal(signal.SIGTERM) is before
     finally:
         release.set()
-        sender.join()
+        sender.join(PATIENCE)
+    assert not sender.is_alive()
+    wait_for(lambda: job_states(app) == ["completed"], "the abandoned thread to finish")
+
+
+def test_signals_a_job_thread_catches_still_stop_and_exit(app: Rindle) -> None:
+    """The kernel may hand a process-directed signal to any thread, but only the main
+    thread runs Python's handlers: both signals go to the running job's own thread here,
+    and the second still exits while that job runs."""
+    ran_on: list[int] = []
+    started, release = _slow_job(app, ran_on)
+    before = signal.getsignal(signal.SIGTERM)
+    worker = Worker(app, {"process": 1}, cron=False, poll_interval=0.01)
+    sender = _signal_when(started, worker, signal.SIGTERM, signal.SIGTERM,
+                          kill=lambda sig: signal.pthread_kill(ran_on[0], sig))
+    try:
+        with pytest.raises(SystemExit) as exc:
+            worker.run()
+        assert exc.value.code == 128 + signal.SIGTERM
+        assert job_states(app) == ["executing"]  # left to its lease
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        release.set()
+        sender.join(PATIENCE)
+    assert not sender.is_alive()
     wait_for(lambda: job_states(app) == ["completed"], "the abandoned thread to finish")
 
 
@@ -197,7 +257,7 @@ def test_sigterm_stops_the_worker_process_cleanly(app: Rindle, config_file: Path
         app.jobs.enqueue_now("rindle.noop", {})
         wait_for(lambda: job_states(app) == ["completed"], "the noop job to run")
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=PATIENCE)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -17,7 +17,7 @@ from tests.lifecycle.conftest import jpeg_bytes, png_bytes
 def put(url: str, data: bytes, headers: dict[str, str] | None = None) -> int:
     req = urllib.request.Request(url, data=data, method="PUT", headers=headers or {})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=60) as resp:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -25,7 +25,7 @@ def put(url: str, data: bytes, headers: dict[str, str] | None = None) -> int:
 
 def get(url: str) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with urllib.request.urlopen(url, timeout=60) as resp:
             return int(resp.status), resp.read()
     except urllib.error.HTTPError as exc:
         return int(exc.code), b""

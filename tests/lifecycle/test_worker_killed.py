@@ -1,7 +1,13 @@
-"""A worker killed in the middle of a variant job: the variant still completes, once."""
+"""A worker killed in the middle of a variant job: the variant still completes, once.
+
+The worker is a real process on the real clock; the test's own app runs on a
+:class:`~rindle.clock.ManualClock`, so the dead worker's lease runs out exactly when the
+test moves that clock past it, however slow the machine is.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -13,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from rindle import Rindle
+from rindle.clock import ManualClock
 from rindle.domain.models import Job, ProcessingRun
 from tests.lifecycle.conftest import PROFILES, jpeg_bytes
 
@@ -55,6 +62,9 @@ def test_killed_worker_leaves_nothing_lost_or_doubled(db_url: str, tmp_path: Pat
                  storages={"default": {"backend": "local", "root": str(media)}},
                  tmp_dir=str(tmp_path / "tmp"), jobs={"lease_seconds": 2},
                  load_entrypoints=False)
+    # Stands still from before the worker starts, so the worker's real-time lease cannot
+    # run out for this app until the test moves the clock.
+    clock = app.jobs.clock = ManualClock()
     src = tmp_path / "a.jpg"
     src.write_bytes(jpeg_bytes((900, 600)))
     asset = app.upload("photo", src)
@@ -68,22 +78,24 @@ def test_killed_worker_leaves_nothing_lost_or_doubled(db_url: str, tmp_path: Pat
          "--queue", "process=1", "--no-cron"], env=env, cwd=tmp_path,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # only a broken worker takes this long
         while not marker.exists():
             assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
             assert time.monotonic() < deadline, "the worker never started the variant"
             time.sleep(0.05)
     finally:
         worker.send_signal(signal.SIGKILL)
-        worker.wait(timeout=30)
+        worker.wait(timeout=120)
 
     mid = app.get_asset(asset.id)
     killed_variant = next(n for n, v in mid.variants.items() if v.state == "processing")
     with app.db.sessionmaker() as s:
         assert "executing" in set(s.scalars(select(Job.state)))
+        [lease_end] = s.scalars(select(Job.locked_until).where(Job.state == "executing"))
     app.jobs.drain()  # runs the sibling; the killed job is still leased to the dead worker
     assert app.get_asset(asset.id).variants[killed_variant].state == "processing"
-    time.sleep(2.5)  # the dead worker's lease expires
+    assert lease_end is not None
+    clock.set(lease_end + dt.timedelta(seconds=0.5))  # the dead worker's lease expires
     app.jobs.drain()
 
     done = app.get_asset(asset.id)

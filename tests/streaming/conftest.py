@@ -76,9 +76,11 @@ def stream_app(make_stream_app: Callable[..., Rindle]) -> Rindle:
 
 
 def add_row(app: Rindle, *, state: str = "processing", provider_asset_id: str | None = "auto",
-            age: dt.timedelta = dt.timedelta(seconds=120), provider_name: str = "loop"
-            ) -> ProviderAsset:
-    when = utcnow() - age
+            age: dt.timedelta = dt.timedelta(seconds=120), provider_name: str = "loop",
+            now: dt.datetime | None = None) -> ProviderAsset:
+    """Insert a ``stream`` asset and its provider row, last updated ``age`` before ``now``
+    (default: the current time)."""
+    when = (now or utcnow()) - age
     with app.db.transaction() as s:
         asset = Asset(profile="stream", storage_key=f"stream/{uuid.uuid4()}/o.mp4",
                       state="ready", kind="video")

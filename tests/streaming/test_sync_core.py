@@ -29,16 +29,19 @@ def _sync_jobs(app: Rindle) -> list[Job]:
 def test_coordinator_selects_waiting_rows_oldest_first_bounded(make_stream_app: Any) -> None:
     app: Rindle = make_stream_app(provider_polling_batch_size=3,
                                   provider_polling_floor_seconds=30)
+    now = utcnow()  # ages and the tick share one instant: no row ages into the floor
     ages = [400, 100, 300, 200, 50]
     waiting = [add_row(app, state="processing" if i % 2 else "uploading",
-                       age=dt.timedelta(seconds=a)) for i, a in enumerate(ages)]
-    add_row(app, state="processing", age=dt.timedelta(seconds=10))  # inside the floor
-    add_row(app, state="ready", age=dt.timedelta(seconds=900))
-    add_row(app, state="errored", age=dt.timedelta(seconds=900))
-    add_row(app, state="pending", age=dt.timedelta(seconds=900))
-    add_row(app, state="processing", provider_asset_id=None, age=dt.timedelta(seconds=900))
-    add_row(app, state="processing", age=dt.timedelta(seconds=900), provider_name="other")
-    report = app.streaming.sync_due()
+                       age=dt.timedelta(seconds=a), now=now) for i, a in enumerate(ages)]
+    add_row(app, state="processing", age=dt.timedelta(seconds=10), now=now)  # inside the floor
+    add_row(app, state="ready", age=dt.timedelta(seconds=900), now=now)
+    add_row(app, state="errored", age=dt.timedelta(seconds=900), now=now)
+    add_row(app, state="pending", age=dt.timedelta(seconds=900), now=now)
+    add_row(app, state="processing", provider_asset_id=None, age=dt.timedelta(seconds=900),
+            now=now)
+    add_row(app, state="processing", age=dt.timedelta(seconds=900), provider_name="other",
+            now=now)
+    report = app.streaming.sync_due(now=now)
     assert (report.rows_scanned, report.jobs_enqueued, report.jobs_conflicted) == (3, 3, 0)
     assert report.floor_seconds == {"loop": 30}
     oldest = sorted(waiting, key=lambda r: r.updated_at)[:3]
@@ -47,7 +50,7 @@ def test_coordinator_selects_waiting_rows_oldest_first_bounded(make_stream_app: 
     assert all(j.queue == "provider" and j.unique_key == sync_unique_key(
         j.args["provider_asset_row_id"]) for j in jobs)
     # a second tick before the jobs ran enqueues nothing new
-    again = app.streaming.sync_due()
+    again = app.streaming.sync_due(now=now)
     assert (again.rows_scanned, again.jobs_enqueued, again.jobs_conflicted) == (3, 0, 3)
     assert len(_sync_jobs(app)) == 3
     assert report.to_dict()["rows_scanned"] == 3
@@ -123,7 +126,7 @@ def test_racing_writers_exactly_one_wins(stream_app: Rindle) -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=30)
+        t.join(timeout=120)
     assert sorted(outcomes.values()) == ["lost", "won"]
     winner = next(t for t, o in outcomes.items() if o == "won")
     with stream_app.db.sessionmaker() as s:

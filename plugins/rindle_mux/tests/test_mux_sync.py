@@ -11,7 +11,7 @@ from muxkit import ASSET_ID, PLAYBACK_ID, FakeMux, add_row, fixture, reload
 from sqlalchemy import select
 
 from rindle import Rindle
-from rindle.domain.models import Job, utcnow
+from rindle.domain.models import Job
 from rindle.errors import ProviderSyncFailed
 from rindle.streaming.jobs import SYNC
 
@@ -46,11 +46,10 @@ def test_threshold_is_strictly_greater_and_configurable(make_mux_app: Any, mux: 
                                                         ) -> None:
     app = make_mux_app(provider_stuck_threshold_seconds=60)
     mux.assets[ASSET_ID] = fixture("asset_get_processing")
-    now = utcnow()
     row = add_row(app, state="processing", age=dt.timedelta(seconds=0))
     at_threshold = reload(app, row).updated_at + dt.timedelta(seconds=60)
     assert app.streaming.sync_provider_asset(row.id, now=at_threshold).outcome == "resolved"
-    past = now + dt.timedelta(seconds=61)
+    past = at_threshold + dt.timedelta(seconds=1)  # both measured from the row, not a clock
     result = app.streaming.sync_provider_asset(row.id, now=past)
     assert result.outcome == "stuck"
     assert reload(app, row).last_sync_error == "stuck in :processing past threshold"

@@ -303,7 +303,7 @@ def _post(url: str, body: bytes, headers: dict[str, str], method: str = "POST"
     req = urllib.request.Request(url, data=body if method == "POST" else None,
                                  headers=headers, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()

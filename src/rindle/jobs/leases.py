@@ -2,7 +2,9 @@
 
 Every write after a claim is guarded by ``locked_by`` (and ``state = 'executing'``), so a
 worker whose lease expired and was taken over cannot overwrite the new owner's outcome.
-Each function runs one short transaction of its own.
+Each function runs one short transaction of its own. None reads the clock: the caller
+passes ``now`` (the queue's :attr:`~rindle.jobs.JobQueue.clock`), so whether a lease has
+run out depends on that clock alone.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sqlalchemy import (
 )
 
 from rindle.database import Database
-from rindle.domain.models import Job, utcnow
+from rindle.domain.models import Job
 
 __all__ = ["any_due", "claim_rows", "complete", "extend", "release", "settle"]
 
@@ -85,10 +87,11 @@ _COMPLETE = update(_T).where(
 
 
 def claim_rows(db: Database, queues: Sequence[str], worker_id: str, *, limit: int,
-               lease_seconds: float, with_scheduled: bool = False) -> list[Row[Any]]:
-    """Lease up to ``limit`` due jobs; returns their (id, kind, queue, args, attempt,
-    max_attempts, run_at) rows, oldest due first, already ``executing`` under ``worker_id``."""
-    now = utcnow()
+               lease_seconds: float, now: dt.datetime, with_scheduled: bool = False
+               ) -> list[Row[Any]]:
+    """Lease up to ``limit`` jobs due at ``now`` until ``now + lease_seconds``; returns their
+    (id, kind, queue, args, attempt, max_attempts, run_at) rows, oldest due first, already
+    ``executing`` under ``worker_id``."""
     params: dict[str, Any] = {
         "queues": list(queues), "now": now, "worker": worker_id,
         "until": now + dt.timedelta(seconds=lease_seconds)}
@@ -104,18 +107,19 @@ def claim_rows(db: Database, queues: Sequence[str], worker_id: str, *, limit: in
     return rows
 
 
-def any_due(db: Database, queues: Sequence[str]) -> bool:
-    """Whether any job on ``queues`` could be claimed now (due, or its lease ran out)."""
-    now = utcnow()
+def any_due(db: Database, queues: Sequence[str], *, now: dt.datetime) -> bool:
+    """Whether any job on ``queues`` could be claimed at ``now`` (due, or its lease ran
+    out)."""
     stmt = select(_T.c.id).where(_T.c.queue.in_(list(queues)), or_(
         and_(_T.c.state.in_(_WAITING), _T.c.run_at <= now), _abandoned(now))).limit(1)
     with db.engine.connect() as conn:
         return conn.execute(stmt).first() is not None
 
 
-def settle(db: Database, job_id: uuid.UUID, worker_id: str | None, **values: Any) -> bool:
-    """Write one job's outcome if ``worker_id`` still owns it; False when it does not."""
-    now = utcnow()
+def settle(db: Database, job_id: uuid.UUID, worker_id: str | None, *, now: dt.datetime,
+           **values: Any) -> bool:
+    """Write one job's outcome (``updated_at`` = ``now``) if ``worker_id`` still owns it;
+    False when it does not."""
     with db.engine.begin() as conn:
         res = conn.execute(update(_T).where(
             _T.c.id == job_id, _T.c.state == "executing", _T.c.locked_by == worker_id
@@ -123,12 +127,12 @@ def settle(db: Database, job_id: uuid.UUID, worker_id: str | None, **values: Any
     return bool(res.rowcount)
 
 
-def complete(db: Database, owned: Sequence[tuple[uuid.UUID, str | None]]) -> int:
-    """Mark ``(job_id, worker_id)`` pairs ``completed`` in one transaction (batched acks);
-    returns how many were still owned and are now completed."""
+def complete(db: Database, owned: Sequence[tuple[uuid.UUID, str | None]], *,
+             now: dt.datetime) -> int:
+    """Mark ``(job_id, worker_id)`` pairs ``completed`` at ``now`` in one transaction
+    (batched acks); returns how many were still owned and are now completed."""
     if not owned:
         return 0
-    now = utcnow()
     by_worker: dict[str | None, list[uuid.UUID]] = {}
     for job_id, worker_id in owned:
         by_worker.setdefault(worker_id, []).append(job_id)
@@ -141,11 +145,12 @@ def complete(db: Database, owned: Sequence[tuple[uuid.UUID, str | None]]) -> int
 
 
 def extend(db: Database, worker_id: str, job_ids: Sequence[uuid.UUID],
-           lease_seconds: float) -> int:
-    """Push the lease of ``worker_id``'s running jobs to now + ``lease_seconds``."""
+           lease_seconds: float, *, now: dt.datetime) -> int:
+    """Push the lease of ``worker_id``'s running jobs to ``now + lease_seconds``; returns
+    how many it still held."""
     if not job_ids:
         return 0
-    until = utcnow() + dt.timedelta(seconds=lease_seconds)
+    until = now + dt.timedelta(seconds=lease_seconds)
     with db.engine.begin() as conn:
         res = conn.execute(update(_T).where(
             _T.c.id.in_(list(job_ids)), _T.c.locked_by == worker_id,
@@ -153,15 +158,16 @@ def extend(db: Database, worker_id: str, job_ids: Sequence[uuid.UUID],
     return int(res.rowcount or 0)
 
 
-def release(db: Database, claimed: Sequence[tuple[uuid.UUID, str | None, int]]) -> int:
-    """Give never-started ``(job_id, worker_id, attempt)`` claims back to the queue.
+def release(db: Database, claimed: Sequence[tuple[uuid.UUID, str | None, int]], *,
+            now: dt.datetime) -> int:
+    """Give never-started ``(job_id, worker_id, attempt)`` claims back to the queue
+    (``updated_at`` = ``now``); returns how many went back.
 
     The attempt the claim counted is undone; a claim the worker no longer holds (or that
     was claimed again since) is left alone.
     """
     if not claimed:
         return 0
-    now = utcnow()
     released = 0
     with db.engine.begin() as conn:
         for job_id, worker_id, attempt in claimed:

@@ -4,7 +4,8 @@ A job is a row in ``rindle_jobs``. :meth:`JobQueue.enqueue` writes it in the cal
 transaction, so a committed state change always has its job and a rolled-back one never
 does. Workers claim jobs as leases (``locked_until``); a job whose worker died is claimed
 again once its lease expires. Every outcome write is guarded by ``locked_by``, so a
-worker that lost its lease cannot overwrite the new owner's result.
+worker that lost its lease cannot overwrite the new owner's result. Every time the queue
+writes or compares comes from :attr:`JobQueue.clock` (see :mod:`rindle.clock`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from sqlalchemy import Connection, Table, delete, func, insert, select, text, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from rindle.domain.models import LIVE_JOB_STATES, Job, utcnow
+from rindle.clock import Clock, system_clock
+from rindle.domain.models import LIVE_JOB_STATES, Job
 from rindle.errors import JobError, RindleError
 from rindle.ids import uuid7
 from rindle.jobs import leases
@@ -91,11 +93,19 @@ class _Registration:
 
 
 class JobQueue:
-    """Enqueue, claim, run and settle jobs for one :class:`rindle.Rindle`."""
+    """Enqueue, claim, run and settle jobs for one :class:`rindle.Rindle`.
 
-    def __init__(self, app: Rindle) -> None:
+    :attr:`clock` (default :func:`~rindle.clock.system_clock`, or the ``clock`` given) is
+    the only time source for ``run_at``, leases, ``finished_at``, pruning and the
+    heartbeats and cron slots of workers on this queue; replace it (e.g. with a
+    :class:`~rindle.clock.ManualClock`) to decide when leases run out.
+    """
+
+    def __init__(self, app: Rindle, *, clock: Clock | None = None) -> None:
         self.app = app
         self.db = app.db
+        #: Returns "now" (aware UTC) wherever the queue needs the time.
+        self.clock: Clock = clock or system_clock
         opts = app.settings.jobs
         self.lease_seconds = float(opts.get("lease_seconds", 300))
         self.backoff_base = float(opts.get("backoff_base", 5.0))
@@ -135,7 +145,7 @@ class JobQueue:
              run_at: dt.datetime | None, queue: str | None, max_attempts: int | None
              ) -> dict[str, Any]:
         reg = self._registration(kind)
-        now = utcnow()
+        now = self.clock()
         return {
             "id": uuid7(), "queue": queue or reg.queue, "kind": kind, "args": dict(args),
             "unique_key": unique_key, "state": "available", "attempt": 0,
@@ -191,10 +201,11 @@ class JobQueue:
 
     def cancel(self, job_id: uuid.UUID) -> bool:
         """Cancel a job that is not running; False when it is running or already final."""
+        now = self.clock()
         with self.db.engine.begin() as conn:
             res = conn.execute(update(_T).where(
                 _T.c.id == job_id, _T.c.state.in_(("available", "retryable"))
-            ).values(state="cancelled", finished_at=utcnow(), updated_at=utcnow()))
+            ).values(state="cancelled", finished_at=now, updated_at=now))
             return bool(res.rowcount)
 
     # --- claiming and settling ---------------------------------------------------------------
@@ -213,7 +224,7 @@ class JobQueue:
         """
         rows = leases.claim_rows(self.db, queues, worker_id, limit=limit,
                                  lease_seconds=lease_seconds or self.lease_seconds,
-                                 with_scheduled=with_scheduled)
+                                 now=self.clock(), with_scheduled=with_scheduled)
         return [JobContext(id=r.id, kind=r.kind, queue=r.queue, args=dict(r.args or {}),
                            attempt=r.attempt, max_attempts=r.max_attempts, worker_id=worker_id,
                            timeout=getattr(self._handlers.get(r.kind), "timeout", None))
@@ -221,7 +232,7 @@ class JobQueue:
 
     def _settle(self, job: JobContext, **values: Any) -> bool:
         """Record ``job``'s outcome unless its lease passed to another worker."""
-        if leases.settle(self.db, job.id, job.worker_id, **values):
+        if leases.settle(self.db, job.id, job.worker_id, now=self.clock(), **values):
             return True
         log.warning("rindle.job.lease_lost id=%s kind=%s: another worker owns it now",
                     job.id, job.kind)
@@ -230,21 +241,24 @@ class JobQueue:
     def complete_many(self, jobs: Sequence[JobContext]) -> int:
         """Mark several successfully run jobs ``completed`` in one transaction (batched
         acks), each guarded by its owner; returns how many were written."""
-        return leases.complete(self.db, [(job.id, job.worker_id) for job in jobs])
+        return leases.complete(self.db, [(job.id, job.worker_id) for job in jobs],
+                               now=self.clock())
 
     def extend_leases(self, worker_id: str, job_ids: Sequence[uuid.UUID], *,
                       lease_seconds: float | None = None) -> int:
         """Push the lease of ``worker_id``'s running jobs forward (the worker heartbeat)."""
-        return leases.extend(self.db, worker_id, job_ids, lease_seconds or self.lease_seconds)
+        return leases.extend(self.db, worker_id, job_ids, lease_seconds or self.lease_seconds,
+                             now=self.clock())
 
     def has_due(self, queues: Sequence[str]) -> bool:
         """Whether any job on ``queues`` could be claimed now."""
-        return leases.any_due(self.db, queues)
+        return leases.any_due(self.db, queues, now=self.clock())
 
     def release(self, jobs: Sequence[JobContext]) -> int:
         """Hand claimed but never started jobs back to the queue (worker shutdown), undoing
         the attempt their claim counted; returns how many went back."""
-        return leases.release(self.db, [(j.id, j.worker_id, j.attempt) for j in jobs])
+        return leases.release(self.db, [(j.id, j.worker_id, j.attempt) for j in jobs],
+                              now=self.clock())
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1``: exponential with jitter."""
@@ -267,7 +281,7 @@ class JobQueue:
         tel = self.app.telemetry
         meta = {"queue": job.queue, "kind": job.kind}
         if job.attempt > job.max_attempts:  # its last worker died holding it
-            self._settle(job, state="discarded", finished_at=utcnow(),
+            self._settle(job, state="discarded", finished_at=self.clock(),
                          last_error="lease expired on the final attempt (worker lost)")
             tel.emit("rindle.job.stop", {"duration_ms": 0}, {**meta, "outcome": "discarded"})
             return "discarded"
@@ -278,7 +292,8 @@ class JobQueue:
             reg.handler(self.app, job)
         except Cancel as exc:
             outcome = "cancelled"
-            self._settle(job, state="cancelled", finished_at=utcnow(), last_error=exc.reason)
+            self._settle(job, state="cancelled", finished_at=self.clock(),
+                         last_error=exc.reason)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             tel.emit("rindle.job.exception", {"duration_ms": _ms(started)},
@@ -288,21 +303,21 @@ class JobQueue:
                 error = f"permanent {exc.code}: {error}"
             if permanent or job.attempt >= job.max_attempts:
                 outcome = "discarded"
-                self._settle(job, state="discarded", finished_at=utcnow(),
+                self._settle(job, state="discarded", finished_at=self.clock(),
                              last_error=_trim(error, exc))
             else:
                 outcome = "retryable"
                 delay = exc.delay if isinstance(exc, Retry) and exc.delay is not None else (
                     self.backoff(job.attempt))
                 self._settle(job, state="retryable", last_error=_trim(error, exc),
-                             run_at=utcnow() + dt.timedelta(seconds=delay))
+                             run_at=self.clock() + dt.timedelta(seconds=delay))
         else:
             outcome = "completed"
             if job.timeout is not None and _ms(started) > job.timeout * 1000:
                 log.warning("rindle.job.overran id=%s kind=%s: took %.1f s, timeout %.1f s",
                             job.id, job.kind, _ms(started) / 1000, job.timeout)
             if settle_success:
-                self._settle(job, state="completed", finished_at=utcnow(), last_error=None)
+                self._settle(job, state="completed", finished_at=self.clock(), last_error=None)
         tel.emit("rindle.job.stop", {"duration_ms": _ms(started)}, {**meta, "outcome": outcome})
         return outcome
 
@@ -346,7 +361,7 @@ class JobQueue:
         with self.db.engine.begin() as conn:
             res = conn.execute(delete(_T).where(
                 _T.c.state.notin_(LIVE_JOB_STATES),
-                _T.c.finished_at < utcnow() - older_than))
+                _T.c.finished_at < self.clock() - older_than))
         return int(res.rowcount or 0)
 
 

@@ -5,7 +5,9 @@
 (unfinished jobs then come back when their leases expire). Each thread claims up to
 ``prefetch`` jobs at a time (default 1, so a busy thread never hoards work) and
 acknowledges their successes together. The heartbeat refreshes this worker's row in
-``rindle_worker_heartbeats`` and extends the leases of the jobs it holds.
+``rindle_worker_heartbeats`` and extends the leases of the jobs it holds. Heartbeat
+times, lease deadlines and cron slots come from the queue's clock (``app.jobs.clock``);
+only the pauses between polls and beats are real time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
-from rindle.domain.models import WorkerHeartbeat, utcnow
+from rindle.domain.models import WorkerHeartbeat
 from rindle.errors import ConfigError
 from rindle.jobs.cron import parse_schedule, schedule_due
 from rindle.jobs.queue import QUEUES, JobContext
@@ -38,6 +40,12 @@ log = logging.getLogger("rindle.worker")
 
 DEFAULT_CONCURRENCY = {"promote": 2, "process": 2, "purge": 1, "maintenance": 1, "provider": 1}
 _HB: Table = WorkerHeartbeat.__table__  # type: ignore[assignment]
+
+#: Longest the main thread of :meth:`Worker.run` blocks at a time. CPython runs signal
+#: handlers only in the main thread, and a signal the kernel hands to a job thread does
+#: not wake it: the handler runs when the main thread next wakes, so it must wake often
+#: (otherwise a second signal would wait for the running jobs to end).
+_SIGNAL_CHECK = 0.1
 
 
 class Worker:
@@ -77,22 +85,38 @@ class Worker:
         """Ask every thread to finish its current job and exit."""
         self._stop.set()
 
+    def wait_for_stop(self, timeout: float | None = None) -> bool:
+        """Block until a stop was asked for (:meth:`stop`, or a first SIGINT/SIGTERM that
+        :meth:`run` handled), at most ``timeout`` seconds; returns whether it was.
+
+        Running jobs may still be finishing when this returns.
+        """
+        return self._stop.wait(timeout)
+
     def run(self, *, install_signals: bool = True) -> None:
         """Run until :meth:`stop` or SIGINT/SIGTERM; running jobs finish first.
 
         Signal handlers are installed only from the main thread, and restored on return.
+        A signal is acted on within a fraction of a second whichever thread the kernel
+        delivers it to, while jobs are running too: a second one raises
+        ``SystemExit(128 + signum)`` without waiting for them.
         """
         previous = self._install_signals() if (
             install_signals and threading.current_thread() is threading.main_thread()) else {}
         try:
             threads = self._start_threads(until_empty=False)
             try:
-                while not self._stop.wait(self.heartbeat_interval):
-                    self._beat()
+                next_beat = time.monotonic() + self.heartbeat_interval
+                while not self._stop.wait(
+                        min(_SIGNAL_CHECK, max(next_beat - time.monotonic(), 0.0))):
+                    if time.monotonic() >= next_beat:
+                        self._beat()
+                        next_beat = time.monotonic() + self.heartbeat_interval
             finally:
                 self._stop.set()
                 for t in threads:
-                    t.join()
+                    while t.is_alive():  # in slices, so pending signal handlers get to run
+                        t.join(_SIGNAL_CHECK)
                 self._forget()
         finally:
             for sig, handler in previous.items():
@@ -205,7 +229,7 @@ class Worker:
     def _cron_loop(self) -> None:
         since = None
         while not self._stop.is_set():
-            now = utcnow()
+            now = self.jobs.clock()
             try:
                 schedule_due(self.jobs, self.cron_entries, now, since=since)
                 since = now
@@ -217,7 +241,7 @@ class Worker:
     # --- heartbeat ------------------------------------------------------------------------
 
     def _beat(self) -> None:
-        now = utcnow()
+        now = self.jobs.clock()
         row: dict[str, Any] = {"worker_id": self.worker_id, "hostname": socket.gethostname(),
                                "pid": os.getpid(), "queues": dict(self.queues),
                                "started_at": now, "last_seen_at": now}

@@ -29,11 +29,12 @@ def free_port() -> int:
 
 @contextmanager
 def serving(argv: Sequence[str], *, ready_url: str, name: str, ready_data: bytes | None = None,
-            cwd: Path | None = None, timeout: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
+            cwd: Path | None = None, timeout: float = 120.0) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` until the block ends; enter once ``ready_url`` answers HTTP at all.
 
     ``ready_data`` makes the readiness probe a POST. A server that exits or stays silent
-    for ``timeout`` seconds raises ``RuntimeError`` naming ``name`` with the tail of its
+    for ``timeout`` seconds (generous by default: only a broken server, never a loaded
+    machine, takes that long) raises ``RuntimeError`` naming ``name`` with the tail of its
     stderr. On exit the server is terminated, then killed if it lingers.
     """
     proc = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.DEVNULL,
@@ -66,7 +67,7 @@ def serving(argv: Sequence[str], *, ready_url: str, name: str, ready_data: bytes
 
 
 def http(method: str, url: str, data: bytes | None = None,
-         headers: Mapping[str, str] | None = None, *, timeout: float = 10.0
+         headers: Mapping[str, str] | None = None, *, timeout: float = 60.0
          ) -> tuple[int, bytes, Message]:
     """One request as a browser sends it: ``(status, body, headers)``, errors included.
 
