@@ -9,6 +9,7 @@ from rindle.storage.base import (
     ResumableStatus,
     Storage,
 )
+from rindle.storage.batching import delete_in_batches
 
 __all__ = ["BackendContext", "Capability", "ObjectInfo", "PresignedRequest", "ResumableSession",
-           "ResumableStatus", "Storage"]
+           "ResumableStatus", "Storage", "delete_in_batches"]

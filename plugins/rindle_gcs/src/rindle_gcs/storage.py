@@ -35,6 +35,7 @@ from rindle.storage import (
     ResumableSession,
     ResumableStatus,
     Storage,
+    delete_in_batches,
 )
 
 __all__ = ["GCSStorage", "ResumableSession", "ResumableStatus"]
@@ -283,40 +284,25 @@ class GCSStorage(Storage):
             self.check_bucket()  # a batch DELETE in a missing bucket answers 404 per key
         except StorageError as exc:
             return [exc] * len(keys)
-        out: list[Exception | None] = [None] * len(keys)
-        index: dict[str, list[int]] = {}
-        names: list[str] = []
-        for i, key in enumerate(keys):
-            try:
-                name = self._key(key)
-            except StorageError as exc:
-                out[i] = exc
+        return delete_in_batches(keys, DELETE_BATCH, self._key, self._delete_batch)
+
+    def _delete_batch(self, chunk: list[str]) -> dict[str, Exception]:
+        """One batch request of DELETEs; the failures by object name (404 is success)."""
+        try:
+            batch = self.client.batch(raise_exception=False)
+            for name in chunk:
+                batch.api_request(method="DELETE", path=self.bucket.blob(name).path)
+            responses = batch.finish(raise_exception=False)
+        except _FAILURES as exc:
+            raise self._fail("batch DELETE", self._unprefix(chunk[0]), exc) from exc
+        failures: dict[str, Exception] = {}
+        for name, response in zip(chunk, responses, strict=True):
+            status = int(response.status_code)
+            if 200 <= status < 300 or status == 404:
                 continue
-            if name not in index:
-                names.append(name)
-            index.setdefault(name, []).append(i)
-        for start in range(0, len(names), DELETE_BATCH):
-            chunk = names[start:start + DELETE_BATCH]
-            try:
-                batch = self.client.batch(raise_exception=False)
-                for name in chunk:
-                    batch.api_request(method="DELETE", path=self.bucket.blob(name).path)
-                responses = batch.finish(raise_exception=False)
-            except _FAILURES as exc:
-                failure = self._fail("batch DELETE", self._unprefix(chunk[0]), exc)
-                for name in chunk:
-                    for i in index[name]:
-                        out[i] = failure
-                continue
-            for name, response in zip(chunk, responses, strict=True):
-                status = int(response.status_code)
-                if 200 <= status < 300 or status == 404:
-                    continue
-                failure = StorageError(f"gcs DELETE {self._unprefix(name)!r} in bucket "
-                                       f"{self.bucket_name!r} failed (HTTP {status})")
-                for i in index[name]:
-                    out[i] = failure
-        return out
+            failures[name] = StorageError(f"gcs DELETE {self._unprefix(name)!r} in bucket "
+                                          f"{self.bucket_name!r} failed (HTTP {status})")
+        return failures
 
     def put(self, key: str, source: Path | BinaryIO, *, content_type: str | None = None
             ) -> ObjectInfo:

@@ -14,7 +14,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from rindle.errors import ConfigError, ObjectNotFound, StorageError
-from rindle.storage import BackendContext, Capability, ObjectInfo, PresignedRequest, Storage
+from rindle.storage import (
+    BackendContext,
+    Capability,
+    ObjectInfo,
+    PresignedRequest,
+    Storage,
+    delete_in_batches,
+)
 
 __all__ = ["S3Storage"]
 
@@ -157,38 +164,25 @@ class S3Storage(Storage):
 
     def delete_many(self, keys: Sequence[str]) -> Sequence[Exception | None]:
         """Up to 1,000 keys per ``DeleteObjects`` request; one outcome per key, in order."""
-        out: list[Exception | None] = [None] * len(keys)
-        index: dict[str, list[int]] = {}
-        valid: list[str] = []
-        for i, key in enumerate(keys):
-            try:
-                s3_key = self._key(key)
-            except StorageError as exc:
-                out[i] = exc
+        return delete_in_batches(keys, DELETE_BATCH, self._key, self._delete_objects)
+
+    def _delete_objects(self, chunk: list[str]) -> dict[str, Exception]:
+        """One ``DeleteObjects`` request; the failures by S3 key (a key already gone is
+        success)."""
+        try:
+            got = self.client.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": k} for k in chunk], "Quiet": True})
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("DeleteObjects", chunk[0], exc) from exc
+        failures: dict[str, Exception] = {}
+        for error in got.get("Errors", []):
+            code = str(error.get("Code", ""))
+            if code in _NOT_FOUND:
                 continue
-            if s3_key not in index:
-                valid.append(s3_key)
-            index.setdefault(s3_key, []).append(i)
-        for start in range(0, len(valid), DELETE_BATCH):
-            chunk = valid[start:start + DELETE_BATCH]
-            try:
-                got = self.client.delete_objects(Bucket=self.bucket, Delete={
-                    "Objects": [{"Key": k} for k in chunk], "Quiet": True})
-            except (ClientError, BotoCoreError) as exc:
-                failure = self._fail("DeleteObjects", chunk[0], exc)
-                for k in chunk:
-                    for i in index[k]:
-                        out[i] = failure
-                continue
-            for error in got.get("Errors", []):
-                code = str(error.get("Code", ""))
-                if code in _NOT_FOUND:
-                    continue
-                failure = StorageError(f"s3 DELETE {self._unprefix(error['Key'])!r} failed "
-                                       f"({code}: {error.get('Message') or 'no message'})")
-                for i in index.get(error["Key"], []):
-                    out[i] = failure
-        return out
+            failures[error["Key"]] = StorageError(
+                f"s3 DELETE {self._unprefix(error['Key'])!r} failed "
+                f"({code}: {error.get('Message') or 'no message'})")
+        return failures
 
     def put(self, key: str, source: Path | BinaryIO, *, content_type: str | None = None
             ) -> ObjectInfo:
