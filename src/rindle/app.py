@@ -384,7 +384,7 @@ class Rindle:
         """The durable job queue (enqueue, drain, cancel)."""
         if self._jobs is None:
             from rindle.jobs import JobQueue
-            from rindle.jobs.registry import register_core_handlers
+            from rindle.wiring import register_core_handlers
 
             queue = JobQueue(self)
             register_core_handlers(queue)

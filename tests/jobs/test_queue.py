@@ -13,7 +13,7 @@ from rindle.clock import ManualClock
 from rindle.domain.models import Job, utcnow
 from rindle.errors import JobError
 from rindle.jobs import Cancel, JobContext, Retry
-from rindle.processing.kinds import PROCESS_VARIANT, PROMOTE, PURGE
+from rindle.jobs.kinds import PROCESS_VARIANT, PROMOTE, PURGE
 
 _T: Table = Job.__table__  # type: ignore[assignment]
 

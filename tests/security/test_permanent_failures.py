@@ -22,7 +22,7 @@ from rindle import Profile, Rindle, variants
 from rindle.domain.models import Job, ProcessingRun
 from rindle.errors import ProcessingError, RindleError
 from rindle.jobs import JobContext
-from rindle.processing.kinds import PROCESS_VARIANT
+from rindle.jobs.kinds import PROCESS_VARIANT
 from tests.security.hostile_media import MAX_MVHD_SECONDS, declare_duration
 
 

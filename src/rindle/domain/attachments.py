@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from rindle.domain.fsm import asset as asset_fsm
 from rindle.domain.models import Asset, Attachment
 from rindle.errors import InvalidTransition, NotFound
-from rindle.processing.kinds import PURGE, purge_unique_key
+from rindle.jobs.kinds import PURGE, purge_unique_key
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -17,8 +17,8 @@ from sqlalchemy import delete, func, select
 from rindle.domain.attachments import Owner, _release, to_owner
 from rindle.domain.models import Attachment, Job
 from rindle.errors import UsageError
+from rindle.jobs.kinds import purge_unique_key
 from rindle.ops.report import Report, repair_span
-from rindle.processing.kinds import purge_unique_key
 
 if TYPE_CHECKING:
     from rindle.app import Rindle

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from rindle.domain.fsm import variant as variant_fsm
 from rindle.domain.models import Asset, Variant
 from rindle.errors import InvalidTransition, NotFound, UsageError
+from rindle.jobs.kinds import PROCESS_VARIANT, process_unique_key
 from rindle.ops.report import Report, repair_span
-from rindle.processing.kinds import PROCESS_VARIANT, process_unique_key
 
 if TYPE_CHECKING:
     from rindle.app import Rindle

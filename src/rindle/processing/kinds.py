@@ -1,6 +1,14 @@
-"""Job kinds, queues and attempt limits of the media lifecycle (DESIGN §6)."""
+"""The media-lifecycle job kinds, kept importable here; they live in :mod:`rindle.jobs.kinds`."""
 
 from __future__ import annotations
+
+from rindle.jobs.kinds import (
+    PROCESS_VARIANT,
+    PROMOTE,
+    PURGE,
+    process_unique_key,
+    purge_unique_key,
+)
 
 __all__ = [
     "PROCESS_VARIANT",
@@ -9,17 +17,3 @@ __all__ = [
     "process_unique_key",
     "purge_unique_key",
 ]
-
-PROMOTE = "rindle.promote"
-PROCESS_VARIANT = "rindle.process_variant"
-PURGE = "rindle.purge"
-
-
-def process_unique_key(asset_id: object, variant_name: str) -> str:
-    """At most one live process job per (asset, variant)."""
-    return f"process:{asset_id}:{variant_name}"
-
-
-def purge_unique_key(asset_id: object) -> str:
-    """At most one live purge job per asset."""
-    return f"purge:{asset_id}"

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from rindle.domain.fsm import asset as asset_fsm
 from rindle.domain.models import Asset, Variant
 from rindle.errors import ObjectNotFound, OriginalChanged, ProcessingError, UploadRejected
+from rindle.jobs.kinds import PROCESS_VARIANT, process_unique_key
 from rindle.jobs.outcomes import Cancel
 from rindle.media.mime import sniff
-from rindle.processing.kinds import PROCESS_VARIANT, process_unique_key
 from rindle.processing.original import ORIGINAL_CHANGED, check_pinned, sha256_file
 from rindle.processing.rundir import run_directory
 from rindle.upload.validation import validate_upload

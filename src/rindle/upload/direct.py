@@ -23,7 +23,7 @@ from rindle.domain.fsm import upload_session as session_fsm
 from rindle.domain.models import Asset, UploadSession, utcnow
 from rindle.errors import InvalidTransition, NotFound, UploadRejected, UploadUnsupported
 from rindle.ids import uuid7
-from rindle.processing.kinds import PROMOTE
+from rindle.jobs.kinds import PROMOTE
 from rindle.storage.base import (
     Capability,
     PresignedRequest,

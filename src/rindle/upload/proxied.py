@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from rindle.domain.models import Asset
 from rindle.errors import UploadRejected, UsageError
 from rindle.ids import uuid7
-from rindle.processing.kinds import PROMOTE
+from rindle.jobs.kinds import PROMOTE
 from rindle.upload.keys import generate_key
 from rindle.upload.validation import validate_upload
 

@@ -1,12 +1,18 @@
-"""The job kinds rindle itself runs, registered on every app's queue."""
+"""Which job kinds run which handlers: the wiring of the services onto an app's queue.
+
+This module sits above the services (upload, processing, ops, streaming) so that the job
+queue itself never imports them; :class:`rindle.Rindle` calls :func:`register_core_handlers`
+when it creates its queue.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rindle.jobs.kinds import PROCESS_VARIANT, PROMOTE, PURGE
 from rindle.ops import abort_uploads, backfill, cleanup, regenerate, sweep, verify_storage
 from rindle.processing import promote, purge, variants
-from rindle.processing.kinds import PROCESS_VARIANT, PROMOTE, PURGE
+from rindle.streaming import jobs as streaming_jobs
 
 if TYPE_CHECKING:
     from rindle.app import Rindle
@@ -23,7 +29,7 @@ def _noop(app: Rindle, job: JobContext) -> None:
 
 
 def register_core_handlers(queue: JobQueue) -> None:
-    """Register the lifecycle and maintenance handlers (DESIGN §6 attempts and queues)."""
+    """Register the lifecycle, maintenance and streaming handlers with their queues and attempts."""
     queue.register(NOOP, _noop, queue="maintenance", max_attempts=1)
     queue.register(PROMOTE, promote.handle, queue="promote", max_attempts=3)
     queue.register(PROCESS_VARIANT, variants.handle, queue="process", max_attempts=5)
@@ -36,6 +42,4 @@ def register_core_handlers(queue: JobQueue) -> None:
                          ("backfill_metadata", backfill)):
         queue.register(f"{MAINTENANCE}{name}", module.handle, queue="maintenance",
                        max_attempts=3)
-    from rindle.streaming import jobs as streaming_jobs
-
     streaming_jobs.register(queue)
