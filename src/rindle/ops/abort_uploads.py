@@ -13,6 +13,7 @@ otherwise stay forever.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ from rindle.domain.models import Asset, UploadSession, utcnow
 from rindle.errors import InvalidTransition
 from rindle.ops.batches import DEFAULT_BATCH, walk_states
 from rindle.ops.progress import Progress
-from rindle.ops.report import Report
+from rindle.ops.report import Report, log_failure
 from rindle.telemetry import Telemetry
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from rindle.jobs import JobContext
 
 __all__ = ["AbortReport", "abort_incomplete_uploads"]
+
+log = logging.getLogger(__name__)
 
 OPEN_STATES = ("initialized", "signed", "uploading", "resuming")
 
@@ -78,15 +81,17 @@ def abort_incomplete_uploads(app: Rindle, *, dry_run: bool = False,
                 try:
                     app.storage_for(row.profile).abort_multipart(row.upload_key,
                                                                  row.multipart_upload_id)
-                except Exception:
+                except Exception as exc:
                     report.abort_errors += 1
+                    log_failure(log, "abort-incomplete-uploads", exc, "upload session", row.id)
                     continue
             if row.upload_strategy == "resumable" and row.session_uri:
                 try:  # the backend session first: its URI is forgotten only once cancelled
                     app.storage_for(row.profile).cancel_resumable_upload(row.upload_key,
                                                                          row.session_uri)
-                except Exception:
+                except Exception as exc:
                     report.abort_errors += 1
+                    log_failure(log, "abort-incomplete-uploads", exc, "upload session", row.id)
                     continue
             try:
                 with app.db.transaction() as s:

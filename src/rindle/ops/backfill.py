@@ -7,6 +7,7 @@ into ``metadata``. Lifecycle state and variants are never touched.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from rindle.errors import OriginalChanged
 from rindle.media.mime import sniff
 from rindle.ops.batches import DEFAULT_BATCH, walk_states
 from rindle.ops.progress import Progress
-from rindle.ops.report import Report, repair_span
+from rindle.ops.report import Report, log_failure, repair_span
 from rindle.ops.scope import profiles_in_scope
 from rindle.processing.original import fetch_original, quarantine_changed
 from rindle.processing.rundir import run_directory
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from rindle.jobs import JobContext
 
 __all__ = ["BackfillReport", "backfill_metadata"]
+
+log = logging.getLogger(__name__)
 
 LIVE = ("available", "ready", "degraded")
 
@@ -57,8 +60,9 @@ def backfill_metadata(app: Rindle, *, profile: str | None = None,
                 report.assets_found += 1
                 try:
                     meta = _analyze(app, asset)
-                except Exception:
+                except Exception as exc:
                     report.errors += 1
+                    log_failure(log, "backfill-metadata", exc, "asset", asset.id)
                     continue
                 if meta == (asset.meta or {}):
                     report.unchanged += 1

@@ -9,21 +9,24 @@ default: it reports what it would delete and changes nothing.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 
 from rindle.domain.models import Asset, UploadSession
-from rindle.ops.batches import DEFAULT_BATCH, keyset_batches, raw_id, raw_ids_match
+from rindle.ops.batches import DEFAULT_BATCH, as_uuid, keyset_batches, raw_id, raw_ids_match
 from rindle.ops.progress import Progress
-from rindle.ops.report import Report
+from rindle.ops.report import Report, log_failure
 
 if TYPE_CHECKING:
     from rindle.app import Rindle
     from rindle.jobs import JobContext
 
 __all__ = ["CleanupReport", "cleanup_orphans"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,8 +102,9 @@ def _delete_objects(app: Rindle, rows: list[Any], report: CleanupReport,
             if row.multipart_upload_id:
                 try:
                     storage.abort_multipart(row.upload_key, row.multipart_upload_id)
-                except Exception:
+                except Exception as exc:
                     report.storage_errors += 1
+                    log_failure(log, "cleanup-orphans", exc, "upload session", as_uuid(row.id))
                     continue
                 report.objects_deleted += 1
                 cleaned.append(row)
@@ -113,6 +117,7 @@ def _delete_objects(app: Rindle, rows: list[Any], report: CleanupReport,
                 cleaned.append(row)
             else:
                 report.storage_errors += 1
+                log_failure(log, "cleanup-orphans", error, "upload session", as_uuid(row.id))
 
 
 def _delete_rows(app: Rindle, rows: list[Any], report: CleanupReport) -> None:

@@ -8,6 +8,7 @@ Both passes walk keyset batches; nothing but ids and digests is held in memory.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,17 +16,19 @@ from sqlalchemy import select
 
 from rindle.domain.fsm import variant as variant_fsm
 from rindle.domain.models import Asset, Variant
+from rindle.jobs.kinds import PROCESS_VARIANT, process_unique_key
 from rindle.ops.batches import DEFAULT_BATCH, keyset_batches
 from rindle.ops.progress import Progress
-from rindle.ops.report import Report, repair_span
+from rindle.ops.report import Report, log_failure, repair_span
 from rindle.ops.scope import profiles_in_scope, variant_names
-from rindle.processing.kinds import PROCESS_VARIANT, process_unique_key
 
 if TYPE_CHECKING:
     from rindle.app import Rindle
     from rindle.jobs import JobContext
 
 __all__ = ["RegenerateReport", "regenerate_variants"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -90,8 +93,10 @@ def _enqueue_pass(app: Rindle, profile: str, name: str, report: RegenerateReport
                               process_unique_key(r.asset_id, name))
                              for r in rows if r.id in moved]
                     made = app.jobs.enqueue_unique_batch(s, PROCESS_VARIANT, items)
-            except Exception:
+            except Exception as exc:
                 report.errors += len(rows)
+                log_failure(log, "regenerate-variants", exc,
+                            f"enqueueing {len(rows)} variant(s) from", rows[0].id)
                 continue
             report.enqueued += made
             report.skipped += len(rows) - made

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from rindle.errors import RindleError
+
 if TYPE_CHECKING:
     from rindle.telemetry import Telemetry
 
-__all__ = ["Report", "repair_span"]
+__all__ = ["Report", "failure_code", "log_failure", "repair_span"]
 
 
 @dataclasses.dataclass
@@ -51,6 +54,22 @@ def repair_span(telemetry: Telemetry, operation: str, *, scope: str, dry_run: bo
         raise
     measurements = {"duration_us": _us(start), **span["measurements"]}
     telemetry.emit("rindle.repair.stop", measurements, {**meta, "result": span["result"]})
+
+
+def failure_code(exc: BaseException) -> str:
+    """The stable code naming a failure: ``exc.code`` for a rindle error, else the
+    exception's type name (``PermissionError``, ``TimeoutError``...)."""
+    return exc.code if isinstance(exc, RindleError) else type(exc).__name__
+
+
+def log_failure(log: logging.Logger, operation: str, exc: BaseException, what: str,
+                ident: object) -> None:
+    """Log one counted failure of ``operation`` at WARNING: its stable code and the id of
+    the row or key it hit (``what`` says which kind), never the exception's message, so
+    no URL, token or credential a backend put in that message reaches the log."""
+    code = failure_code(exc)
+    log.warning("%s: %s %s failed [%s]", operation, what, ident, code,
+                extra={"rindle_operation": operation, "rindle_code": code})
 
 
 def _us(start: float) -> int:

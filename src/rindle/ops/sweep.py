@@ -8,6 +8,7 @@ never removed. Dry run by default.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rindle.ops.report import Report
+from rindle.ops.report import Report, log_failure
 from rindle.processing.rundir import RUNS_DIR, marker_is_live
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_THRESHOLD", "SweepReport", "sweep_orphaned_temp_files"]
 
 DEFAULT_THRESHOLD = 14_400
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -82,8 +85,10 @@ def sweep_orphaned_temp_files(app: Rindle, *, dry_run: bool = True,
                         entry.unlink()
                 report.removed += 1
                 report.bytes_freed += size
-            except OSError:
+            except OSError as exc:
                 report.errors += 1
+                log_failure(log, "sweep-orphaned-temp-files", exc, "temp entry",
+                            f"{folder.name}/{entry.name}")
     app.telemetry.emit("rindle.media.sweep_orphans.stop",
                        {"scanned": report.scanned, "removed": report.removed,
                         "bytes_freed": report.bytes_freed, "errors": report.errors},

@@ -10,6 +10,7 @@ a socket, the next page is read while the current page's keys are being checked.
 
 from __future__ import annotations
 
+import logging
 import posixpath
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,7 @@ from rindle.ops.batches import (
     walk_states,
 )
 from rindle.ops.progress import Progress
-from rindle.ops.report import Report, repair_span
+from rindle.ops.report import Report, log_failure, repair_span
 from rindle.ops.scope import profiles_in_scope, variant_names
 from rindle.storage.base import Capability, Storage
 
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = ["VerifyStorageReport", "check_keys", "verify_storage"]
 
 Presence = bool | Exception  # True present, False gone, an exception: unknowable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -173,6 +176,8 @@ def verify_storage(app: Rindle, *, profile: str | None = None, variant: str | No
                                     missing.add(prof.name, as_uuid(row[0]))
                                 elif answer is not True:
                                     report.errors += 1
+                                    log_failure(log, "verify-storage", answer, "variant",
+                                                as_uuid(row[0]))
                         report.checked += len(rows)
                         bar.advance(len(rows), missing=report.missing + len(missing.ids),
                                     errors=report.errors)
@@ -182,7 +187,7 @@ def verify_storage(app: Rindle, *, profile: str | None = None, variant: str | No
                     pages = walk_states(app.db.engine.connect, originals, Asset.state,
                                         ("available", "ready"), Asset.id,
                                         batch_size=batch_size)
-                    for rows, (_, answers) in overlapped(
+                    for rows, (keyed, answers) in overlapped(
                             pages, partial(checked, storage), ahead):
                         report.originals_checked += len(rows)
                         present = answers.count(True)
@@ -190,6 +195,10 @@ def verify_storage(app: Rindle, *, profile: str | None = None, variant: str | No
                             gone = answers.count(False)
                             report.originals_missing += gone
                             report.errors += len(answers) - present - gone
+                            for row, answer in zip(keyed, answers, strict=True):
+                                if isinstance(answer, Exception):
+                                    log_failure(log, "verify-storage", answer, "original of asset",
+                                                as_uuid(row[0]))
                         bar.advance(len(rows))
         finally:  # what was found gone before an interruption is still recorded
             missing.flush()
