@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["Handler", "Telemetry", "redact_id", "redact_url"]
 
-log = logging.getLogger("rindle.telemetry")
+log = logging.getLogger(__name__)
 
 Handler = Callable[[str, dict[str, Any], dict[str, Any]], None]
 

@@ -84,7 +84,7 @@ __all__ = [
     "wsgi_app",
 ]
 
-log = logging.getLogger("rindle.delivery")
+log = logging.getLogger(__name__)
 
 Handler = Callable[[WSGIEnvironment, StartResponse, str], Iterable[bytes]]
 

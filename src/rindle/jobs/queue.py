@@ -43,7 +43,7 @@ __all__ = [
     "JobQueue",
 ]
 
-log = logging.getLogger("rindle.jobs")
+log = logging.getLogger(__name__)
 
 #: Queues and the attempts their jobs get by default (DESIGN §6).
 DEFAULT_ATTEMPTS = {"promote": 3, "process": 5, "purge": 3, "maintenance": 3, "provider": 5}

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_CONCURRENCY", "Worker"]
 
-log = logging.getLogger("rindle.worker")
+log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = {"promote": 2, "process": 2, "purge": 1, "maintenance": 1, "provider": 1}
 _HB: Table = WorkerHeartbeat.__table__  # type: ignore[assignment]

@@ -47,7 +47,7 @@ __all__ = [
     "sha256_file",
 ]
 
-log = logging.getLogger("rindle.processing")
+log = logging.getLogger(__name__)
 
 ORIGINAL_CHANGED = "original_changed"
 #: Where the objects of an asset quarantined after promotion are moved.

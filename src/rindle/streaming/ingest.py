@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["INGEST", "SOURCE_URL_TTL", "enqueue_server_push", "ingest_asset"]
 
-log = logging.getLogger("rindle.streaming.ingest")
+log = logging.getLogger(__name__)
 
 INGEST = "rindle.provider.ingest"
 #: Seconds the provider has to fetch the source variant.

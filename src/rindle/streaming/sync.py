@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ACTIVE_STATES", "SyncDueReport", "SyncResult", "sync_due", "sync_provider_asset"]
 
-log = logging.getLogger("rindle.streaming.sync")
+log = logging.getLogger(__name__)
 
 #: States in which a row waits on the provider (polled, and subject to the stuck check).
 ACTIVE_STATES = ("uploading", "processing")

@@ -77,7 +77,7 @@ __all__ = ["MAX_BODY", "PRUNE_BATCH", "RACE_SNOOZE", "REPLAY_MARGIN", "WebhookRe
            "handle_webhook", "ingest_event", "prune_seen_events", "record_seen_event",
            "replay_window"]
 
-log = logging.getLogger("rindle.streaming.webhooks")
+log = logging.getLogger(__name__)
 
 #: The largest webhook body accepted (bytes); exactly this many is accepted.
 MAX_BODY = 1024 * 1024

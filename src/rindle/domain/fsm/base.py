@@ -40,7 +40,7 @@ from rindle.telemetry import Telemetry
 
 __all__ = ["Edges", "StateMachine", "Transition", "merge_edges"]
 
-log = logging.getLogger("rindle.fsm")
+log = logging.getLogger(__name__)
 
 #: A transition table: state -> the states it may move to.
 Edges = Mapping[str, frozenset[str]]
