@@ -303,13 +303,13 @@ class Rindle:
                ) -> Attachment:
         """Attach an asset to ``owner``'s ``slot``; a replaced asset attached nowhere else
         is marked deleted and purged."""
-        from rindle.domain.attachments import attach
+        from rindle.attachments import attach
 
         return attach(self, asset_id, owner, slot)
 
     def detach(self, owner: Owner | tuple[str, object], slot: str) -> bool:
         """Empty ``owner``'s ``slot``; False when it was empty."""
-        from rindle.domain.attachments import detach
+        from rindle.attachments import detach
 
         return detach(self, owner, slot)
 

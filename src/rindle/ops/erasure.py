@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, select
 
-from rindle.domain.attachments import Owner, _release, to_owner
+from rindle.attachments import release
+from rindle.domain.attachments import Owner, to_owner
 from rindle.domain.models import Attachment, Job
 from rindle.errors import UsageError
 from rindle.jobs.kinds import purge_unique_key
@@ -87,5 +88,5 @@ def _erase_one(app: Rindle, s: Any, owner: Owner, report: ErasureReport, *,
             Job.state.in_(("available", "executing", "retryable")))) or 0
         if queued:
             report.purge_already_queued += 1
-        elif _release(app, s, asset_id):
+        elif release(app, s, asset_id):
             report.purge_enqueued += 1
