@@ -5,76 +5,56 @@ PostgreSQL, moto over HTTP)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import io
 from collections.abc import Callable
 
 import boto3
 import pytest
-from PIL import Image
-from sqlalchemy import update
 
-from rindle import Delivery, Profile, Rindle, variants
-from rindle.domain.models import UploadSession, utcnow
+from rindle import Rindle
 from rindle.errors import UploadRejected
+from rindle.testing.lifecycle import LifecycleContract, LifecyclePhoto, jpeg
 from rindle.testing.servers import http
 
 
-class Photo(Profile):
-    name = "photo"
-    allow_mime = ("image/jpeg", "image/png")
-    max_bytes = 2 * 1024 * 1024
-    variants = {
-        "thumb": variants.Image(mode="fill", width=48, height=48, format="webp"),
-        "large": variants.Image(mode="fit", width=320, format="jpeg"),
-    }
-    delivery = Delivery(public=False, signed_url_ttl=300)
+class BucketObjects:
+    """The bucket through boto3, behind rindle's back."""
+
+    def __init__(self, settings: dict[str, str]) -> None:
+        self.bucket = settings["bucket"]
+        self.client = boto3.client("s3", endpoint_url=settings["endpoint_url"],
+                                   region_name="us-east-1", aws_access_key_id="testing",
+                                   aws_secret_access_key="testing")
+
+    def keys(self) -> list[str]:
+        return sorted(o["Key"] for o in self.client.list_objects_v2(
+            Bucket=self.bucket)["Contents"])
+
+    def remove(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
 
 
-def jpeg(size: tuple[int, int] = (400, 300)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, "purple").save(buf, "JPEG")
-    return buf.getvalue()
+class TestS3Lifecycle(LifecycleContract):
+    """Direct upload, variants, presigned delivery, reconcile and cleanup on a bucket; the
+    app finds the backend through the `rindle` entry point."""
 
+    backend_name = "s3"
+
+    @pytest.fixture
+    def database_url(self, db_url: str) -> str:
+        return db_url
+
+    @pytest.fixture
+    def storage_settings(self, s3_settings: dict[str, str]) -> dict[str, str]:
+        return s3_settings
+
+    @pytest.fixture
+    def stored_objects(self, s3_settings: dict[str, str]) -> BucketObjects:
+        return BucketObjects(s3_settings)
 
 
 def s3_app(make_app: Callable[..., Rindle], settings: dict[str, str]) -> Rindle:
-    return make_app(storages={"default": settings}, profiles=[Photo], load_entrypoints=True)
-
-
-def test_direct_upload_process_deliver_and_reconcile(make_app: Callable[..., Rindle],
-                                                     s3_settings: dict[str, str]) -> None:
-    app = s3_app(make_app, s3_settings)
-    assert app.storage().backend_name == "s3"  # found through the `rindle` entry point
-    data = jpeg()
-    session = app.initiate_upload("photo", filename="holiday.jpg", byte_size=len(data))
-    request = app.sign_upload(session.id)
-    status, _, _ = http("PUT", request.url, data, dict(request.headers))
-    assert status == 200
-    asset = app.verify_upload(session.id)
-    assert asset.byte_size == len(data)
-    app.jobs.drain()
-    asset = app.get_asset(asset.id)
-    assert asset.state == "ready" and (asset.width, asset.height) == (400, 300)
-
-    status, body, _ = http("GET", app.url(asset.id, "thumb"))
-    assert status == 200 and body[:4] == b"RIFF" and body[8:12] == b"WEBP"
-
-    client = boto3.client("s3", endpoint_url=s3_settings["endpoint_url"],
-                          region_name="us-east-1", aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
-    keys = sorted(o["Key"] for o in client.list_objects_v2(
-        Bucket=s3_settings["bucket"])["Contents"])
-    assert len(keys) == 3  # the original and two variants
-    thumb_key = next(k for k in keys if "/thumb" in k)
-    client.delete_object(Bucket=s3_settings["bucket"], Key=thumb_key)
-
-    report = app.ops.verify_storage()
-    assert (report.checked, report.present, report.missing, report.errors) == (2, 1, 1, 0)
-    assert report.originals_checked == 1 and report.originals_missing == 0
-    assert app.ops.regenerate_variants().enqueued == 1
-    app.jobs.drain()
-    assert app.storage().head(thumb_key).size > 0  # re-rendered into the bucket
+    return make_app(storages={"default": settings}, profiles=[LifecyclePhoto],
+                    load_entrypoints=True)
 
 
 def test_multipart_upload_through_presigned_parts(make_app: Callable[..., Rindle],
@@ -115,21 +95,3 @@ def test_multipart_within_the_cap_completes_create_only_and_pins_the_etag(
     assert asset.original_etag == etag
     app.jobs.drain()
     assert app.get_asset(asset.id).state == "ready"
-
-
-def test_cleanup_deletes_expired_staged_objects_from_the_bucket(
-        make_app: Callable[..., Rindle], s3_settings: dict[str, str]) -> None:
-    app = s3_app(make_app, s3_settings)
-    sessions = []
-    for i in range(3):
-        session = app.initiate_upload("photo", filename=f"{i}.jpg")
-        request = app.sign_upload(session.id)
-        assert http("PUT", request.url, jpeg((10, 10)), dict(request.headers))[0] == 200
-        sessions.append(session)
-    with app.db.transaction() as s:  # an hour later: every session has timed out
-        s.execute(update(UploadSession).values(
-            expires_at=utcnow() - dt.timedelta(hours=1)))
-    assert app.ops.abort_incomplete_uploads().sessions_aborted == 3
-    report = app.ops.cleanup_orphans(dry_run=False)
-    assert report.sessions_deleted == 3 and report.objects_deleted == 3
-    assert list(app.storage().exists_many([s.upload_key for s in sessions])) == [False] * 3
