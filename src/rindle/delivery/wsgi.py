@@ -7,7 +7,7 @@
 * ``<url_prefix>/<key>`` for each storage of backend ``local`` (default prefix ``/media``;
   two local storages need two prefixes): ``GET``/``HEAD``/``PUT``, anything else is 405;
 * ``/webhooks/<provider>``: provider webhooks, ``POST`` only
-  (:mod:`rindle.streaming.http`; 404 for a provider with no ``[streaming.NAME]``);
+  (:mod:`rindle.delivery.webhooks`; 404 for a provider with no ``[streaming.NAME]``);
 * anything else: 404.
 
 Decisions: a bad, tampered or wrong-request token is 403 ``forbidden: <reason>``; an
@@ -61,6 +61,7 @@ from rindle.delivery.disposition import content_disposition, parse_disposition
 from rindle.delivery.headers import SECURITY_HEADERS
 from rindle.delivery.lookup import Servable, UploadGate, servable, upload_gate
 from rindle.delivery.ranges import ByteRangeDecision, parse_range
+from rindle.delivery.webhooks import webhook_handler
 from rindle.errors import ConfigError, StorageError
 from rindle.media.mime import ACTIVE_CONTENT
 from rindle.signing import NEVER, SignedClaims, TokenInvalid, verify
@@ -170,8 +171,6 @@ def _routes(app: Rindle, max_put_bytes: int) -> list[Route]:
                 f"local storages {routes[prefix].name!r} and {name!r} both use url_prefix "
                 f"{prefix or '/'!r}; give each local storage its own url_prefix")
         routes[prefix] = Route(prefix, _media_handler(app, storage, max_put_bytes), name)
-    from rindle.streaming.http import webhook_handler
-
     routes[WEBHOOK_PREFIX] = Route(WEBHOOK_PREFIX, webhook_handler(app), "webhooks")
     return list(routes.values())
 
