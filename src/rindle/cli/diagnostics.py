@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from rindle import defaults
 from rindle.cli._context import CliContext, handle_errors, pass_cli
 from rindle.cli._limits import duration
 from rindle.cli._ops_options import finish, json_option, profile_option
@@ -25,11 +26,13 @@ def doctor_command(ctx: CliContext) -> None:
 @click.command("runtime-status",
                epilog="Example: rindle runtime-status --profile avatar --older-than 2h --json")
 @profile_option()
-@click.option("--older-than", "--older-than-sec", "older_than", type=duration(), default=3600,
+@click.option("--older-than", "--older-than-sec", "older_than", type=duration(),
+              default=defaults.RUNTIME_STATUS_OLDER_THAN,
               show_default=True,
               help="Work untouched for longer than this counts as stuck: seconds, or 30m, "
                    "2h, 1d (at most 100 years).")
-@click.option("--limit", type=click.IntRange(min=1, max=1000), default=20, show_default=True,
+@click.option("--limit", type=click.IntRange(min=1, max=1000),
+              default=defaults.RUNTIME_STATUS_LIMIT, show_default=True,
               help="Rows per sample list.")
 @click.option("--provider-stuck", type=duration(), default=None,
               help="After this long an uploading/processing provider asset counts as stuck: "

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from rindle import defaults
 from rindle.cli import _limits
 from rindle.cli._context import CliContext, handle_errors, pass_cli
 from rindle.cli._limits import (
@@ -64,7 +65,8 @@ def cleanup_command(ctx: CliContext, live: bool) -> None:
 @click.command("sweep-orphaned-temp-files",
                epilog="Example: rindle sweep-orphaned-temp-files --threshold 6h --live")
 @live_option(help="Really remove (default: a dry run that only reports).")
-@click.option("--threshold", "--threshold-sec", "threshold", type=duration(), default=14_400,
+@click.option("--threshold", "--threshold-sec", "threshold", type=duration(),
+              default=defaults.SWEEP_THRESHOLD,
               show_default=True,
               help="Only entries older than this: seconds, or 30m, 4h, 2d (at most 100 years).")
 @json_option

@@ -50,6 +50,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO, cast
 from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIEnvironment
 
+from rindle import defaults
 from rindle.delivery.body import (
     BLOCK_SIZE,
     DRAIN_SMALL,
@@ -98,7 +99,7 @@ WEBHOOK_PREFIX = "/webhooks"
 ACTIVE_TYPES = ACTIVE_CONTENT
 
 #: The cap on any presigned PUT body when the app sets none (``[delivery] max_put_bytes``).
-DEFAULT_MAX_PUT_BYTES = 5 * 1024 ** 3
+DEFAULT_MAX_PUT_BYTES = defaults.DELIVERY_MAX_PUT_BYTES
 
 
 
@@ -150,8 +151,7 @@ def wsgi_app(app: Rindle, *, mount: str = "", max_put_bytes: int | None = None) 
 
 
 def _configured_max_put_bytes(app: Rindle) -> int:
-    value = app.settings.delivery.get("max_put_bytes")  # validated by Settings
-    return DEFAULT_MAX_PUT_BYTES if value is None else int(value)
+    return app.settings.delivery.max_put_bytes  # validated by Settings
 
 
 def _routes(app: Rindle, max_put_bytes: int) -> list[Route]:

@@ -107,9 +107,9 @@ class JobQueue:
         #: Returns "now" (aware UTC) wherever the queue needs the time.
         self.clock: Clock = clock or system_clock
         opts = app.settings.jobs
-        self.lease_seconds = float(opts.get("lease_seconds", 300))
-        self.backoff_base = float(opts.get("backoff_base", 5.0))
-        self.backoff_cap = float(opts.get("backoff_cap", 3600.0))
+        self.lease_seconds = opts.lease_seconds
+        self.backoff_base = opts.backoff_base
+        self.backoff_cap = opts.backoff_cap
         self._handlers: dict[str, _Registration] = {}
 
     # --- handlers -------------------------------------------------------------------------

@@ -66,11 +66,11 @@ class Worker:
         self.jobs = app.jobs
         self.queues = _resolve_queues(queues, concurrency, self.jobs.queue_names())
         self.lease_seconds = lease_seconds or self.jobs.lease_seconds
-        self.poll_interval = poll_interval if poll_interval is not None else float(
-            app.settings.jobs.get("poll_interval", 1.0))
+        self.poll_interval = (poll_interval if poll_interval is not None
+                              else app.settings.jobs.poll_interval)
         self.heartbeat_interval = heartbeat_interval
         #: Jobs one thread claims at a time; successes are acknowledged together.
-        self.prefetch = max(1, int(prefetch or app.settings.jobs.get("prefetch", 1)))
+        self.prefetch = max(1, int(prefetch or app.settings.jobs.prefetch))
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.cron_entries = parse_schedule(app.settings.cron, self.jobs) if cron else []
         self._stop = threading.Event()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rindle.defaults import RUNTIME_STATUS_LIMIT, RUNTIME_STATUS_OLDER_THAN, SWEEP_THRESHOLD
+
 if TYPE_CHECKING:
     from rindle.app import Rindle
     from rindle.ops.abort_uploads import AbortReport
@@ -30,8 +32,9 @@ class Operations:
 
         return doctor(self.app)
 
-    def runtime_status(self, *, profile: str | None = None, older_than: int = 3600,
-                       limit: int = 20, provider_stuck: int | None = None
+    def runtime_status(self, *, profile: str | None = None,
+                       older_than: int = RUNTIME_STATUS_OLDER_THAN,
+                       limit: int = RUNTIME_STATUS_LIMIT, provider_stuck: int | None = None
                        ) -> RuntimeStatusReport:
         """Bounded report of degraded or stuck work (read-only)."""
         from rindle.ops.runtime_status import runtime_status
@@ -66,8 +69,8 @@ class Operations:
 
         return cleanup_orphans(self.app, dry_run=dry_run)
 
-    def sweep_orphaned_temp_files(self, *, dry_run: bool = True, threshold_sec: int = 14_400
-                                  ) -> SweepReport:
+    def sweep_orphaned_temp_files(self, *, dry_run: bool = True,
+                                  threshold_sec: int = SWEEP_THRESHOLD) -> SweepReport:
         """Remove old processing leftovers no live process owns."""
         from rindle.ops.sweep import sweep_orphaned_temp_files
 

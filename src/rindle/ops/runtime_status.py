@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select
 
+from rindle import defaults
 from rindle.domain.models import Asset, Job, ProviderAsset, UploadSession, Variant, utcnow
 from rindle.errors import (
     ConfigError,
@@ -30,9 +31,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RuntimeStatusReport", "runtime_status"]
 
-DEFAULT_OLDER_THAN = 3600
-DEFAULT_LIMIT = 20
-DEFAULT_PROVIDER_STUCK = 7200
+DEFAULT_OLDER_THAN = defaults.RUNTIME_STATUS_OLDER_THAN
+DEFAULT_LIMIT = defaults.RUNTIME_STATUS_LIMIT
+DEFAULT_PROVIDER_STUCK = defaults.STREAMING_STUCK_THRESHOLD_SECONDS
 
 
 @dataclass

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rindle import defaults
 from rindle.ops.report import Report, log_failure
 from rindle.processing.rundir import RUNS_DIR, marker_is_live
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_THRESHOLD", "SweepReport", "sweep_orphaned_temp_files"]
 
-DEFAULT_THRESHOLD = 14_400
+DEFAULT_THRESHOLD = defaults.SWEEP_THRESHOLD
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from rindle.config import STREAMING_CORE_KEYS, StreamingProviderSettings
 from rindle.domain.models import ProviderAsset
 from rindle.errors import ConfigError, StreamingNotConfigured
+from rindle.ids import parse_id
 from rindle.plugins import BackendRegistry
 from rindle.streaming.provider import PlaybackURL, Provider, ProviderEvent
 
@@ -39,48 +40,11 @@ if TYPE_CHECKING:
 __all__ = ["CORE_KEYS", "ProviderConfig", "Streaming"]
 
 #: Keys of ``[streaming.NAME]`` that rindle reads itself (not passed to the provider).
-CORE_KEYS = frozenset({"backend", "provider_polling_floor_seconds",
-                       "provider_polling_batch_size", "provider_stuck_threshold_seconds"})
+CORE_KEYS = STREAMING_CORE_KEYS
 
-
-def _positive_int(table: Mapping[str, Any], key: str, default: int, name: str) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"[streaming.{name}] {key} must be a positive integer, not {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class ProviderConfig:
-    """One ``[streaming.NAME]`` table as rindle reads it (``settings`` go to the provider)."""
-
-    name: str
-    backend: str
-    polling_floor_seconds: int
-    polling_batch_size: int
-    stuck_threshold_seconds: int
-    settings: Mapping[str, Any]
-
-    def __repr__(self) -> str:  # settings hold secrets
-        return f"<ProviderConfig {self.name} backend={self.backend}>"
-
-    @classmethod
-    def parse(cls, name: str, table: Any) -> ProviderConfig:
-        """Validate one table; every problem is a :class:`ConfigError` naming the key."""
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"[streaming.{name}] must be a table of provider settings")
-        backend = table.get("backend", name)
-        if not isinstance(backend, str) or not backend:
-            raise ConfigError(f"[streaming.{name}] backend must be a provider name like \"mux\"")
-        return cls(
-            name=name, backend=backend,
-            polling_floor_seconds=_positive_int(table, "provider_polling_floor_seconds", 30,
-                                                name),
-            polling_batch_size=_positive_int(table, "provider_polling_batch_size", 1000, name),
-            stuck_threshold_seconds=_positive_int(table, "provider_stuck_threshold_seconds",
-                                                  7200, name),
-            settings={k: v for k, v in table.items() if k not in CORE_KEYS},
-        )
+#: One ``[streaming.NAME]`` table as rindle reads it (``settings`` go to the provider);
+#: validated when the settings load.
+ProviderConfig = StreamingProviderSettings
 
 
 class Streaming:
@@ -95,10 +59,7 @@ class Streaming:
         self.app = app
         self.registry = BackendRegistry.collect(app.pm, "register_streaming_providers",
                                                 "streaming provider", Provider)
-        self.configs: dict[str, ProviderConfig] = {
-            name: ProviderConfig.parse(name, table)
-            for name, table in app.settings.streaming.items()
-        }
+        self.configs: dict[str, ProviderConfig] = dict(app.settings.streaming)  # validated
         for cfg in self.configs.values():
             self.registry.get(cfg.backend)
         for profile_name, provider_name in self.streaming_profiles().items():
@@ -166,7 +127,7 @@ class Streaming:
     def provider_asset(self, asset_id: uuid.UUID | str, profile: type[Profile] | str | None
                        = None) -> ProviderAsset | None:
         """The provider row of ``asset_id`` (for ``profile``, default the asset's own)."""
-        aid = asset_id if isinstance(asset_id, uuid.UUID) else uuid.UUID(str(asset_id))
+        aid = parse_id(asset_id, "asset")
         if profile is None:
             profile = self.app.get_asset(aid).profile
         klass = self.app.profile(profile)

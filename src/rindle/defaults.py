@@ -1,0 +1,58 @@
+"""The one place rindle's built-in setting and operation defaults are written down.
+
+The settings tables (:class:`rindle.config.JobsSettings`,
+:class:`rindle.config.StreamingProviderSettings`, :class:`rindle.config.DeliverySettings`),
+the operations (``rindle.ops``) and the command line all read their defaults from here, so
+a default has exactly one value wherever it is used.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "DELIVERY_MAX_PUT_BYTES",
+    "JOBS_BACKOFF_BASE",
+    "JOBS_BACKOFF_CAP",
+    "JOBS_LEASE_SECONDS",
+    "JOBS_POLL_INTERVAL",
+    "JOBS_PREFETCH",
+    "RUNTIME_STATUS_LIMIT",
+    "RUNTIME_STATUS_OLDER_THAN",
+    "STREAMING_POLLING_BATCH_SIZE",
+    "STREAMING_POLLING_FLOOR_SECONDS",
+    "STREAMING_STUCK_THRESHOLD_SECONDS",
+    "SWEEP_THRESHOLD",
+]
+
+# --- [jobs] ---------------------------------------------------------------------------------
+#: Seconds a claimed job stays leased to its worker without a heartbeat.
+JOBS_LEASE_SECONDS: Final = 300.0
+#: First retry delay in seconds; doubled on every further attempt.
+JOBS_BACKOFF_BASE: Final = 5.0
+#: The longest retry delay in seconds.
+JOBS_BACKOFF_CAP: Final = 3600.0
+#: Seconds an idle worker thread waits before looking for work again.
+JOBS_POLL_INTERVAL: Final = 1.0
+#: Jobs one worker thread claims at a time.
+JOBS_PREFETCH: Final = 1
+
+# --- [streaming.NAME] -----------------------------------------------------------------------
+#: The sync coordinator only looks at rows untouched for at least this many seconds.
+STREAMING_POLLING_FLOOR_SECONDS: Final = 30
+#: At most this many rows per sync coordinator run and provider.
+STREAMING_POLLING_BATCH_SIZE: Final = 1000
+#: A provider row uploading or processing untouched for longer is stuck (seconds).
+STREAMING_STUCK_THRESHOLD_SECONDS: Final = 7200
+
+# --- [delivery] -----------------------------------------------------------------------------
+#: The largest direct-upload PUT body the delivery app accepts, in bytes (5 GiB).
+DELIVERY_MAX_PUT_BYTES: Final = 5 * 1024 ** 3
+
+# --- operations (rindle.ops and the command line) -------------------------------------------
+#: ``runtime-status``: uploads and jobs older than this many seconds are reported.
+RUNTIME_STATUS_OLDER_THAN: Final = 3600
+#: ``runtime-status``: at most this many rows per section.
+RUNTIME_STATUS_LIMIT: Final = 20
+#: ``sweep-orphaned-temp-files``: run directories older than this many seconds are removed.
+SWEEP_THRESHOLD: Final = 14_400
