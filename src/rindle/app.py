@@ -84,6 +84,8 @@ class Rindle:
         load_entrypoints: bool | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
     ) -> None:
+        from dataclasses import replace
+
         base = settings or Settings()
         given = {
             "database_url": database_url,
@@ -96,8 +98,8 @@ class Rindle:
             "jobs": jobs,
             "delivery": delivery,
         }
-        overrides = {k: v for k, v in given.items() if v is not _UNSET}
-        self.settings = Settings(**{**_settings_dict(base), **overrides})
+        overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not _UNSET}
+        self.settings = replace(base, **overrides)  # validated again by __post_init__
         self.pm = plugin_manager or make_plugin_manager(load_entrypoints=load_entrypoints)
         self.telemetry = Telemetry(hook_caller=self.pm.hook.rindle_event)
         self.db = Database(self.settings.resolved_database_url, require_migrated=True)
@@ -407,10 +409,4 @@ class Rindle:
     def close(self) -> None:
         """Release database connections."""
         self.db.dispose()
-
-
-def _settings_dict(settings: Settings) -> dict[str, Any]:
-    from dataclasses import fields
-
-    return {f.name: getattr(settings, f.name) for f in fields(settings)}
 
