@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from rindle import defaults
 from rindle.errors import ConfigError
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_STORAGES",
+    "STREAMING_CORE_KEYS",
+    "DeliverySettings",
+    "JobsSettings",
     "Settings",
+    "StreamingProviderSettings",
     "default_tmp_dir",
     "find_config",
     "load_settings",
@@ -37,6 +42,175 @@ ENV_OVERRIDES = {
 }
 
 
+def _unknown_keys(table_name: str, table: Mapping[str, Any], allowed: Iterable[str]) -> None:
+    """Refuse keys of ``table`` outside ``allowed``, naming the table, the keys and the
+    allowed ones."""
+    allowed = frozenset(allowed)
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(f"{table_name}: unknown setting(s) {', '.join(unknown)}; "
+                          f"allowed: {', '.join(sorted(allowed))}")
+
+
+def _as_table(table_name: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{table_name} must be a table")
+    return value
+
+
+def _number(table_name: str, table: Mapping[str, Any], key: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{table_name} {key} must be a number (seconds), not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobsSettings:
+    """The ``[jobs]`` table: how the job queue leases, retries and polls.
+
+    ``lease_seconds``, ``backoff_base``, ``backoff_cap`` and ``poll_interval`` are numbers
+    of seconds, ``prefetch`` a whole number of jobs; any other key is a :class:`ConfigError`.
+    """
+
+    lease_seconds: float = defaults.JOBS_LEASE_SECONDS
+    backoff_base: float = defaults.JOBS_BACKOFF_BASE
+    backoff_cap: float = defaults.JOBS_BACKOFF_CAP
+    poll_interval: float = defaults.JOBS_POLL_INTERVAL
+    prefetch: int = defaults.JOBS_PREFETCH
+
+    @classmethod
+    def parse(cls, value: Any) -> JobsSettings:
+        """Validate a ``[jobs]`` table (or pass an instance through); every problem is a
+        :class:`ConfigError` naming the key."""
+        if isinstance(value, JobsSettings):
+            return value
+        table = _as_table("jobs", value)
+        _unknown_keys("[jobs]", table, (f.name for f in fields(cls)))
+        prefetch = table.get("prefetch", defaults.JOBS_PREFETCH)
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int):
+            raise ConfigError(f"[jobs] prefetch must be a whole number of jobs, not {prefetch!r}")
+        return cls(
+            lease_seconds=_number("[jobs]", table, "lease_seconds", defaults.JOBS_LEASE_SECONDS),
+            backoff_base=_number("[jobs]", table, "backoff_base", defaults.JOBS_BACKOFF_BASE),
+            backoff_cap=_number("[jobs]", table, "backoff_cap", defaults.JOBS_BACKOFF_CAP),
+            poll_interval=_number("[jobs]", table, "poll_interval", defaults.JOBS_POLL_INTERVAL),
+            prefetch=prefetch,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliverySettings:
+    """The ``[delivery]`` table: ``max_put_bytes``, the largest direct-upload PUT body the
+    delivery app accepts (a whole number of bytes >= 0); any other key is a
+    :class:`ConfigError`."""
+
+    max_put_bytes: int = defaults.DELIVERY_MAX_PUT_BYTES
+
+    @classmethod
+    def parse(cls, value: Any) -> DeliverySettings:
+        """Validate a ``[delivery]`` table (or pass an instance through)."""
+        if isinstance(value, DeliverySettings):
+            return value
+        table = _as_table("delivery", value)
+        _unknown_keys("[delivery]", table, (f.name for f in fields(cls)))
+        cap = table.get("max_put_bytes", defaults.DELIVERY_MAX_PUT_BYTES)
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+            raise ConfigError("[delivery] max_put_bytes must be a whole number of bytes >= 0, "
+                              f"e.g. 5368709120 for 5 GiB, not {cap!r}")
+        return cls(max_put_bytes=cap)
+
+
+#: Keys of ``[streaming.NAME]`` that rindle reads itself (not passed to the provider).
+STREAMING_CORE_KEYS = frozenset({"backend", "provider_polling_floor_seconds",
+                                 "provider_polling_batch_size",
+                                 "provider_stuck_threshold_seconds"})
+
+
+def _positive_int(table: Mapping[str, Any], key: str, default: int, name: str) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"[streaming.{name}] {key} must be a positive integer, not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class StreamingProviderSettings:
+    """One ``[streaming.NAME]`` table as rindle reads it.
+
+    rindle validates its own keys (:data:`STREAMING_CORE_KEYS`): ``backend`` (the
+    registered provider name, default ``NAME``), ``provider_polling_floor_seconds``,
+    ``provider_polling_batch_size`` and ``provider_stuck_threshold_seconds`` (positive
+    integers). ``provider_*`` is rindle's namespace: any other key starting with it (a
+    typo like ``provider_polling_floor_second``) is a :class:`ConfigError` listing the core
+    keys. Every other key is the provider's own: it is kept in ``settings`` and handed to
+    the provider's ``from_settings``, which validates it, so providers declare nothing
+    here.
+    """
+
+    name: str
+    backend: str
+    polling_floor_seconds: int
+    polling_batch_size: int
+    stuck_threshold_seconds: int
+    settings: Mapping[str, Any]
+
+    def __repr__(self) -> str:  # settings hold secrets
+        return f"<ProviderConfig {self.name} backend={self.backend}>"
+
+    @classmethod
+    def parse(cls, name: str, table: Any) -> StreamingProviderSettings:
+        """Validate one table; every problem is a :class:`ConfigError` naming the key."""
+        if isinstance(table, StreamingProviderSettings):
+            return table
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"[streaming.{name}] must be a table of provider settings")
+        _unknown_keys(f"[streaming.{name}]",
+                      {k: v for k, v in table.items() if str(k).startswith("provider_")},
+                      STREAMING_CORE_KEYS)
+        backend = table.get("backend", name)
+        if not isinstance(backend, str) or not backend:
+            raise ConfigError(f"[streaming.{name}] backend must be a provider name like \"mux\"")
+        return cls(
+            name=name, backend=backend,
+            polling_floor_seconds=_positive_int(table, "provider_polling_floor_seconds",
+                                                defaults.STREAMING_POLLING_FLOOR_SECONDS,
+                                                name),
+            polling_batch_size=_positive_int(table, "provider_polling_batch_size",
+                                             defaults.STREAMING_POLLING_BATCH_SIZE, name),
+            stuck_threshold_seconds=_positive_int(
+                table, "provider_stuck_threshold_seconds",
+                defaults.STREAMING_STUCK_THRESHOLD_SECONDS, name),
+            settings={k: v for k, v in table.items() if k not in STREAMING_CORE_KEYS},
+        )
+
+
+def _parse_streaming(value: Any) -> dict[str, StreamingProviderSettings]:
+    return {str(name): StreamingProviderSettings.parse(str(name), table)
+            for name, table in _as_table("streaming", value).items()}
+
+
+def _check_cron(value: Any) -> Mapping[str, Any]:
+    """Check the shape of ``[cron]``: each entry is a cron string, or a table with a string
+    ``schedule`` and optional string ``kind``.
+
+    The entry names are free and an entry's other keys are the arguments of its job, so no
+    key is refused here; the expression itself and whether ``kind`` is registered are
+    checked when a worker reads the schedule (:func:`rindle.jobs.cron.parse_schedule`).
+    """
+    table = _as_table("cron", value)
+    for name, entry in table.items():
+        if isinstance(entry, str):
+            continue
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"[cron] {name}: must be a cron string or a table")
+        if not isinstance(entry.get("schedule"), str):
+            raise ConfigError(f"[cron] {name}: needs schedule = \"<cron expression>\"")
+        if not isinstance(entry.get("kind", ""), str):
+            raise ConfigError(f"[cron] {name}: kind must be a string")
+    return table
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything a :class:`rindle.Rindle` is built from. Relative paths resolve against
@@ -50,9 +224,9 @@ class Settings:
     profiles: tuple[Any, ...] = ()
     tmp_dir: str | None = None
     cron: Mapping[str, Any] = field(default_factory=dict)
-    streaming: Mapping[str, Any] = field(default_factory=dict)
-    jobs: Mapping[str, Any] = field(default_factory=dict)
-    delivery: Mapping[str, Any] = field(default_factory=dict)
+    streaming: Mapping[str, StreamingProviderSettings] = field(default_factory=dict)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
     base_dir: Path = field(default_factory=Path.cwd)
     source: Path | None = None
 
@@ -78,10 +252,11 @@ class Settings:
                 raise ConfigError(
                     f"[storages.{name}] needs backend = \"local\" (or \"s3\", \"gcs\" from plugins)"
                 )
-        for key in ("cron", "streaming", "jobs", "delivery"):
-            if not isinstance(getattr(self, key), Mapping):
-                raise ConfigError(f"{key} must be a table")
-        _check_delivery(self.delivery)
+        # tables given as mappings (the file, Rindle(jobs={...})) become their typed form
+        object.__setattr__(self, "cron", _check_cron(self.cron))
+        object.__setattr__(self, "streaming", _parse_streaming(self.streaming))
+        object.__setattr__(self, "jobs", JobsSettings.parse(self.jobs))
+        object.__setattr__(self, "delivery", DeliverySettings.parse(self.delivery))
         if self.tmp_dir is not None and not isinstance(self.tmp_dir, str):
             raise ConfigError("tmp_dir must be a path string")
 
@@ -161,22 +336,6 @@ def private_tmp_dir(base_dir: Path) -> Path:
     if stat.S_IMODE(st.st_mode) != 0o700:
         path.chmod(0o700)
     return path
-
-#: Keys of the ``[delivery]`` table.
-DELIVERY_KEYS = frozenset({"max_put_bytes"})
-
-
-def _check_delivery(table: Mapping[str, Any]) -> None:
-    """Refuse unknown ``[delivery]`` keys and a ``max_put_bytes`` that is not bytes."""
-    unknown = sorted(set(table) - DELIVERY_KEYS)
-    if unknown:
-        raise ConfigError(f"[delivery]: unknown setting(s) {', '.join(unknown)}; "
-                          f"allowed: {', '.join(sorted(DELIVERY_KEYS))}")
-    cap = table.get("max_put_bytes")
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
-        raise ConfigError("[delivery] max_put_bytes must be a whole number of bytes >= 0, "
-                          f"e.g. 5368709120 for 5 GiB, not {cap!r}")
-
 
 def find_config(start: Path | None = None) -> Path | None:
     """The config file to use: ``RINDLE_CONFIG``, else ``rindle.toml``, else a ``pyproject.toml``
