@@ -46,8 +46,13 @@ def register_storage_backends(register: Callable[[str, type], None]) -> None:
         in configuration and must mean one thing.
     :returns: nothing; results are collected through ``register``.
 
-    The backend is built as ``S3Storage(name=..., **settings)`` from the storage's
-    configuration table (minus ``backend``).
+    Each configured storage is built once, at first use, as
+    ``S3Storage.from_settings(name, settings, context)``: ``name`` is the ``NAME`` of
+    ``[storages.NAME]``, ``settings`` that table minus ``backend``, and ``context`` a
+    :class:`rindle.storage.BackendContext` (the app's ``secret_key``, ``tmp_dir`` and
+    ``base_dir``). The inherited :meth:`rindle.storage.Storage.from_settings` checks the
+    keys against the constructor and calls ``S3Storage(name=name, **settings)``; override it
+    to build the instance another way.
     """
 
 

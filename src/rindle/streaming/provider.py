@@ -32,11 +32,6 @@ CAPABILITIES: frozenset[str] = frozenset({
     "direct_creator_upload",
 })
 
-#: Event types a webhook may normalise to.
-EVENT_TYPES = frozenset({"ready", "errored", "created", "deleted", "upload_asset_created",
-                         "unknown"})
-
-
 def normalise_playback_ids(value: object) -> list[str]:
     """Playback ids from a provider answer: ``{"id": str}`` items and bare strings, in
     order; anything else dropped; a non-list (``None`` included) is ``[]``."""
