@@ -3,6 +3,13 @@
 Resolution order, last wins: built-in defaults, the file, the environment
 (``RINDLE_DATABASE_URL``, ``RINDLE_SECRET_KEY``, ``RINDLE_TMP_DIR``), then arguments passed
 to :class:`rindle.Rindle` directly. ``RINDLE_CONFIG`` names the file when no path is given.
+
+The tables are typed and checked when :class:`Settings` is built: ``[jobs]`` is a
+:class:`JobsSettings`, ``[delivery]`` a :class:`DeliverySettings` (unknown keys refused in
+both), each ``[streaming.NAME]`` a :class:`StreamingProviderSettings` (rindle's own keys
+checked, the provider's keys handed to the provider, which checks them), and ``[cron]`` a
+mapping of entries whose extra keys are the job's arguments. Defaults come from
+:mod:`rindle.defaults`.
 """
 
 from __future__ import annotations
