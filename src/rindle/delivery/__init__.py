@@ -1,7 +1,7 @@
 """Delivery: URLs for assets and the embedded WSGI app that serves local storage.
 
 ``wsgi_app(app)`` serves signed GETs (with ``Range``) and presigned PUTs of local objects;
-``content_disposition`` builds the ``Content-Disposition`` header (reference §7.4).
+``content_disposition`` builds the ``Content-Disposition`` header.
 
 The names load on first use (PEP 562): importing a light submodule such as
 ``rindle.delivery.headers`` (as ``rindle serve`` does at CLI startup) must not pull in the

@@ -1,4 +1,4 @@
-"""``Content-Disposition`` for delivered objects (reference/domain.md §7.4).
+"""``Content-Disposition`` for delivered objects.
 
 The filename is always sanitised (``rindle.upload.filenames.sanitize_filename``), so the
 quoted ``filename=`` form can never carry quotes, separators or control characters; the

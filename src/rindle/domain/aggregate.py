@@ -1,4 +1,4 @@
-"""Asset aggregate recompute (reference/domain.md §3.1), written through the asset FSM.
+"""Asset aggregate recompute, written through the asset FSM.
 
 An asset's state after promotion summarises its variants:
 

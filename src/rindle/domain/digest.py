@@ -1,4 +1,4 @@
-"""Recipe digests: a stable SHA-256 of a variant's validated spec (reference §4.6).
+"""Recipe digests: a stable SHA-256 of a variant's validated spec.
 
 The digest is stamped on every variant row and embedded in its storage key, so a change
 to a recipe is visible as drift and a regenerated object never overwrites the old one.

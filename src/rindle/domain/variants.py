@@ -214,7 +214,8 @@ class Waveform(VariantSpec):
 
 
 def normalize_av(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Expand an AV stored spec into its full recipe (reference §4.3).
+    """Expand an AV stored spec into its full recipe: the preset's codecs, size and rates
+    filled in.
 
     Raises ValueError for an unknown kind or preset.
     """

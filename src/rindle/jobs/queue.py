@@ -45,7 +45,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Queues and the attempts their jobs get by default (DESIGN §6).
+#: Queues and the attempts their jobs get by default.
 DEFAULT_ATTEMPTS = {"promote": 3, "process": 5, "purge": 3, "maintenance": 3, "provider": 5}
 QUEUES = tuple(DEFAULT_ATTEMPTS)
 _LIVE_PREDICATE = "state IN ('available', 'executing', 'retryable')"
@@ -118,8 +118,9 @@ class JobQueue:
                  max_attempts: int | None = None, timeout: float | None = None) -> None:
         """Route jobs of ``kind`` to ``handler`` on ``queue``.
 
-        ``max_attempts`` defaults to the queue's (DESIGN §6: promote 3, process 5, purge 3,
-        maintenance 3); registering a kind again replaces its handler.
+        ``max_attempts`` defaults to the queue's (:data:`DEFAULT_ATTEMPTS`: promote 3,
+        process 5, purge 3, maintenance 3, provider 5); registering a kind again replaces
+        its handler.
         """
         if max_attempts is None:
             max_attempts = DEFAULT_ATTEMPTS.get(queue, 3)

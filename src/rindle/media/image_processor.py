@@ -1,6 +1,6 @@
 """The built-in image processor: ``fit``, ``fill`` and ``crop`` renditions with Pillow.
 
-Semantics (reference: domain.md §4.3, §13 item 11, implemented as documented):
+Semantics:
 
 * ``fit``: scale to fit inside ``width`` x ``height`` keeping the aspect ratio; a missing
   dimension is unconstrained; never upscales.

@@ -143,7 +143,7 @@ def probe_original(app: Rindle, prof: type[Profile], asset: Asset, *, direct: bo
         for verdict in app.pm.hook.rindle_scan(path=local, asset=asset):
             if verdict and verdict.get("verdict") == "reject":
                 raise Quarantine(f"scan_rejected: {verdict.get('reason', 'rejected')}")
-        try:  # a probe or analyzer that cannot read the bytes quarantines (reference §2.2)
+        try:  # a probe or analyzer that cannot read the bytes quarantines the asset
             probe: Mapping[str, Any] | None = app.pm.hook.rindle_probe(path=local, mime=mime)
             if probe is None:
                 raise Quarantine(f"no_probe_for_mime: {mime}")

@@ -1,5 +1,5 @@
 """Server-push ingest: once a streaming profile's ``source_variant`` is ready, hand a signed
-URL of it to the provider (reference backends.md §3.10).
+URL of it to the provider.
 
 :func:`enqueue_server_push` is called inside the transaction that marks the variant ready
 (so the job commits with the state); the job (``rindle.provider.ingest``, unique per asset,

@@ -1,4 +1,4 @@
-"""Job kinds of the streaming services, all on queue ``provider`` (DESIGN §6).
+"""Job kinds of the streaming services, all on queue ``provider``.
 
 =============================  ========  ============================================
 kind                           attempts  does

@@ -1,4 +1,4 @@
-"""Playback URLs of streaming assets (reference backends.md §3.14).
+"""Playback URLs of streaming assets.
 
 The provider row of ``(asset, profile, provider)`` decides: ``ready`` with playback ids ->
 the provider's URL for the first id (signed for the ``signed`` policy, with the profile's

@@ -26,7 +26,7 @@ __all__ = [
     "normalise_playback_ids",
 ]
 
-#: Every capability a provider may advertise (reference backends.md §3.1).
+#: Every capability a provider may advertise; a provider's ``capabilities`` is a subset.
 CAPABILITIES: frozenset[str] = frozenset({
     "signed_playback", "public_playback", "webhook_ingest", "server_push_ingest",
     "direct_creator_upload",

@@ -48,7 +48,7 @@ ProviderConfig = StreamingProviderSettings
 
 
 class Streaming:
-    """The streaming services of one app (DESIGN §8); reach it as ``app.streaming``.
+    """The streaming services of one app; reach it as ``app.streaming``.
 
     Construction validates every ``[streaming.NAME]`` table and checks that its backend is
     installed (:class:`~rindle.errors.UnknownBackend` otherwise); providers themselves are

@@ -1,7 +1,7 @@
 """Timestamped HMAC-SHA256 webhook signatures (``t=<unix>,v1=<hex>[,v1=<hex>...]``).
 
 Providers that sign webhooks this way (Mux, Stripe-style) call :func:`verify_signature`
-with their header value and configured secrets. Rules (reference backends.md §3.5):
+with their header value and configured secrets. Rules:
 
 * the first ``t`` piece is the timestamp (integer prefix), every ``v1`` piece a candidate;
 * expected = lower-case hex HMAC-SHA256(secret, ``b"<t>." + body``), compared in constant

@@ -1,6 +1,6 @@
 """Provider webhooks: the verifying endpoint and the ingest worker it feeds.
 
-:func:`handle_webhook` is the HTTP edge (reference backends.md §3.7). It never parses a
+:func:`handle_webhook` is the HTTP edge. It never parses a
 body before the provider verified its signature, caps bodies at :data:`MAX_BODY` bytes
 (exactly 1 MiB is accepted), and answers:
 

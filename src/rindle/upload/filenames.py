@@ -1,4 +1,4 @@
-"""Filename sanitising (reference: domain.md §5.2).
+"""Filename sanitising.
 
 The client's filename is kept only for display and ``Content-Disposition``; storage keys
 never derive from it (see :mod:`rindle.upload.keys`).
@@ -28,9 +28,9 @@ _DOTS: Final = re.compile(r"\.{2,}")
 def sanitize_filename(name: str) -> str:
     """A safe display filename: matches ``^[A-Za-z0-9._-]+$`` and never contains ``..``.
 
-    Follows reference §5.2 (basename, drop control characters, separators and every other
+    The rule: basename, drop control characters, separators and every other
     character outside ``[A-Za-z0-9._-]`` become ``_``, collapse ``_`` runs, trim ``_``,
-    empty -> ``"upload"``) with these deliberate additions:
+    empty -> ``"upload"``; with these deliberate additions:
 
     * the input is NFC-normalised first, so a name gives the same result whether the
       client sent composed or decomposed accents (macOS sends decomposed);

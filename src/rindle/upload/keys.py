@@ -1,4 +1,4 @@
-"""Storage key layout (reference: domain.md §5.3 and §9.2).
+"""Storage key layout.
 
 Originals live at ``<profile_seg>/<asset_seg>/<uuid4><ext>`` and variants at
 ``<profile_seg>/<asset_seg>/<variant_seg>-<digest><ext>``. Every segment is sanitised, so

@@ -109,7 +109,7 @@ def io_paths(logical: Sequence[str]) -> list[str]:
 
 
 def video_args(src: Path, dest: Path, recipe: Mapping[str, Any]) -> list[str]:
-    """Web H.264/AAC MP4: scaled to fit ``width`` x ``height`` and letterboxed (reference §2.6)."""
+    """Web H.264/AAC MP4: scaled to fit ``width`` x ``height`` and letterboxed."""
     w, h = recipe["width"], recipe["height"]
     scale = (f"scale=w={w}:h={h}:force_original_aspect_ratio=decrease,"
              f"pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:black")

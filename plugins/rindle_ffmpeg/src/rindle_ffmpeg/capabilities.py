@@ -1,4 +1,4 @@
-"""Capability detection (reference §2.12): is ffmpeg there, new enough, with the encoders.
+"""Capability detection: is ffmpeg there, new enough, with the encoders.
 
 The reference requires ffmpeg 6.0; this plugin needs only what ffmpeg 5.1 has (Debian 12's
 version: ``-fps_mode``, ``loudnorm``, ``tile``), so 5.1 is the minimum.
@@ -29,7 +29,7 @@ REQUIRED_ENCODERS = {"libx264": "Video (h264)", "aac": "Video and Audio m4a_128k
                      "libmp3lame": "Audio mp3_128k", "mjpeg": "poster and strip images",
                      "pcm_f32le": "Waveform"}
 REQUIRED_FILTERS = ("scale", "pad", "select", "fps", "tile", "loudnorm")
-#: What the AV processor can do (reference §2.5).
+#: What the AV processor can do.
 CAPABILITIES = ("video_transcode", "video_frame_extract", "video_thumbnail_strip",
                 "audio_transcode", "audio_normalize", "audio_waveform")
 _VERSION = re.compile(r"^\S+ version n?(\d+)\.(\d+)", re.MULTILINE)

@@ -1,4 +1,4 @@
-"""The runtime guard (reference §2.10): where AV work may not run, and disk headroom.
+"""The runtime guard: where AV work may not run, and disk headroom.
 
 Video work is refused on AWS Lambda and Vercel (ephemeral disks, short time limits); any
 audio, video or waveform work needs free disk of at least twice the output size cap where

@@ -1,4 +1,4 @@
-"""The output post-condition (reference §2.9): probe what ffmpeg wrote before it is stored.
+"""The output post-condition: probe what ffmpeg wrote before it is stored.
 
 =========  =======================================================================
 output     checks

@@ -1,4 +1,4 @@
-"""The AV probe: ffprobe's JSON reshaped into rindle's probe-owned fields (reference §2.4).
+"""The AV probe: ffprobe's JSON reshaped into rindle's probe-owned fields.
 
 ffprobe runs with ``-protocol_whitelist file`` and the media demuxer whitelist, so a
 playlist disguised as a media file cannot make it open anything else. Its output is

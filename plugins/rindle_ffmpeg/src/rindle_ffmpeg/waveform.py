@@ -1,4 +1,4 @@
-"""The ``overview`` waveform: min/max peaks of the first audio track as JSON (reference §2.6).
+"""The ``overview`` waveform: min/max peaks of the first audio track as JSON.
 
 The audio is decoded by ffmpeg to mono float32 at ``analysis_sample_rate`` (8 kHz), then
 read back in buckets (flat memory whatever the length): ``bucket = ceil(n / length)``

@@ -20,7 +20,7 @@ def register_streaming_providers(register: Callable[[str, type], None]) -> None:
 
 @hookimpl
 def rindle_doctor_checks(app: Rindle) -> list[Any]:
-    """The streaming checks (reference §3.15) for every Mux provider a profile streams with;
+    """The streaming doctor checks for every Mux provider a profile streams with;
     one ``ok`` line when no profile streams through Mux."""
     from rindle.ops.doctor import Check
 

@@ -1,4 +1,4 @@
-"""Mux Video as a :class:`rindle.streaming.Provider` (reference backends.md §3.2 to §3.6).
+"""Mux Video as a :class:`rindle.streaming.Provider`.
 
 Settings (``[streaming.mux]``; each credential falls back to its ``RINDLE_MUX_*`` variable,
 read at call time so rotation needs no restart):
@@ -136,7 +136,7 @@ def _occurred_at(value: object) -> dt.datetime | None:
 
 
 def normalise_event(payload: object) -> ProviderEvent:
-    """A decoded Mux webhook envelope as a :class:`ProviderEvent` (reference §3.6)."""
+    """A decoded Mux webhook envelope as a :class:`ProviderEvent`."""
     if not isinstance(payload, Mapping):
         raise WebhookInvalid("invalid_payload", "webhook payload is not a JSON object")
     kind, data = payload.get("type"), payload.get("data")

@@ -1,4 +1,4 @@
-"""Asset FSM: reference/domain.md §2.1 plus the edges rindle adds so no write bypasses it.
+"""Asset FSM: the lifecycle edges plus the ones that let every write go through it.
 
 Reference edges (:data:`REFERENCE_EDGES`)::
 
@@ -24,7 +24,7 @@ every move the recompute can make from a post-promotion state is an edge::
     degraded    -> ready, transcoding         (a retry succeeded / a failed variant requeued)
 
 Deletion additions (:data:`DELETE_EDGES`). Detaching an asset's last attachment marks it
-``deleted`` from whatever live state it is in (DESIGN §3), so every non-terminal state may
+``deleted`` from whatever live state it is in, so every non-terminal state may
 move to ``deleted``::
 
     staged, validating, analyzing, promoting, available, processing, transcoding -> deleted

@@ -1,4 +1,4 @@
-"""Provider-asset FSM: exactly reference/domain.md §2.4 (rindle adds no edge).
+"""Provider-asset FSM: the edges below and no others.
 
 Edges (:data:`EDGES`)::
 

@@ -1,4 +1,4 @@
-"""Upload-session FSM: exactly reference/domain.md §2.3 (rindle adds no edge).
+"""Upload-session FSM: the edges below and no others.
 
 Edges (:data:`EDGES`)::
 

@@ -1,4 +1,4 @@
-"""Variant FSM: reference/domain.md §2.2 plus the purge edges rindle adds.
+"""Variant FSM: the lifecycle edges plus the purge edges.
 
 Reference edges (:data:`REFERENCE_EDGES`)::
 
