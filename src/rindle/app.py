@@ -368,7 +368,7 @@ class Rindle:
     @property
     def streaming(self) -> Streaming:
         """Streaming providers and their services (``provider(name)``, ``sync_due``,
-        ``sync_provider_asset``, ``handle_webhook``, ``playback_url``; DESIGN §8)."""
+        ``sync_provider_asset``, ``handle_webhook``, ``playback_url``)."""
         if self._streaming is None:
             from rindle.streaming import Streaming
 

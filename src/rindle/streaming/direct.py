@@ -1,4 +1,4 @@
-"""Direct creator upload: the browser uploads straight to the provider (reference §3.11).
+"""Direct creator upload: the browser uploads straight to the provider.
 
 :func:`create_direct_upload` records a placeholder asset (``ready``, kind ``video``, key
 ``streaming/<provider>/direct_upload/<asset id>``, no object is ever written there) and a
