@@ -14,7 +14,7 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 # The core and every plugin, editable, each with what its tests need (`[test]`), plus the
-# core's linters (`[dev]`: mypy, ruff) for `make lint`.
+# core's linters (`[dev]`: mypy, ruff, import-linter) for `make lint`.
 install: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,dev]' $(foreach d,$(PLUGIN_DIRS),-e '$(d)[test]')
 
@@ -33,6 +33,7 @@ bench: system-deps install
 lint: install
 	$(BIN)/ruff check src tests plugins bench
 	$(BIN)/mypy src/rindle $(foreach d,$(PLUGIN_DIRS),$(d)/src)
+	$(BIN)/lint-imports --no-cache --no-logo
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
