@@ -8,10 +8,13 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 os.environ.setdefault("RINDLE_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+from tests.apps import MakeApp
 
 from rindle import Rindle
 from rindle.database import Database
@@ -72,12 +75,12 @@ def dialect(db_url: str) -> str:
 
 
 @pytest.fixture
-def make_app(db_url: str, tmp_path: Path) -> Iterator[object]:
+def make_app(db_url: str, tmp_path: Path) -> Iterator[MakeApp]:
     """Factory for a :class:`Rindle` on the test database and a temp local storage."""
     apps: list[Rindle] = []
 
-    def factory(**kwargs: object) -> Rindle:
-        opts: dict[str, object] = {
+    def factory(**kwargs: Any) -> Rindle:
+        opts: dict[str, Any] = {
             "database_url": db_url,
             "secret_key": "test-secret",
             "storages": {"default": {"backend": "local", "root": str(tmp_path / "media")}},
@@ -85,7 +88,7 @@ def make_app(db_url: str, tmp_path: Path) -> Iterator[object]:
             "load_entrypoints": False,
         }
         opts.update(kwargs)
-        app = Rindle(**opts)  # type: ignore[arg-type]
+        app = Rindle(**opts)
         apps.append(app)
         return app
 
@@ -95,9 +98,9 @@ def make_app(db_url: str, tmp_path: Path) -> Iterator[object]:
 
 
 @pytest.fixture
-def app(make_app: object) -> Rindle:
+def app(make_app: MakeApp) -> Rindle:
     """A :class:`Rindle` on a fresh database (once per dialect)."""
-    return make_app()  # type: ignore[operator, no-any-return]
+    return make_app()
 
 
 # --- docs are tests -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from rindle.cli.maintenance import read_owners
 from rindle.domain.models import Asset
 from rindle.ids import uuid7
 from rindle.ops import erasure
+from tests.apps import MakeApp
 
 PREFIX = "Error: Invalid value for --owners-file: "
 
@@ -177,9 +178,9 @@ def erase(config: Path, owners: Path, *args: str) -> Result:
 
 
 @pytest.fixture
-def held(make_app: object) -> str:
+def held(make_app: MakeApp) -> str:
     """An asset row attached to user 5 only, in the database the config names."""
-    app: Rindle = make_app(profiles=[Avatar])  # type: ignore[operator]
+    app: Rindle = make_app(profiles=[Avatar])
     aid = uuid7()
     with app.db.transaction() as s:
         s.add(Asset(id=aid, profile="avatar", storage_key=f"avatar/{aid}/o.png",

@@ -14,13 +14,14 @@ from rindle.domain.models import Job, utcnow
 from rindle.errors import JobError
 from rindle.jobs import Cancel, JobContext, Retry
 from rindle.jobs.kinds import PROCESS_VARIANT, PROMOTE, PURGE
+from tests.apps import MakeApp
 
 _T: Table = Job.__table__  # type: ignore[assignment]
 
 
 @pytest.fixture
-def japp(make_app: Any) -> Rindle:
-    return make_app(jobs={"backoff_base": 0.0, "lease_seconds": 30})  # type: ignore[no-any-return]
+def japp(make_app: MakeApp) -> Rindle:
+    return make_app(jobs={"backoff_base": 0.0, "lease_seconds": 30})
 
 
 @pytest.fixture

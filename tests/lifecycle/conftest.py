@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from rindle import Delivery, Profile, Rindle, variants
+from tests.apps import MakeApp
 
 
 class Photo(Profile):
@@ -106,5 +107,5 @@ def served_app(db_url: str, tmp_path: Path) -> Iterator[tuple[Rindle, str]]:
 
 
 @pytest.fixture
-def photo_app(make_app: Any) -> Rindle:
-    return make_app(profiles=PROFILES)  # type: ignore[no-any-return]
+def photo_app(make_app: MakeApp) -> Rindle:
+    return make_app(profiles=PROFILES)

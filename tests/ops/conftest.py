@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from rindle import Profile, Rindle, variants
 from rindle.domain.models import Asset, Variant
 from rindle.ids import uuid7
+from tests.apps import MakeApp
 
 
 class Gallery(Profile):
@@ -30,8 +30,8 @@ PROFILES = [Gallery, Docs]
 
 
 @pytest.fixture
-def opsapp(make_app: Any) -> Rindle:
-    return make_app(profiles=PROFILES)  # type: ignore[no-any-return]
+def opsapp(make_app: MakeApp) -> Rindle:
+    return make_app(profiles=PROFILES)
 
 
 @pytest.fixture

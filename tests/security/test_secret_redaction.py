@@ -23,6 +23,7 @@ from rindle.database import UNPARSABLE_URL, Database, redact_url, scrub_secrets
 from rindle.errors import ConfigError, DatabaseUnavailable
 from rindle.telemetry import redact_url as telemetry_redact_url
 from rindle.testing.postgres import TempPostgres
+from tests.apps import MakeApp
 
 USER_PASSWORD = "Us3rPw-7f1c2b"
 QUERY_PASSWORD = "QryPw-9d2e44"
@@ -150,9 +151,9 @@ def test_migrate_shows_the_redacted_url_only(db_url: str, tmp_path: Path) -> Non
     assert_no_secret(text.output, text.stderr, as_json.output, as_json.stderr)
 
 
-def test_repr_of_rindle_database_and_settings(db_url: str, make_app: object) -> None:
+def test_repr_of_rindle_database_and_settings(db_url: str, make_app: MakeApp) -> None:
     url, shown = secret_url(db_url)
-    app = make_app(database_url=url)  # type: ignore[operator]
+    app = make_app(database_url=url)
     assert repr(app) == f"<Rindle db={shown} profiles=[]>"
     assert repr(app.db) == f"<Database {shown}>"
     assert app.db.redacted_url == shown
