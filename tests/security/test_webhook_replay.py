@@ -37,7 +37,7 @@ from rindle.streaming.webhooks import (
     record_seen_event,
     replay_window,
 )
-from rindle_mux.provider import normalise_event
+from rindle_mux.provider import normalize_event
 
 SECRET = "whsec-replay-0123456789abcdef0123456789abcdef"
 ASSET = "ReplayAsset0123456789abcdefghijklmnopqrstuvwxyz01"
@@ -278,7 +278,7 @@ def test_out_of_order_older_event_is_dropped_by_the_worker(
                        "to_state": "ready", "kind": "stale_event"}
     assert _moves(seen) == [("processing", "ready")]
     # the worker's outcome for such an event, called directly
-    event = normalise_event(json.loads(late))
+    event = normalize_event(json.loads(late))
     assert app.streaming.ingest_event("mux", event) == "stale_event"
     assert _reload(app, row).state == "ready"
 
@@ -334,7 +334,7 @@ def test_a_newer_event_applied_between_read_and_write_wins(
     assert _post(endpoint, _event("ready", "evt-ready-3", T3)) == (202, b"")
     assert app.jobs.drain(["provider"]) == 1  # confirms ready as of T3 meanwhile
     monkeypatch.setattr(webhooks, "_find_row", lambda *_: snapshot)
-    older = normalise_event(json.loads(_event("errored", "evt-errored-2", T2)))
+    older = normalize_event(json.loads(_event("errored", "evt-errored-2", T2)))
     assert app.streaming.ingest_event("mux", older) == "stale_event"
     fresh = _reload(app, row)
     assert (fresh.state, fresh.last_event_id, fresh.last_event_at) == (

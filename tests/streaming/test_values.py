@@ -16,7 +16,7 @@ from rindle.streaming import (
     PlaybackURL,
     ProviderConfig,
     ProviderEvent,
-    normalise_playback_ids,
+    normalize_playback_ids,
     redact_id,
 )
 
@@ -56,10 +56,16 @@ def test_event_round_trips_through_job_args() -> None:
     assert event.data == {"id": "a1"}
 
 
-def test_normalise_playback_ids() -> None:
-    assert normalise_playback_ids([{"id": "a", "policy": "signed"}, "b", 3, {"x": 1}]) == [
+def test_normalize_playback_ids() -> None:
+    assert normalize_playback_ids([{"id": "a", "policy": "signed"}, "b", 3, {"x": 1}]) == [
         "a", "b"]
-    assert normalise_playback_ids(None) == [] and normalise_playback_ids("a") == []
+    assert normalize_playback_ids(None) == [] and normalize_playback_ids("a") == []
+
+
+def test_the_old_spelling_is_the_same_function() -> None:
+    import rindle.streaming
+
+    assert rindle.streaming.normalise_playback_ids is normalize_playback_ids
 
 
 @pytest.mark.parametrize(("table", "message"), [

@@ -23,7 +23,7 @@ from rindle.domain.models import Job
 from rindle.errors import WebhookInvalid
 from rindle.streaming import MAX_BODY
 from rindle.streaming.jobs import WEBHOOK
-from rindle_mux.provider import normalise_event
+from rindle_mux.provider import normalize_event
 
 Events = list[tuple[str, dict[str, Any], dict[str, Any]]]
 
@@ -164,10 +164,10 @@ def test_enqueue_failure_is_503(mux_app: Rindle, events: Events) -> None:
 # --- normalisation ------------------------------------------------------------------------
 
 def test_event_normalisation() -> None:
-    created = normalise_event(fixture("webhook_video_asset_created"))
+    created = normalize_event(fixture("webhook_video_asset_created"))
     assert (created.type, created.playback_ids, created.state) == ("created", [], "processing")
     assert created.occurred_at == dt.datetime(2026, 5, 6, tzinfo=dt.UTC)
-    upload = normalise_event(fixture("webhook_video_upload_asset_created"))
+    upload = normalize_event(fixture("webhook_video_upload_asset_created"))
     assert upload.type == "upload_asset_created"
     assert upload.provider_asset_id == fixture(
         "webhook_video_upload_asset_created")["data"]["asset_id"]
@@ -176,15 +176,15 @@ def test_event_normalisation() -> None:
     nested = fixture("webhook_video_upload_asset_created")
     del nested["data"]["passthrough"]
     nested["data"]["new_asset_settings"] = {"passthrough": "nested-pt"}
-    assert normalise_event(nested).passthrough == "nested-pt"
-    errored = normalise_event(fixture("webhook_video_asset_errored"))
+    assert normalize_event(nested).passthrough == "nested-pt"
+    errored = normalize_event(fixture("webhook_video_asset_errored"))
     assert errored.error == "input_error: Failed to fetch input from signed URL"
     weird = fixture("webhook_video_asset_ready")
     weird["data"]["status"] = "brand_new"
     weird["type"] = "video.asset.brand_new"
-    assert (normalise_event(weird).state, normalise_event(weird).type) == (None, "unknown")
+    assert (normalize_event(weird).state, normalize_event(weird).type) == (None, "unknown")
     with pytest.raises(WebhookInvalid):
-        normalise_event({"type": "video.asset.ready"})
+        normalize_event({"type": "video.asset.ready"})
     assert "AbCd" not in repr(upload) and upload.provider_asset_id not in repr(upload)
 
 
@@ -209,7 +209,7 @@ def test_ready_event_moves_processing_to_ready_once(mux_app: Rindle, events: Eve
     assert (again.status, again.reason) == (200, "duplicate")
     assert mux_app.jobs.drain(["provider"]) == 0
     # the worker's own id check still makes a job carrying an applied id a no-op
-    assert mux_app.streaming.ingest_event("mux", normalise_event(json.loads(body))) == (
+    assert mux_app.streaming.ingest_event("mux", normalize_event(json.loads(body))) == (
         "duplicate")
     assert reload(mux_app, row).updated_at == fresh.updated_at
     kinds = [m["kind"] for e, _, m in events if e == "rindle.provider.webhook.processed"]

@@ -27,6 +27,7 @@ from rindle.streaming.provider import (
     Provider,
     ProviderEvent,
     normalise_playback_ids,
+    normalize_playback_ids,
 )
 from rindle.streaming.service import ProviderConfig, Streaming
 from rindle.streaming.signatures import parse_signature_header, sign, verify_signature
@@ -56,6 +57,7 @@ __all__ = [
     "WebhookInvalid",
     "WebhookResponse",
     "normalise_playback_ids",
+    "normalize_playback_ids",
     "parse_signature_header",
     "redact_id",
     "sign",

@@ -24,6 +24,7 @@ __all__ = [
     "Provider",
     "ProviderEvent",
     "normalise_playback_ids",
+    "normalize_playback_ids",
 ]
 
 #: Every capability a provider may advertise; a provider's ``capabilities`` is a subset.
@@ -32,7 +33,8 @@ CAPABILITIES: frozenset[str] = frozenset({
     "direct_creator_upload",
 })
 
-def normalise_playback_ids(value: object) -> list[str]:
+
+def normalize_playback_ids(value: object) -> list[str]:
     """Playback ids from a provider answer: ``{"id": str}`` items and bare strings, in
     order; anything else dropped; a non-list (``None`` included) is ``[]``."""
     if not isinstance(value, list):
@@ -44,6 +46,10 @@ def normalise_playback_ids(value: object) -> list[str]:
         elif isinstance(item, Mapping) and isinstance(item.get("id"), str):
             out.append(item["id"])
     return out
+
+
+#: Deprecated spelling of :func:`normalize_playback_ids`, kept so existing imports work.
+normalise_playback_ids = normalize_playback_ids
 
 
 @dataclass(frozen=True)
@@ -148,7 +154,7 @@ class ProviderEvent:
             event_id=data.get("event_id"),
             provider_asset_id=data.get("provider_asset_id"),
             upload_id=data.get("upload_id"),
-            playback_ids=normalise_playback_ids(data.get("playback_ids")),
+            playback_ids=normalize_playback_ids(data.get("playback_ids")),
             state=data.get("state"),
             occurred_at=dt.datetime.fromisoformat(occurred) if isinstance(occurred, str)
             else None,

@@ -52,12 +52,12 @@ from rindle.streaming import (
     ProviderQuotaExceeded,
     ProviderSyncFailed,
     WebhookInvalid,
-    normalise_playback_ids,
+    normalize_playback_ids,
     verify_signature,
 )
 from rindle_mux.jwt import load_signing_key, sign_playback_token
 
-__all__ = ["DISPATCHED", "MuxProvider", "normalise_event", "normalise_status"]
+__all__ = ["DISPATCHED", "MuxProvider", "normalize_event", "normalize_status"]
 
 log = logging.getLogger("rindle.mux")
 
@@ -102,7 +102,7 @@ _REQUEST_LOG = _RedactRequestLog()
 logging.getLogger("httpx").addFilter(_REQUEST_LOG)
 
 
-def normalise_status(value: object) -> str | None:
+def normalize_status(value: object) -> str | None:
     """Mux asset status -> rindle state: ``preparing`` -> ``processing``; ``ready``,
     ``errored``, ``deleted`` kept; anything else ``None`` (logged)."""
     if isinstance(value, str) and value in _STATUSES:
@@ -135,7 +135,7 @@ def _occurred_at(value: object) -> dt.datetime | None:
     return None
 
 
-def normalise_event(payload: object) -> ProviderEvent:
+def normalize_event(payload: object) -> ProviderEvent:
     """A decoded Mux webhook envelope as a :class:`ProviderEvent`."""
     if not isinstance(payload, Mapping):
         raise WebhookInvalid("invalid_payload", "webhook payload is not a JSON object")
@@ -158,8 +158,8 @@ def normalise_event(payload: object) -> ProviderEvent:
     status = data.get("status")
     return ProviderEvent(
         type=_TYPES.get(kind, "unknown"), provider_asset_id=_str(data.get("id")),
-        playback_ids=normalise_playback_ids(data.get("playback_ids")),
-        state=normalise_status(status) if status is not None else None,
+        playback_ids=normalize_playback_ids(data.get("playback_ids")),
+        state=normalize_status(status) if status is not None else None,
         error=_error_message(data), passthrough=_str(data.get("passthrough")), **common)
 
 
@@ -342,7 +342,7 @@ class MuxProvider(Provider):
         asset_id = _str(data.get("id"))
         if asset_id is None:
             raise ProviderSyncFailed("mux create asset: the answer has no asset id")
-        return CreatedAsset(asset_id, normalise_playback_ids(data.get("playback_ids")))
+        return CreatedAsset(asset_id, normalize_playback_ids(data.get("playback_ids")))
 
     def get_asset(self, provider_asset_id: str) -> LiveAsset:
         """``GET /video/v1/assets/{id}``; 404 -> :class:`ProviderAssetNotFound`."""
@@ -355,8 +355,8 @@ class MuxProvider(Provider):
         data = self._data(response, "get asset")
         if "id" not in data or "status" not in data:
             raise ProviderSyncFailed("mux get asset: the answer lacks id or status")
-        return LiveAsset(state=normalise_status(data.get("status")),
-                         playback_ids=normalise_playback_ids(data.get("playback_ids")),
+        return LiveAsset(state=normalize_status(data.get("status")),
+                         playback_ids=normalize_playback_ids(data.get("playback_ids")),
                          raw=dict(data), error=_error_message(data))
 
     def delete_asset(self, provider_asset_id: str) -> None:
@@ -412,7 +412,7 @@ class MuxProvider(Provider):
             payload = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise WebhookInvalid("invalid_json", "webhook body is not JSON") from None
-        return normalise_event(payload)
+        return normalize_event(payload)
 
     def dispatch_kind(self, event_type: str) -> str:
         """``dispatch`` for the five asset/upload events rindle acts on, else ``drop``."""
