@@ -27,6 +27,8 @@ class Docs(Profile):
 
 
 PROFILES = [Gallery, Docs]
+#: The same profiles as a rindle.toml ``profiles`` list, for the command-line tests.
+CONFTEST_PROFILES = '"tests.ops.conftest:Gallery", "tests.ops.conftest:Docs"'
 
 
 @pytest.fixture

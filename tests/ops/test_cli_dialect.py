@@ -21,21 +21,7 @@ from rindle import Rindle
 from rindle.cli import _limits, cli
 from rindle.domain.models import UploadSession, utcnow
 from rindle.errors import UsageError
-
-PROFILE_MODULE = '''
-from rindle import Profile, variants
-
-class Gallery(Profile):
-    name = "gallery"
-    variants = {
-        "thumb": variants.Image(mode="fill", width=32, height=32, format="webp"),
-        "large": variants.Image(mode="fit", width=200),
-    }
-
-class Docs(Profile):
-    name = "docs"
-    variants = {"small": variants.Image(mode="fit", width=50)}
-'''
+from tests.ops.conftest import CONFTEST_PROFILES
 
 KNOWN_PROFILES = ("configured profiles: docs, gallery. Add it to `profiles` in rindle.toml or "
                   "pass it to Rindle(profiles=[...]).")
@@ -43,12 +29,10 @@ KNOWN_PROFILES = ("configured profiles: docs, gallery. Add it to `profiles` in r
 
 @pytest.fixture
 def invoke(db_url: str, tmp_path: Path, opsapp: Rindle) -> Callable[..., Result]:
-    module = f"dialect_ops_{abs(hash(str(tmp_path)))}"
-    (tmp_path / f"{module}.py").write_text(PROFILE_MODULE)
     media = opsapp.storage().root  # type: ignore[attr-defined]
     config = tmp_path / "rindle.toml"
     config.write_text(f'database_url = "{db_url}"\nsecret_key = "{"k" * 40}"\n'
-                      f'profiles = ["{module}:Gallery", "{module}:Docs"]\n'
+                      f'profiles = [{CONFTEST_PROFILES}]\n'
                       f'tmp_dir = "{tmp_path / "tmp"}"\n'
                       f'[storages.default]\nbackend = "local"\nroot = "{media}"\n')
 

@@ -11,30 +11,15 @@ import pytest
 from click.testing import CliRunner
 
 from rindle.cli import cli
-
-PROFILE_MODULE = '''
-from rindle import Profile, variants
-
-class Gallery(Profile):
-    name = "gallery"
-    variants = {
-        "thumb": variants.Image(mode="fill", width=32, height=32, format="webp"),
-        "large": variants.Image(mode="fit", width=200),
-    }
-
-class Docs(Profile):
-    name = "docs"
-    variants = {"small": variants.Image(mode="fit", width=50)}
-'''
+from tests.ops.conftest import CONFTEST_PROFILES
 
 
 @pytest.fixture
 def invoke(db_url: str, tmp_path: Path, opsapp: Any) -> Callable[..., Any]:
-    (tmp_path / "ops_cli_profiles.py").write_text(PROFILE_MODULE)
     media = opsapp.storage().root
     config = tmp_path / "rindle.toml"
     config.write_text(f'database_url = "{db_url}"\nsecret_key = "{"k" * 40}"\n'
-                      f'profiles = ["ops_cli_profiles:Gallery", "ops_cli_profiles:Docs"]\n'
+                      f'profiles = [{CONFTEST_PROFILES}]\n'
                       f'tmp_dir = "{tmp_path / "tmp"}"\n'
                       f'[storages.default]\nbackend = "local"\nroot = "{media}"\n')
 
