@@ -63,6 +63,7 @@ def test_every_import_contract_is_kept(capsys: pytest.CaptureFixture[str]) -> No
     ("no-facade-below-app", "rindle.upload.proxied", "rindle.app"),
     ("no-facade-below-app", "rindle.domain.models", "rindle.app"),
     ("acyclic-packages", "rindle.domain.models", "rindle.ops.report"),  # ops -> domain exists
+    ("acyclic-packages", "rindle.streaming.jobs", "rindle.streaming.handlers"),
 ])
 def test_a_forbidden_import_breaks_its_contract(graph: grimp.ImportGraph, contract_id: str,
                                                 importer: str, imported: str) -> None:

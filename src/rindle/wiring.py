@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rindle.jobs.kinds import PROCESS_VARIANT, PROMOTE, PURGE
 from rindle.ops import abort_uploads, backfill, cleanup, regenerate, sweep, verify_storage
 from rindle.processing import promote, purge, variants
-from rindle.streaming import jobs as streaming_jobs
+from rindle.streaming import handlers as streaming_handlers
 
 if TYPE_CHECKING:
     from rindle.app import Rindle
@@ -42,4 +42,4 @@ def register_core_handlers(queue: JobQueue) -> None:
                          ("backfill_metadata", backfill)):
         queue.register(f"{MAINTENANCE}{name}", module.handle, queue="maintenance",
                        max_attempts=3)
-    streaming_jobs.register(queue)
+    streaming_handlers.register(queue)

@@ -1,0 +1,41 @@
+"""The handlers of the streaming job kinds (:mod:`rindle.streaming.jobs`), on queue ``provider``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rindle.streaming.ingest import ingest_asset
+from rindle.streaming.jobs import INGEST, SYNC, SYNC_DUE, WEBHOOK
+from rindle.streaming.webhooks import handle_job_event
+
+if TYPE_CHECKING:
+    from rindle.app import Rindle
+    from rindle.jobs.queue import JobContext, JobQueue
+
+__all__ = ["register"]
+
+
+def _sync_due(app: Rindle, job: JobContext) -> None:
+    app.streaming.sync_due()
+
+
+def _sync(app: Rindle, job: JobContext) -> None:
+    ident = job.args.get("provider_asset_row_id") or job.args.get("provider_asset_id")
+    if ident:
+        app.streaming.sync_provider_asset(str(ident))
+
+
+def _webhook(app: Rindle, job: JobContext) -> None:
+    handle_job_event(app.streaming, job.args, job.attempt)
+
+
+def _ingest(app: Rindle, job: JobContext) -> None:
+    ingest_asset(app.streaming, dict(job.args))
+
+
+def register(queue: JobQueue) -> None:
+    """Register the streaming job kinds on ``queue``."""
+    queue.register(SYNC_DUE, _sync_due, queue="provider", max_attempts=1, timeout=60)
+    queue.register(SYNC, _sync, queue="provider", max_attempts=3, timeout=30)
+    queue.register(WEBHOOK, _webhook, queue="provider", max_attempts=5, timeout=30)
+    queue.register(INGEST, _ingest, queue="provider", max_attempts=5, timeout=300)
