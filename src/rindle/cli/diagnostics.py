@@ -37,7 +37,8 @@ def doctor_command(ctx: CliContext) -> None:
 @click.option("--provider-stuck", type=duration(), default=None,
               help="After this long an uploading/processing provider asset counts as stuck: "
                    "seconds, or 30m, 2h, 1d [default: each provider's "
-                   "provider_stuck_threshold_seconds, 7200].")
+                   "provider_stuck_threshold_seconds, "
+                   f"{defaults.STREAMING_STUCK_THRESHOLD_SECONDS}].")
 @json_option
 @pass_cli
 @handle_errors
