@@ -10,11 +10,13 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select, update
-from test_gcs_lifecycle import gcs_app, http, jpeg
+from test_gcs_lifecycle import gcs_app
 
 from rindle import Rindle
 from rindle.domain.models import UploadSession, utcnow
 from rindle.errors import ObjectNotFound, UploadRejected
+from rindle.testing.lifecycle import jpeg
+from rindle.testing.servers import http
 
 
 def _row(app: Rindle, session_id: object) -> UploadSession:
