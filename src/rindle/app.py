@@ -286,20 +286,9 @@ class Rindle:
 
     def get_asset(self, asset_id: uuid.UUID | str) -> Asset:
         """The asset with its variants loaded (``asset.variants``: name -> Variant)."""
-        from sqlalchemy.orm import selectinload
+        from rindle.domain.queries import get_asset
 
-        from rindle.domain.models import Asset
-        from rindle.errors import NotFound
-
-        try:
-            aid = asset_id if isinstance(asset_id, uuid.UUID) else uuid.UUID(str(asset_id))
-        except ValueError:
-            raise NotFound("asset", asset_id) from None
-        with self.db.sessionmaker() as s:
-            asset = s.get(Asset, aid, options=[selectinload(Asset.variant_rows)])
-            if asset is None:
-                raise NotFound("asset", asset_id)
-            return asset
+        return get_asset(self.db, asset_id)
 
     def attach(self, asset_id: uuid.UUID | str, owner: Owner | tuple[str, object], slot: str
                ) -> Attachment:

@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from rindle.domain.queries import get_asset
 from rindle.errors import ProviderAssetNotReady, ProviderSyncFailed
 from rindle.streaming.provider import PlaybackURL
 
@@ -30,7 +31,7 @@ def playback_url(streaming: Streaming, asset_id: uuid.UUID | str, *,
     here; :meth:`rindle.Rindle.url` falls back to progressive delivery itself).
     """
     app = streaming.app
-    asset = app.get_asset(asset_id)
+    asset = get_asset(app.db, asset_id)
     profile = app.profile(asset.profile)
     cfg = streaming.streaming_config(profile)
     row = streaming.provider_asset(asset.id, profile)
@@ -72,7 +73,7 @@ def dispatch_url(streaming: Streaming, asset_id: uuid.UUID | str, *,
     it is not. Not a streaming profile -> ``None``. An errored stream or a drifted row
     raises :class:`~rindle.errors.ProviderSyncFailed`, as :func:`playback_url` does."""
     app = streaming.app
-    asset = app.get_asset(asset_id)
+    asset = get_asset(app.db, asset_id)
     if app.profile(asset.profile).delivery.streaming is None or asset.state not in (
             "ready", "degraded"):
         return None  # not streaming, or nothing deliverable: asset_url decides

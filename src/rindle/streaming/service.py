@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from rindle.config import STREAMING_CORE_KEYS, StreamingProviderSettings
 from rindle.domain.models import ProviderAsset
+from rindle.domain.queries import get_asset
 from rindle.errors import ConfigError, StreamingNotConfigured
 from rindle.ids import parse_id
 from rindle.plugins import BackendRegistry
@@ -129,7 +130,7 @@ class Streaming:
         """The provider row of ``asset_id`` (for ``profile``, default the asset's own)."""
         aid = parse_id(asset_id, "asset")
         if profile is None:
-            profile = self.app.get_asset(aid).profile
+            profile = get_asset(self.app.db, aid).profile
         klass = self.app.profile(profile)
         provider_name = str(self.streaming_config(klass)["provider"])
         with self.app.db.sessionmaker() as s:

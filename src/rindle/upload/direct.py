@@ -21,6 +21,7 @@ from sqlalchemy import select
 from rindle.domain.fsm import asset as asset_fsm
 from rindle.domain.fsm import upload_session as session_fsm
 from rindle.domain.models import Asset, UploadSession, utcnow
+from rindle.domain.queries import get_asset
 from rindle.errors import InvalidTransition, NotFound, UploadRejected, UploadUnsupported
 from rindle.ids import uuid7
 from rindle.jobs.kinds import PROMOTE
@@ -299,7 +300,7 @@ def verify(app: Rindle, session_id: uuid.UUID | str) -> Asset:
     app.telemetry.emit("rindle.upload.stop", {"system_time": time.time_ns(), "bytes": info.size},
                        {"profile": prof.name, "adapter": app.storage(prof.storage).backend_name,
                         "strategy": row.upload_strategy})
-    return app.get_asset(asset.id)
+    return get_asset(app.db, asset.id)
 
 
 def _fail_oversized(app: Rindle, prof: type[Profile], row: UploadSession, storage: Storage,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from rindle.domain.models import Asset
+from rindle.domain.queries import get_asset
 from rindle.errors import UploadRejected, UsageError
 from rindle.ids import uuid7
 from rindle.jobs.kinds import PROMOTE
@@ -154,7 +155,7 @@ def _store_and_record(app: Rindle, prof: type[Profile], path: Path, filename: st
         raise
     app.telemetry.emit("rindle.upload.stop", {"system_time": _now_ns(), "bytes": info.size},
                        {"profile": prof.name, "adapter": "proxied"})
-    return app.get_asset(asset.id)
+    return get_asset(app.db, asset.id)
 
 
 def _kind_of(mime: str) -> str:
