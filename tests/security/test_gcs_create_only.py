@@ -32,13 +32,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from google.cloud import storage as gcs
-from PIL import Image
 from plugins.rindle_gcs.tests import conftest as gcs_fixtures
 
-from rindle import Delivery, Profile, Rindle, variants
+from rindle import Rindle
 from rindle.errors import DeliveryUnsupported
 from rindle.testing.servers import http
 from rindle_gcs import GCSStorage
+from tests.security.create_only import Photo, jpeg
 
 # the rindle-gcs suite's fixtures: an emulator, STORAGE_EMULATOR_HOST for each test of this
 # module (autouse), a throwaway signing key, a fresh bucket per test
@@ -50,20 +50,6 @@ admin_client = gcs_fixtures.admin_client
 make_bucket = gcs_fixtures.make_bucket
 gcs_settings = gcs_fixtures.gcs_settings
 store = gcs_fixtures.store
-
-
-class Photo(Profile):
-    name = "photo"
-    allow_mime = ("image/jpeg", "image/png")
-    max_bytes = 2 * 1024 * 1024
-    variants = {"thumb": variants.Image(mode="fill", width=16, height=16, format="webp")}
-    delivery = Delivery(public=False, signed_url_ttl=300)
-
-
-def jpeg(colour: str = "purple", size: tuple[int, int] = (40, 30)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, colour).save(buf, "JPEG")
-    return buf.getvalue()
 
 
 def v4_signature_valid(method: str, url: str, sent: Mapping[str, str],

@@ -28,13 +28,13 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 import boto3
 import pytest
-from PIL import Image
 from plugins.rindle_s3.tests import conftest as s3_fixtures
 
-from rindle import Delivery, Profile, Rindle, variants
+from rindle import Rindle
 from rindle.errors import OriginalChanged, StorageError
 from rindle.testing.servers import http
 from rindle_s3 import S3Storage
+from tests.security.create_only import Photo, jpeg
 
 # the rindle-s3 suite's fixtures: a moto server for this module, a fresh bucket per test
 moto_endpoint = s3_fixtures.moto_endpoint
@@ -43,20 +43,6 @@ s3_settings = s3_fixtures.s3_settings
 s3 = s3_fixtures.s3
 
 SECRET = s3_fixtures.CREDENTIALS["secret_access_key"]
-
-
-class Photo(Profile):
-    name = "photo"
-    allow_mime = ("image/jpeg", "image/png")
-    max_bytes = 2 * 1024 * 1024
-    variants = {"thumb": variants.Image(mode="fill", width=16, height=16, format="webp")}
-    delivery = Delivery(public=False, signed_url_ttl=300)
-
-
-def jpeg(colour: str = "purple", size: tuple[int, int] = (40, 30)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, colour).save(buf, "JPEG")
-    return buf.getvalue()
 
 
 def sigv4_query_signature_valid(method: str, url: str, sent: Mapping[str, str],
