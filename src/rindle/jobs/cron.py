@@ -2,9 +2,10 @@
 
 Entries are ``name = "0 1 * * *"`` or ``name = { schedule = "0 2 * * *", dry_run = false }``;
 extra keys become job args, ``kind`` overrides the default kind ``rindle.maintenance.<name>``.
-Expressions are read in UTC. A scheduled run is enqueued with the unique key
-``cron:<name>:<slot-iso>``, and only if no job ever had that key, so several workers never
-double-schedule a slot.
+Expressions have the five classic fields (``*``, values, ``a-b``, lists, ``/step``, month
+and weekday names, 0 or 7 for Sunday), parsed and advanced by the cronsim library; they are read in
+UTC. A scheduled run is enqueued with the unique key ``cron:<name>:<slot-iso>``, and only if
+no job ever had that key, so several workers never double-schedule a slot.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cronsim import CronSim, CronSimError
+from cronsim.cronsim import Field
 from sqlalchemy import Table, func, select
 
 from rindle.domain.models import Job
@@ -31,44 +34,21 @@ CATCH_UP = dt.timedelta(hours=1)
 _T: Table = Job.__table__  # type: ignore[assignment]
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
            ("weekday", 0, 7))
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-_NAMES = {"month": {m: i for i, m in enumerate(_MONTHS, start=1)},
-          "weekday": {d: i for i, d in enumerate(_DAYS)}}
+#: cronsim's field parsers, in the order of :data:`_FIELDS`.
+_PARSERS = (Field.MINUTE, Field.HOUR, Field.DAY, Field.MONTH, Field.DOW)
 
 
-def _number(token: str, name: str, text: str) -> int:
-    names = _NAMES.get(name, {})
-    if token.lower() in names:
-        return names[token.lower()]
-    if token.isdigit():
-        return int(token)
-    raise ValueError(f"bad {name} field: {text!r}")
-
-
-def _parse_field(text: str, name: str, lo: int, hi: int) -> frozenset[int]:
-    """Expand one field (``*``, ``a``, ``a-b``, lists, ``/step``) to the values it allows."""
-    values: set[int] = set()
-    for part in text.split(","):
-        base, slash, step_text = part.partition("/")
-        step = 1
-        if slash:
-            if not step_text.isdigit() or int(step_text) < 1:
-                raise ValueError(f"bad step in {name} field: {text!r}")
-            step = int(step_text)
-        if base == "*":
-            start, end = lo, hi
-        elif "-" in base:
-            a, b = base.split("-", 1)
-            start, end = _number(a, name, text), _number(b, name, text)
-        else:
-            start = _number(base, name, text)
-            end = hi if slash else start  # "5/15" means 5, 20, 35, 50
-        if not (lo <= start <= hi and lo <= end <= hi):
-            raise ValueError(f"{name} field {text!r} is outside {lo}-{hi}")
-        if start > end:
-            raise ValueError(f"{name} field {text!r} has a backwards range")
-        values.update(range(start, end + 1, step))
+def _parse_field(text: str, name: str, lo: int, hi: int, parser: Field) -> frozenset[int]:
+    """Expand one field (``*``, ``a``, ``a-b``, lists, ``/step``, month and weekday names)
+    to the values it allows. cronsim's extensions (``L``, ``LW``, ``#``) are refused, so
+    the syntax stays the five classic fields."""
+    try:
+        parsed = parser.parse(text.upper())
+    except CronSimError:
+        raise ValueError(f"bad {name} field: {text!r}") from None
+    values = {v for v in parsed if isinstance(v, int) and lo <= v <= hi}
+    if len(values) != len(parsed):
+        raise ValueError(f"bad {name} field: {text!r}")
     if name == "weekday" and 7 in values:  # 7 is Sunday too
         values = (values - {7}) | {0}
     return frozenset(values)
@@ -97,7 +77,8 @@ class CronExpression:
         parts = text.split()
         if len(parts) != 5:
             raise ValueError(f"cron expression {text!r} needs 5 fields, got {len(parts)}")
-        sets = [_parse_field(p, n, lo, hi) for p, (n, lo, hi) in zip(parts, _FIELDS, strict=True)]
+        sets = [_parse_field(p, n, lo, hi, parser)
+                for p, (n, lo, hi), parser in zip(parts, _FIELDS, _PARSERS, strict=True)]
         minute, hour, day, month, weekday = sets
         return cls(text, minute, hour, day, month, weekday, day_any=parts[2].startswith("*"),
                    weekday_any=parts[4].startswith("*"))
@@ -119,18 +100,12 @@ class CronExpression:
 
         Raises ValueError for an expression that never fires (``0 0 31 2 *``).
         """
-        start = after.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
-        day = start.replace(hour=0, minute=0)
-        first_hour, first_minute = min(self.hour), min(self.minute)
-        for _ in range(366 * 8):  # covers leap-day-only schedules
-            if self.matches(day.replace(hour=first_hour, minute=first_minute)):
-                for hour in sorted(self.hour):
-                    for minute in sorted(self.minute):
-                        cand = day.replace(hour=hour, minute=minute)
-                        if cand >= start:
-                            return cand
-            day += dt.timedelta(days=1)
-        raise ValueError(f"cron expression {self.text!r} never fires")
+        try:
+            # cronsim refuses, when built, the only expressions that never fire: a day
+            # that no month in the expression has, with the weekday unrestricted
+            return next(CronSim(self.text, after))
+        except CronSimError:
+            raise ValueError(f"cron expression {self.text!r} never fires") from None
 
 
 @dataclass(frozen=True)
