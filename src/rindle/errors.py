@@ -1,12 +1,13 @@
 """Every error rindle raises, each with a stable ``code``.
 
-The tree::
+The tree (a class with two parents is drawn under both; ``+`` marks its second place)::
 
     RindleError                      root; ``.code`` is a stable string
-    ├── ConfigError                  settings file, environment, app construction
+    ├── ConfigError                  misuse: settings file, environment, app construction
     │   ├── UnknownBackend           a storage/provider backend name nobody registered
     │   ├── UnknownProfile           a profile name that is not configured
     │   └── DatabaseUnavailable      the database URL cannot be connected to
+    ├── UsageError                   misuse: an operation called with options that cannot work
     ├── SchemaOutOfDate              the database is not at the shipped migration head
     │                                (``database_missing``: no SQLite file yet)
     ├── ProfileError                 a Profile class declared with a bad option
@@ -14,7 +15,12 @@ The tree::
     ├── NotFound                     a row that does not exist
     │   └── AssetNotReady            an asset that has not passed promotion (no URL yet)
     ├── InvalidTransition            an FSM edge that the table forbids, or a lost race
-    ├── UploadRejected               refused by the profile policy (``code`` is the reason)
+    ├── TransientError               retrying later can succeed; never ``permanent``
+    │   ├── DatabaseUnavailable +    (also a ConfigError) the server may come back
+    │   └── ProviderQuotaExceeded +  (also a ProviderSyncFailed) wait ``retry_after``
+    ├── Rejected                     the input was refused; ``permanent``, ``.reason`` says why
+    │   ├── UploadRejected           refused by the profile policy (``code`` is the reason)
+    │   └── WebhookInvalid +         (also a StreamingError) failed verification
     ├── UploadUnsupported            a strategy the storage cannot do (never silently downgraded)
     ├── DeliveryUnsupported          a delivery mode the storage cannot do
     ├── StorageError                 a storage backend failed (network, auth, ...)
@@ -22,23 +28,37 @@ The tree::
     ├── ProcessingError              probing, analysis or transcoding failed
     │   └── OriginalChanged          the stored original is not the object verify checked
     ├── JobError                     misuse of the jobs API (unknown kind, bad args)
-    ├── StreamingError               streaming-provider failures (rindle.streaming)
-    │   ├── StreamingNotConfigured   no provider / streaming config for what was asked
-    │   ├── ProviderSyncFailed       a provider call failed (HTTP error, bad answer)
-    │   │   ├── ProviderQuotaExceeded   the provider rate-limited us (429); retry_after
-    │   │   └── ProviderAssetNotFound   the provider has no such asset (404)
-    │   ├── ProviderAssetNotReady    no playable provider asset yet
-    │   └── WebhookInvalid           a webhook failed verification (signature, age, JSON)
-    └── UsageError                   an operation called with options that cannot work
+    └── StreamingError               streaming-provider failures (rindle.streaming)
+        ├── StreamingNotConfigured   no provider / streaming config for what was asked
+        ├── ProviderSyncFailed       a provider call failed (HTTP error, bad answer)
+        │   ├── ProviderQuotaExceeded   the provider rate-limited us (429); retry_after
+        │   └── ProviderAssetNotFound   the provider has no such asset (404)
+        ├── ProviderAssetNotReady    no playable provider asset yet
+        └── WebhookInvalid           a webhook failed verification (signature, age, JSON)
 
-Library code raises these; the CLI turns them into one-line messages and exit codes.
+Library code raises these; the CLI turns them into one-line messages and exit codes
+(``UsageError``: exit 2; every other: exit 1).
 
-``permanent`` (False unless a raise site says otherwise) marks a failure that retrying
-cannot fix because the input or the recipe is at fault: an image over ``max_pixels``, a
-file that cannot be decoded, a video declaring a duration over the cap. The job queue
-settles a job that raises one as ``discarded`` after that one attempt instead of retrying
-it; failures that depend on the host (storage, a timeout, a crashed or missing tool) stay
-retryable.
+Three families say what to do about a failure. *Misuse* (``ConfigError``, ``UsageError``,
+``JobError``, ``ProfileError``, ``PluginError``) is fixed by changing the call or the
+settings. :class:`TransientError` may succeed later: the job queue retries it.
+:class:`Rejected` is a refusal of the input itself, which no retry changes.
+
+``DatabaseUnavailable`` is raised by :meth:`rindle.database.Database.check_connection`,
+which runs both when an app is built and at run time (health checks, the worker). It stays
+a ``ConfigError`` (a wrong URL is the usual cause at start-up, and ``except ConfigError``
+keeps catching it) and is also a ``TransientError`` (a server that is down may come back).
+A storage or provider call that times out, cannot connect or gets a 5xx answer is a plain
+``StorageError`` / ``ProviderSyncFailed`` (code ``storage_error`` /
+``provider_sync_failed``), retried like every non-permanent error.
+
+``permanent`` marks a failure that retrying cannot fix because the input or the recipe is
+at fault: an image over ``max_pixels``, a file that cannot be decoded, a video declaring a
+duration over the cap. It is True for every :class:`Rejected`, False for every
+:class:`TransientError` and by default for the rest; a raise site may override it per
+instance (``permanent=``). The job queue settles a job that raises a permanent error as
+``discarded`` after that one attempt instead of retrying it; failures that depend on the
+host (storage, a timeout, a crashed or missing tool) stay retryable.
 """
 
 from __future__ import annotations
@@ -62,11 +82,13 @@ __all__ = [
     "ProviderAssetNotReady",
     "ProviderQuotaExceeded",
     "ProviderSyncFailed",
+    "Rejected",
     "RindleError",
     "SchemaOutOfDate",
     "StorageError",
     "StreamingError",
     "StreamingNotConfigured",
+    "TransientError",
     "UnknownBackend",
     "UnknownProfile",
     "UploadRejected",
@@ -96,6 +118,30 @@ class RindleError(Exception):
     def message(self) -> str:
         """The human-readable message, which says what to do next."""
         return str(self.args[0]) if self.args else self.code
+
+
+class TransientError(RindleError):
+    """Root of failures that can succeed when tried again later (a server that is down, a
+    rate limit); never ``permanent`` unless a raise site says so."""
+
+    code = "transient_error"
+    permanent = False
+
+
+class Rejected(RindleError):
+    """Root of refusals of the input itself; ``permanent``, and ``reason`` says why.
+
+    ``reason`` is the stable refusal reason: the ``code`` unless a subclass keeps its own.
+    """
+
+    code = "rejected"
+    permanent = True
+    _reason: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """The stable reason of the refusal (for branching and telemetry)."""
+        return self._reason if self._reason is not None else self.code
 
 
 class ConfigError(RindleError):
@@ -146,8 +192,12 @@ class UnknownProfile(ConfigError):
         )
 
 
-class DatabaseUnavailable(ConfigError):
-    """Raised when the configured database cannot be reached; the URL is shown redacted."""
+class DatabaseUnavailable(ConfigError, TransientError):
+    """Raised when the configured database cannot be reached; the URL is shown redacted.
+
+    A ``ConfigError`` (the URL may be wrong) and a ``TransientError`` (the server may be
+    down and come back), whether raised while building the app or at run time.
+    """
 
     code = "database_unavailable"
 
@@ -226,8 +276,9 @@ class InvalidTransition(RindleError):
         super().__init__(msg)
 
 
-class UploadRejected(RindleError):
-    """Raised when an upload violates its profile's policy; ``code`` is the reason.
+class UploadRejected(Rejected):
+    """Raised when an upload violates its profile's policy; ``code`` is the reason (and so
+    is ``reason``, its alias).
 
     Reasons: ``mime_not_allowed``, ``extension_mime_mismatch``, ``extension_not_allowed``,
     ``missing_extension``, ``max_bytes_exceeded``, ``max_pixels_exceeded``, ``unknown_mime``,
@@ -238,7 +289,6 @@ class UploadRejected(RindleError):
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message, code=reason)
-        self.reason = reason
 
 
 class UploadUnsupported(RindleError):
@@ -321,7 +371,7 @@ class ProviderSyncFailed(StreamingError):
         super().__init__(message, code=code)
 
 
-class ProviderQuotaExceeded(ProviderSyncFailed):
+class ProviderQuotaExceeded(ProviderSyncFailed, TransientError):
     """Raised when the provider answers 429; ``retry_after`` is in seconds (>= 1)."""
 
     code = "provider_quota_exceeded"
@@ -334,7 +384,7 @@ class ProviderQuotaExceeded(ProviderSyncFailed):
 class ProviderAssetNotFound(ProviderSyncFailed):
     """Raised by ``Provider.get_asset`` when the provider has no such asset (HTTP 404)."""
 
-    code = "not_found"
+    code = "provider_asset_not_found"
 
     def __init__(self, message: str = "the provider has no such asset") -> None:
         super().__init__(message, status=404)
@@ -346,8 +396,9 @@ class ProviderAssetNotReady(StreamingError):
     code = "provider_asset_not_ready"
 
 
-class WebhookInvalid(StreamingError):
-    """Raised when a webhook fails verification; ``reason`` says why (for telemetry only).
+class WebhookInvalid(StreamingError, Rejected):
+    """Raised when a webhook fails verification; ``reason`` says why (for telemetry only),
+    while ``code`` stays ``provider_webhook_invalid`` for every reason.
 
     Reasons: ``missing_header``, ``malformed_header``, ``stale_timestamp``,
     ``sig_mismatch``, ``no_secrets_configured``, ``invalid_json``, ``invalid_payload``.
@@ -357,5 +408,5 @@ class WebhookInvalid(StreamingError):
     code = "provider_webhook_invalid"
 
     def __init__(self, reason: str, message: str | None = None) -> None:
-        self.reason = reason
+        self._reason = reason
         super().__init__(message or f"webhook rejected: {reason}")

@@ -72,7 +72,7 @@ def test_create_get_delete_asset(mux: FakeMux, keypair: KeyPair) -> None:
     provider.delete_asset(created.provider_asset_id)  # 404: idempotent
     with pytest.raises(ProviderAssetNotFound) as info:
         provider.get_asset(created.provider_asset_id)
-    assert info.value.code == "not_found"
+    assert info.value.code == "provider_asset_not_found"
     assert created.provider_asset_id not in repr(created)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from rindle.domain.models import Asset, Variant
 from rindle.errors import AssetNotReady, DeliveryUnsupported, NotFound
+from rindle.ids import parse_id
 from rindle.media.mime import ACTIVE_CONTENT as ACTIVE_TYPES
 from rindle.storage.base import Capability
 
@@ -34,10 +35,7 @@ def asset_url(app: Rindle, asset_id: uuid.UUID | str, variant: str | None = None
     promotion (staged, validating, analyzing, promoting) or failed it (quarantined), and
     :class:`NotFound` for a missing or deleted one.
     """
-    try:
-        aid = asset_id if isinstance(asset_id, uuid.UUID) else uuid.UUID(str(asset_id))
-    except ValueError:
-        raise NotFound("asset", asset_id) from None
+    aid = parse_id(asset_id, "asset")
     with app.db.sessionmaker() as s:
         asset = s.get(Asset, aid)
         if asset is None or asset.state == "deleted":

@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from rindle.domain.models import Asset, utcnow
 from rindle.errors import NotFound, OriginalChanged, ProcessingError
+from rindle.ids import parse_id
 from rindle.media.mime import sniff
 from rindle.ops.report import Report, repair_span
 from rindle.processing.original import fetch_original, quarantine_changed
@@ -35,16 +36,9 @@ class ReprobeReport(Report):
     errors: int = 0
 
 
-def _asset_id(value: uuid.UUID | str) -> uuid.UUID:
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound("asset", value) from None
-
-
 def reprobe(app: Rindle, asset_id: uuid.UUID | str) -> ReprobeReport:
     """Download the original, probe it again, and write the probe-owned columns that differ."""
-    aid = _asset_id(asset_id)
+    aid = parse_id(asset_id, "asset")
     with repair_span(app.telemetry, "reprobe", scope="asset", dry_run=False) as span:
         with app.db.sessionmaker() as s:
             asset = s.get(Asset, aid)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from rindle.domain.fsm import variant as variant_fsm
 from rindle.domain.models import Asset, Variant
 from rindle.errors import InvalidTransition, NotFound, UsageError
+from rindle.ids import parse_id
 from rindle.jobs.kinds import PROCESS_VARIANT, process_unique_key
 from rindle.ops.report import Report, repair_span
 
@@ -40,10 +41,7 @@ class RequeueReport(Report):
 def requeue_variants(app: Rindle, asset_id: uuid.UUID | str,
                      variant_names: Sequence[str] | None = None) -> RequeueReport:
     """Requeue the asset's failed/cancelled variants (optionally only those named)."""
-    try:
-        aid = asset_id if isinstance(asset_id, uuid.UUID) else uuid.UUID(str(asset_id))
-    except ValueError:
-        raise NotFound("asset", asset_id) from None
+    aid = parse_id(asset_id, "asset")
     report = RequeueReport(asset_id=str(aid))
     with repair_span(app.telemetry, "requeue_variants", scope="asset", dry_run=False) as span:
         with app.db.transaction() as s:
