@@ -33,7 +33,7 @@ bench: system-deps install
 lint: install
 	$(BIN)/ruff check src tests plugins bench
 	$(BIN)/mypy src/rindle $(foreach d,$(PLUGIN_DIRS),$(d)/src)
-	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/lint-imports --no-cache --no-logo .importlinter .importlinter-typing
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache
