@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from rindle.errors import UsageError
+
 __all__ = ["ATTACHABLE", "Owner", "to_owner"]
 
 #: The asset states in which an asset can be attached to an owner's slot.
@@ -24,8 +26,12 @@ class Owner(NamedTuple):
 
 
 def to_owner(owner: Owner | tuple[str, object]) -> Owner:
-    """Normalise ``(type, id)`` into an :class:`Owner` with a string id."""
+    """Normalise ``(type, id)`` into an :class:`Owner` with a string id.
+
+    Raises :class:`~rindle.errors.UsageError` (code ``invalid_owner``) when the type is not
+    a non-empty string.
+    """
     kind, ident = owner
     if not isinstance(kind, str) or not kind:
-        raise ValueError("owner type must be a non-empty string")
+        raise UsageError("owner type must be a non-empty string", code="invalid_owner")
     return Owner(kind, str(ident))

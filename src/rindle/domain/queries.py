@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from rindle.domain.models import Asset
 from rindle.errors import NotFound
+from rindle.ids import parse_id
 
 if TYPE_CHECKING:
     from rindle.database import Database
@@ -25,10 +26,7 @@ def get_asset(db: Database, asset_id: uuid.UUID | str) -> Asset:
 
     Raises :class:`~rindle.errors.NotFound` when ``asset_id`` is not a UUID or names no asset.
     """
-    try:
-        aid = asset_id if isinstance(asset_id, uuid.UUID) else uuid.UUID(str(asset_id))
-    except ValueError:
-        raise NotFound("asset", asset_id) from None
+    aid = parse_id(asset_id, "asset")
     with db.sessionmaker() as s:
         asset = s.get(Asset, aid, options=[selectinload(Asset.variant_rows)])
         if asset is None:

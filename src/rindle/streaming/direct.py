@@ -30,7 +30,7 @@ from rindle.errors import (
     StreamingError,
     StreamingNotConfigured,
 )
-from rindle.ids import uuid7
+from rindle.ids import parse_id, uuid7
 
 if TYPE_CHECKING:
     from rindle.domain.profile import Profile
@@ -110,7 +110,7 @@ def cancel_direct_upload(streaming: Streaming, asset_id: uuid.UUID | str) -> str
     provider asset already exists: delete that instead).
     """
     app = streaming.app
-    aid = asset_id if isinstance(asset_id, uuid.UUID) else uuid.UUID(str(asset_id))
+    aid = parse_id(asset_id, "direct upload")
     with app.db.sessionmaker() as s:
         row = s.execute(select(ProviderAsset).where(
             ProviderAsset.asset_id == aid,
