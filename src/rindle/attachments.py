@@ -23,12 +23,12 @@ from rindle.jobs.kinds import PURGE, purge_unique_key
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from rindle.app import Rindle
+    from rindle.context import AppContext
 
 __all__ = ["attach", "detach", "release"]
 
 
-def release(app: Rindle, s: Session, asset_id: uuid.UUID) -> bool:
+def release(app: AppContext, s: Session, asset_id: uuid.UUID) -> bool:
     """If nothing else attaches ``asset_id``, mark it deleted and queue its purge in ``s``.
 
     Returns True when the purge was queued; False when the asset is still attached
@@ -51,7 +51,7 @@ def release(app: Rindle, s: Session, asset_id: uuid.UUID) -> bool:
     return True
 
 
-def attach(app: Rindle, asset_id: uuid.UUID | str, owner: Owner | tuple[str, object],
+def attach(app: AppContext, asset_id: uuid.UUID | str, owner: Owner | tuple[str, object],
            slot: str) -> Attachment:
     """Put ``asset_id`` in ``owner``'s ``slot``, replacing (and releasing) what was there."""
     who = to_owner(owner)
@@ -86,7 +86,7 @@ def attach(app: Rindle, asset_id: uuid.UUID | str, owner: Owner | tuple[str, obj
     raise AssertionError("unreachable")
 
 
-def detach(app: Rindle, owner: Owner | tuple[str, object], slot: str) -> bool:
+def detach(app: AppContext, owner: Owner | tuple[str, object], slot: str) -> bool:
     """Empty ``owner``'s ``slot``; returns False when it was already empty."""
     who = to_owner(owner)
     with app.db.transaction() as s:

@@ -26,7 +26,7 @@ from rindle.processing.rundir import run_directory
 from rindle.upload.validation import validate_upload
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.domain.profile import Profile
     from rindle.jobs import JobContext
 
@@ -48,12 +48,12 @@ class Quarantine(Exception):
         self.reason = reason
 
 
-def handle(app: Rindle, job: JobContext) -> None:
+def handle(app: AppContext, job: JobContext) -> None:
     """Job handler for ``rindle.promote``."""
     promote_asset(app, uuid.UUID(job.args["asset_id"]), direct=bool(job.args.get("direct")))
 
 
-def promote_asset(app: Rindle, asset_id: uuid.UUID, *, direct: bool = False) -> str:
+def promote_asset(app: AppContext, asset_id: uuid.UUID, *, direct: bool = False) -> str:
     """Carry one asset through promotion; returns its final state.
 
     Crash-safe: a re-run resumes from whatever state the previous attempt reached.
@@ -98,7 +98,7 @@ def promote_asset(app: Rindle, asset_id: uuid.UUID, *, direct: bool = False) -> 
     return "available"
 
 
-def enqueue_variant_jobs(app: Rindle, session: Any, asset_id: uuid.UUID,
+def enqueue_variant_jobs(app: AppContext, session: Any, asset_id: uuid.UUID,
                          names: list[str]) -> tuple[int, int]:
     """Enqueue one unique process job per variant name; returns (enqueued, skipped)."""
     enqueued = skipped = 0
@@ -113,7 +113,7 @@ def enqueue_variant_jobs(app: Rindle, session: Any, asset_id: uuid.UUID,
     return enqueued, skipped
 
 
-def probe_original(app: Rindle, prof: type[Profile], asset: Asset, *, direct: bool
+def probe_original(app: AppContext, prof: type[Profile], asset: Asset, *, direct: bool
                    ) -> dict[str, Any]:
     """Download, check and probe the original; returns the columns to write.
 

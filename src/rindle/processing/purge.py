@@ -15,18 +15,18 @@ from rindle.domain.models import Asset, Attachment, Variant
 from rindle.errors import UnknownProfile
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.jobs import JobContext
 
 __all__ = ["purge_asset"]
 
 
-def handle(app: Rindle, job: JobContext) -> None:
+def handle(app: AppContext, job: JobContext) -> None:
     """Job handler for ``rindle.purge``."""
     purge_asset(app, uuid.UUID(job.args["asset_id"]))
 
 
-def purge_asset(app: Rindle, asset_id: uuid.UUID) -> bool:
+def purge_asset(app: AppContext, asset_id: uuid.UUID) -> bool:
     """Delete the asset's stored objects and rows unless something still attaches it.
 
     Returns True when the asset was purged, False when it was kept (still attached) or

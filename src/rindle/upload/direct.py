@@ -37,7 +37,7 @@ from rindle.upload.keys import generate_key
 from rindle.upload.validation import check_declared
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.domain.profile import Profile
 
 __all__ = [
@@ -66,7 +66,7 @@ def _as_uuid(value: uuid.UUID | str, entity: str) -> uuid.UUID:
         raise NotFound(entity, value) from None
 
 
-def _load(app: Rindle, session_id: uuid.UUID | str) -> tuple[UploadSession, Asset]:
+def _load(app: AppContext, session_id: uuid.UUID | str) -> tuple[UploadSession, Asset]:
     sid = _as_uuid(session_id, "upload session")
     with app.db.sessionmaker() as s:
         row = s.get(UploadSession, sid)
@@ -78,7 +78,7 @@ def _load(app: Rindle, session_id: uuid.UUID | str) -> tuple[UploadSession, Asse
         return row, asset
 
 
-def initiate(app: Rindle, profile: type[Profile] | str, *, filename: str,
+def initiate(app: AppContext, profile: type[Profile] | str, *, filename: str,
              strategy: str = "presigned_put", byte_size: int | None = None,
              content_type: str | None = None, expires_in: int = 3600,
              origin: str | None = None) -> UploadSession:
@@ -149,12 +149,12 @@ def initiate(app: Rindle, profile: type[Profile] | str, *, filename: str,
     return row
 
 
-def _presign_cap(app: Rindle, prof: type[Profile], row: UploadSession) -> int | None:
+def _presign_cap(app: AppContext, prof: type[Profile], row: UploadSession) -> int | None:
     caps = [c for c in (prof.upload_policy().max_bytes, row.expected_size) if c is not None]
     return min(caps) if caps else None
 
 
-def sign(app: Rindle, session_id: uuid.UUID | str, *, expires_in: int | None = None
+def sign(app: AppContext, session_id: uuid.UUID | str, *, expires_in: int | None = None
          ) -> PresignedRequest:
     """Move the session to ``signed`` and return the request the client uploads with.
 
@@ -193,7 +193,7 @@ def _resumable_request(row: UploadSession) -> PresignedRequest:
                             expires_at=row.session_uri_expires_at)
 
 
-def resumable_status(app: Rindle, session_id: uuid.UUID | str) -> ResumableStatus:
+def resumable_status(app: AppContext, session_id: uuid.UUID | str) -> ResumableStatus:
     """How many bytes of a resumable session the backend holds (resume from there).
 
     A ``signed`` session with bytes committed moves to ``uploading``. Raises
@@ -217,7 +217,7 @@ def resumable_status(app: Rindle, session_id: uuid.UUID | str) -> ResumableStatu
     return status
 
 
-def sign_part(app: Rindle, session_id: uuid.UUID | str, part_number: int, *,
+def sign_part(app: AppContext, session_id: uuid.UUID | str, part_number: int, *,
               expires_in: int = 3600) -> PresignedRequest:
     """A presigned request for one multipart part; the first part moves the session to signed."""
     row, asset = _load(app, session_id)
@@ -235,7 +235,7 @@ def sign_part(app: Rindle, session_id: uuid.UUID | str, part_number: int, *,
     return request
 
 
-def complete_multipart(app: Rindle, session_id: uuid.UUID | str,
+def complete_multipart(app: AppContext, session_id: uuid.UUID | str,
                        parts: Sequence[Mapping[str, Any]]) -> Asset:
     """Persist the part list, assemble the object in storage, then verify like any upload."""
     row, asset = _load(app, session_id)
@@ -258,7 +258,7 @@ def complete_multipart(app: Rindle, session_id: uuid.UUID | str,
     return verify(app, row.id)
 
 
-def verify(app: Rindle, session_id: uuid.UUID | str) -> Asset:
+def verify(app: AppContext, session_id: uuid.UUID | str) -> Asset:
     """Check the object is in storage, then complete the session and queue promotion.
 
     Raises :class:`rindle.errors.ObjectNotFound` (``storage_object_missing``) when nothing
@@ -303,7 +303,7 @@ def verify(app: Rindle, session_id: uuid.UUID | str) -> Asset:
     return get_asset(app.db, asset.id)
 
 
-def _fail_oversized(app: Rindle, prof: type[Profile], row: UploadSession, storage: Storage,
+def _fail_oversized(app: AppContext, prof: type[Profile], row: UploadSession, storage: Storage,
                     size: int, max_bytes: int) -> NoReturn:
     """Fail the session (``max_bytes_exceeded``), delete the object, raise the rejection."""
     with app.db.transaction() as s:
@@ -318,7 +318,7 @@ def _fail_oversized(app: Rindle, prof: type[Profile], row: UploadSession, storag
         "it was deleted. Upload a smaller file in a new session.")
 
 
-def abort(app: Rindle, session_id: uuid.UUID | str) -> UploadSession:
+def abort(app: AppContext, session_id: uuid.UUID | str) -> UploadSession:
     """Abort an unfinished session; the staged object (or multipart upload, or resumable
     session) is removed. A resumable session is cancelled at the backend first, so a
     failure there changes nothing and the call can be repeated."""

@@ -23,7 +23,7 @@ from rindle.upload.keys import generate_key
 from rindle.upload.validation import validate_upload
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.domain.profile import Profile
 
 __all__ = ["UploadSource", "upload"]
@@ -72,7 +72,7 @@ def _require_filename(filename: str | None, what: str) -> str:
     return filename
 
 
-def upload(app: Rindle, profile: type[Profile] | str, source: UploadSource,
+def upload(app: AppContext, profile: type[Profile] | str, source: UploadSource,
            *, filename: str | None = None) -> Asset:
     """Validate, store and record one upload; returns the new asset (state ``analyzing``).
 
@@ -123,7 +123,7 @@ def upload(app: Rindle, profile: type[Profile] | str, source: UploadSource,
             spooled.unlink(missing_ok=True)
 
 
-def _store_and_record(app: Rindle, prof: type[Profile], path: Path, filename: str) -> Asset:
+def _store_and_record(app: AppContext, prof: type[Profile], path: Path, filename: str) -> Asset:
     policy = prof.upload_policy()
     app.telemetry.emit("rindle.upload.start", {"system_time": _now_ns()},
                        {"profile": prof.name, "adapter": "proxied"})

@@ -1,0 +1,56 @@
+"""What a service needs from the app, as a type: :class:`AppContext`.
+
+:class:`rindle.Rindle` satisfies it. Services annotate their ``app`` parameter with it
+instead of importing the facade, so they depend on the parts of the app they use
+(settings, plugins, telemetry, database, job queue, profiles, storages) and never on
+:mod:`rindle.app` itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from rindle.config import Settings
+    from rindle.database import Database
+    from rindle.domain.profile import Profile
+    from rindle.jobs.queue import JobQueue
+    from rindle.storage.base import Storage
+    from rindle.telemetry import Telemetry
+
+__all__ = ["AppContext"]
+
+
+class AppContext(Protocol):
+    """The app as the services see it (a :class:`rindle.Rindle` is one)."""
+
+    @property
+    def settings(self) -> Settings:
+        """The validated settings."""
+
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        """The plugin manager (hooks of the registered plugins)."""
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where events go."""
+
+    @property
+    def db(self) -> Database:
+        """The database: sessions and transactions."""
+
+    @property
+    def jobs(self) -> JobQueue:
+        """The durable job queue."""
+
+    def profile(self, profile: type[Profile] | str) -> type[Profile]:
+        """The configured profile for a class or a name."""
+
+    def storage(self, name: str = "default") -> Storage:
+        """The configured storage ``name``."""
+
+    def storage_for(self, profile: type[Profile] | str) -> Storage:
+        """The storage a profile writes to."""
