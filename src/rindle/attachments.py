@@ -18,6 +18,7 @@ from rindle.domain.attachments import ATTACHABLE, Owner, to_owner
 from rindle.domain.fsm import asset as asset_fsm
 from rindle.domain.models import Asset, Attachment
 from rindle.errors import InvalidTransition, NotFound
+from rindle.ids import parse_id
 from rindle.jobs.kinds import PURGE, purge_unique_key
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def attach(app: AppContext, asset_id: uuid.UUID | str, owner: Owner | tuple[str,
            slot: str) -> Attachment:
     """Put ``asset_id`` in ``owner``'s ``slot``, replacing (and releasing) what was there."""
     who = to_owner(owner)
-    aid = asset_id if isinstance(asset_id, uuid.UUID) else uuid.UUID(str(asset_id))
+    aid = parse_id(asset_id, "asset")
     for attempt in range(3):
         try:
             with app.db.transaction() as s:

@@ -23,7 +23,7 @@ from rindle.domain.fsm import upload_session as session_fsm
 from rindle.domain.models import Asset, UploadSession, utcnow
 from rindle.domain.queries import get_asset
 from rindle.errors import InvalidTransition, NotFound, UploadRejected, UploadUnsupported
-from rindle.ids import uuid7
+from rindle.ids import parse_id, uuid7
 from rindle.jobs.kinds import PROMOTE
 from rindle.storage.base import (
     Capability,
@@ -59,15 +59,8 @@ STRATEGIES = {
 }
 
 
-def _as_uuid(value: uuid.UUID | str, entity: str) -> uuid.UUID:
-    try:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound(entity, value) from None
-
-
 def _load(app: AppContext, session_id: uuid.UUID | str) -> tuple[UploadSession, Asset]:
-    sid = _as_uuid(session_id, "upload session")
+    sid = parse_id(session_id, "upload session")
     with app.db.sessionmaker() as s:
         row = s.get(UploadSession, sid)
         if row is None:
