@@ -68,6 +68,7 @@ def test_every_import_contract_is_kept(capsys: pytest.CaptureFixture[str]) -> No
     ("core-typing-no-facade", "rindle.storage.base", "rindle.app"),
     ("services-typing-no-facade", "rindle.upload.direct", "rindle.app"),
     ("services-typing-no-facade", "rindle.processing.purge", "rindle.app"),
+    ("services-typing-no-facade", "rindle.streaming.ingest", "rindle.app"),
 ])
 def test_a_forbidden_import_breaks_its_contract(contract_id: str, importer: str,
                                                 imported: str) -> None:

@@ -2,12 +2,13 @@
 
 :class:`rindle.Rindle` satisfies it. Services annotate their ``app`` parameter with it
 instead of importing the facade, so they depend on the parts of the app they use
-(settings, plugins, telemetry, database, job queue, profiles, storages) and never on
+(settings, plugins, telemetry, database, job queue, profiles, storages, URLs) and never on
 :mod:`rindle.app` itself.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -46,6 +47,10 @@ class AppContext(Protocol):
     def jobs(self) -> JobQueue:
         """The durable job queue."""
 
+    @property
+    def profiles(self) -> dict[str, type[Profile]]:
+        """The configured profiles by name."""
+
     def profile(self, profile: type[Profile] | str) -> type[Profile]:
         """The configured profile for a class or a name."""
 
@@ -54,3 +59,7 @@ class AppContext(Protocol):
 
     def storage_for(self, profile: type[Profile] | str) -> Storage:
         """The storage a profile writes to."""
+
+    def url(self, asset_id: uuid.UUID | str, variant: str | None = None, *,
+            expires_in: int | None = None, disposition: str | None = None) -> str:
+        """A delivery URL of an asset or one of its variants."""

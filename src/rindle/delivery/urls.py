@@ -15,7 +15,7 @@ from rindle.media.mime import ACTIVE_CONTENT as ACTIVE_TYPES
 from rindle.storage.base import Capability
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
 
 __all__ = ["asset_url"]
 
@@ -23,7 +23,7 @@ __all__ = ["asset_url"]
 _NOT_YET = ("staged", "validating", "analyzing", "promoting")
 
 
-def asset_url(app: Rindle, asset_id: uuid.UUID | str, variant: str | None = None, *,
+def asset_url(app: AppContext, asset_id: uuid.UUID | str, variant: str | None = None, *,
               expires_in: int | None = None, disposition: str | None = None) -> str:
     """A URL for the original, or for ``variant`` when it is ready (else the original).
 

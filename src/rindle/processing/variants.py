@@ -27,7 +27,7 @@ from rindle.upload.keys import variant_key
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.jobs import JobContext
 
 __all__ = ["process_variant"]
@@ -35,7 +35,7 @@ __all__ = ["process_variant"]
 _STARTABLE = ("planned", "stale", "missing", "failed", "cancelled")
 
 
-def handle(app: Rindle, job: JobContext) -> None:
+def handle(app: AppContext, job: JobContext) -> None:
     """Job handler for ``rindle.process_variant``."""
     process_variant(app, uuid.UUID(job.args["asset_id"]), job.args["variant"],
                     attempt=job.attempt, worker=job.worker_id or "inline")
@@ -48,7 +48,7 @@ def _lock_variant(s: Session, asset_id: uuid.UUID, name: str) -> Variant | None:
     return s.execute(stmt).scalar_one_or_none()
 
 
-def _start(app: Rindle, asset: Asset, name: str, digest: str, attempt: int, worker: str
+def _start(app: AppContext, asset: Asset, name: str, digest: str, attempt: int, worker: str
            ) -> uuid.UUID | None:
     """Move the variant to ``processing`` and open a run row; None when already ready."""
     tel, profile = app.telemetry, asset.profile
@@ -88,7 +88,7 @@ def _start(app: Rindle, asset: Asset, name: str, digest: str, attempt: int, work
         return run.id
 
 
-def process_variant(app: Rindle, asset_id: uuid.UUID, name: str, *, attempt: int = 1,
+def process_variant(app: AppContext, asset_id: uuid.UUID, name: str, *, attempt: int = 1,
                     worker: str = "inline") -> str:
     """Render variant ``name`` of an asset and store it; returns the variant's final state.
 
@@ -147,7 +147,7 @@ def process_variant(app: Rindle, asset_id: uuid.UUID, name: str, *, attempt: int
     return outcome
 
 
-def _finish(app: Rindle, asset: Asset, name: str, digest: str, run_id: uuid.UUID, key: str,
+def _finish(app: AppContext, asset: Asset, name: str, digest: str, run_id: uuid.UUID, key: str,
             size: int, result: dict[str, Any]) -> str:
     tel = app.telemetry
     with app.db.transaction() as s:
@@ -177,7 +177,7 @@ def _finish(app: Rindle, asset: Asset, name: str, digest: str, run_id: uuid.UUID
     return "ready"
 
 
-def _fail(app: Rindle, asset: Asset, name: str, run_id: uuid.UUID, reason: str, *,
+def _fail(app: AppContext, asset: Asset, name: str, run_id: uuid.UUID, reason: str, *,
           final_state: str) -> None:
     with app.db.transaction() as s:
         row = _lock_variant(s, asset.id, name)

@@ -37,7 +37,7 @@ from rindle.jobs.outcomes import Cancel, Retry
 from rindle.telemetry import redact_id
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.streaming.service import Streaming
 
 __all__ = ["INGEST", "SOURCE_URL_TTL", "enqueue_server_push", "ingest_asset"]
@@ -49,7 +49,7 @@ INGEST = "rindle.provider.ingest"
 SOURCE_URL_TTL = 1800
 
 
-def enqueue_server_push(app: Rindle, session: Session, asset: Asset, variant_name: str,
+def enqueue_server_push(app: AppContext, session: Session, asset: Asset, variant_name: str,
                         recipe_digest: str | None) -> bool:
     """Enqueue the ingest job when ``variant_name`` is the ``source_variant`` of a
     server-push streaming profile; returns whether a job was enqueued. Runs in the caller's
@@ -66,7 +66,7 @@ def enqueue_server_push(app: Rindle, session: Session, asset: Asset, variant_nam
     return not result.skipped
 
 
-def _stale(app: Rindle, args: dict[str, Any]) -> str | None:
+def _stale(app: AppContext, args: dict[str, Any]) -> str | None:
     with app.db.sessionmaker() as s:
         asset = s.get(Asset, uuid.UUID(args["asset_id"]))
         variant = s.execute(select(Variant).where(
@@ -81,7 +81,7 @@ def _stale(app: Rindle, args: dict[str, Any]) -> str | None:
     return None
 
 
-def _ensure_row(app: Rindle, asset_id: uuid.UUID, profile: str, provider: str,
+def _ensure_row(app: AppContext, asset_id: uuid.UUID, profile: str, provider: str,
                 policy: str) -> ProviderAsset:
     query = select(ProviderAsset).where(ProviderAsset.asset_id == asset_id,
                                         ProviderAsset.profile == profile,
