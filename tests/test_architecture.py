@@ -69,6 +69,8 @@ def test_every_import_contract_is_kept(capsys: pytest.CaptureFixture[str]) -> No
     ("services-typing-no-facade", "rindle.upload.direct", "rindle.app"),
     ("services-typing-no-facade", "rindle.processing.purge", "rindle.app"),
     ("services-typing-no-facade", "rindle.streaming.ingest", "rindle.app"),
+    ("services-typing-no-facade", "rindle.streaming.service", "rindle.app"),
+    ("services-typing-no-facade", "rindle.wiring", "rindle.app"),
 ])
 def test_a_forbidden_import_breaks_its_contract(contract_id: str, importer: str,
                                                 imported: str) -> None:

@@ -15,7 +15,6 @@ from rindle.processing import promote, purge, variants
 from rindle.streaming import handlers as streaming_handlers
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
     from rindle.jobs.queue import JobContext, JobQueue
 
 __all__ = ["NOOP", "register_core_handlers"]
@@ -24,7 +23,7 @@ NOOP = "rindle.noop"
 MAINTENANCE = "rindle.maintenance."
 
 
-def _noop(app: Rindle, job: JobContext) -> None:
+def _noop(app: object, job: JobContext) -> None:
     """Does nothing; useful to check a worker end to end."""
 
 

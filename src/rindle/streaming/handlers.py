@@ -2,34 +2,42 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rindle.streaming.ingest import ingest_asset
 from rindle.streaming.jobs import INGEST, SYNC, SYNC_DUE, WEBHOOK
 from rindle.streaming.webhooks import handle_job_event
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
     from rindle.jobs.queue import JobContext, JobQueue
+    from rindle.streaming.service import Streaming
 
 __all__ = ["register"]
 
 
-def _sync_due(app: Rindle, job: JobContext) -> None:
+class _HasStreaming(Protocol):
+    """An app with streaming services (a :class:`rindle.Rindle` is one)."""
+
+    @property
+    def streaming(self) -> Streaming:
+        """The app's streaming services."""
+
+
+def _sync_due(app: _HasStreaming, job: JobContext) -> None:
     app.streaming.sync_due()
 
 
-def _sync(app: Rindle, job: JobContext) -> None:
+def _sync(app: _HasStreaming, job: JobContext) -> None:
     ident = job.args.get("provider_asset_row_id") or job.args.get("provider_asset_id")
     if ident:
         app.streaming.sync_provider_asset(str(ident))
 
 
-def _webhook(app: Rindle, job: JobContext) -> None:
+def _webhook(app: _HasStreaming, job: JobContext) -> None:
     handle_job_event(app.streaming, job.args, job.attempt)
 
 
-def _ingest(app: Rindle, job: JobContext) -> None:
+def _ingest(app: _HasStreaming, job: JobContext) -> None:
     ingest_asset(app.streaming, dict(job.args))
 
 

@@ -32,7 +32,7 @@ from rindle.streaming.provider import PlaybackURL, Provider, ProviderEvent
 if TYPE_CHECKING:
     import datetime as dt
 
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.domain.profile import Profile
     from rindle.streaming.direct import DirectUploadTicket
     from rindle.streaming.sync import SyncDueReport, SyncResult
@@ -56,7 +56,7 @@ class Streaming:
     built on first use.
     """
 
-    def __init__(self, app: Rindle) -> None:
+    def __init__(self, app: AppContext) -> None:
         self.app = app
         self.registry = BackendRegistry.collect(app.pm, "register_streaming_providers",
                                                 "streaming provider", Provider)
