@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from rindle.delivery.body import BodyIncomplete, BodyTooLarge, RequestBody
@@ -19,7 +19,19 @@ from rindle.delivery.headers import SECURITY_HEADERS
 from rindle.streaming.webhooks import MAX_BODY
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.streaming.service import Streaming
+    from rindle.telemetry import Telemetry
+
+    class WebhookHost(Protocol):
+        """An app with telemetry and streaming services (a :class:`rindle.Rindle` is one)."""
+
+        @property
+        def telemetry(self) -> Telemetry:
+            """Where events go."""
+
+        @property
+        def streaming(self) -> Streaming:
+            """The app's streaming services."""
 
 __all__ = ["webhook_handler", "wsgi_headers"]
 
@@ -48,7 +60,7 @@ def _answer(start_response: StartResponse, status: int, text: str,
     return [body]
 
 
-def webhook_handler(app: Rindle
+def webhook_handler(app: WebhookHost
                     ) -> Callable[[WSGIEnvironment, StartResponse, str], Iterable[bytes]]:
     """The route handler ``(environ, start_response, rest)`` for ``/webhooks/<rest>``."""
 

@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import IO, TYPE_CHECKING, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, BinaryIO, Protocol, cast
 from urllib.parse import parse_qs
 from wsgiref.types import StartResponse, WSGIEnvironment
 
@@ -69,8 +69,12 @@ from rindle.signing import NEVER, SignedClaims, TokenInvalid, verify
 from rindle.storage.local import LocalStorage, ObjectExists
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.database import Database
+    from rindle.delivery.webhooks import WebhookHost
+
+    class DeliveryHost(AppContext, WebhookHost, Protocol):
+        """The app as the delivery web app sees it (a :class:`rindle.Rindle` is one)."""
 
 __all__ = [
     "DEFAULT_MAX_PUT_BYTES",
@@ -133,7 +137,8 @@ class DeliveryApp:
         return _plain(environ, start_response, 404, "not found")
 
 
-def wsgi_app(app: Rindle, *, mount: str = "", max_put_bytes: int | None = None) -> DeliveryApp:
+def wsgi_app(app: DeliveryHost, *, mount: str = "", max_put_bytes: int | None = None
+             ) -> DeliveryApp:
     """The delivery app for ``app``'s local storages (see the module docstring for routes).
 
     ``mount`` is a path prefix that every request's ``PATH_INFO`` carries and that is
@@ -150,11 +155,11 @@ def wsgi_app(app: Rindle, *, mount: str = "", max_put_bytes: int | None = None) 
     return DeliveryApp(_routes(app, max_put_bytes), mount=mount)
 
 
-def _configured_max_put_bytes(app: Rindle) -> int:
+def _configured_max_put_bytes(app: DeliveryHost) -> int:
     return app.settings.delivery.max_put_bytes  # validated by Settings
 
 
-def _routes(app: Rindle, max_put_bytes: int) -> list[Route]:
+def _routes(app: DeliveryHost, max_put_bytes: int) -> list[Route]:
     routes: dict[str, Route] = {}
     for name, table in app.settings.storages.items():
         if table.get("backend") != "local":
@@ -226,7 +231,7 @@ def _etag_matches(header: str, etag: str) -> bool:
 
 # --- the media handler -----------------------------------------------------------------------
 
-def _media_handler(app: Rindle, storage: LocalStorage, max_put_bytes: int) -> Handler:
+def _media_handler(app: DeliveryHost, storage: LocalStorage, max_put_bytes: int) -> Handler:
     secret = app.settings.secret_key or ""
 
     def handle(environ: WSGIEnvironment, start_response: StartResponse, rest: str
@@ -290,7 +295,7 @@ def _refuse(environ: WSGIEnvironment, start_response: StartResponse, body: Reque
     return _plain(environ, start_response, code, text, extra)
 
 
-def _get(app: Rindle, environ: WSGIEnvironment, start_response: StartResponse,
+def _get(app: DeliveryHost, environ: WSGIEnvironment, start_response: StartResponse,
          storage: LocalStorage, key: str, claims: SignedClaims, served: Servable
          ) -> Iterable[bytes]:
     path = storage.path_for(key)
