@@ -27,16 +27,20 @@ from rindle.domain.queries import get_asset
 from rindle.errors import ConfigError, StreamingNotConfigured
 from rindle.ids import parse_id
 from rindle.plugins import BackendRegistry
+from rindle.streaming import direct as _direct
+from rindle.streaming import playback as _playback
+from rindle.streaming import sync as _sync
+from rindle.streaming import webhooks as _webhooks
+from rindle.streaming.direct import DirectUploadTicket
 from rindle.streaming.provider import PlaybackURL, Provider, ProviderEvent
+from rindle.streaming.sync import SyncDueReport, SyncResult
+from rindle.streaming.webhooks import WebhookResponse
 
 if TYPE_CHECKING:
     import datetime as dt
 
     from rindle.context import AppContext
     from rindle.domain.profile import Profile
-    from rindle.streaming.direct import DirectUploadTicket
-    from rindle.streaming.sync import SyncDueReport, SyncResult
-    from rindle.streaming.webhooks import WebhookResponse
 
 __all__ = ["CORE_KEYS", "ProviderConfig", "Streaming"]
 
@@ -143,47 +147,33 @@ class Streaming:
     def sync_provider_asset(self, provider_asset_id: uuid.UUID | str, *,
                             now: dt.datetime | None = None) -> SyncResult:
         """Per-row defensive sync (see :func:`rindle.streaming.sync.sync_provider_asset`)."""
-        from rindle.streaming.sync import sync_provider_asset
-
-        return sync_provider_asset(self, provider_asset_id, now=now)
+        return _sync.sync_provider_asset(self, provider_asset_id, now=now)
 
     def sync_due(self, *, now: dt.datetime | None = None) -> SyncDueReport:
         """The sync coordinator (see :func:`rindle.streaming.sync.sync_due`)."""
-        from rindle.streaming.sync import sync_due
-
-        return sync_due(self, now=now)
+        return _sync.sync_due(self, now=now)
 
     def handle_webhook(self, provider: str, body: bytes, headers: Mapping[str, str]
                        ) -> WebhookResponse:
         """The webhook endpoint (see :func:`rindle.streaming.webhooks.handle_webhook`)."""
-        from rindle.streaming.webhooks import handle_webhook
-
-        return handle_webhook(self, provider, body, headers)
+        return _webhooks.handle_webhook(self, provider, body, headers)
 
     def ingest_event(self, provider: str, event: ProviderEvent, *, attempt: int = 1) -> str:
         """Apply one verified event (see :func:`rindle.streaming.webhooks.ingest_event`)."""
-        from rindle.streaming.webhooks import ingest_event
-
-        return ingest_event(self, provider, event, attempt=attempt)
+        return _webhooks.ingest_event(self, provider, event, attempt=attempt)
 
     def playback_url(self, asset_id: uuid.UUID | str, *, expires_in: int | None = None,
                      strict: bool = True) -> PlaybackURL:
         """The playback URL of a streaming asset (see :mod:`rindle.streaming.playback`)."""
-        from rindle.streaming.playback import playback_url
-
-        return playback_url(self, asset_id, expires_in=expires_in, strict=strict)
+        return _playback.playback_url(self, asset_id, expires_in=expires_in, strict=strict)
 
     def create_direct_upload(self, profile: type[Profile] | str, *, cors_origin: str,
                              filename: str | None = None, timeout: int | None = None,
                              test: bool = False) -> DirectUploadTicket:
         """A browser upload URL plus the asset it becomes (see :mod:`rindle.streaming.direct`)."""
-        from rindle.streaming.direct import create_direct_upload
-
-        return create_direct_upload(self, profile, cors_origin=cors_origin, filename=filename,
-                                    timeout=timeout, test=test)
+        return _direct.create_direct_upload(self, profile, cors_origin=cors_origin,
+                                            filename=filename, timeout=timeout, test=test)
 
     def cancel_direct_upload(self, asset_id: uuid.UUID | str) -> str:
         """Cancel a direct upload (see :func:`rindle.streaming.direct.cancel_direct_upload`)."""
-        from rindle.streaming.direct import cancel_direct_upload
-
-        return cancel_direct_upload(self, asset_id)
+        return _direct.cancel_direct_upload(self, asset_id)
