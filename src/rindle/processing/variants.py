@@ -22,6 +22,7 @@ from rindle.errors import InvalidTransition, ObjectNotFound, OriginalChanged, Ri
 from rindle.jobs.outcomes import Cancel
 from rindle.processing.original import ORIGINAL_CHANGED, fetch_original, quarantine_changed
 from rindle.processing.rundir import run_directory
+from rindle.streaming.ingest import enqueue_server_push
 from rindle.upload.keys import variant_key
 
 if TYPE_CHECKING:
@@ -169,8 +170,6 @@ def _finish(app: AppContext, asset: Asset, name: str, digest: str, run_id: uuid.
         if run is not None:
             run.state, run.finished_at = "succeeded", utcnow()
         aggregate.recompute(s, asset.id, telemetry=tel)
-        from rindle.streaming.ingest import enqueue_server_push
-
         enqueue_server_push(app, s, asset, name, digest)  # no-op unless the profile streams
     if old_key is not None and old_key != key:
         app.storage(app.profile(asset.profile).storage).delete(old_key)  # old digest

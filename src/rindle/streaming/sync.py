@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from rindle.domain.fsm import provider_asset as fsm
 from rindle.domain.models import ProviderAsset, utcnow
 from rindle.errors import InvalidTransition, ProviderAssetNotFound, ProviderSyncFailed
+from rindle.streaming.jobs import SYNC, sync_unique_key
 from rindle.telemetry import redact_id
 
 if TYPE_CHECKING:
@@ -225,8 +226,6 @@ def sync_due(streaming: Streaming, *, now: dt.datetime | None = None) -> SyncDue
     the row (``provider_sync:<id>``) while it is live, so a second run before the first jobs
     ran enqueues nothing new.
     """
-    from rindle.streaming.jobs import SYNC, sync_unique_key
-
     app = streaming.app
     moment = now or utcnow()
     report = SyncDueReport(floor_seconds={})

@@ -66,6 +66,7 @@ from rindle.domain.fsm import provider_asset as fsm
 from rindle.domain.models import ProviderAsset, WebhookEvent, utcnow
 from rindle.errors import InvalidTransition, RindleError, StreamingNotConfigured, WebhookInvalid
 from rindle.jobs.outcomes import Cancel, Retry
+from rindle.streaming.jobs import WEBHOOK, event_unique_key
 from rindle.streaming.provider import Provider, ProviderEvent
 from rindle.streaming.signatures import DEFAULT_TOLERANCE
 from rindle.telemetry import redact_id
@@ -238,7 +239,6 @@ def handle_webhook(streaming: Streaming, provider: str, body: bytes,
                                      {"system_time": time.time_ns()},
                                      {**meta, "kind": "dropped"})
         return WebhookResponse(200, "", "dropped")
-    from rindle.streaming.jobs import WEBHOOK, event_unique_key
 
     received = now or utcnow()
     when = _provider_time(event)
