@@ -132,7 +132,8 @@ def test_extras_testing_covers_the_kits_and_test_has_no_linters() -> None:
                 imported |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
-    third_party = {m for m in imported
+    import_to_dist = {"PIL": "pillow"}  # where the import name is not the distribution's
+    third_party = {import_to_dist.get(m, m).lower() for m in imported
                    if m not in sys.stdlib_module_names and m not in ("rindle", "__future__")}
     assert third_party and third_party <= provided, third_party - provided
     makefile = (ROOT / "Makefile").read_text()
