@@ -208,3 +208,22 @@ def test_declared_types_must_be_media_types_even_where_anything_goes(
     with pytest.raises(UploadRejected) as err:
         gate.app.initiate_upload("any_image", filename="a.jpg", content_type=declared)
     assert err.value.code == "mime_not_allowed"
+
+
+@pytest.mark.parametrize("headers", [
+    b"Content-Length: 4\r\nContent-Length: 40\r\n",
+    b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n",
+])
+def test_repeated_framing_headers_are_refused(gate: Gate, headers: bytes) -> None:
+    target, session = _put_target(gate)
+    answer = _raw(gate.port, b"PUT " + target.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+                  + headers + b"\r\nabcd")
+    assert _status(answer) == 400 and all(h in answer.lower() for h in HARDENED)
+    assert not gate.storage.path_for(session.upload_key).exists()
+
+
+def test_head_on_a_webhook_route_has_no_body(gate: Gate) -> None:
+    answer = _raw(gate.port, b"HEAD /webhooks/nobody HTTP/1.0\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert _status(answer) == 404 and body == b""
+    assert b"content-length: " in head.lower()

@@ -73,7 +73,22 @@ class _ThreadingWSGIServerV6(ThreadingWSGIServer):
 
 class _SafeErrors(WSGIRequestHandler):
     """Errors the HTTP layer answers itself (bad request line, header too long) go out as
-    short plain text with rindle's security headers, never echoing the request."""
+    short plain text with rindle's security headers, never echoing the request.
+
+    A request with more than one ``Content-Length`` or ``Transfer-Encoding`` header is
+    refused (400): WSGI shows the application only one of each, and a proxy in front may
+    have framed the body by the other (request smuggling).
+    """
+
+    def parse_request(self) -> bool:
+        """The standard parse, then refuse repeated framing headers."""
+        if not super().parse_request():
+            return False
+        for name in ("Content-Length", "Transfer-Encoding"):
+            if len(self.headers.get_all(name, [])) > 1:
+                self.send_error(400)
+                return False
+        return True
 
     def send_error(self, code: int, message: str | None = None,
                    explain: str | None = None) -> None:

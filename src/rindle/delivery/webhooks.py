@@ -96,4 +96,9 @@ def webhook_handler(app: WebhookHost
         result = app.streaming.handle_webhook(provider, raw, wsgi_headers(environ))
         return _answer(start_response, result.status, result.body)
 
-    return handle
+    def handle_without_body_for_head(environ: WSGIEnvironment, start_response: StartResponse,
+                                     rest: str) -> Iterable[bytes]:
+        out = handle(environ, start_response, rest)
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else out
+
+    return handle_without_body_for_head
