@@ -17,8 +17,11 @@ from rindle.errors import (
     ProviderAssetNotFound,
     ProviderQuotaExceeded,
     ProviderSyncFailed,
+    ProviderUnavailable,
     Rejected,
     RindleError,
+    StorageError,
+    StorageUnavailable,
     StreamingError,
     TransientError,
     UploadRejected,
@@ -126,6 +129,23 @@ def test_second_parents_keep_the_first_ones() -> None:
     assert issubclass(DatabaseUnavailable, TransientError)
     assert issubclass(WebhookInvalid, StreamingError) and issubclass(WebhookInvalid, Rejected)
     assert issubclass(UploadRejected, Rejected)
+    assert issubclass(StorageUnavailable, StorageError)
+    assert issubclass(StorageUnavailable, TransientError)
+    assert issubclass(ProviderUnavailable, ProviderSyncFailed)
+    assert issubclass(ProviderUnavailable, TransientError)
+
+
+def test_unavailable_errors_are_transient_and_caught_by_their_first_parent() -> None:
+    storage = StorageUnavailable("s3 GET 'k' failed (timeout)")
+    assert (storage.code, storage.permanent) == ("storage_unavailable", False)
+    with pytest.raises(StorageError):
+        raise storage
+    provider = ProviderUnavailable("mux get asset failed: HTTP 503", status=503)
+    assert (provider.code, provider.status, provider.permanent) == (
+        "provider_unavailable", 503, False)
+    assert ProviderUnavailable("mux: connection refused").status is None
+    with pytest.raises(ProviderSyncFailed):
+        raise provider
 
 
 def test_rejections_carry_their_reason() -> None:

@@ -17,6 +17,8 @@ The tree (a class with two parents is drawn under both; ``+`` marks its second p
     ├── InvalidTransition            an FSM edge that the table forbids, or a lost race
     ├── TransientError               retrying later can succeed; never ``permanent``
     │   ├── DatabaseUnavailable +    (also a ConfigError) the server may come back
+    │   ├── StorageUnavailable +     (also a StorageError) timeout, no connection, 5xx
+    │   ├── ProviderUnavailable +    (also a ProviderSyncFailed) timeout, no connection, 5xx
     │   └── ProviderQuotaExceeded +  (also a ProviderSyncFailed) wait ``retry_after``
     ├── Rejected                     the input was refused; ``permanent``, ``.reason`` says why
     │   ├── UploadRejected           refused by the profile policy (``code`` is the reason)
@@ -24,13 +26,15 @@ The tree (a class with two parents is drawn under both; ``+`` marks its second p
     ├── UploadUnsupported            a strategy the storage cannot do (never silently downgraded)
     ├── DeliveryUnsupported          a delivery mode the storage cannot do
     ├── StorageError                 a storage backend failed (network, auth, ...)
-    │   └── ObjectNotFound           the object is not in storage (only this means "missing")
+    │   ├── ObjectNotFound           the object is not in storage (only this means "missing")
+    │   └── StorageUnavailable       timed out, unreachable, 5xx or throttled: retry later
     ├── ProcessingError              probing, analysis or transcoding failed
     │   └── OriginalChanged          the stored original is not the object verify checked
     ├── JobError                     misuse of the jobs API (unknown kind, bad args)
     └── StreamingError               streaming-provider failures (rindle.streaming)
         ├── StreamingNotConfigured   no provider / streaming config for what was asked
         ├── ProviderSyncFailed       a provider call failed (HTTP error, bad answer)
+        │   ├── ProviderUnavailable     timed out, unreachable or 5xx: retry later
         │   ├── ProviderQuotaExceeded   the provider rate-limited us (429); retry_after
         │   └── ProviderAssetNotFound   the provider has no such asset (404)
         ├── ProviderAssetNotReady    no playable provider asset yet
@@ -48,9 +52,12 @@ settings. :class:`TransientError` may succeed later: the job queue retries it.
 which runs both when an app is built and at run time (health checks, the worker). It stays
 a ``ConfigError`` (a wrong URL is the usual cause at start-up, and ``except ConfigError``
 keeps catching it) and is also a ``TransientError`` (a server that is down may come back).
-A storage or provider call that times out, cannot connect or gets a 5xx answer is a plain
-``StorageError`` / ``ProviderSyncFailed`` (code ``storage_error`` /
-``provider_sync_failed``), retried like every non-permanent error.
+A storage or provider call that times out, cannot connect, gets a 5xx answer or is
+throttled raises :class:`StorageUnavailable` / :class:`ProviderUnavailable` (codes
+``storage_unavailable`` / ``provider_unavailable``): still a ``StorageError`` /
+``ProviderSyncFailed``, so ``except`` clauses for those keep catching it, and also a
+``TransientError``. Other backend failures (auth, a refused request, an unreadable answer)
+stay plain ``StorageError`` / ``ProviderSyncFailed``.
 
 ``permanent`` marks a failure that retrying cannot fix because the input or the recipe is
 at fault: an image over ``max_pixels``, a file that cannot be decoded, a video declaring a
@@ -82,10 +89,12 @@ __all__ = [
     "ProviderAssetNotReady",
     "ProviderQuotaExceeded",
     "ProviderSyncFailed",
+    "ProviderUnavailable",
     "Rejected",
     "RindleError",
     "SchemaOutOfDate",
     "StorageError",
+    "StorageUnavailable",
     "StreamingError",
     "StreamingNotConfigured",
     "TransientError",
@@ -319,6 +328,16 @@ class ObjectNotFound(StorageError):
         super().__init__(f"object {key!r} is not in storage")
 
 
+class StorageUnavailable(StorageError, TransientError):
+    """Raised when a storage backend times out, cannot be connected to, answers with a
+    server error (5xx) or throttles the request; trying again later can succeed.
+
+    Still a :class:`StorageError`, so ``except StorageError`` keeps catching it.
+    """
+
+    code = "storage_unavailable"
+
+
 class ProcessingError(RindleError):
     """Raised when probing, analysis or transcoding cannot produce a result."""
 
@@ -379,6 +398,17 @@ class ProviderQuotaExceeded(ProviderSyncFailed, TransientError):
     def __init__(self, message: str, *, retry_after: int = 60) -> None:
         self.retry_after = retry_after
         super().__init__(message, status=429)
+
+
+class ProviderUnavailable(ProviderSyncFailed, TransientError):
+    """Raised when a provider call times out, cannot connect or gets a server error (5xx);
+    ``status`` is the HTTP status when there was one. Trying again later can succeed.
+
+    Still a :class:`ProviderSyncFailed`, so ``except ProviderSyncFailed`` keeps catching it
+    (a 429 is the sibling :class:`ProviderQuotaExceeded`).
+    """
+
+    code = "provider_unavailable"
 
 
 class ProviderAssetNotFound(ProviderSyncFailed):
