@@ -28,7 +28,7 @@ from rindle.ops.report import Report, log_failure
 from rindle.telemetry import Telemetry
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.jobs import JobContext
 
 __all__ = ["AbortReport", "abort_incomplete_uploads"]
@@ -55,7 +55,7 @@ class AbortReport(Report):
         return 1 if self.abort_errors else 0
 
 
-def abort_incomplete_uploads(app: Rindle, *, dry_run: bool = False,
+def abort_incomplete_uploads(app: AppContext, *, dry_run: bool = False,
                              batch_size: int = DEFAULT_BATCH,
                              progress: bool | None = None) -> AbortReport:
     """Expire every timed-out open session; returns the counters.
@@ -117,7 +117,7 @@ def _emit(telemetry: Telemetry, report: AbortReport, *, worker: str) -> None:
                    {"profile": "unknown", "adapter": "unknown", "worker": worker})
 
 
-def handle(app: Rindle, job: JobContext) -> None:
+def handle(app: AppContext, job: JobContext) -> None:
     """Job handler for ``rindle.maintenance.abort_incomplete_uploads``."""
     report = abort_incomplete_uploads(app, progress=False)
     _emit(app.telemetry, report, worker="abort_incomplete_uploads")

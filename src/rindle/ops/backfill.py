@@ -25,7 +25,7 @@ from rindle.processing.original import fetch_original, quarantine_changed
 from rindle.processing.rundir import run_directory
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.jobs import JobContext
 
 __all__ = ["BackfillReport", "backfill_metadata"]
@@ -45,7 +45,7 @@ class BackfillReport(Report):
     errors: int = 0
 
 
-def backfill_metadata(app: Rindle, *, profile: str | None = None,
+def backfill_metadata(app: AppContext, *, profile: str | None = None,
                       batch_size: int = DEFAULT_BATCH, progress: bool | None = None
                       ) -> BackfillReport:
     """Refresh analyzer metadata of every live asset in scope."""
@@ -77,7 +77,7 @@ def backfill_metadata(app: Rindle, *, profile: str | None = None,
     return report
 
 
-def _analyze(app: Rindle, asset: Asset) -> dict[str, Any]:
+def _analyze(app: AppContext, asset: Asset) -> dict[str, Any]:
     storage = app.storage_for(asset.profile)
     with run_directory(app.settings.resolved_tmp_dir, "backfill") as run:
         local = run / ("original" + Path(asset.storage_key).suffix)
@@ -97,6 +97,6 @@ def _analyze(app: Rindle, asset: Asset) -> dict[str, Any]:
     return meta
 
 
-def handle(app: Rindle, job: JobContext) -> None:
+def handle(app: AppContext, job: JobContext) -> None:
     """Job handler for ``rindle.maintenance.backfill_metadata``."""
     backfill_metadata(app, profile=job.args.get("profile"), progress=False)

@@ -21,7 +21,7 @@ from rindle.ops.progress import Progress
 from rindle.ops.report import Report, log_failure
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.jobs import JobContext
 
 __all__ = ["CleanupReport", "cleanup_orphans"]
@@ -47,7 +47,7 @@ class CleanupReport(Report):
         return 1 if self.storage_errors else 0
 
 
-def cleanup_orphans(app: Rindle, *, dry_run: bool = True, batch_size: int = DEFAULT_BATCH,
+def cleanup_orphans(app: AppContext, *, dry_run: bool = True, batch_size: int = DEFAULT_BATCH,
                     progress: bool | None = None) -> CleanupReport:
     """Delete expired sessions' staged objects, then their rows (dry run by default)."""
     report = CleanupReport(dry_run=dry_run)
@@ -79,7 +79,7 @@ def cleanup_orphans(app: Rindle, *, dry_run: bool = True, batch_size: int = DEFA
     return report
 
 
-def _delete_objects(app: Rindle, rows: list[Any], report: CleanupReport,
+def _delete_objects(app: AppContext, rows: list[Any], report: CleanupReport,
                     cleaned: list[Any]) -> None:
     """Remove the rows' staged objects; rows whose object is gone go to ``cleaned``.
 
@@ -120,7 +120,7 @@ def _delete_objects(app: Rindle, rows: list[Any], report: CleanupReport,
                 log_failure(log, "cleanup-orphans", error, "upload session", as_uuid(row.id))
 
 
-def _delete_rows(app: Rindle, rows: list[Any], report: CleanupReport) -> None:
+def _delete_rows(app: AppContext, rows: list[Any], report: CleanupReport) -> None:
     """Delete the sessions (and their never-uploaded staged assets) in one transaction."""
     if not rows:
         return
@@ -137,7 +137,7 @@ def _delete_rows(app: Rindle, rows: list[Any], report: CleanupReport) -> None:
     report.sessions_deleted += len(rows)
 
 
-def handle(app: Rindle, job: JobContext) -> None:
+def handle(app: AppContext, job: JobContext) -> None:
     """Job handler for ``rindle.maintenance.cleanup_orphans`` (args: ``dry_run``)."""
     dry_run = bool(job.args.get("dry_run", True))
     report = cleanup_orphans(app, dry_run=dry_run, progress=False)

@@ -36,7 +36,7 @@ from rindle.ops.report import Report
 from rindle.storage.local import LocalStorage
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
 
 __all__ = ["Check", "DoctorReport", "doctor", "probe_base_url"]
 
@@ -99,7 +99,7 @@ class DoctorReport(Report):
         return "\n".join(lines)
 
 
-def _database(app: Rindle) -> list[Check]:
+def _database(app: AppContext) -> list[Check]:
     missing = app.db.missing_file()
     if missing is not None:
         return [Check("database", ERROR, f"the SQLite database {str(missing)!r} does not exist "
@@ -124,7 +124,7 @@ def _database(app: Rindle) -> list[Check]:
     return out
 
 
-def _storages(app: Rindle) -> list[Check]:
+def _storages(app: AppContext) -> list[Check]:
     out = []
     for name in sorted(app.settings.storages):
         check = f"storage.{name}"
@@ -268,7 +268,7 @@ def probe_base_url(name: str, storage: LocalStorage) -> Check:
                  "secret_key", component="storage")
 
 
-def _plugins(app: Rindle) -> list[Check]:
+def _plugins(app: AppContext) -> list[Check]:
     from rindle.plugins import list_plugins
 
     names = [p.name for p in list_plugins(app.pm)]
@@ -289,7 +289,7 @@ def _plugins(app: Rindle) -> list[Check]:
     return out
 
 
-def _profiles(app: Rindle) -> list[Check]:
+def _profiles(app: AppContext) -> list[Check]:
     if not app.profiles:
         return [Check("profiles", WARN, "no profiles configured",
                       "list your Profile classes under `profiles` in rindle.toml",
@@ -309,7 +309,7 @@ def _profiles(app: Rindle) -> list[Check]:
     return out
 
 
-def _drift(app: Rindle) -> list[Check]:
+def _drift(app: AppContext) -> list[Check]:
     drifted = 0
     with app.db.sessionmaker() as s:
         for prof in app.profiles.values():
@@ -327,7 +327,7 @@ def _drift(app: Rindle) -> list[Check]:
                   component="variants")]
 
 
-def _secret(app: Rindle) -> list[Check]:
+def _secret(app: AppContext) -> list[Check]:
     secret = app.settings.secret_key
     if not secret:
         return [Check("secret_key", ERROR, "no secret_key: URLs cannot be signed and no "
@@ -338,7 +338,7 @@ def _secret(app: Rindle) -> list[Check]:
     return [Check("secret_key", OK, "configured", component="security")]
 
 
-def _tmp_dir(app: Rindle) -> list[Check]:
+def _tmp_dir(app: AppContext) -> list[Check]:
     fix = "set tmp_dir in rindle.toml (or RINDLE_TMP_DIR) to a folder this user can write"
     try:
         root = app.settings.resolved_tmp_dir
@@ -360,7 +360,7 @@ def _tmp_dir(app: Rindle) -> list[Check]:
                       "processing")]
 
 
-def _workers(app: Rindle) -> list[Check]:
+def _workers(app: AppContext) -> list[Check]:
     with app.db.sessionmaker() as s:
         fresh = s.scalar(select(func.count()).select_from(WorkerHeartbeat).where(
             WorkerHeartbeat.last_seen_at > utcnow() - HEARTBEAT_FRESH)) or 0
@@ -379,14 +379,14 @@ def _short(exc: BaseException) -> str:
     return (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
-def doctor(app: Rindle) -> DoctorReport:
+def doctor(app: AppContext) -> DoctorReport:
     """Run every check; never raises for a failed check (it becomes an ERROR line).
 
     No check's message or fix shows the database password or a secret query parameter.
     """
     report = DoctorReport()
     db_ok = True
-    steps: list[tuple[str, Callable[[Rindle], list[Check]], bool]] = [
+    steps: list[tuple[str, Callable[[AppContext], list[Check]], bool]] = [
         ("database", _database, False), ("secret_key", _secret, False),
         ("storages", _storages, False), ("tmp_dir", _tmp_dir, False),
         ("plugins", _plugins, False), ("profiles", _profiles, False),
@@ -414,7 +414,7 @@ def doctor(app: Rindle) -> DoctorReport:
     return report
 
 
-def _scrubbed(app: Rindle, check: Check) -> Check:
+def _scrubbed(app: AppContext, check: Check) -> Check:
     """``check`` with the database URL's secrets removed from its message and fix (driver
     and plugin text can quote a connection string)."""
     message = app.db.scrub(check.message)

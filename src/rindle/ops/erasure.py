@@ -22,7 +22,7 @@ from rindle.jobs.kinds import purge_unique_key
 from rindle.ops.report import Report, repair_span
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
 
 __all__ = ["MAX_OWNERS", "ErasureReport", "erase_owners"]
 
@@ -43,7 +43,7 @@ class ErasureReport(Report):
     errors: int = 0
 
 
-def erase_owners(app: Rindle, owners: Iterable[Owner | tuple[str, object]], *,
+def erase_owners(app: AppContext, owners: Iterable[Owner | tuple[str, object]], *,
                  dry_run: bool = True, max_owners: int = MAX_OWNERS) -> ErasureReport:
     """Preview or execute the erasure of ``owners`` (deduplicated, at most ``max_owners``)."""
     unique: list[Owner] = list(dict.fromkeys(to_owner(o) for o in owners))
@@ -61,7 +61,7 @@ def erase_owners(app: Rindle, owners: Iterable[Owner | tuple[str, object]], *,
     return report
 
 
-def _erase_one(app: Rindle, s: Any, owner: Owner, report: ErasureReport, *,
+def _erase_one(app: AppContext, s: Any, owner: Owner, report: ErasureReport, *,
                dry_run: bool) -> None:
     rows: Sequence[Attachment] = s.scalars(select(Attachment).where(
         Attachment.owner_type == owner.type, Attachment.owner_id == owner.id)).all()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from rindle.defaults import RUNTIME_STATUS_LIMIT, RUNTIME_STATUS_OLDER_THAN, SWEEP_THRESHOLD
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.ops.abort_uploads import AbortReport
     from rindle.ops.backfill import BackfillReport
     from rindle.ops.cleanup import CleanupReport
@@ -23,7 +23,7 @@ __all__ = ["Operations"]
 class Operations:
     """The operator verbs of one app; the CLI and the cron handlers call the same services."""
 
-    def __init__(self, app: Rindle) -> None:
+    def __init__(self, app: AppContext) -> None:
         self.app = app
 
     def doctor(self) -> DoctorReport:

@@ -23,7 +23,7 @@ from rindle.ops.report import Report, log_failure, repair_span
 from rindle.ops.scope import profiles_in_scope, variant_names
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.jobs import JobContext
 
 __all__ = ["RegenerateReport", "regenerate_variants"]
@@ -41,7 +41,7 @@ class RegenerateReport(Report):
     errors: int = 0
 
 
-def regenerate_variants(app: Rindle, *, profile: str | None = None,
+def regenerate_variants(app: AppContext, *, profile: str | None = None,
                         variant: str | None = None, batch_size: int = DEFAULT_BATCH,
                         progress: bool | None = None) -> RegenerateReport:
     """Mark drifted variants stale, then enqueue every stale or missing one (enqueue-only).
@@ -77,7 +77,7 @@ def regenerate_variants(app: Rindle, *, profile: str | None = None,
     return report
 
 
-def _enqueue_pass(app: Rindle, profile: str, name: str, report: RegenerateReport,
+def _enqueue_pass(app: AppContext, profile: str, name: str, report: RegenerateReport,
                   batch_size: int, bar: Progress) -> None:
     for state in ("stale", "missing"):
         stmt = (select(Variant.id, Variant.asset_id).join(Asset, Asset.id == Variant.asset_id)
@@ -103,7 +103,7 @@ def _enqueue_pass(app: Rindle, profile: str, name: str, report: RegenerateReport
             bar.advance(len(rows), enqueued=report.enqueued)
 
 
-def handle(app: Rindle, job: JobContext) -> None:
+def handle(app: AppContext, job: JobContext) -> None:
     """Job handler for ``rindle.maintenance.regenerate_variants``."""
     args: dict[str, Any] = job.args
     regenerate_variants(app, profile=args.get("profile"), variant=args.get("variant"),

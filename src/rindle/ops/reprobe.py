@@ -22,7 +22,7 @@ from rindle.processing.promote import _NULL_FOR_KIND, PROBE_FIELDS
 from rindle.processing.rundir import run_directory
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
 
 __all__ = ["ReprobeReport", "reprobe"]
 
@@ -36,7 +36,7 @@ class ReprobeReport(Report):
     errors: int = 0
 
 
-def reprobe(app: Rindle, asset_id: uuid.UUID | str) -> ReprobeReport:
+def reprobe(app: AppContext, asset_id: uuid.UUID | str) -> ReprobeReport:
     """Download the original, probe it again, and write the probe-owned columns that differ."""
     aid = parse_id(asset_id, "asset")
     with repair_span(app.telemetry, "reprobe", scope="asset", dry_run=False) as span:

@@ -21,7 +21,7 @@ from rindle.jobs.kinds import PROCESS_VARIANT, process_unique_key
 from rindle.ops.report import Report, repair_span
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
 
 __all__ = ["RequeueReport", "requeue_variants"]
 
@@ -38,7 +38,7 @@ class RequeueReport(Report):
     errors: int = 0
 
 
-def requeue_variants(app: Rindle, asset_id: uuid.UUID | str,
+def requeue_variants(app: AppContext, asset_id: uuid.UUID | str,
                      variant_names: Sequence[str] | None = None) -> RequeueReport:
     """Requeue the asset's failed/cancelled variants (optionally only those named)."""
     aid = parse_id(asset_id, "asset")

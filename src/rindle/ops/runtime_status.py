@@ -27,7 +27,7 @@ from rindle.ops.report import Report
 from rindle.streaming.service import ProviderConfig
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
 
 __all__ = ["RuntimeStatusReport", "runtime_status"]
 
@@ -87,7 +87,7 @@ class RuntimeStatusReport(Report):
         return "\n".join(lines)
 
 
-def _stuck_thresholds(app: Rindle, override: int | None) -> dict[str, int]:
+def _stuck_thresholds(app: AppContext, override: int | None) -> dict[str, int]:
     """Seconds after which a provider row is stuck: ``"*"`` for rows of any provider, or one
     entry per configured provider plus ``"*"`` (the default) for the others."""
     if override is not None:
@@ -117,7 +117,7 @@ def _pairs(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none"
 
 
-def runtime_status(app: Rindle, *, profile: str | None = None,
+def runtime_status(app: AppContext, *, profile: str | None = None,
                    older_than: int = DEFAULT_OLDER_THAN, limit: int = DEFAULT_LIMIT,
                    provider_stuck: int | None = None) -> RuntimeStatusReport:
     """Collect the report; refuses (with telemetry) before any query if the setup is not ready.

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 from rindle.errors import UnknownProfile, UsageError
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.domain.profile import Profile
 
 __all__ = ["profiles_in_scope", "variant_names"]
 
 
-def profiles_in_scope(app: Rindle, profile: str | None, variant: str | None = None
+def profiles_in_scope(app: AppContext, profile: str | None, variant: str | None = None
                       ) -> list[type[Profile]]:
     """The configured profiles an operation walks (all of them, or ``profile``).
 

@@ -21,7 +21,7 @@ from rindle.ops.report import Report, log_failure
 from rindle.processing.rundir import RUNS_DIR, marker_is_live
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.jobs import JobContext
 
 __all__ = ["DEFAULT_THRESHOLD", "SweepReport", "sweep_orphaned_temp_files"]
@@ -56,7 +56,7 @@ def _size(path: Path) -> int:
     return total
 
 
-def sweep_orphaned_temp_files(app: Rindle, *, dry_run: bool = True,
+def sweep_orphaned_temp_files(app: AppContext, *, dry_run: bool = True,
                               threshold_sec: int = DEFAULT_THRESHOLD) -> SweepReport:
     """Remove temp entries older than ``threshold_sec`` that no live process owns."""
     if threshold_sec < 0:
@@ -97,7 +97,7 @@ def sweep_orphaned_temp_files(app: Rindle, *, dry_run: bool = True,
     return report
 
 
-def handle(app: Rindle, job: JobContext) -> None:
+def handle(app: AppContext, job: JobContext) -> None:
     """Job handler for ``rindle.maintenance.sweep_orphaned_temp_files``."""
     sweep_orphaned_temp_files(app, dry_run=bool(job.args.get("dry_run", True)),
                               threshold_sec=int(job.args.get("threshold_sec",

@@ -36,7 +36,7 @@ from rindle.ops.scope import profiles_in_scope, variant_names
 from rindle.storage.base import Capability, Storage
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.jobs import JobContext
 
 __all__ = ["VerifyStorageReport", "check_keys", "verify_storage"]
@@ -105,7 +105,7 @@ def _check_rows(storage: Storage, rows: Sequence[Any], *, pool: ThreadPoolExecut
 class _Missing:
     """Variant ids found gone, flipped ``ready -> missing`` a bounded batch at a time."""
 
-    def __init__(self, app: Rindle, report: VerifyStorageReport, limit: int) -> None:
+    def __init__(self, app: AppContext, report: VerifyStorageReport, limit: int) -> None:
         self.app, self.report, self.limit = app, report, limit
         self.profile = ""
         self.ids: list[Any] = []
@@ -130,7 +130,7 @@ class _Missing:
         self.report.fsm_blocked += len(ids) - len(moved)
 
 
-def verify_storage(app: Rindle, *, profile: str | None = None, variant: str | None = None,
+def verify_storage(app: AppContext, *, profile: str | None = None, variant: str | None = None,
                    concurrency: int = 8, batch_size: int = DEFAULT_BATCH,
                    include_originals: bool = True, progress: bool | None = None
                    ) -> VerifyStorageReport:
@@ -209,7 +209,7 @@ def verify_storage(app: Rindle, *, profile: str | None = None, variant: str | No
     return report
 
 
-def handle(app: Rindle, job: JobContext) -> None:
+def handle(app: AppContext, job: JobContext) -> None:
     """Job handler for ``rindle.maintenance.verify_storage``."""
     verify_storage(app, profile=job.args.get("profile"), variant=job.args.get("variant"),
                    progress=False)
