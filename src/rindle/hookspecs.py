@@ -23,7 +23,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from rindle.app import Rindle
+    from rindle.context import AppContext
     from rindle.domain.models import Asset
     from rindle.domain.variants import VariantSpec
 
@@ -143,10 +143,11 @@ def rindle_scan(path: Path, asset: Asset) -> Mapping[str, Any] | None:
 
 
 @hookspec
-def rindle_doctor_checks(app: Rindle) -> list[Any] | None:
+def rindle_doctor_checks(app: AppContext) -> list[Any] | None:
     """Return doctor checks contributed by this plugin.
 
-    :param app: the configured :class:`rindle.Rindle`.
+    :param app: the configured app (a :class:`rindle.Rindle`), typed as the
+        :class:`rindle.context.AppContext` protocol of what a plugin may use from it.
     :returns: a list of ``rindle.ops.doctor.Check`` results (name, status ``ok``/``warn``/
         ``error``, message, fix), or None.
     """
