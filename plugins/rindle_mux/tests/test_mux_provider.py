@@ -31,6 +31,8 @@ from rindle.errors import (
     ProviderAssetNotFound,
     ProviderQuotaExceeded,
     ProviderSyncFailed,
+    ProviderUnavailable,
+    TransientError,
     UnknownBackend,
 )
 from rindle.streaming import Provider
@@ -102,12 +104,34 @@ def test_retries_are_bounded(mux: FakeMux, keypair: KeyPair) -> None:
     with pytest.raises(ProviderSyncFailed) as info:
         provider.create_asset("https://x/y.mp4")
     assert info.value.status == 502 and len(mux.calls("POST")) == 3
+    assert type(info.value) is ProviderUnavailable and info.value.code == "provider_unavailable"
 
 
 def test_network_failure_is_provider_sync_failed(keypair: KeyPair, mux: FakeMux) -> None:
     provider = _provider(mux, keypair, base_url="http://127.0.0.1:9", max_retries=1)
-    with pytest.raises(ProviderSyncFailed, match="network error"):
+    with pytest.raises(ProviderSyncFailed, match="network error") as info:
         provider.get_asset(ASSET_ID)
+    assert isinstance(info.value, ProviderUnavailable) and info.value.status is None
+    assert isinstance(info.value, TransientError) and info.value.code == "provider_unavailable"
+
+
+def test_server_errors_are_provider_unavailable(mux: FakeMux, keypair: KeyPair) -> None:
+    provider = _provider(mux, keypair, max_retries=0)
+    one = f"/video/v1/assets/{ASSET_ID}"
+    for method, path, status, call in (
+            ("GET", one, 500, lambda: provider.get_asset(ASSET_ID)),
+            ("DELETE", one, 503, lambda: provider.delete_asset(ASSET_ID)),
+            ("POST", "/video/v1/assets", 504, lambda: provider.create_asset("https://x/y.mp4"))):
+        mux.then(method, path, status, {"error": {}})
+        with pytest.raises(ProviderUnavailable) as info:
+            call()
+        assert (info.value.status, info.value.code, info.value.permanent) == (
+            status, "provider_unavailable", False)
+        assert str(info.value).endswith(f"failed: HTTP {status}")
+    mux.then("GET", f"/video/v1/assets/{ASSET_ID}", 400, {"error": {}})
+    with pytest.raises(ProviderSyncFailed) as client:
+        provider.get_asset(ASSET_ID)
+    assert type(client.value) is ProviderSyncFailed and client.value.status == 400
 
 
 def test_rate_limit_paces_requests(mux: FakeMux, keypair: KeyPair) -> None:

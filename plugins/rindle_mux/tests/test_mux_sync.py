@@ -133,7 +133,7 @@ def test_other_errors_leave_a_breadcrumb_and_propagate(mux_app: Rindle, mux: Fak
     assert info.value.status == 503 and ASSET_ID not in str(info.value)
     fresh = reload(mux_app, row)
     assert fresh.state == "processing"
-    assert fresh.last_sync_error == "provider_sync_failed: mux get asset failed: HTTP 503"
+    assert fresh.last_sync_error == "provider_unavailable: mux get asset failed: HTTP 503"
     assert _sync_events(events) == []
     assert len(mux.calls("GET")) == 4
 

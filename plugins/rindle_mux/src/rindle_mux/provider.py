@@ -40,7 +40,7 @@ from urllib.parse import quote
 
 import httpx
 
-from rindle.errors import ConfigError
+from rindle.errors import ConfigError, ProviderUnavailable
 from rindle.streaming import (
     CreatedAsset,
     DirectUpload,
@@ -278,7 +278,8 @@ class MuxProvider(Provider):
         """One REST call with pacing and bounded retries on 429, 5xx and network errors.
 
         Returns the last response (its status may be an error); raises
-        :class:`ProviderSyncFailed` when the network failed on every attempt.
+        :class:`~rindle.errors.ProviderUnavailable` (a :class:`ProviderSyncFailed`) when the
+        network failed or timed out on every attempt.
         """
         auth = (self._require("token_id"), self._require("token_secret"))
         client = self._http()
@@ -289,7 +290,7 @@ class MuxProvider(Provider):
                                           timeout=timeout or self.timeout)
             except httpx.TransportError as exc:
                 if attempt >= self.max_retries:
-                    raise ProviderSyncFailed(
+                    raise ProviderUnavailable(
                         f"mux {what} failed: network error ({type(exc).__name__}); check "
                         "base_url and connectivity") from None
                 time.sleep(self._wait(attempt, None))
@@ -315,12 +316,15 @@ class MuxProvider(Provider):
 
     def _fail(self, response: httpx.Response, what: str, *, quota: bool = True) -> None:
         """Raise for a non-2xx answer: 429 -> quota exceeded (with Retry-After, else 60 s)
-        when ``quota``; everything else -> :class:`ProviderSyncFailed` with the status."""
+        when ``quota``; 5xx -> :class:`~rindle.errors.ProviderUnavailable`; everything else
+        -> :class:`ProviderSyncFailed`; both carry the status."""
         status = response.status_code
         if status == 429 and quota:
             raise ProviderQuotaExceeded(
                 f"mux {what}: rate limited (HTTP 429); retry later",
                 retry_after=_retry_after(response) or 60)
+        if status >= 500:
+            raise ProviderUnavailable(f"mux {what} failed: HTTP {status}", status=status)
         hint = " (check token_id/token_secret)" if status in (401, 403) else ""
         raise ProviderSyncFailed(f"mux {what} failed: HTTP {status}{hint}", status=status)
 
