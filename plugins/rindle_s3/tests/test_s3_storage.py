@@ -7,10 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.stub import Stubber
 
 import rindle_s3.storage
 from rindle import Rindle
-from rindle.errors import ConfigError, ObjectNotFound, StorageError
+from rindle.errors import (
+    ConfigError,
+    ObjectNotFound,
+    StorageError,
+    StorageUnavailable,
+    TransientError,
+)
 from rindle.plugins import make_plugin_manager
 from rindle.storage import BackendContext
 from rindle.testing.servers import http
@@ -59,6 +66,48 @@ def test_a_missing_bucket_is_an_infrastructure_error_never_a_missing_object(
     [answer] = store.exists_many(["a/b.jpg"])
     assert isinstance(answer, StorageError)
     assert "SECRET-NEVER-SHOWN" not in repr(store.describe()) + str(err.value)
+
+
+def test_an_unreachable_endpoint_is_storage_unavailable(moto_endpoint: str) -> None:
+    closed = S3Storage(name="default", bucket="b", endpoint_url="http://127.0.0.1:9",
+                       region="us-east-1", access_key_id="testing",
+                       secret_access_key="SECRET-NEVER-SHOWN")
+    with pytest.raises(StorageUnavailable) as err:
+        closed.head("a/b.jpg")
+    assert isinstance(err.value, TransientError) and err.value.code == "storage_unavailable"
+    assert "EndpointConnectionError" in str(err.value)
+    assert "SECRET-NEVER-SHOWN" not in str(err.value)
+    [answer] = closed.exists_many(["a/b.jpg"])
+    assert isinstance(answer, StorageUnavailable)
+
+
+@pytest.mark.parametrize("code, status", [
+    ("SlowDown", 503), ("ServiceUnavailable", 503), ("InternalError", 500),
+    ("RequestTimeout", 400), ("Throttling", 400), ("503", 503), ("BadGateway", 502),
+])
+def test_throttling_and_server_errors_are_storage_unavailable(
+        s3: S3Storage, code: str, status: int) -> None:
+    with Stubber(s3.client) as stub:
+        stub.add_client_error("head_object", service_error_code=code,
+                              http_status_code=status)
+        with pytest.raises(StorageUnavailable) as err:
+            s3.head("a/b.jpg")
+    assert err.value.code == "storage_unavailable" and f"({code}: " in str(err.value)
+
+
+def test_other_service_errors_stay_plain_storage_errors(s3: S3Storage) -> None:
+    with Stubber(s3.client) as stub:
+        stub.add_client_error("head_object", service_error_code="AccessDenied",
+                              http_status_code=403)
+        stub.add_response("delete_objects", {"Errors": [
+            {"Key": "x/1", "Code": "SlowDown", "Message": "slow down"},
+            {"Key": "x/2", "Code": "AccessDenied", "Message": "no"}]})
+        with pytest.raises(StorageError) as err:
+            s3.head("a/b.jpg")
+        failures = s3._delete_objects(["x/1", "x/2"])
+    assert type(err.value) is StorageError and err.value.code == "storage_error"
+    assert type(failures["x/1"]) is StorageUnavailable
+    assert type(failures["x/2"]) is StorageError
 
 
 def test_delete_many_batches_requests_and_reports_per_key(

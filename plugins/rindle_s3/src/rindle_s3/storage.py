@@ -11,9 +11,15 @@ from urllib.parse import quote
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from rindle.errors import ConfigError, ObjectNotFound, StorageError
+from rindle.errors import ConfigError, ObjectNotFound, StorageError, StorageUnavailable
 from rindle.storage import (
     BackendContext,
     Capability,
@@ -30,6 +36,13 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 #: ``DeleteObjects`` takes at most this many keys per request.
 DELETE_BATCH = 1000
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+#: Error codes that say "try again later" (throttling, timeouts, server trouble); any 5xx
+#: answer counts too. Mapped to :class:`StorageUnavailable`.
+_UNAVAILABLE = {"SlowDown", "RequestTimeout", "ServiceUnavailable", "Throttling",
+                "ThrottlingException", "RequestThrottled", "InternalError", "503", "500"}
+#: Network failures: no connection (EndpointConnectionError, ConnectTimeoutError and the
+#: other botocore ConnectionErrors), a read timeout, a connection dropped mid-answer.
+_NETWORK = (BotoConnectionError, ReadTimeoutError, ConnectionClosedError)
 #: The header a create-only write carries: S3 refuses it (412) once the key holds an object.
 CREATE_ONLY = {"If-None-Match": "*"}
 _SETTINGS = {"bucket", "prefix", "region", "endpoint_url", "access_key_id",
@@ -40,8 +53,10 @@ _SETTINGS = {"bucket", "prefix", "region", "endpoint_url", "access_key_id",
 class S3Storage(Storage):
     """A bucket (optionally a key prefix inside it) holding rindle's objects.
 
-    Every method maps "no such key" to :class:`ObjectNotFound` and any other service or
-    network failure to :class:`StorageError`, whose message never carries credentials.
+    Every method maps "no such key" to :class:`ObjectNotFound`, a timeout, a failed
+    connection, throttling or a 5xx answer to :class:`StorageUnavailable` (a
+    :class:`StorageError` the worker may retry), and any other service failure to
+    :class:`StorageError`; no message carries credentials.
     One client is shared by all threads (boto3 clients are thread-safe).
     """
 
@@ -114,9 +129,13 @@ class S3Storage(Storage):
             if code in _NOT_FOUND:
                 return ObjectNotFound(key)
             detail = f"{code}: {error.get('Message') or 'no message'}"
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            unavailable = code in _UNAVAILABLE or (isinstance(status, int) and status >= 500)
         else:
             detail = type(exc).__name__
-        return StorageError(f"s3 {verb} {key!r} in bucket {self.bucket!r} failed ({detail})")
+            unavailable = isinstance(exc, _NETWORK)
+        kind = StorageUnavailable if unavailable else StorageError
+        return kind(f"s3 {verb} {key!r} in bucket {self.bucket!r} failed ({detail})")
 
     # --- core operations -----------------------------------------------------------------
 
@@ -179,7 +198,8 @@ class S3Storage(Storage):
             code = str(error.get("Code", ""))
             if code in _NOT_FOUND:
                 continue
-            failures[error["Key"]] = StorageError(
+            kind = StorageUnavailable if code in _UNAVAILABLE else StorageError
+            failures[error["Key"]] = kind(
                 f"s3 DELETE {self._unprefix(error['Key'])!r} failed "
                 f"({code}: {error.get('Message') or 'no message'})")
         return failures
