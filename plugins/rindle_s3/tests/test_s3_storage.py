@@ -84,6 +84,7 @@ def test_an_unreachable_endpoint_is_storage_unavailable(moto_endpoint: str) -> N
 @pytest.mark.parametrize("code, status", [
     ("SlowDown", 503), ("ServiceUnavailable", 503), ("InternalError", 500),
     ("RequestTimeout", 400), ("Throttling", 400), ("503", 503), ("BadGateway", 502),
+    ("GatewayTimeout", 504),
 ])
 def test_throttling_and_server_errors_are_storage_unavailable(
         s3: S3Storage, code: str, status: int) -> None:
@@ -99,13 +100,18 @@ def test_other_service_errors_stay_plain_storage_errors(s3: S3Storage) -> None:
     with Stubber(s3.client) as stub:
         stub.add_client_error("head_object", service_error_code="AccessDenied",
                               http_status_code=403)
+        stub.add_client_error("head_object", service_error_code="NotImplemented",
+                              http_status_code=501)
         stub.add_response("delete_objects", {"Errors": [
             {"Key": "x/1", "Code": "SlowDown", "Message": "slow down"},
             {"Key": "x/2", "Code": "AccessDenied", "Message": "no"}]})
         with pytest.raises(StorageError) as err:
             s3.head("a/b.jpg")
+        with pytest.raises(StorageError) as unimplemented:
+            s3.head("a/b.jpg")
         failures = s3._delete_objects(["x/1", "x/2"])
     assert type(err.value) is StorageError and err.value.code == "storage_error"
+    assert type(unimplemented.value) is StorageError  # a 501 is not transient
     assert type(failures["x/1"]) is StorageUnavailable
     assert type(failures["x/2"]) is StorageError
 

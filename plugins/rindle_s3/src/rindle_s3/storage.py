@@ -36,8 +36,8 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 #: ``DeleteObjects`` takes at most this many keys per request.
 DELETE_BATCH = 1000
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
-#: Error codes that say "try again later" (throttling, timeouts, server trouble); any 5xx
-#: answer counts too. Mapped to :class:`StorageUnavailable`.
+#: Error codes that say "try again later" (throttling, timeouts, server trouble); a 500,
+#: 502, 503 or 504 answer counts too (a 501 does not). Mapped to :class:`StorageUnavailable`.
 _UNAVAILABLE = {"SlowDown", "RequestTimeout", "ServiceUnavailable", "Throttling",
                 "ThrottlingException", "RequestThrottled", "InternalError", "503", "500"}
 #: Network failures: no connection (EndpointConnectionError, ConnectTimeoutError and the
@@ -130,7 +130,7 @@ class S3Storage(Storage):
                 return ObjectNotFound(key)
             detail = f"{code}: {error.get('Message') or 'no message'}"
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            unavailable = code in _UNAVAILABLE or (isinstance(status, int) and status >= 500)
+            unavailable = code in _UNAVAILABLE or status in (500, 502, 503, 504)
         else:
             detail = type(exc).__name__
             unavailable = isinstance(exc, _NETWORK)
