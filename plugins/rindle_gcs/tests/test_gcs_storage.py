@@ -14,13 +14,22 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
 import pytest
+import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from google.api_core import exceptions as gexc
 from google.cloud import storage as gcs
 
 import rindle_gcs.storage
 from rindle import Rindle
-from rindle.errors import ConfigError, DeliveryUnsupported, ObjectNotFound, StorageError
+from rindle.errors import (
+    ConfigError,
+    DeliveryUnsupported,
+    ObjectNotFound,
+    StorageError,
+    StorageUnavailable,
+    TransientError,
+)
 from rindle.plugins import make_plugin_manager
 from rindle.storage import BackendContext, Capability
 from rindle.testing.servers import http
@@ -151,8 +160,33 @@ def test_an_unreachable_service_is_a_storage_error_not_a_missing_object(
             call()
         assert not isinstance(err.value, ObjectNotFound)
         assert "ConnectionError" in str(err.value)
+        assert isinstance(err.value, StorageUnavailable) and isinstance(err.value, TransientError)
+        assert err.value.code == "storage_unavailable"
     [answer] = store.exists_many(["a.jpg"])
-    assert isinstance(answer, StorageError)
+    assert isinstance(answer, StorageUnavailable)
+    with pytest.raises(StorageUnavailable, match="resumable PUT failed"):
+        store.resumable_upload_status("a.jpg", f"http://127.0.0.1:{dead}/upload?id=1")
+
+
+@pytest.mark.parametrize("exc, unavailable", [
+    (gexc.ServiceUnavailable("down"), True),
+    (gexc.InternalServerError("oops"), True),
+    (gexc.TooManyRequests("slow down"), True),
+    (gexc.DeadlineExceeded("late"), True),
+    (gexc.BadGateway("proxy"), True),
+    (gexc.RetryError("gave up", cause=gexc.ServiceUnavailable("down")), True),
+    (requests.exceptions.ConnectTimeout("no answer"), True),
+    (requests.exceptions.ReadTimeout("no answer"), True),
+    (gexc.Forbidden("no"), False),
+    (gexc.MethodNotImplemented("no"), False),
+    (gexc.BadRequest("no"), False),
+])
+def test_transient_failures_are_storage_unavailable(store: GCSStorage, exc: Exception,
+                                                    unavailable: bool) -> None:
+    """What the client library raises, mapped as every operation maps it."""
+    err = store._fail("HEAD", "a.jpg", exc)
+    assert type(err) is (StorageUnavailable if unavailable else StorageError)
+    assert err.code == ("storage_unavailable" if unavailable else "storage_error")
 
 
 def test_invalid_keys_are_refused_before_any_request(store: GCSStorage) -> None:

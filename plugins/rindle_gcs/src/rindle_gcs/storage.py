@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit
 
 import google.auth
+import requests.exceptions
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials, Credentials, Signing
@@ -26,7 +27,13 @@ from google.cloud import storage as gcs
 from google.cloud.storage.retry import DEFAULT_RETRY
 from google.oauth2 import service_account
 
-from rindle.errors import ConfigError, DeliveryUnsupported, ObjectNotFound, StorageError
+from rindle.errors import (
+    ConfigError,
+    DeliveryUnsupported,
+    ObjectNotFound,
+    StorageError,
+    StorageUnavailable,
+)
 from rindle.storage import (
     BackendContext,
     Capability,
@@ -53,9 +60,23 @@ _SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
 _SETTINGS = {"bucket", "project", "credentials_file", "prefix", "retry_deadline"}
 #: What the client library raises for service, auth and network failures.
 _FAILURES: tuple[type[BaseException], ...] = (gexc.GoogleAPIError, GoogleAuthError, OSError)
+#: Failures that say "try again later": a 429, 500, 502, 503 or 504 answer (DeadlineExceeded
+#: is a 504; a 501 is not transient), a retry policy that gave up, no connection or a
+#: timeout (requests' and the socket's own). Mapped to :class:`StorageUnavailable`.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    gexc.TooManyRequests, gexc.InternalServerError, gexc.BadGateway,
+    gexc.ServiceUnavailable, gexc.GatewayTimeout, gexc.RetryError,
+    requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+    ConnectionError, TimeoutError)
 #: The header a create-only write carries: GCS refuses it (412) once the name holds a live
 #: object (generation 0 means "no live object").
 CREATE_ONLY = {"x-goog-if-generation-match": "0"}
+_UNAVAILABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def _unavailable(status: int) -> bool:
+    """Whether an HTTP status says "try again later" (429, 500, 502, 503, 504)."""
+    return status in _UNAVAILABLE_STATUS
 
 
 class GCSStorage(Storage):
@@ -186,7 +207,8 @@ class GCSStorage(Storage):
         return name[len(self.prefix):]
 
     def _fail(self, verb: str, key: str, exc: BaseException) -> StorageError:
-        """``ObjectNotFound`` for a 404 about the object; ``StorageError`` for the rest."""
+        """``ObjectNotFound`` for a 404 about the object; ``StorageUnavailable`` for a 5xx,
+        a 429, a timeout or no connection; ``StorageError`` for the rest."""
         if isinstance(exc, gexc.NotFound):
             if "bucket does not exist" in str(exc.message).lower():
                 return self._no_bucket()
@@ -197,8 +219,8 @@ class GCSStorage(Storage):
             detail = f"gave up retrying after {type(exc.cause).__name__}"
         else:
             detail = type(exc).__name__
-        return StorageError(f"gcs {verb} {key!r} in bucket {self.bucket_name!r} failed "
-                            f"({detail})")
+        kind = StorageUnavailable if isinstance(exc, _UNAVAILABLE) else StorageError
+        return kind(f"gcs {verb} {key!r} in bucket {self.bucket_name!r} failed ({detail})")
 
     def _no_bucket(self) -> StorageError:
         return StorageError(f"gcs bucket {self.bucket_name!r} does not exist or is not "
@@ -300,7 +322,8 @@ class GCSStorage(Storage):
             status = int(response.status_code)
             if 200 <= status < 300 or status == 404:
                 continue
-            failures[name] = StorageError(f"gcs DELETE {self._unprefix(name)!r} in bucket "
+            kind = StorageUnavailable if _unavailable(status) else StorageError
+            failures[name] = kind(f"gcs DELETE {self._unprefix(name)!r} in bucket "
                                           f"{self.bucket_name!r} failed (HTTP {status})")
         return failures
 
@@ -437,7 +460,8 @@ class GCSStorage(Storage):
             return resp.status, {k.lower(): v for k, v in resp.getheaders()}
         except OSError as exc:
             # the URI is a credential: name the failure, never the URI
-            raise StorageError(f"gcs resumable {method} failed ({type(exc).__name__})") from exc
+            kind = StorageUnavailable if isinstance(exc, _UNAVAILABLE) else StorageError
+            raise kind(f"gcs resumable {method} failed ({type(exc).__name__})") from exc
         finally:
             conn.close()
 
@@ -457,7 +481,8 @@ class GCSStorage(Storage):
             return ResumableStatus(committed_bytes=int(size), state="complete")
         if status in (404, 410):
             raise ObjectNotFound(key)
-        raise StorageError(f"gcs resumable status of {key!r} failed (HTTP {status})")
+        kind = StorageUnavailable if _unavailable(status) else StorageError
+        raise kind(f"gcs resumable status of {key!r} failed (HTTP {status})")
 
     def verify_resumable_completion(self, key: str, session_uri: str) -> ObjectInfo:
         """The stored object once its session has finished. While bytes are still missing
@@ -476,7 +501,8 @@ class GCSStorage(Storage):
         status, _ = self._session_request("DELETE", session_uri, {"Content-Length": "0"})
         if status in (200, 204, 404, 410, 499):
             return
-        raise StorageError(f"gcs resumable cancel of {key!r} failed (HTTP {status})")
+        kind = StorageUnavailable if _unavailable(status) else StorageError
+        raise kind(f"gcs resumable cancel of {key!r} failed (HTTP {status})")
 
     # --- compose ---------------------------------------------------------------------------
 
