@@ -111,7 +111,7 @@ class Rindle:
             self._storage_registry.get(table["backend"])  # unknown names fail at startup
         self._storages: dict[str, Storage] = {}
         self._storage_lock = threading.Lock()
-        self._jobs: JobQueue | None = None
+        self._jobs: JobQueue[Rindle] | None = None
         self._streaming: Streaming | None = None
         if self.settings.streaming or any(p.delivery.streaming is not None
                                           for p in self._profiles.values()):
@@ -371,7 +371,7 @@ class Rindle:
         self.db.migrate()
 
     @property
-    def jobs(self) -> JobQueue:
+    def jobs(self) -> JobQueue[Rindle]:
         """The durable job queue (enqueue, drain, cancel)."""
         if self._jobs is None:
             from rindle.jobs import JobQueue

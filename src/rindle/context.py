@@ -9,7 +9,7 @@ instead of importing the facade, so they depend on the parts of the app they use
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import pluggy
@@ -44,7 +44,7 @@ class AppContext(Protocol):
         """The database: sessions and transactions."""
 
     @property
-    def jobs(self) -> JobQueue:
+    def jobs(self) -> JobQueue[Any]:
         """The durable job queue."""
 
     @property

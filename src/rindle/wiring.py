@@ -7,8 +7,9 @@ when it creates its queue.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from rindle.context import AppContext
 from rindle.jobs.kinds import PROCESS_VARIANT, PROMOTE, PURGE
 from rindle.ops import abort_uploads, backfill, cleanup, regenerate, sweep, verify_storage
 from rindle.processing import promote, purge, variants
@@ -16,6 +17,7 @@ from rindle.streaming import handlers as streaming_handlers
 
 if TYPE_CHECKING:
     from rindle.jobs.queue import JobContext, JobQueue
+    from rindle.streaming.service import Streaming
 
 __all__ = ["NOOP", "register_core_handlers"]
 
@@ -23,11 +25,22 @@ NOOP = "rindle.noop"
 MAINTENANCE = "rindle.maintenance."
 
 
+class _WiredApp(AppContext, Protocol):
+    """An app whose queue runs the core handlers (a :class:`rindle.Rindle` is one)."""
+
+    @property
+    def streaming(self) -> Streaming:
+        """The app's streaming services."""
+
+
+_App = TypeVar("_App", bound=_WiredApp)
+
+
 def _noop(app: object, job: JobContext) -> None:
     """Does nothing; useful to check a worker end to end."""
 
 
-def register_core_handlers(queue: JobQueue) -> None:
+def register_core_handlers(queue: JobQueue[_App]) -> None:
     """Register the lifecycle, maintenance and streaming handlers with their queues and attempts."""
     queue.register(NOOP, _noop, queue="maintenance", max_attempts=1)
     queue.register(PROMOTE, promote.handle, queue="promote", max_attempts=3)

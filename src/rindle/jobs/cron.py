@@ -118,7 +118,7 @@ class CronEntry:
     args: Mapping[str, Any]
 
 
-def parse_schedule(table: Mapping[str, Any], queue: JobQueue | None = None) -> list[CronEntry]:
+def parse_schedule(table: Mapping[str, Any], queue: JobQueue[Any] | None = None) -> list[CronEntry]:
     """Turn the ``[cron]`` table into entries.
 
     A bad expression, a malformed entry or (given ``queue``) a kind nobody registered is a
@@ -172,7 +172,7 @@ def _uuid7_floor(when: dt.datetime) -> uuid.UUID:
     return uuid.UUID(int=(int(when.timestamp() * 1000) & ((1 << 48) - 1)) << 80)
 
 
-def schedule_due(queue: JobQueue, entries: Sequence[CronEntry], now: dt.datetime, *,
+def schedule_due(queue: JobQueue[Any], entries: Sequence[CronEntry], now: dt.datetime, *,
                  since: dt.datetime | None = None) -> int:
     """Enqueue each entry's due slot; returns how many jobs this call created.
 

@@ -18,7 +18,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,7 +32,9 @@ from rindle.jobs import leases
 from rindle.jobs.outcomes import Cancel, Retry
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.config import Settings
+    from rindle.database import Database
+    from rindle.telemetry import Telemetry
 
 __all__ = [
     "DEFAULT_ATTEMPTS",
@@ -41,6 +43,7 @@ __all__ = [
     "Handler",
     "JobContext",
     "JobQueue",
+    "QueueApp",
 ]
 
 log = logging.getLogger(__name__)
@@ -79,21 +82,43 @@ class JobContext:
     timeout: float | None = None
 
 
-#: A job handler: raise to fail (:class:`Retry`, :class:`Cancel`); its return value is ignored.
-Handler = Callable[["Rindle", JobContext], object]
+class QueueApp(Protocol):
+    """What a :class:`JobQueue` needs from its app (a :class:`rindle.Rindle` is one)."""
+
+    @property
+    def settings(self) -> Settings:
+        """The validated settings (``settings.jobs``: leases and backoff)."""
+
+    @property
+    def db(self) -> Database:
+        """The database the ``rindle_jobs`` table lives in."""
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where job events go."""
+
+
+#: The type of the app a queue hands to its handlers (``Rindle`` for ``app.jobs``).
+AppT = TypeVar("AppT", bound=QueueApp)
+
+#: A job handler, given the queue's app and the job: raise to fail (:class:`Retry`,
+#: :class:`Cancel`); its return value is ignored. ``Handler[A]`` takes an app of type ``A``.
+Handler = Callable[[AppT, JobContext], object]
 
 
 @dataclass(frozen=True)
-class _Registration:
+class _Registration(Generic[AppT]):
     kind: str
-    handler: Handler
+    handler: Handler[AppT]
     queue: str
     max_attempts: int
     timeout: float | None
 
 
-class JobQueue:
-    """Enqueue, claim, run and settle jobs for one :class:`rindle.Rindle`.
+class JobQueue(Generic[AppT]):
+    """Enqueue, claim, run and settle jobs for one app (a :class:`rindle.Rindle`).
+
+    Handlers are given that app: a ``JobQueue[A]`` runs handlers that take an ``A``.
 
     :attr:`clock` (default :func:`~rindle.clock.system_clock`, or the ``clock`` given) is
     the only time source for ``run_at``, leases, ``finished_at``, pruning and the
@@ -101,8 +126,8 @@ class JobQueue:
     :class:`~rindle.clock.ManualClock`) to decide when leases run out.
     """
 
-    def __init__(self, app: Rindle, *, clock: Clock | None = None) -> None:
-        self.app = app
+    def __init__(self, app: AppT, *, clock: Clock | None = None) -> None:
+        self.app: AppT = app
         self.db = app.db
         #: Returns "now" (aware UTC) wherever the queue needs the time.
         self.clock: Clock = clock or system_clock
@@ -110,11 +135,11 @@ class JobQueue:
         self.lease_seconds = opts.lease_seconds
         self.backoff_base = opts.backoff_base
         self.backoff_cap = opts.backoff_cap
-        self._handlers: dict[str, _Registration] = {}
+        self._handlers: dict[str, _Registration[AppT]] = {}
 
     # --- handlers -------------------------------------------------------------------------
 
-    def register(self, kind: str, handler: Handler, *, queue: str,
+    def register(self, kind: str, handler: Handler[AppT], *, queue: str,
                  max_attempts: int | None = None, timeout: float | None = None) -> None:
         """Route jobs of ``kind`` to ``handler`` on ``queue``.
 
@@ -133,7 +158,7 @@ class JobQueue:
         """Registered kinds and the queue each runs on."""
         return {k: r.queue for k, r in self._handlers.items()}
 
-    def _registration(self, kind: str) -> _Registration:
+    def _registration(self, kind: str) -> _Registration[AppT]:
         try:
             return self._handlers[kind]
         except KeyError:

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,12 +29,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from rindle.domain.models import WorkerHeartbeat
 from rindle.errors import ConfigError
 from rindle.jobs.cron import parse_schedule, schedule_due
-from rindle.jobs.queue import QUEUES, JobContext
+from rindle.jobs.queue import QUEUES, JobContext, JobQueue
 
 if TYPE_CHECKING:
-    from rindle.app import Rindle
+    from rindle.config import Settings
+    from rindle.database import Database
 
-__all__ = ["DEFAULT_CONCURRENCY", "Worker"]
+__all__ = ["DEFAULT_CONCURRENCY", "Worker", "WorkerApp"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,22 @@ _HB: Table = WorkerHeartbeat.__table__  # type: ignore[assignment]
 _SIGNAL_CHECK = 0.1
 
 
+class WorkerApp(Protocol):
+    """What a :class:`Worker` needs from its app (a :class:`rindle.Rindle` is one)."""
+
+    @property
+    def settings(self) -> Settings:
+        """The validated settings (``settings.jobs``, ``settings.cron``)."""
+
+    @property
+    def db(self) -> Database:
+        """The database heartbeats are written to."""
+
+    @property
+    def jobs(self) -> JobQueue[Any]:
+        """The queue the worker runs jobs from."""
+
+
 class Worker:
     """Runs jobs from the chosen queues until stopped.
 
@@ -57,7 +74,7 @@ class Worker:
     registered is a :class:`ConfigError` here, before anything runs.
     """
 
-    def __init__(self, app: Rindle, queues: Mapping[str, int] | Sequence[str] | None = None,
+    def __init__(self, app: WorkerApp, queues: Mapping[str, int] | Sequence[str] | None = None,
                  *, concurrency: int | None = None, cron: bool = True,
                  lease_seconds: float | None = None, poll_interval: float | None = None,
                  heartbeat_interval: float = 5.0, worker_id: str | None = None,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from rindle.jobs.queue import QueueApp
 from rindle.streaming.ingest import ingest_asset
 from rindle.streaming.jobs import INGEST, SYNC, SYNC_DUE, WEBHOOK
 from rindle.streaming.webhooks import handle_job_event
@@ -15,12 +16,15 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 
-class _HasStreaming(Protocol):
-    """An app with streaming services (a :class:`rindle.Rindle` is one)."""
+class _HasStreaming(QueueApp, Protocol):
+    """An app with a job queue and streaming services (a :class:`rindle.Rindle` is one)."""
 
     @property
     def streaming(self) -> Streaming:
         """The app's streaming services."""
+
+
+_App = TypeVar("_App", bound=_HasStreaming)
 
 
 def _sync_due(app: _HasStreaming, job: JobContext) -> None:
@@ -41,7 +45,7 @@ def _ingest(app: _HasStreaming, job: JobContext) -> None:
     ingest_asset(app.streaming, dict(job.args))
 
 
-def register(queue: JobQueue) -> None:
+def register(queue: JobQueue[_App]) -> None:
     """Register the streaming job kinds on ``queue``."""
     queue.register(SYNC_DUE, _sync_due, queue="provider", max_attempts=1, timeout=60)
     queue.register(SYNC, _sync, queue="provider", max_attempts=3, timeout=30)
