@@ -11,7 +11,7 @@ from sqlalchemy import Table, select, update
 from rindle import Rindle
 from rindle.clock import ManualClock
 from rindle.domain.models import Job, utcnow
-from rindle.errors import JobError
+from rindle.errors import JobError, ProviderUnavailable, StorageUnavailable
 from rindle.jobs import Cancel, JobContext, Retry
 from rindle.jobs.kinds import PROCESS_VARIANT, PROMOTE, PURGE
 from tests.apps import MakeApp
@@ -92,6 +92,27 @@ def test_failures_retry_with_backoff_then_discard(japp: Rindle) -> None:
     assert calls == [1, 2, 3]
     [(state, attempt, error)] = states(japp)
     assert (state, attempt) == ("discarded", 3) and error and "not yet" in error
+
+
+@pytest.mark.parametrize("error", [
+    StorageUnavailable("s3 GET 'k' failed (SlowDown: slow down)"),
+    ProviderUnavailable("mux get asset failed: HTTP 503", status=503),
+])
+def test_transient_errors_are_retried_until_the_attempts_run_out(
+        japp: Rindle, error: Exception) -> None:
+    calls: list[int] = []
+
+    def down(app: Rindle, job: JobContext) -> None:
+        calls.append(job.attempt)
+        raise error
+
+    japp.jobs.register("t.down", down, queue="process", max_attempts=3)
+    japp.jobs.enqueue_now("t.down", {})
+    japp.jobs.drain()
+    assert calls == [1, 2, 3]
+    [(state, attempt, last)] = states(japp)
+    assert (state, attempt) == ("discarded", 3)
+    assert last is not None and last.startswith(f"{type(error).__name__}: ")
 
 
 def test_backoff_puts_retries_in_the_future(make_app: Any) -> None:
