@@ -15,6 +15,7 @@ from rindle.config import Settings, load_settings
 from rindle.database import Database
 from rindle.domain.profile import Profile
 from rindle.errors import ConfigError, ProfileError, UnknownProfile
+from rindle.hooks import Hooks
 from rindle.plugins import BackendRegistry, make_plugin_manager
 from rindle.storage.base import BackendContext, Storage
 from rindle.telemetry import Telemetry
@@ -22,6 +23,7 @@ from rindle.telemetry import Telemetry
 if TYPE_CHECKING:
     import pluggy
 
+    from rindle.context import VariantReadyCallback
     from rindle.domain.attachments import Owner
     from rindle.domain.models import Asset, Attachment, UploadSession
     from rindle.jobs import JobQueue, Worker
@@ -102,6 +104,7 @@ class Rindle:
         self.settings = replace(base, **overrides)  # validated again by __post_init__
         self.pm = plugin_manager or make_plugin_manager(load_entrypoints=load_entrypoints)
         self.telemetry = Telemetry(hook_caller=self.pm.hook.rindle_event)
+        self._hooks = Hooks(self.pm)
         self.db = Database(self.settings.resolved_database_url, require_migrated=True)
         self._profiles = self._load_profiles(self.settings.profiles)
         self._storage_registry = BackendRegistry.collect(
@@ -113,6 +116,7 @@ class Rindle:
         self._storage_lock = threading.Lock()
         self._jobs: JobQueue[Rindle] | None = None
         self._streaming: Streaming | None = None
+        self._on_variant_ready: list[VariantReadyCallback] | None = None
         if self.settings.streaming or any(p.delivery.streaming is not None
                                           for p in self._profiles.values()):
             _ = self.streaming  # a bad [streaming.NAME], backend or profile fails at startup
@@ -369,6 +373,26 @@ class Rindle:
     def migrate(self) -> None:
         """Apply every shipped migration (Alembic ``upgrade head``)."""
         self.db.migrate()
+
+    @property
+    def on_variant_ready(self) -> list[VariantReadyCallback]:
+        """The callbacks run, in order, inside the transaction that marks a variant ready,
+        as ``callback(app, session, asset, variant_name, recipe_digest)``; append to add one.
+
+        Starts with the core's own (streaming's server-push ingest job), so a job a callback
+        enqueues commits together with the ready state.
+        """
+        if self._on_variant_ready is None:
+            from rindle.wiring import core_variant_ready_callbacks
+
+            self._on_variant_ready = core_variant_ready_callbacks()
+        return self._on_variant_ready
+
+    @property
+    def hooks(self) -> Hooks:
+        """Typed calls of the media-pipeline hooks (probe, analyze, scan, transcode), which
+        check each plugin's answer; built once, on :attr:`pm`."""
+        return self._hooks
 
     @property
     def jobs(self) -> JobQueue[Rindle]:

@@ -9,19 +9,29 @@ instead of importing the facade, so they depend on the parts of the app they use
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import pluggy
+    from sqlalchemy.orm import Session
 
     from rindle.config import Settings
     from rindle.database import Database
+    from rindle.domain.models import Asset
     from rindle.domain.profile import Profile
+    from rindle.hooks import Hooks
     from rindle.jobs.queue import JobQueue
     from rindle.storage.base import Storage
     from rindle.telemetry import Telemetry
 
-__all__ = ["AppContext"]
+__all__ = ["AppContext", "VariantReadyCallback"]
+
+#: ``callback(app, session, asset, variant_name, recipe_digest)``: called inside the
+#: transaction that marks the variant ``variant_name`` of ``asset`` ready, with that
+#: transaction's session, so whatever it writes (a job it enqueues) commits or rolls back
+#: together with the ready state. Its return value is ignored.
+VariantReadyCallback = Callable[["AppContext", "Session", "Asset", str, str], object]
 
 
 class AppContext(Protocol):
@@ -36,6 +46,10 @@ class AppContext(Protocol):
         """The plugin manager (hooks of the registered plugins)."""
 
     @property
+    def hooks(self) -> Hooks:
+        """Typed calls of the media-pipeline hooks, checking each plugin's answer."""
+
+    @property
     def telemetry(self) -> Telemetry:
         """Where events go."""
 
@@ -46,6 +60,10 @@ class AppContext(Protocol):
     @property
     def jobs(self) -> JobQueue[Any]:
         """The durable job queue."""
+
+    @property
+    def on_variant_ready(self) -> list[VariantReadyCallback]:
+        """The callbacks run, in order, inside the transaction that marks a variant ready."""
 
     @property
     def profiles(self) -> dict[str, type[Profile]]:

@@ -3,7 +3,8 @@
 Storage writes are deterministic (the key carries the recipe digest), so a retried or
 taken-over job overwrites the same object and nothing is stored twice. The final write
 re-checks, under a row lock, that the variant still wants this digest: a stale job never
-overwrites a newer result.
+overwrites a newer result. The transaction that marks a variant ready also runs the app's
+``on_variant_ready`` callbacks, so what they enqueue commits with the ready state.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from rindle.errors import InvalidTransition, ObjectNotFound, OriginalChanged, Ri
 from rindle.jobs.outcomes import Cancel
 from rindle.processing.original import ORIGINAL_CHANGED, fetch_original, quarantine_changed
 from rindle.processing.rundir import run_directory
-from rindle.streaming.ingest import enqueue_server_push
 from rindle.upload.keys import variant_key
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from rindle.context import AppContext
+    from rindle.hooks import Rendition
     from rindle.jobs import JobContext
 
 __all__ = ["process_variant"]
@@ -124,14 +125,11 @@ def process_variant(app: AppContext, asset_id: uuid.UUID, name: str, *, attempt:
                 raise Cancel(ORIGINAL_CHANGED) from None
             workdir = run / "out"
             workdir.mkdir()
-            result = app.pm.hook.rindle_transcode(source=source, spec=spec, workdir=workdir,
-                                                  max_pixels=prof.max_pixels)
+            result = app.hooks.transcode(source, spec, workdir, prof.max_pixels)
             if result is None:
                 raise Cancel(f"unsupported_recipe:{spec.kind}")
-            out = Path(result["path"])
-            ext = result.get("extension") or out.suffix
-            key = variant_key(prof.name, asset_id, name, digest, ext)
-            info = storage.put(key, out, content_type=result.get("content_type"))
+            key = variant_key(prof.name, asset_id, name, digest, result.extension)
+            info = storage.put(key, result.path, content_type=result.content_type)
         outcome = _finish(app, asset, name, digest, run_id, key, info.size, result)
     except Cancel as exc:
         _fail(app, asset, name, run_id, str(exc), final_state="cancelled")
@@ -149,7 +147,7 @@ def process_variant(app: AppContext, asset_id: uuid.UUID, name: str, *, attempt:
 
 
 def _finish(app: AppContext, asset: Asset, name: str, digest: str, run_id: uuid.UUID, key: str,
-            size: int, result: dict[str, Any]) -> str:
+            size: int, result: Rendition) -> str:
     tel = app.telemetry
     with app.db.transaction() as s:
         row = _lock_variant(s, asset.id, name)
@@ -163,14 +161,15 @@ def _finish(app: AppContext, asset: Asset, name: str, digest: str, run_id: uuid.
         variant_fsm.transition(s, row.id, "processing", "ready", telemetry=tel,
                                profile=asset.profile, values={
                                    "storage_key": key, "byte_size": size,
-                                   "content_type": result.get("content_type"),
-                                   "width": result.get("width"), "height": result.get("height"),
-                                   "duration_ms": result.get("duration_ms"),
+                                   "content_type": result.content_type,
+                                   "width": result.width, "height": result.height,
+                                   "duration_ms": result.duration_ms,
                                    "generated_at": utcnow(), "error_reason": None})
         if run is not None:
             run.state, run.finished_at = "succeeded", utcnow()
         aggregate.recompute(s, asset.id, telemetry=tel)
-        enqueue_server_push(app, s, asset, name, digest)  # no-op unless the profile streams
+        for callback in app.on_variant_ready:  # e.g. streaming's server-push ingest job
+            callback(app, s, asset, name, digest)
     if old_key is not None and old_key != key:
         app.storage(app.profile(asset.profile).storage).delete(old_key)  # old digest
     return "ready"
