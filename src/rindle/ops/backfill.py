@@ -89,11 +89,9 @@ def _analyze(app: AppContext, asset: Asset) -> dict[str, Any]:
                                telemetry=app.telemetry, profile=asset.profile)
             raise
         mime = sniff(local) or asset.content_type or ""
-        probe = app.pm.hook.rindle_probe(path=local, mime=mime) or {}
+        probe = app.hooks.probe(local, mime)  # None: the analyzers get an empty probe
         meta: dict[str, Any] = dict(asset.meta or {})
-        for extra in app.pm.hook.rindle_analyze(path=local, asset=asset, probe=probe):
-            if extra:
-                meta.update(extra)
+        meta.update(app.hooks.analyze(local, asset, probe))
     return meta
 
 

@@ -55,10 +55,10 @@ def reprobe(app: AppContext, asset_id: uuid.UUID | str) -> ReprobeReport:
                                    telemetry=app.telemetry, profile=asset.profile)
                 raise
             mime = sniff(local)
-            probe = app.pm.hook.rindle_probe(path=local, mime=mime) if mime else None
+            probe = app.hooks.probe(local, mime) if mime else None
         if probe is None:
             raise ProcessingError(f"no probe understands this original ({mime or 'unknown'})")
-        fields: dict[str, Any] = {f: probe.get(f) for f in PROBE_FIELDS}
+        fields: dict[str, Any] = {f: getattr(probe, f) for f in PROBE_FIELDS}
         fields["kind"] = fields["kind"] or "image"
         for name in _NULL_FOR_KIND.get(fields["kind"], ()):
             fields[name] = None

@@ -11,7 +11,6 @@ Any refusal quarantines the asset with a reason; the job then ends without retry
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,20 +139,19 @@ def probe_original(app: AppContext, prof: type[Profile], asset: Asset, *, direct
                                 policy=prof.upload_policy())
             except UploadRejected as exc:
                 raise Quarantine(f"{exc.reason}: {exc.message}") from None
-        for verdict in app.pm.hook.rindle_scan(path=local, asset=asset):
-            if verdict and verdict.get("verdict") == "reject":
-                raise Quarantine(f"scan_rejected: {verdict.get('reason', 'rejected')}")
+        rejected = app.hooks.scan(local, asset)
+        if rejected is not None:
+            reason = rejected.reason if rejected.reason is not None else "rejected"
+            raise Quarantine(f"scan_rejected: {reason}")
         try:  # a probe or analyzer that cannot read the bytes quarantines the asset
-            probe: Mapping[str, Any] | None = app.pm.hook.rindle_probe(path=local, mime=mime)
+            probe = app.hooks.probe(local, mime)
             if probe is None:
                 raise Quarantine(f"no_probe_for_mime: {mime}")
             meta: dict[str, Any] = dict(asset.meta or {})
-            for extra in app.pm.hook.rindle_analyze(path=local, asset=asset, probe=probe):
-                if extra:
-                    meta.update(extra)
+            meta.update(app.hooks.analyze(local, asset, probe))
         except ProcessingError as exc:
             raise Quarantine(f"{exc.code}: {exc.message}"[:2000]) from None
-    fields: dict[str, Any] = {f: probe.get(f) for f in PROBE_FIELDS}
+    fields: dict[str, Any] = {f: getattr(probe, f) for f in PROBE_FIELDS}
     fields["kind"] = fields["kind"] or "image"
     for name in _NULL_FOR_KIND.get(fields["kind"], ()):
         fields[name] = None
