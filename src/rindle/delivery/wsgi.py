@@ -97,6 +97,9 @@ Handler = Callable[[WSGIEnvironment, StartResponse, str], Iterable[bytes]]
 ALLOW = "GET, HEAD, PUT"
 IMMUTABLE = "public, max-age=31536000, immutable"
 WEBHOOK_PREFIX = "/webhooks"
+#: The 412 answer to a PUT whose key already holds an object (create-only).
+ALREADY_STORED = ("precondition failed: an object is already stored at this key and is "
+                  "never replaced")
 
 
 #: Types a browser would run as a document: never served inline.
@@ -400,15 +403,13 @@ def _put(environ: WSGIEnvironment, start_response: StartResponse, storage: Local
                        f"payload too large: at most {body.cap} bytes")
     if storage.path_for(key).exists():  # cheap early answer; put_new is the real guard
         return _refuse(environ, start_response, body, 412,
-                       "precondition failed: an object is already stored at this key and "
-                       "is never replaced")
+                       ALREADY_STORED)
     try:
         storage.put_new(key, cast(BinaryIO, body))
         etag = _etag(storage.path_for(key).stat())  # what a GET will answer
     except ObjectExists:
         return _refuse(environ, start_response, body, 412,
-                       "precondition failed: an object is already stored at this key and "
-                       "is never replaced")
+                       ALREADY_STORED)
     except BodyTooLarge:
         return _refuse(environ, start_response, body, 413,
                        f"payload too large: at most {body.cap} bytes")

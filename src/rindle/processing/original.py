@@ -52,16 +52,12 @@ log = logging.getLogger(__name__)
 ORIGINAL_CHANGED = "original_changed"
 #: Where the objects of an asset quarantined after promotion are moved.
 QUARANTINE_PREFIX = "quarantine/"
-_CHUNK = 1024 * 1024
 
 
 def sha256_file(path: Path) -> str:
-    """The lowercase hex sha256 of the file at ``path``, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+    """The lowercase hex sha256 of the file at ``path`` (streamed, never all in memory)."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def check_pinned(storage: Storage, asset: Asset, local: Path) -> None:

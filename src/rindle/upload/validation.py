@@ -174,20 +174,8 @@ def check_declared(filename: str, *, content_type: str | None, policy: UploadPol
     checked again at promotion (so ``"\u202egpj.exe"`` is an ``.exe``). Nothing here is
     trusted later: the bytes are sniffed and checked again at promotion.
     """
-    extension = normalize_extension(os.path.splitext(sanitize_filename(filename))[1])
-    if extension in ("", "."):
-        raise UploadRejected(
-            "missing_extension",
-            f"the filename {sanitize_filename(filename)!r} has no extension; name the file "
-            f"with one that matches its contents{_accepted_hint(policy)}.",
-        )
-    allowed_ext = {normalize_extension(e) for e in (policy.allow_extensions or ())}
-    if allowed_ext and extension not in allowed_ext:
-        raise UploadRejected(
-            "extension_not_allowed",
-            f"files ending in {extension} are not accepted by this profile (allowed: "
-            f"{', '.join(sorted(allowed_ext))}).",
-        )
+    extension = _listed_extension(sanitize_filename(filename), filename, policy,
+                                  hint=_accepted_hint(policy))
     mapped = extension_mime(extension)
     if mapped is None or not _mime_accepted(mapped, policy):
         what = f"{extension} ({mapped})" if mapped else f"{extension} (no known media type)"
@@ -256,14 +244,16 @@ def _check_mime(mime: str | None, policy: UploadPolicy) -> str:
     return mime
 
 
-def _check_extension(filename: str, mime: str, policy: UploadPolicy) -> str:
-    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    extension = normalize_extension(os.path.splitext(base)[1])
+def _listed_extension(name: str, filename: str, policy: UploadPolicy, *, hint: str) -> str:
+    """The normalised extension of ``name``; ``missing_extension`` when it has none and
+    ``extension_not_allowed`` when ``allow_extensions`` is set and lacks it. ``filename``
+    (the client's) is what the message shows; ``hint`` ends the missing-extension one."""
+    extension = normalize_extension(os.path.splitext(name)[1])
     if extension in ("", "."):
         raise UploadRejected(
             "missing_extension",
             f"the filename {sanitize_filename(filename)!r} has no extension; name the file "
-            f"with one that matches its contents ({mime}).",
+            f"with one that matches its contents{hint}.",
         )
     allowed = {normalize_extension(e) for e in (policy.allow_extensions or ())}
     if allowed and extension not in allowed:
@@ -272,6 +262,12 @@ def _check_extension(filename: str, mime: str, policy: UploadPolicy) -> str:
             f"files ending in {extension} are not accepted by this profile (allowed: "
             f"{', '.join(sorted(allowed))}).",
         )
+    return extension
+
+
+def _check_extension(filename: str, mime: str, policy: UploadPolicy) -> str:
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    extension = _listed_extension(base, filename, policy, hint=f" ({mime})")
     expected = extension_mime(extension)
     if expected != mime:
         raise UploadRejected(
