@@ -30,6 +30,11 @@ _QUERY = re.compile(r"\?[^\s'\"]*")  # "?..." up to whitespace or a quote
 #: Connections served at once by default; one more is answered 503 and closed at once.
 MAX_CONNECTIONS = 256
 
+#: A closing connection's unread input is drained (up to this much, for up to this long)
+#: so an error answer sent before the whole request was read reaches the client.
+_LINGER_BYTES = 1 << 20
+_LINGER_SECONDS = 2.0
+
 _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
          b"Content-Length: 5\r\nConnection: close\r\nRetry-After: 1\r\n\r\nbusy\n")
 
@@ -51,13 +56,31 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
         if not self._slots.acquire(blocking=False):
             with contextlib.suppress(OSError):
                 request.sendall(_BUSY)
-            self.shutdown_request(request)
+                request.shutdown(socket.SHUT_WR)
+                # Read what already arrived, without waiting: closing a socket with
+                # unread input sends RST, which can destroy the 503 before it is read.
+                request.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    request.recv(65536)
+            self.close_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
             self._slots.release()
             raise
+
+    def shutdown_request(self, request: Any) -> None:
+        """Close a served connection gracefully: stop writing, then read and discard
+        what the client still sends (at most :data:`_LINGER_BYTES`, waiting at most
+        :data:`_LINGER_SECONDS`) so the answer is not destroyed by a reset, then close."""
+        with contextlib.suppress(OSError):
+            request.shutdown(socket.SHUT_WR)
+            request.settimeout(_LINGER_SECONDS)
+            left = _LINGER_BYTES
+            while left > 0 and (chunk := request.recv(min(left, 65536))):
+                left -= len(chunk)
+        self.close_request(request)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Serve one connection in its thread, then free its slot."""
