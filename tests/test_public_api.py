@@ -18,7 +18,7 @@ def test_py_typed_ships() -> None:
 
 
 PLUGIN_IMPORTABLE = {"rindle", "rindle.errors", "rindle.storage", "rindle.streaming",
-                     "rindle.ops.doctor"}
+                     "rindle.ops.doctor", "rindle.html"}
 
 
 def test_plugins_import_only_public_core_names() -> None:
