@@ -17,12 +17,16 @@ from typing import Any
 import pytest
 
 PLUGINS = {"rindle_s3": "boto3", "rindle_gcs": "google.cloud.storage",
-           "rindle_mux": "httpx", "rindle_ffmpeg": "pymediainfo"}
+           "rindle_mux": "httpx", "rindle_ffmpeg": "pymediainfo",
+           "rindle_otel": "opentelemetry"}
+#: The module a host imports first: the entry-point module, or the package for a plugin
+#: without one (rindle-otel is set up by a call, ``rindle_otel.instrument(app)``).
+ENTRY = {"rindle_otel": "rindle_otel"}
 
 PROBE = """
 import json, sys
 try:
-    import {module}.plugin
+    import {entry}
 except ImportError as exc:
     out = {{"type": [c.__name__ for c in type(exc).__mro__], "message": str(exc),
             "heavy_imported": {heavy!r} in sys.modules}}
@@ -46,7 +50,7 @@ def import_plugin(module: str, path: Path | None) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     if path is not None:
         env["PYTHONPATH"] = str(path)
-    probe = PROBE.format(module=module, heavy=PLUGINS[module])
+    probe = PROBE.format(entry=ENTRY.get(module, f"{module}.plugin"), heavy=PLUGINS[module])
     proc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

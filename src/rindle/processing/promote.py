@@ -40,11 +40,16 @@ _NULL_FOR_KIND = {
 
 
 class Quarantine(Exception):
-    """The original must not be promoted; ``reason`` is stored on the asset."""
+    """The original must not be promoted; ``reason`` is stored on the asset.
 
-    def __init__(self, reason: str) -> None:
+    ``rejected`` is the :class:`~rindle.errors.UploadRejected` code when the bytes of a
+    direct upload broke the profile's policy (reported as ``rindle.upload.rejected``).
+    """
+
+    def __init__(self, reason: str, *, rejected: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.rejected = rejected
 
 
 def handle(app: AppContext, job: JobContext) -> None:
@@ -78,6 +83,10 @@ def promote_asset(app: AppContext, asset_id: uuid.UUID, *, direct: bool = False)
                                      profile=prof.name, values={"error_reason": q.reason})
             tel.emit("rindle.asset.quarantined", {"count": 1},
                      {"profile": prof.name, "reason": q.reason.split(":")[0]})
+            if q.rejected is not None:
+                tel.emit("rindle.upload.rejected", {"count": 1},
+                         {"profile": prof.name, "code": q.rejected,
+                          "adapter": app.storage(prof.storage).backend_name})
             return "quarantined"
         with app.db.transaction() as s:
             asset_fsm.transition(s, asset_id, "analyzing", "promoting", telemetry=tel,
@@ -138,7 +147,7 @@ def probe_original(app: AppContext, prof: type[Profile], asset: Asset, *, direct
                 validate_upload(local, filename=asset.filename or local.name,
                                 policy=prof.upload_policy())
             except UploadRejected as exc:
-                raise Quarantine(f"{exc.reason}: {exc.message}") from None
+                raise Quarantine(f"{exc.reason}: {exc.message}", rejected=exc.code) from None
         rejected = app.hooks.scan(local, asset)
         if rejected is not None:
             reason = rejected.reason if rejected.reason is not None else "rejected"

@@ -113,11 +113,15 @@ def upload(app: AppContext, profile: type[Profile] | str, source: UploadSource,
             code="invalid_upload_source")
     app.db.check_schema_once()  # an unmigrated database fails here, before anything is stored
     spooled: Path | None = None
-    if stream is not None:
-        spooled = path = _spool(stream, app.settings.resolved_tmp_dir / "uploads",
-                                policy.max_bytes)
     try:
+        if stream is not None:
+            spooled = path = _spool(stream, app.settings.resolved_tmp_dir / "uploads",
+                                    policy.max_bytes)
         return _store_and_record(app, prof, path, filename)
+    except UploadRejected as exc:
+        app.telemetry.emit("rindle.upload.rejected", {"count": 1},
+                           {"profile": prof.name, "adapter": "proxied", "code": exc.code})
+        raise
     finally:
         if spooled is not None:
             spooled.unlink(missing_ok=True)

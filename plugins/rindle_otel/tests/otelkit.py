@@ -1,0 +1,49 @@
+"""Helpers for the rindle-otel tests: a small profile and the in-memory pipeline's reader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from rindle import Delivery, Profile, Rindle, variants
+from rindle_otel import Instrumentation
+
+
+class Photo(Profile):
+    name = "photo"
+    allow_mime = ("image/jpeg",)
+    max_bytes = 64 * 1024
+    variants = {"thumb": variants.Image(mode="fill", width=16, height=16, format="webp")}
+    delivery = Delivery(public=False, signed_url_ttl=600)
+
+
+@dataclass
+class Pipeline:
+    """The app, its instrumentation and what the SDK recorded."""
+
+    app: Rindle
+    otel: Instrumentation
+    exporter: InMemorySpanExporter
+    reader: InMemoryMetricReader
+
+    def spans(self, name: str | None = None) -> list[ReadableSpan]:
+        """Finished spans (named ``name``), in the order they ended."""
+        return [s for s in self.exporter.get_finished_spans() if name in (None, s.name)]
+
+    def points(self, metric: str) -> dict[tuple[tuple[str, Any], ...], Any]:
+        """Attributes (sorted items) -> value (sum, gauge value, or histogram count) now."""
+        out: dict[tuple[tuple[str, Any], ...], Any] = {}
+        data = self.reader.get_metrics_data()
+        for rm in data.resource_metrics if data else []:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name != metric:
+                        continue
+                    for p in m.data.data_points:
+                        key = tuple(sorted((p.attributes or {}).items()))
+                        out[key] = getattr(p, "value", None) if hasattr(p, "value") else p.count
+        return out
