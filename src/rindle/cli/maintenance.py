@@ -43,7 +43,7 @@ def abort_uploads_command(ctx: CliContext, live: bool) -> None:
     finish(ctx, report, counters_text(
         title, report,
         ["sessions_found", "sessions_aborted", "abort_errors", "multipart_aborts",
-         "resumable_aborts", "presigned_put_aborts"]))
+         "resumable_aborts", "tus_aborts", "presigned_put_aborts"]))
 
 
 @click.command("cleanup-orphans", epilog="Example: rindle cleanup-orphans --live --json")

@@ -221,6 +221,14 @@ class UploadSession(_Timestamps, Base):
     upload_length: Mapped[int | None] = mapped_column(BigInteger)
     expected_size: Mapped[int | None] = mapped_column(BigInteger)
     content_type: Mapped[str | None] = mapped_column(String(255))
+    #: Who started the session through the upload HTTP API or the tus server (the id the
+    #: host's ``authorize`` returned); ``None`` for sessions started in code.
+    actor_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    #: A server-side upload protocol's state between requests (tus: metadata,
+    #: concatenation, parts and buffered tail); ``None`` for other strategies.
+    protocol_state: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    #: A short lease held while a request appends bytes (one writer at a time).
+    locked_until: Mapped[dt.datetime | None] = mapped_column()
 
     asset: Mapped[Asset] = relationship()
 

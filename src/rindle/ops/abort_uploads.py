@@ -1,7 +1,8 @@
 """``abort-incomplete-uploads``: expire direct-upload sessions whose time ran out.
 
 Selected: sessions past ``expires_at`` in ``initialized``, ``signed``, ``uploading`` or
-``resuming``. Multipart uploads are aborted and resumable sessions cancelled at the backend
+``resuming``. Multipart uploads are aborted, resumable sessions cancelled and tus uploads'
+bytes (a part file, or a multipart upload and its buffered tail) removed at the backend
 first (a failure is counted and the session is retried next run; a resumable session's URI
 is forgotten only once cancelled). Sessions then move to ``expired`` through the FSM;
 ``cleanup-orphans`` later removes their staged objects and rows.
@@ -26,6 +27,7 @@ from rindle.ops.batches import DEFAULT_BATCH, walk_states
 from rindle.ops.progress import Progress
 from rindle.ops.report import Report, log_failure
 from rindle.telemetry import Telemetry
+from rindle.upload import tus_backing
 
 if TYPE_CHECKING:
     from rindle.context import AppContext
@@ -47,6 +49,7 @@ class AbortReport(Report):
     abort_errors: int = 0
     multipart_aborts: int = 0
     resumable_aborts: int = 0
+    tus_aborts: int = 0
     presigned_put_aborts: int = 0
     dry_run: bool = False
 
@@ -67,7 +70,7 @@ def abort_incomplete_uploads(app: AppContext, *, dry_run: bool = False,
     now = utcnow()
     stmt = (select(UploadSession.id, UploadSession.state, UploadSession.upload_strategy,
                    UploadSession.upload_key, UploadSession.multipart_upload_id,
-                   UploadSession.session_uri, Asset.profile)
+                   UploadSession.session_uri, UploadSession.protocol_state, Asset.profile)
             .join(Asset, Asset.id == UploadSession.asset_id)
             .where(UploadSession.expires_at < now))
     bar = Progress("abort-incomplete-uploads", enabled=progress)
@@ -81,6 +84,13 @@ def abort_incomplete_uploads(app: AppContext, *, dry_run: bool = False,
                 try:
                     app.storage_for(row.profile).abort_multipart(row.upload_key,
                                                                  row.multipart_upload_id)
+                except Exception as exc:
+                    report.abort_errors += 1
+                    log_failure(log, "abort-incomplete-uploads", exc, "upload session", row.id)
+                    continue
+            if row.upload_strategy == "tus":
+                try:  # the part file, or the multipart upload and its buffered tail
+                    tus_backing.discard(app.storage_for(row.profile), row)
                 except Exception as exc:
                     report.abort_errors += 1
                     log_failure(log, "abort-incomplete-uploads", exc, "upload session", row.id)
@@ -101,7 +111,8 @@ def abort_incomplete_uploads(app: AppContext, *, dry_run: bool = False,
             except InvalidTransition:
                 continue  # moved on meanwhile (completed or aborted): nothing to expire
             report.sessions_aborted += 1
-            counter = {"multipart": "multipart_aborts", "resumable": "resumable_aborts"}.get(
+            counter = {"multipart": "multipart_aborts", "resumable": "resumable_aborts",
+                       "tus": "tus_aborts"}.get(
                 row.upload_strategy, "presigned_put_aborts")
             setattr(report, counter, getattr(report, counter) + 1)
         bar.advance(len(rows), aborted=report.sessions_aborted)

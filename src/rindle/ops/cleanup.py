@@ -1,7 +1,8 @@
 """``cleanup-orphans``: remove what expired upload sessions left behind.
 
 For every ``expired`` session: delete the staged object from storage first (abort the
-multipart upload if one is open), then, in one transaction, the session row and its
+multipart upload if one is open; for a tus upload also its part file or buffered tail),
+then, in one transaction, the session row and its
 asset row if that asset never got past ``staged``. A storage failure keeps the rows for
 the next run, so an interrupted pass loses nothing and a rerun finishes it. Dry run by
 default: it reports what it would delete and changes nothing.
@@ -10,6 +11,7 @@ default: it reports what it would delete and changes nothing.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from rindle.domain.models import Asset, UploadSession
 from rindle.ops.batches import DEFAULT_BATCH, as_uuid, keyset_batches, raw_id, raw_ids_match
 from rindle.ops.progress import Progress
 from rindle.ops.report import Report, log_failure
+from rindle.upload import tus_backing
 
 if TYPE_CHECKING:
     from rindle.context import AppContext
@@ -27,6 +30,16 @@ if TYPE_CHECKING:
 __all__ = ["CleanupReport", "cleanup_orphans"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _TusFacts:
+    """The columns :func:`rindle.upload.tus_backing.discard` reads."""
+
+    id: uuid.UUID
+    upload_key: str
+    multipart_upload_id: str | None
+    protocol_state: dict[str, Any] | None
 
 
 @dataclass
@@ -55,7 +68,8 @@ def cleanup_orphans(app: AppContext, *, dry_run: bool = True, batch_size: int = 
     stmt = (select(raw_id(UploadSession.id), raw_id(UploadSession.asset_id, "asset_id"),
                    UploadSession.upload_key,
                    UploadSession.upload_strategy, UploadSession.multipart_upload_id,
-                   UploadSession.session_uri, Asset.profile, Asset.state.label("asset_state"))
+                   UploadSession.session_uri, UploadSession.protocol_state, Asset.profile,
+                   Asset.state.label("asset_state"))
             .join(Asset, Asset.id == UploadSession.asset_id)
             .where(UploadSession.state == "expired"))
     bar = Progress("cleanup-orphans", enabled=progress)
@@ -99,7 +113,18 @@ def _delete_objects(app: AppContext, rows: list[Any], report: CleanupReport,
             continue
         plain = []
         for row in members:
-            if row.multipart_upload_id:
+            if row.upload_strategy == "tus":  # part file or multipart + tail, and the object
+                try:
+                    tus_backing.discard(storage, _TusFacts(
+                        as_uuid(row.id), row.upload_key, row.multipart_upload_id,
+                        row.protocol_state))
+                except Exception as exc:
+                    report.storage_errors += 1
+                    log_failure(log, "cleanup-orphans", exc, "upload session", as_uuid(row.id))
+                    continue
+                report.objects_deleted += 1
+                cleaned.append(row)
+            elif row.multipart_upload_id:
                 try:
                     storage.abort_multipart(row.upload_key, row.multipart_upload_id)
                 except Exception as exc:

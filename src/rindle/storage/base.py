@@ -30,6 +30,9 @@ class Capability:
     PRESIGNED_PUT = "presigned_put"
     MULTIPART_UPLOAD = "multipart_upload"
     RESUMABLE_UPLOAD = "resumable_upload"
+    #: The server can take an upload in appended pieces (the tus server): a local part
+    #: file, or a multipart upload fed with :meth:`Storage.upload_part`.
+    APPEND_UPLOAD = "append_upload"
     SIGNED_URL = "signed_url"
     HEAD = "head"
     LIST = "list"
@@ -287,6 +290,19 @@ class Storage(ABC):
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         """Abandon a multipart upload; an unknown upload id is success."""
+        raise UploadUnsupported(f"storage {self.name!r} has no multipart uploads")
+
+    def upload_part(self, key: str, upload_id: str, part_number: int, source: Path
+                    ) -> str:
+        """Upload the file ``source`` as part ``part_number`` of a multipart upload, from
+        the server (the tus server's multipart backing); returns the part's ETag. A part
+        number uploaded again is replaced."""
+        raise UploadUnsupported(f"storage {self.name!r} cannot upload parts itself")
+
+    def list_parts(self, key: str, upload_id: str) -> builtins.list[dict[str, Any]]:
+        """The parts a multipart upload holds so far, in part-number order, each as
+        ``{"part_number": int, "size": int, "etag": str}``; an unknown upload id raises
+        ``ObjectNotFound``."""
         raise UploadUnsupported(f"storage {self.name!r} has no multipart uploads")
 
     def initiate_resumable_upload(self, key: str, *, content_type: str | None = None,

@@ -60,6 +60,7 @@ class LocalStorage(Storage):
     capabilities = frozenset({
         Capability.LOCAL,
         Capability.PRESIGNED_PUT,
+        Capability.APPEND_UPLOAD,
         Capability.SIGNED_URL,
         Capability.HEAD,
         Capability.LIST,

@@ -32,6 +32,7 @@ from rindle.storage.base import (
     ResumableStatus,
     Storage,
 )
+from rindle.upload import tus_backing
 from rindle.upload.filenames import sanitize_filename
 from rindle.upload.keys import generate_key
 from rindle.upload.validation import check_declared
@@ -45,6 +46,8 @@ __all__ = [
     "abort",
     "complete_multipart",
     "initiate",
+    "load_owned",
+    "load_strategy",
     "resumable_status",
     "sign",
     "sign_part",
@@ -56,6 +59,7 @@ STRATEGIES = {
     "presigned_put": Capability.PRESIGNED_PUT,
     "multipart": Capability.MULTIPART_UPLOAD,
     "resumable": Capability.RESUMABLE_UPLOAD,
+    "tus": Capability.APPEND_UPLOAD,
 }
 
 
@@ -71,11 +75,42 @@ def _load(app: AppContext, session_id: uuid.UUID | str) -> tuple[UploadSession, 
         return row, asset
 
 
+def load_owned(app: AppContext, session_id: uuid.UUID | str, actor_id: str,
+               strategies: Sequence[str]) -> tuple[UploadSession, Asset]:
+    """The session ``session_id`` with its asset, when ``actor_id`` started it and its
+    strategy is one of ``strategies``; :class:`NotFound` otherwise (a session of another
+    actor is indistinguishable from one that does not exist). A malformed id is
+    :class:`NotFound` too."""
+    row, asset = load_strategy(app, session_id, strategies)
+    if row.actor_id != actor_id:
+        raise NotFound("upload session", session_id)
+    return row, asset
+
+
+def load_strategy(app: AppContext, session_id: uuid.UUID | str, strategies: Sequence[str]
+                  ) -> tuple[UploadSession, Asset]:
+    """The session ``session_id`` with its asset when its strategy is one of
+    ``strategies``; :class:`NotFound` otherwise, and for a malformed id."""
+    row, asset = _load(app, session_id)
+    if row.upload_strategy not in strategies:
+        raise NotFound("upload session", session_id)
+    return row, asset
+
+
 def initiate(app: AppContext, profile: type[Profile] | str, *, filename: str,
              strategy: str = "presigned_put", byte_size: int | None = None,
              content_type: str | None = None, expires_in: int = 3600,
-             origin: str | None = None) -> UploadSession:
+             origin: str | None = None, actor_id: str | None = None,
+             protocol_state: Mapping[str, Any] | None = None,
+             now: dt.datetime | None = None, check_filename: bool = True) -> UploadSession:
     """Create a staged asset and an ``initialized`` session for a direct upload.
+
+    ``actor_id`` binds the session to whoever started it (the upload HTTP API and the tus
+    server check it on every later call); ``protocol_state`` is a server-side protocol's
+    initial state (``tus`` sessions); ``now`` is the time ``expires_in`` counts from
+    (default: the current time). A ``tus`` session is opened at no backend: the tus server
+    writes it (:mod:`rindle.upload.tus`). ``check_filename=False`` skips the extension and
+    declared-type checks (a tus partial upload, which is only ever a piece of another).
 
     Fails fast, before anything is written, on an unknown strategy, a storage without the
     strategy's capability (``upload_unsupported``), or a declared size or extension the
@@ -101,7 +136,8 @@ def initiate(app: AppContext, profile: type[Profile] | str, *, filename: str,
     if expires_in <= 0:
         raise UploadRejected("invalid_upload", "expires_in must be a positive number of seconds")
     clean = sanitize_filename(filename)
-    check_declared(filename, content_type=content_type, policy=policy)
+    if check_filename:
+        check_declared(filename, content_type=content_type, policy=policy)
     ext = PurePosixPath(clean).suffix.lower()
     asset_id = uuid7()
     key = generate_key(prof.name, asset_id, ext)
@@ -119,10 +155,13 @@ def initiate(app: AppContext, profile: type[Profile] | str, *, filename: str,
             s.flush()
             row = UploadSession(
                 asset_id=asset_id, state="initialized", upload_key=key,
-                expires_at=utcnow() + dt.timedelta(seconds=expires_in),
+                expires_at=(now or utcnow()) + dt.timedelta(seconds=expires_in),
                 upload_strategy=strategy, multipart_upload_id=upload_id,
-                expected_size=byte_size, content_type=content_type,
+                expected_size=byte_size, content_type=content_type, actor_id=actor_id,
+                protocol_state=dict(protocol_state) if protocol_state is not None else None,
             )
+            if strategy == "tus":
+                row.upload_length = byte_size
             if resumable is not None:
                 row.session_uri = resumable.session_uri
                 row.session_uri_expires_at = resumable.expires_at
@@ -324,7 +363,9 @@ def abort(app: AppContext, session_id: uuid.UUID | str) -> UploadSession:
     with app.db.transaction() as s:
         session_fsm.transition(s, row.id, row.state, "aborted", telemetry=app.telemetry,
                                profile=prof.name, values={"session_uri": None})
-    if row.multipart_upload_id:
+    if row.upload_strategy == "tus":
+        tus_backing.discard(storage, row)
+    elif row.multipart_upload_id:
         storage.abort_multipart(row.upload_key, row.multipart_upload_id)
     else:
         storage.delete(row.upload_key)

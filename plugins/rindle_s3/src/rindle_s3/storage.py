@@ -68,6 +68,7 @@ class S3Storage(Storage):
     capabilities = frozenset({
         Capability.PRESIGNED_PUT,
         Capability.MULTIPART_UPLOAD,
+        Capability.APPEND_UPLOAD,
         Capability.SIGNED_URL,
         Capability.HEAD,
         Capability.LIST,
@@ -357,6 +358,40 @@ class S3Storage(Storage):
                 raise self._fail("AbortMultipartUpload", key, exc) from exc
         except BotoCoreError as exc:
             raise self._fail("AbortMultipartUpload", key, exc) from exc
+
+    def upload_part(self, key: str, upload_id: str, part_number: int, source: Path) -> str:
+        """``UploadPart`` of the file ``source``; returns the part's ETag (quotes
+        stripped). The tus server feeds its multipart uploads this way."""
+        try:
+            with open(source, "rb") as body:
+                got = self.client.upload_part(Bucket=self.bucket, Key=self._key(key),
+                                              UploadId=upload_id, PartNumber=int(part_number),
+                                              Body=body)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("UploadPart", key, exc) from exc
+        return str(got["ETag"]).strip('"')
+
+    def list_parts(self, key: str, upload_id: str) -> list[dict[str, Any]]:
+        """Every part uploaded so far (``ListParts``, all pages), in part-number order;
+        ETags as S3 reports them (quoted). An unknown upload id is ``ObjectNotFound``."""
+        out: list[dict[str, Any]] = []
+        marker = 0
+        try:
+            while True:
+                got = self.client.list_parts(Bucket=self.bucket, Key=self._key(key),
+                                             UploadId=upload_id, PartNumberMarker=marker)
+                out.extend({"part_number": int(p["PartNumber"]), "size": int(p["Size"]),
+                            "etag": str(p["ETag"])} for p in got.get("Parts", []))
+                if not got.get("IsTruncated"):
+                    break
+                marker = int(got["NextPartNumberMarker"])
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) == "NoSuchUpload":
+                raise ObjectNotFound(key) from exc
+            raise self._fail("ListParts", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("ListParts", key, exc) from exc
+        return sorted(out, key=lambda p: int(p["part_number"]))
 
     def describe(self) -> dict[str, Any]:
         """Bucket, prefix, region and endpoint; never credentials."""

@@ -1,0 +1,376 @@
+"""The tus upload service: sessions the server itself writes, one appended chunk at a time.
+
+The protocol lives in :mod:`rindle.web.tus`; this module keeps the session rows honest:
+
+* :func:`create` opens a ``tus`` session (a staged asset plus a session moved straight to
+  ``signed``: its upload URL is out), bound to its actor.
+* :func:`append_chunk` takes one chunk at the recorded offset under a short database lease
+  (``locked_until``: one writer per upload, across processes), writes it through the
+  storage's backing (:mod:`rindle.upload.tus_backing`), then commits the new offset with a
+  guarded UPDATE; the first bytes move the session ``signed -> uploading``. When the last
+  byte is in, the object is put at the upload key and the same trust gate as every other
+  strategy runs (:func:`rindle.upload.direct.verify`).
+* :func:`concatenate` builds a final upload from finished partial uploads (tus
+  ``concatenation``); the partial sessions are then ``aborted`` (``failure_reason``
+  ``concatenated``) and their bytes removed.
+* :func:`terminate` is :func:`rindle.upload.direct.abort`, which discards the backing.
+
+Refusals are :class:`UploadRejected` with these reasons (the tus server maps each to its
+status): ``offset_mismatch``, ``checksum_mismatch``, ``max_bytes_exceeded``,
+``session_expired``, ``upload_busy``, ``invalid_upload_length``, ``upload_finished``,
+``invalid_concat``; a session that is gone (aborted, or another actor's) is
+:class:`NotFound`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import or_, update
+
+from rindle.domain.fsm import upload_session as session_fsm
+from rindle.domain.models import Asset, UploadSession
+from rindle.errors import InvalidTransition, NotFound, UploadRejected
+from rindle.upload import direct, tus_backing
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
+
+    from rindle.context import AppContext
+    from rindle.domain.profile import Profile
+    from rindle.upload.tus_backing import ChunkSource
+
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "LEASE",
+    "STRATEGY",
+    "Chunk",
+    "append_chunk",
+    "concatenate",
+    "create",
+    "is_finished",
+    "load",
+    "max_size",
+    "terminate",
+]
+
+STRATEGY = "tus"
+#: How long one request may hold an upload's write lease (released when it ends; a
+#: process that died holding it blocks that upload for at most this long).
+LEASE = dt.timedelta(minutes=5)
+#: The largest upload when neither the profile (``max_bytes``) nor the server caps it.
+DEFAULT_MAX_SIZE = 5 * 1024 ** 3
+#: Sessions whose rows :func:`append_chunk` may write.
+_OPEN = ("signed", "uploading")
+
+
+class Chunk:
+    """One PATCH: ``source`` (a ``read(n)`` body) carrying ``declared`` bytes
+    (``Content-Length``; ``None`` when unframed), an optional ``(algorithm, digest)``
+    checksum and, for a deferred-length upload, the ``length`` it now declares."""
+
+    def __init__(self, source: ChunkSource, *, declared: int | None,
+                 checksum: tuple[str, bytes] | None = None, length: int | None = None
+                 ) -> None:
+        self.source, self.declared, self.checksum, self.length = (source, declared, checksum,
+                                                                  length)
+
+
+def max_size(app: AppContext, profile: type[Profile] | str, server_max: int) -> int:
+    """The most bytes one upload of ``profile`` may have: the profile's ``max_bytes`` when
+    set, capped by ``server_max``."""
+    policy = app.profile(profile).upload_policy()
+    return min(policy.max_bytes, server_max) if policy.max_bytes is not None else server_max
+
+
+def load(app: AppContext, session_id: uuid.UUID | str, actor_id: str
+         ) -> tuple[UploadSession, Asset]:
+    """The tus session ``session_id`` of ``actor_id`` with its asset; :class:`NotFound`
+    when it does not exist, is not a tus session, belongs to another actor, or was
+    terminated (aborted)."""
+    row, asset = direct.load_owned(app, session_id, actor_id, (STRATEGY,))
+    if row.state == "aborted":
+        raise NotFound("upload session", session_id)
+    return row, asset
+
+
+def is_finished(row: UploadSession) -> bool:
+    """Whether every declared byte of ``row`` is stored (a deferred length never is)."""
+    return row.upload_length is not None and row.last_known_offset == row.upload_length
+
+
+def _check_open(row: UploadSession, now: dt.datetime) -> None:
+    if row.state == "expired" or (row.state in _OPEN and row.expires_at <= now):
+        raise UploadRejected("session_expired",
+                             "this upload expired; start a new one (its bytes are removed)")
+
+
+def create(app: AppContext, profile: type[Profile] | str, *, actor_id: str,
+           filename: str | None, content_type: str | None, length: int | None,
+           metadata: str | None = None, concat: str | None = None,
+           partials: Sequence[str] = (), expires_in: int, now: dt.datetime,
+           server_max: int = DEFAULT_MAX_SIZE) -> UploadSession:
+    """Open a tus session of ``actor_id`` (``signed``: its URL is handed out).
+
+    ``length`` ``None`` defers the length (creation-defer-length). ``concat`` is ``None``,
+    ``"partial"`` (a piece of a later final upload: no filename check) or ``"final"``
+    (made by :func:`concatenate`). ``metadata`` is the raw ``Upload-Metadata``, echoed
+    back on HEAD. A length over :func:`max_size` is ``max_bytes_exceeded`` and the
+    profile's filename and type checks apply (``check_declared``) before anything is
+    written.
+    """
+    prof = app.profile(profile)
+    limit = max_size(app, prof, server_max)
+    if length is not None and length > limit:
+        raise UploadRejected("max_bytes_exceeded",
+                             f"Upload-Length {length} is over this upload's maximum of "
+                             f"{limit} bytes")
+    tus_backing.backing_for(app.storage(prof.storage))
+    state: dict[str, Any] = {"metadata": metadata or "", "concat": concat,
+                             "partials": list(partials)}
+    row = direct.initiate(app, prof, filename=filename or "upload", strategy=STRATEGY,
+                          byte_size=length, content_type=content_type, expires_in=expires_in,
+                          actor_id=actor_id, protocol_state=state, now=now,
+                          check_filename=concat != "partial")
+    with app.db.transaction() as s:
+        session_fsm.transition(s, row.id, "initialized", "signed", telemetry=app.telemetry,
+                               profile=prof.name)
+    fresh, _ = load(app, row.id, actor_id)
+    return fresh
+
+
+def _lease(app: AppContext, row: UploadSession, now: dt.datetime) -> None:
+    with app.db.transaction() as s:
+        claimed = cast("CursorResult[Any]", s.execute(
+            update(UploadSession)
+            .where(UploadSession.id == row.id,
+                   or_(UploadSession.locked_until.is_(None), UploadSession.locked_until <= now))
+            .values(locked_until=now + LEASE)
+            .execution_options(synchronize_session=False))).rowcount
+    if claimed != 1:
+        raise UploadRejected("upload_busy", "another request is writing this upload; wait "
+                                            "for it to finish, then ask for the offset again")
+
+
+def _release(app: AppContext, row: UploadSession) -> None:
+    with app.db.transaction() as s:
+        s.execute(update(UploadSession).where(UploadSession.id == row.id)
+                  .values(locked_until=None).execution_options(synchronize_session=False))
+
+
+def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
+                 offset: int, chunk: Chunk, now: dt.datetime,
+                 server_max: int = DEFAULT_MAX_SIZE) -> tuple[UploadSession, Asset | None]:
+    """Append one chunk at ``offset``; returns the fresh session and, when this chunk
+    finished a non-partial upload, the verified asset.
+
+    Refusals (nothing is stored): ``offset_mismatch`` (``offset`` is not the stored
+    offset), ``max_bytes_exceeded`` (past the declared length or :func:`max_size`),
+    ``checksum_mismatch``, ``session_expired``, ``upload_busy`` (another request holds the
+    lease), ``invalid_upload_length`` (a length that contradicts the recorded one or lies
+    below the offset), ``upload_finished`` (bytes after the end, or a PATCH to a final
+    concatenation). A finished upload whose completion failed (a transient error) is
+    completed again by an empty chunk at its end.
+    """
+    row, asset = load(app, session_id, actor_id)
+    _check_open(row, now)
+    state = row.protocol_state or {}
+    if state.get("concat") == "final":
+        raise UploadRejected("upload_finished", "a final concatenation takes no bytes")
+    limit = max_size(app, asset.profile, server_max)
+    length = row.upload_length
+    if chunk.length is not None:
+        if length is not None and chunk.length != length:
+            raise UploadRejected("invalid_upload_length",
+                                 f"Upload-Length {chunk.length} contradicts the declared "
+                                 f"length {length}")
+        if chunk.length > limit:
+            raise UploadRejected("max_bytes_exceeded",
+                                 f"Upload-Length {chunk.length} is over this upload's "
+                                 f"maximum of {limit} bytes")
+        if chunk.length < row.last_known_offset:
+            raise UploadRejected("invalid_upload_length",
+                                 f"Upload-Length {chunk.length} is below the bytes already "
+                                 f"stored ({row.last_known_offset})")
+        length = chunk.length
+    if offset != row.last_known_offset:
+        raise UploadRejected("offset_mismatch",
+                             f"Upload-Offset {offset} is not this upload's offset "
+                             f"{row.last_known_offset}; ask with HEAD and resume from there")
+    if row.state not in _OPEN:
+        if row.state == "completed" and chunk.declared == 0:
+            return row, None
+        raise UploadRejected("upload_finished", f"this upload is {row.state}; it takes no "
+                                                "more bytes")
+    room = (length if length is not None else limit) - offset
+    if chunk.declared is not None and chunk.declared > room:
+        raise UploadRejected("max_bytes_exceeded",
+                             f"the chunk of {chunk.declared} bytes does not fit: {room} bytes "
+                             "of this upload are left")
+    storage = app.storage_for(asset.profile)
+    _lease(app, row, now)
+    try:
+        if length != row.upload_length:
+            row.upload_length = length  # the backing completes against the declared length
+        appended = tus_backing.append(storage, row, tmp_dir=Path(app.settings.resolved_tmp_dir),
+                                      offset=offset, source=chunk.source, limit=room,
+                                      checksum=chunk.checksum, declared=chunk.declared)
+        values = {"last_known_offset": offset + appended.written,
+                  "protocol_state": appended.state,
+                  "multipart_upload_id": appended.upload_id,
+                  "upload_length": length, "locked_until": None}
+        try:
+            with app.db.transaction() as s:
+                if row.state == "signed" and appended.written:
+                    session_fsm.transition(s, row.id, "signed", "uploading",
+                                           telemetry=app.telemetry, profile=asset.profile,
+                                           values=values)
+                else:
+                    done = cast("CursorResult[Any]", s.execute(
+                        update(UploadSession)
+                        .where(UploadSession.id == row.id,
+                               UploadSession.last_known_offset == offset,
+                               UploadSession.state == row.state)
+                        .values(**values).execution_options(synchronize_session=False)))
+                    if done.rowcount != 1:
+                        raise UploadRejected("offset_mismatch", "this upload moved on "
+                                                                "meanwhile; ask with HEAD")
+        except BaseException:
+            tus_backing.undo(storage, row, appended)
+            raise
+        tus_backing.after_commit(storage, appended)
+    finally:
+        _release(app, row)
+    row, asset = load(app, row.id, actor_id)
+    if is_finished(row) and state.get("concat") != "partial":
+        return _complete(app, row)
+    return row, None
+
+
+def _complete(app: AppContext, row: UploadSession) -> tuple[UploadSession, Asset]:
+    """Put the object at its key and run the trust gate (verify)."""
+    storage = app.storage_for(_profile_of(app, row))
+    tus_backing.finish(storage, row)
+    asset = direct.verify(app, row.id)
+    fresh, _ = load(app, row.id, str(row.actor_id))
+    return fresh, asset
+
+
+def _profile_of(app: AppContext, row: UploadSession) -> str:
+    with app.db.sessionmaker() as s:
+        asset = s.get(Asset, row.asset_id)
+        if asset is None:
+            raise NotFound("asset", row.asset_id)
+        return asset.profile
+
+
+def complete_if_empty(app: AppContext, row: UploadSession) -> Asset | None:
+    """Complete a new non-partial upload of length 0 (nothing will ever be PATCHed); the
+    asset, or ``None`` for any other upload."""
+    state = row.protocol_state or {}
+    if row.upload_length == 0 and state.get("concat") != "partial":
+        return _complete(app, row)[1]
+    return None
+
+
+def concatenate(app: AppContext, profile: type[Profile] | str, *, actor_id: str,
+                partial_ids: Sequence[str], filename: str | None, content_type: str | None,
+                metadata: str | None, expires_in: int, now: dt.datetime,
+                server_max: int = DEFAULT_MAX_SIZE) -> tuple[UploadSession, Asset]:
+    """Build a final upload from ``partial_ids`` (finished partial uploads of ``actor_id``
+    and of the same profile, in order) and verify it.
+
+    ``invalid_concat`` when the list is empty or names an upload that is not a finished
+    partial upload of this actor and profile (another actor's is :class:`NotFound`);
+    ``max_bytes_exceeded`` when their sum is over :func:`max_size`. On success the partial
+    sessions are aborted (``failure_reason`` ``concatenated``) and their bytes removed.
+    """
+    prof = app.profile(profile)
+    if not partial_ids:
+        raise UploadRejected("invalid_concat", "a final upload needs at least one partial "
+                                               "upload")
+    pieces: list[UploadSession] = []
+    for pid in partial_ids:
+        part, part_asset = load(app, pid, actor_id)
+        _check_open(part, now)
+        if ((part.protocol_state or {}).get("concat") != "partial" or not is_finished(part)
+                or part_asset.profile != prof.name or part.state not in _OPEN):
+            raise UploadRejected("invalid_concat",
+                                 f"upload {pid} is not a finished partial upload of profile "
+                                 f"{prof.name!r}")
+        pieces.append(part)
+    if len({p.id for p in pieces}) != len(pieces):
+        raise UploadRejected("invalid_concat", "a partial upload is named twice")
+    total = sum(int(p.upload_length or 0) for p in pieces)
+    final = create(app, prof, actor_id=actor_id, filename=filename, content_type=content_type,
+                   length=total, metadata=metadata, concat="final",
+                   partials=[str(p.id) for p in pieces], expires_in=expires_in, now=now,
+                   server_max=server_max)
+    storage = app.storage(prof.storage)
+    for part in pieces:  # each partial's object, appended through the final's backing
+        tus_backing.finish(storage, part)
+    with tempfile.TemporaryDirectory(prefix="rindle-tus-concat-",
+                                     dir=_tmp(app)) as tmp:
+        offset = 0
+        for part in pieces:
+            local = storage.download(part.upload_key, Path(tmp) / part.id.hex)
+            fresh, _ = load(app, final.id, actor_id)
+            fresh.protocol_state = {**(fresh.protocol_state or {}), "concat": None}
+            with open(local, "rb") as src:
+                appended = tus_backing.append(storage, fresh, tmp_dir=_tmp(app), offset=offset,
+                                              source=src, limit=total - offset)
+            offset += appended.written
+            with app.db.transaction() as s:
+                st = {**appended.state, "concat": "final"}
+                values = {"last_known_offset": offset, "protocol_state": st,
+                          "multipart_upload_id": appended.upload_id}
+                if fresh.state == "signed":
+                    session_fsm.transition(s, final.id, "signed", "uploading",
+                                           telemetry=app.telemetry, profile=prof.name,
+                                           values=values)
+                else:
+                    s.execute(update(UploadSession).where(UploadSession.id == final.id)
+                              .values(**values).execution_options(synchronize_session=False))
+            tus_backing.after_commit(storage, appended)
+            local.unlink()
+    done, _ = load(app, final.id, actor_id)
+    _, asset = _complete(app, done)
+    for part in pieces:
+        try:
+            with app.db.transaction() as s:
+                session_fsm.transition(s, part.id, part.state, "aborted",
+                                       telemetry=app.telemetry, profile=prof.name,
+                                       values={"failure_reason": "concatenated"})
+        except InvalidTransition:
+            continue
+        tus_backing.discard(storage, part)
+    fresh, _ = load(app, final.id, actor_id)
+    return fresh, asset
+
+
+def _tmp(app: AppContext) -> Path:
+    path = Path(app.settings.resolved_tmp_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def terminate(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str) -> None:
+    """Abort ``actor_id``'s unfinished tus session and remove its bytes (tus
+    termination); :class:`NotFound` when it is gone or not theirs."""
+    row, _ = load(app, session_id, actor_id)
+    try:
+        direct.abort(app, row.id)
+    except InvalidTransition:
+        raise UploadRejected("upload_finished", f"this upload is {row.state}; a finished "
+                                                "upload cannot be terminated") from None
+
+
+def metadata_of(row: UploadSession) -> Mapping[str, Any]:
+    """The session's tus protocol state (raw ``metadata``, ``concat``, ``partials``)."""
+    return row.protocol_state or {}
+

@@ -1,0 +1,367 @@
+"""Where the tus server keeps an upload's bytes between requests.
+
+Two backings, chosen by the storage's capabilities (:func:`backing_for`):
+
+* **local** (``local`` storages): the bytes go to a part file next to the final object
+  (``.rindle-tmp-tus-<session hex>``, skipped by listings); each request truncates the file
+  to the offset the database recorded (bytes of a request that never committed are
+  dropped) and appends. Completion hard-links the part file to the upload key (create-only,
+  atomic) and removes the part file.
+* **multipart** (storages with ``multipart_upload`` and :meth:`Storage.upload_part`, e.g.
+  S3): bytes are spooled to a temporary file under the app's ``tmp_dir``, never held in
+  process memory. Once the bytes since the last part reach :data:`MIN_PART` (S3's 5 MiB
+  minimum part) they become the next part of a multipart upload opened on first need;
+  fewer are written back to storage as a *tail* object (``<key>.tus-tail-<offset>``), so a
+  resume on another process or host finds them. Completion uploads the rest as the last
+  part and assembles the object; an upload that never reached a part is stored with one
+  ``put``.
+
+What a backing needs between requests lives in the session's ``protocol_state`` (parts,
+tail key) and ``multipart_upload_id``; :class:`Appended` says what one request changed, and
+the caller commits it, then calls :func:`after_commit` (or :func:`undo` when the commit
+failed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from rindle.errors import ObjectNotFound, StorageError, UploadRejected, UploadUnsupported
+from rindle.storage.base import Capability
+from rindle.storage.local import _TMP_PREFIX, LocalStorage, ObjectExists
+
+if TYPE_CHECKING:
+    from rindle.domain.models import UploadSession
+    from rindle.storage.base import Storage
+
+__all__ = [
+    "BLOCK",
+    "MIN_PART",
+    "Appended",
+    "BodyCut",
+    "ChunkSource",
+    "StagedUpload",
+    "after_commit",
+    "append",
+    "backing_for",
+    "discard",
+    "finish",
+    "undo",
+]
+
+#: S3's smallest part (every part but the last must be at least this big).
+MIN_PART = 5 * 1024 * 1024
+#: Bytes read from a request body at a time.
+BLOCK = 1024 * 1024
+
+
+class ChunkSource(Protocol):
+    """A request body: ``read(n)`` returns up to ``n`` bytes, ``b""`` at its end."""
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes."""
+
+
+class BodyCut(Exception):
+    """The request body ended before its declared length (the client went away)."""
+
+
+@dataclass
+class Appended:
+    """What one append wrote: ``written`` bytes, the new ``state`` and multipart upload id
+    to commit, and the storage keys to delete once the commit succeeded (``garbage``) or
+    failed (``orphans``)."""
+
+    written: int
+    state: dict[str, Any]
+    upload_id: str | None
+    garbage: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+    opened_upload: bool = False
+    rollback: Callable[[], None] | None = None
+
+
+def backing_for(storage: Storage) -> str:
+    """``"local"`` or ``"multipart"``: how the tus server stores ``storage``'s uploads;
+    :class:`UploadUnsupported` when it can do neither."""
+    if isinstance(storage, LocalStorage):
+        return "local"
+    if storage.supports(Capability.APPEND_UPLOAD) and storage.supports(
+            Capability.MULTIPART_UPLOAD):
+        return "multipart"
+    raise UploadUnsupported(
+        f"storage {storage.name!r} ({storage.backend_name}) cannot take tus uploads: it "
+        f"needs the {Capability.APPEND_UPLOAD} capability; it supports: "
+        f"{', '.join(sorted(storage.capabilities))}")
+
+
+def _copy(source: ChunkSource, write: Callable[[bytes], object], limit: int,
+          hasher: Any | None, declared: int | None) -> int:
+    """Copy ``source`` through ``write``; ``max_bytes_exceeded`` past ``limit`` and
+    :class:`BodyCut` when a declared length is not reached."""
+    written = 0
+    while True:
+        data = source.read(BLOCK)
+        if not data:
+            break
+        written += len(data)
+        if written > limit:
+            raise UploadRejected("max_bytes_exceeded",
+                                 f"the request carries more than the {limit} bytes this "
+                                 "upload has room for")
+        if hasher is not None:
+            hasher.update(data)
+        write(data)
+    if declared is not None and written != declared:
+        raise BodyCut(f"the body ended after {written} of {declared} bytes")
+    return written
+
+
+def _check_digest(hasher: Any | None, expected: bytes | None) -> None:
+    if hasher is not None and expected is not None and hasher.digest() != expected:
+        raise UploadRejected("checksum_mismatch",
+                             "the Upload-Checksum does not match the bytes received; "
+                             "nothing was stored, send the chunk again")
+
+
+# --- local ----------------------------------------------------------------------------------
+
+def part_path(storage: LocalStorage, row: StagedUpload) -> Path:
+    """The part file of a local tus upload (next to its final object, hidden from
+    listings)."""
+    final = storage.path_for(row.upload_key)
+    return final.parent / f"{_TMP_PREFIX}tus-{row.id.hex}"
+
+
+def _append_local(storage: LocalStorage, row: UploadSession, offset: int,
+                  source: ChunkSource, limit: int, hasher: Any | None,
+                  expected: bytes | None, declared: int | None) -> Appended:
+    path = part_path(storage, row)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StorageError(f"cannot open the tus part file of {row.upload_key!r}: {exc}"
+                           ) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_size < offset:
+            raise StorageError(f"the tus part file of {row.upload_key!r} holds fewer bytes "
+                               f"than the recorded offset {offset}; start a new upload")
+        os.ftruncate(fd, offset)  # bytes of a request that never committed go
+        os.lseek(fd, offset, os.SEEK_SET)
+
+        def write(data: bytes) -> None:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+
+        try:
+            written = _copy(source, write, limit, hasher, declared)
+            _check_digest(hasher, expected)
+        except BaseException:
+            os.ftruncate(fd, offset)
+            raise
+    except OSError as exc:
+        raise StorageError(f"cannot write the tus part file of {row.upload_key!r}: {exc}"
+                           ) from exc
+    finally:
+        os.close(fd)
+
+    def rollback() -> None:
+        with contextlib.suppress(OSError):
+            os.truncate(path, offset)
+
+    return Appended(written, dict(row.protocol_state or {}), row.multipart_upload_id,
+                    rollback=rollback)
+
+
+def _finish_local(storage: LocalStorage, row: UploadSession) -> None:
+    path = part_path(storage, row)
+    final = storage.path_for(row.upload_key)
+    try:
+        if not path.exists() and final.exists():
+            return  # finished by an earlier attempt whose verify did not complete
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(exist_ok=True)  # an empty upload never wrote its part file
+        try:
+            os.link(path, final)  # create-only and atomic: the object appears complete
+        except FileExistsError:
+            if not os.path.samefile(path, final):
+                raise ObjectExists(row.upload_key) from None
+        path.unlink()
+    except OSError as exc:
+        raise StorageError(f"cannot complete the tus upload {row.upload_key!r}: {exc}"
+                           ) from exc
+
+
+# --- multipart ------------------------------------------------------------------------------
+
+def _tail_key(row: UploadSession, offset: int) -> str:
+    return f"{row.upload_key}.tus-tail-{offset}"
+
+
+def _append_multipart(storage: Storage, row: UploadSession, tmp_dir: Path, offset: int,
+                      source: ChunkSource, limit: int, hasher: Any | None,
+                      expected: bytes | None, declared: int | None,
+                      final_length: int | None) -> Appended:
+    state = dict(row.protocol_state or {})
+    parts: list[dict[str, Any]] = [dict(p) for p in state.get("parts", [])]
+    old_tail: str | None = state.get("tail")
+    tail_size = offset - sum(int(p["size"]) for p in parts)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="rindle-tus-", dir=tmp_dir)
+    os.close(fd)
+    spool = Path(name)
+    try:
+        if old_tail:
+            storage.download(old_tail, spool)
+        if spool.stat().st_size != tail_size:
+            raise StorageError(f"the buffered tail of tus upload {row.upload_key!r} holds "
+                               f"{spool.stat().st_size} bytes, not {tail_size}; start a new "
+                               "upload")
+        with open(spool, "ab") as out:
+            written = _copy(source, out.write, limit, hasher, declared)
+        _check_digest(hasher, expected)
+        new_offset = offset + written
+        total = tail_size + written
+        complete = final_length is not None and new_offset == final_length
+        result = Appended(written, state, row.multipart_upload_id)
+        if old_tail and (written or complete):
+            result.garbage.append(old_tail)
+        if complete and not parts and result.upload_id is None:
+            storage.put(row.upload_key, spool, content_type=row.content_type)
+            state.update(stored=True, tail=None)
+            result.orphans.append(row.upload_key)
+        elif total and (complete or total >= MIN_PART):
+            if result.upload_id is None:
+                result.upload_id = storage.initiate_multipart(row.upload_key,
+                                                              content_type=row.content_type)
+                result.opened_upload = True
+            number = len(parts) + 1
+            etag = storage.upload_part(row.upload_key, result.upload_id, number, spool)
+            parts.append({"part_number": number, "etag": etag, "size": total})
+            state.update(parts=parts, tail=None)
+        elif written:
+            key = _tail_key(row, new_offset)
+            storage.put(key, spool)
+            state.update(tail=key)
+            result.orphans.append(key)
+        return result
+    finally:
+        spool.unlink(missing_ok=True)
+
+
+def _finish_multipart(storage: Storage, row: UploadSession) -> None:
+    state = row.protocol_state or {}
+    if state.get("stored"):
+        return
+    parts = state.get("parts", [])
+    if not parts or not row.multipart_upload_id:  # an empty upload: nothing was appended
+        with tempfile.TemporaryDirectory(prefix="rindle-tus-") as tmp:
+            empty = Path(tmp) / "empty"
+            empty.touch()
+            storage.put(row.upload_key, empty, content_type=row.content_type)
+        return
+    storage.complete_multipart(row.upload_key, row.multipart_upload_id,
+                               [{"part_number": p["part_number"], "etag": p["etag"]}
+                                for p in parts])
+
+
+# --- the entry points -----------------------------------------------------------------------
+
+def append(storage: Storage, row: UploadSession, *, tmp_dir: Path, offset: int,
+           source: ChunkSource, limit: int, checksum: tuple[str, bytes] | None = None,
+           declared: int | None = None) -> Appended:
+    """Append ``source`` (at most ``limit`` bytes) to ``row``'s upload at ``offset``.
+
+    ``checksum`` is ``(hashlib algorithm name, expected digest)`` of the bytes of this
+    request: a mismatch raises :class:`UploadRejected` ``checksum_mismatch`` and keeps
+    nothing; more than ``limit`` bytes raises ``max_bytes_exceeded`` and keeps nothing; a
+    body shorter than ``declared`` raises :class:`BodyCut` and keeps nothing. The caller
+    commits the returned state with the new offset, then calls :func:`after_commit`.
+    """
+    hasher = hashlib.new(checksum[0]) if checksum else None
+    expected = checksum[1] if checksum else None
+    if isinstance(storage, LocalStorage):
+        return _append_local(storage, row, offset, source, limit, hasher, expected, declared)
+    backing_for(storage)
+    return _append_multipart(storage, row, tmp_dir, offset, source, limit, hasher, expected,
+                             declared, row.upload_length)
+
+
+def after_commit(storage: Storage, appended: Appended) -> None:
+    """Delete what the committed append replaced (an older tail); never raises for a
+    storage failure (a leftover tail is removed with its session later)."""
+    for key in appended.garbage:
+        with contextlib.suppress(StorageError):
+            storage.delete(key)
+
+
+def undo(storage: Storage, row: UploadSession, appended: Appended) -> None:
+    """Take back an append whose commit failed: its new tail, a multipart upload it
+    opened, bytes it appended to a part file. Never raises for a storage failure."""
+    with contextlib.suppress(StorageError):
+        for key in appended.orphans:
+            storage.delete(key)
+        if appended.opened_upload and appended.upload_id:
+            storage.abort_multipart(row.upload_key, appended.upload_id)
+    if appended.rollback is not None:
+        appended.rollback()
+
+
+def finish(storage: Storage, row: UploadSession) -> None:
+    """Put the complete upload's object at ``row.upload_key`` (create-only where the
+    backend can); the caller then runs the trust gate (verify)."""
+    if isinstance(storage, LocalStorage):
+        _finish_local(storage, row)
+    else:
+        _finish_multipart(storage, row)
+
+
+class StagedUpload(Protocol):
+    """What :func:`discard` reads of a session (an :class:`UploadSession`, or a row of
+    these columns)."""
+
+    @property
+    def id(self) -> uuid.UUID:
+        """The session id."""
+
+    @property
+    def upload_key(self) -> str:
+        """The final object's key."""
+
+    @property
+    def multipart_upload_id(self) -> str | None:
+        """The multipart upload feeding it, if one was opened."""
+
+    @property
+    def protocol_state(self) -> dict[str, Any] | None:
+        """The tus state (parts, tail)."""
+
+
+def discard(storage: Storage, row: StagedUpload) -> None:
+    """Remove everything an unfinished tus upload left: the part file, or the multipart
+    upload and its buffered tail, and any object at the upload key. A missing piece is
+    success."""
+    if isinstance(storage, LocalStorage):
+        with contextlib.suppress(FileNotFoundError, StorageError):
+            part_path(storage, row).unlink()
+    else:
+        state = row.protocol_state or {}
+        if row.multipart_upload_id:
+            with contextlib.suppress(UploadUnsupported):
+                storage.abort_multipart(row.upload_key, row.multipart_upload_id)
+        if state.get("tail"):
+            with contextlib.suppress(ObjectNotFound):
+                storage.delete(str(state["tail"]))
+    storage.delete(row.upload_key)

@@ -1,0 +1,43 @@
+"""Browser-facing web surfaces, each a WSGI and a native ASGI app mountable under a prefix.
+
+* :mod:`rindle.web.upload_api`: the upload JSON API (direct uploads, shaped for Uppy's
+  ``@uppy/aws-s3``): ``upload_api_wsgi(app, authorize=...)`` / ``upload_api_asgi``.
+* :mod:`rindle.web.tus`: a tus 1.0.0 server: ``tus_wsgi(app, authorize=...)`` /
+  ``tus_asgi``.
+
+Both bind every session to the actor the host's ``authorize(request, profile)`` returns
+(:mod:`rindle.web.auth`). The names load on first use (PEP 562).
+"""
+
+from __future__ import annotations
+
+import importlib as _importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rindle.web.tus import asgi_app as tus_asgi
+    from rindle.web.tus import wsgi_app as tus_wsgi
+    from rindle.web.upload_api import asgi_app as upload_api_asgi
+    from rindle.web.upload_api import wsgi_app as upload_api_wsgi
+
+_LAZY: dict[str, tuple[str, str]] = {
+    "tus_asgi": ("rindle.web.tus", "asgi_app"),
+    "tus_wsgi": ("rindle.web.tus", "wsgi_app"),
+    "upload_api_asgi": ("rindle.web.upload_api", "asgi_app"),
+    "upload_api_wsgi": ("rindle.web.upload_api", "wsgi_app"),
+}
+
+__all__ = ["tus_asgi", "tus_wsgi", "upload_api_asgi", "upload_api_wsgi"]
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"module 'rindle.web' has no attribute {name!r}")
+        module, attr = _LAZY[name]
+        value = getattr(_importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,225 @@
+"""One request/response shape for rindle's web surfaces, served as WSGI and as ASGI.
+
+A surface is a function ``handle(request) -> Response`` on a :class:`Request`;
+:class:`WSGIApp` and :class:`ASGIApp` serve it. The ASGI app is native (no WSGI bridge):
+it reads the body from ``receive`` and runs the handler, which talks to the database and
+storage synchronously, in a worker thread; the handler's body reads are forwarded to the
+event loop as they happen, so a large PATCH streams, never buffered whole.
+
+Both strip ``mount`` (a path prefix, for hosts that route a sub-path without setting
+``SCRIPT_NAME``/``root_path``) and answer 404 outside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import IO, Any, cast
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from rindle.delivery.body import BodyIncomplete, RequestBody
+from rindle.delivery.headers import SECURITY_HEADERS
+
+__all__ = ["ASGIApp", "Handler", "Request", "Response", "WSGIApp", "status_line"]
+
+log = logging.getLogger(__name__)
+
+#: Reason phrases for statuses :class:`http.HTTPStatus` does not know (tus's 460).
+EXTRA_REASONS = {460: "Checksum Mismatch"}
+
+
+def status_line(code: int) -> str:
+    """``"404 Not Found"``; 460 is ``"460 Checksum Mismatch"``."""
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"{code} {EXTRA_REASONS.get(code, 'Unknown')}"
+
+
+@dataclass
+class Request:
+    """One request: ``path`` is the part after the mount (starts with ``/``), ``headers``
+    have lower-case names, ``body`` is a capped ``read(n)`` stream, ``native`` is the WSGI
+    environ or ASGI scope (what the host's ``authorize`` receives) and ``base_url`` is the
+    absolute URL of the mount (``scheme://host/root/mount``, no trailing slash)."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: RequestBody
+    native: Any
+    base_url: str
+
+
+@dataclass
+class Response:
+    """What a handler answers; :data:`SECURITY_HEADERS` and ``Cache-Control: no-store``
+    are added by the servers unless ``headers`` set them."""
+
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def finished_headers(self, method: str) -> list[tuple[str, str]]:
+        """The headers to send: ours, ``Content-Length``, the defaults not overridden."""
+        names = {k.lower() for k, _ in self.headers}
+        out = list(self.headers)
+        if "content-length" not in names and self.status not in (204, 304):
+            out.append(("Content-Length", str(len(self.body))))
+        if "cache-control" not in names:
+            out.append(("Cache-Control", "no-store"))
+        out.extend(h for h in SECURITY_HEADERS if h[0].lower() not in names)
+        return out
+
+
+Handler = Callable[[Request], Response]
+
+
+def _strip(path: str, mount: str) -> str | None:
+    if not mount:
+        return path or "/"
+    if path == mount:
+        return "/"
+    if path.startswith(mount + "/"):
+        return path[len(mount):]
+    return None
+
+
+def _not_found() -> Response:
+    return Response(404, [("Content-Type", "application/json")],
+                    b'{"error": {"code": "not_found", "message": "no such endpoint"}}')
+
+
+class WSGIApp:
+    """A PEP 3333 callable serving ``handler`` under ``mount``."""
+
+    def __init__(self, handler: Handler, *, mount: str = "") -> None:
+        self.handler = handler
+        self.mount = mount.rstrip("/")
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
+                 ) -> Iterable[bytes]:
+        """Answer one request; a handler's unexpected exception is logged and is a 500."""
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        path = _strip(str(environ.get("PATH_INFO") or "/"), self.mount)
+        body = RequestBody.from_environ(environ)
+        if body.error and body.error[0] == 411:  # no framing at all: an empty body
+            body = RequestBody(cast(IO[bytes], environ["wsgi.input"]), length=0, chunked=False)
+        if path is None:
+            response = _not_found()
+        else:
+            headers = {k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items()
+                       if k.startswith("HTTP_")}
+            if environ.get("CONTENT_TYPE"):
+                headers["content-type"] = str(environ["CONTENT_TYPE"])
+            if environ.get("CONTENT_LENGTH"):
+                headers["content-length"] = str(environ["CONTENT_LENGTH"])
+            scheme = str(environ.get("wsgi.url_scheme", "http"))
+            host = headers.get("host") or (f"{environ.get('SERVER_NAME', 'localhost')}:"
+                                           f"{environ.get('SERVER_PORT', '80')}")
+            base = f"{scheme}://{host}{environ.get('SCRIPT_NAME', '')}{self.mount}"
+            request = Request(method, path, str(environ.get("QUERY_STRING", "")), headers,
+                              body, environ, base)
+            response = _run(self.handler, request)
+        if not body.finished:
+            body.discard()
+        start_response(status_line(response.status), response.finished_headers(method))
+        return [] if method == "HEAD" else [response.body]
+
+
+def _run(handler: Handler, request: Request) -> Response:
+    try:
+        return handler(request)
+    except Exception:
+        log.exception("rindle.web: unexpected error answering %s %s", request.method,
+                      request.path)
+        return Response(500, [("Content-Type", "application/json")],
+                        b'{"error": {"code": "internal_error", "message": '
+                        b'"the server failed; try again later"}}')
+
+
+class _ReceiveStream:
+    """``read(n)`` over an ASGI ``receive``, called from a worker thread."""
+
+    def __init__(self, receive: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> None:
+        self._receive, self._loop = receive, loop
+        self._buffer = bytearray()
+        self._more = True
+
+    def read(self, n: int = -1) -> bytes:
+        while self._more and (n < 0 or len(self._buffer) < n):
+            message = asyncio.run_coroutine_threadsafe(self._receive(), self._loop).result()
+            if message["type"] == "http.disconnect":
+                self._more = False
+                raise BodyIncomplete("the client disconnected")
+            self._buffer += message.get("body", b"")
+            self._more = bool(message.get("more_body", False))
+            if n < 0:
+                continue
+            if self._buffer:
+                break
+        size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
+
+    def readline(self, limit: int = -1) -> bytes:  # RequestBody's chunked mode; unused here
+        return self.read(limit)
+
+
+class ASGIApp:
+    """An ASGI 3 callable serving ``handler`` under ``mount`` (``http`` and ``lifespan``)."""
+
+    def __init__(self, handler: Handler, *, mount: str = "") -> None:
+        self.handler = handler
+        self.mount = mount.rstrip("/")
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Any],
+                       send: Callable[[dict[str, Any]], Any]) -> None:
+        """Answer one ``http`` request, or a lifespan's startup and shutdown."""
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        method = str(scope["method"]).upper()
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", []):
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        path = _strip(str(scope.get("path") or "/"), self.mount)
+        loop = asyncio.get_running_loop()
+        stream = _ReceiveStream(receive, loop)
+        raw_length = headers.get("content-length", "").strip()
+        error: tuple[int, str] | None = None
+        length: int | None = None
+        if raw_length:
+            if raw_length.isascii() and raw_length.isdigit():
+                length = int(raw_length)
+            else:
+                error = (400, "bad Content-Length")
+        body = RequestBody(cast(IO[bytes], stream), length=length, chunked=False, error=error)
+        if path is None:
+            response = _not_found()
+        else:
+            server = scope.get("server") or ("localhost", 80)
+            host = headers.get("host") or f"{server[0]}:{server[1]}"
+            base = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{self.mount}"
+            query = scope.get("query_string", b"").decode("latin-1")
+            request = Request(method, path, query, headers, body, scope, base)
+            response = await asyncio.to_thread(_run, self.handler, request)
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                                for k, v in response.finished_headers(method)]})
+        await send({"type": "http.response.body",
+                    "body": b"" if method == "HEAD" else response.body})
