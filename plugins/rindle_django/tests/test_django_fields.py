@@ -1,0 +1,166 @@
+"""RindleField and RindleCollectionField on real models: attach after save, handles, detach
+and purge on delete, and rollback with transaction.atomic()."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable
+
+import pytest
+from django.db import transaction
+from djgallery.models import Album, Photo
+from rindle_django.fields import RindleFile, Upload
+from sqlalchemy import func, select
+
+from rindle import Rindle
+from rindle.domain.models import Asset, Attachment, Job
+
+
+def _attachments(app: Rindle, owner_id: str, slot: str = "image") -> list[uuid.UUID]:
+    with app.db.transaction() as s:
+        return list(s.scalars(select(Attachment.asset_id).where(
+            Attachment.owner_type == "djgallery.photo", Attachment.owner_id == owner_id,
+            Attachment.slot == slot)))
+
+
+def _count(app: Rindle, model: type) -> int:
+    with app.db.transaction() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@pytest.mark.django_db
+def test_assigned_upload_is_stored_and_attached_after_save(
+        rindle_app: Rindle, make_image: Callable[..., bytes],
+        drain: Callable[[], object]) -> None:
+    photo = Photo(title="sea")
+    photo.image = Upload(make_image(120, 80), "sea.png")
+    assert photo.image is None  # nothing stored before save
+    photo.save()
+    handle = photo.image
+    assert isinstance(handle, RindleFile)
+    assert _attachments(rindle_app, str(photo.pk)) == [handle.asset_id]
+    drain()
+    fresh = Photo.objects.get(pk=photo.pk).image
+    assert fresh == handle
+    assert (fresh.state, fresh.filename, fresh.width, fresh.height) == ("ready", "sea.png",
+                                                                         120, 80)
+    assert fresh.variants == {"thumb": "ready"}
+    assert fresh.url("thumb").startswith(f"/rindle/media/photo/{handle.asset_id}/")
+    assert "token=" in fresh.url()
+
+
+@pytest.mark.django_db
+def test_file_object_needs_a_name(make_image: Callable[..., bytes]) -> None:
+    photo = Photo(title="x")
+    with pytest.raises(ValueError, match="needs a name"):
+        photo.image = io.BytesIO(make_image())
+    named = io.BytesIO(make_image())
+    named.name = "/somewhere/named.png"
+    photo.image = named
+    photo.save()
+    assert photo.image is not None and photo.image.filename == "named.png"
+
+
+@pytest.mark.django_db
+def test_replacing_and_clearing_release_the_old_asset(
+        rindle_app: Rindle, make_image: Callable[..., bytes]) -> None:
+    photo = Photo.objects.create(title="a", image=Upload(make_image(), "a.png"))
+    first = photo.image
+    assert first is not None
+    photo.image = Upload(make_image(color="red"), "b.png")
+    photo.save()
+    second = photo.image
+    assert second is not None and second != first
+    assert first.refresh().state == "deleted"  # attached nowhere else: purge queued
+    photo.image = None
+    photo.save()
+    assert _attachments(rindle_app, str(photo.pk)) == []
+    assert second.refresh().state == "deleted"
+
+
+@pytest.mark.django_db
+def test_existing_asset_by_asset_or_id_and_update_fields(
+        rindle_app: Rindle, make_image: Callable[..., bytes]) -> None:
+    asset = rindle_app.upload("photo", make_image(), filename="p.png")
+    photo = Photo.objects.create(title="by asset", image=asset)
+    assert _attachments(rindle_app, str(photo.pk)) == [asset.id]
+    other = Photo.objects.create(title="by id", image=str(asset.id))
+    assert other.image == RindleFile(asset.id)
+    other.image = None
+    other.save(update_fields=["title"])  # the image column is not saved: stays attached
+    assert _attachments(rindle_app, str(other.pk)) == [asset.id]
+    with pytest.raises(TypeError, match="cannot store int"):
+        photo.image = 42
+
+
+@pytest.mark.django_db
+def test_delete_detaches_and_purges_an_asset_no_one_else_holds(
+        rindle_app: Rindle, make_image: Callable[..., bytes]) -> None:
+    shared = rindle_app.upload("photo", make_image(), filename="s.png")
+    one = Photo.objects.create(title="one", image=shared)
+    two = Photo.objects.create(title="two", image=shared)
+    one.delete()
+    assert rindle_app.get_asset(shared.id).state != "deleted"  # two still holds it
+    Photo.objects.filter(pk=two.pk).delete()
+    assert rindle_app.get_asset(shared.id).state == "deleted"
+    assert _attachments(rindle_app, str(two.pk)) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rollback_leaves_no_attachment_no_job_no_state_change(
+        rindle_app: Rindle, make_image: Callable[..., bytes]) -> None:
+    kept = Photo.objects.create(title="kept", image=Upload(make_image(), "k.png"))
+    assert kept.image is not None
+    kept_id = kept.image.asset_id
+    before = (_count(rindle_app, Attachment), _count(rindle_app, Job),
+              _count(rindle_app, Asset), kept.image.state)
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), transaction.atomic():
+        Photo.objects.create(title="new", image=Upload(make_image(), "n.png"))
+        kept.image = None  # would detach and purge the kept asset
+        kept.save()
+        assert _attachments(rindle_app, str(kept.pk)) == []  # visible inside
+        raise Boom
+    after = (_count(rindle_app, Attachment), _count(rindle_app, Job),
+             _count(rindle_app, Asset), Photo.objects.get(pk=kept.pk).image.state)
+    assert after == before
+    assert Photo.objects.filter(title="new").count() == 0
+    assert _attachments(rindle_app, str(kept.pk)) == [kept_id]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_commit_keeps_what_the_atomic_block_wrote(
+        rindle_app: Rindle, make_image: Callable[..., bytes]) -> None:
+    jobs = _count(rindle_app, Job)
+    with transaction.atomic():
+        photo = Photo.objects.create(title="c", image=Upload(make_image(), "c.png"))
+    assert photo.image is not None
+    assert _attachments(rindle_app, str(photo.pk)) == [photo.image.asset_id]
+    assert _count(rindle_app, Job) == jobs + 1  # its promotion
+
+
+@pytest.mark.django_db
+def test_collection_adds_in_order_reorders_removes_and_clears_on_delete(
+        rindle_app: Rindle, make_image: Callable[..., bytes]) -> None:
+    album = Album.objects.create(name="trip")
+    a = album.shots.add(Upload(make_image(color="red"), "a.png"))
+    b = album.shots.add(Upload(make_image(color="blue"), "b.png"))
+    c = album.shots.add(Upload(make_image(color="green"), "c.png"), position=0)
+    assert list(album.shots) == [c, a, b]
+    album.shots.reorder([b, c, a])
+    assert [f.filename for f in album.shots.all()] == ["b.png", "c.png", "a.png"]
+    assert album.shots.remove(c) is True
+    assert album.shots.remove(c) is False
+    assert len(album.shots) == 2
+    album.delete()
+    assert {rindle_app.get_asset(x.asset_id).state for x in (a, b, c)} == {"deleted"}
+
+
+@pytest.mark.django_db
+def test_collection_needs_a_saved_instance() -> None:
+    with pytest.raises(ValueError, match="save it before"):
+        Album(name="unsaved").shots.all()
