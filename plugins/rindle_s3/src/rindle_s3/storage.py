@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import hashlib
+import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import boto3
 from botocore.config import Config
@@ -28,6 +31,7 @@ from rindle.storage import (
     Storage,
     delete_in_batches,
 )
+from rindle_s3.cloudfront import CloudFrontSigner
 
 __all__ = ["S3Storage"]
 
@@ -47,7 +51,29 @@ _NETWORK = (BotoConnectionError, ReadTimeoutError, ConnectionClosedError)
 CREATE_ONLY = {"If-None-Match": "*"}
 _SETTINGS = {"bucket", "prefix", "region", "endpoint_url", "access_key_id",
              "secret_access_key", "session_token", "public_base_url", "addressing_style",
-             "max_pool_connections"}
+             "max_pool_connections", "cloudfront_domain", "cloudfront_key_pair_id",
+             "cloudfront_private_key", "cloudfront_private_key_file"}
+
+
+def _cloudfront(storage: str, domain: str | None, key_pair_id: str | None, pem: str | None,
+                pem_file: str | os.PathLike[str] | None) -> CloudFrontSigner | None:
+    """The signer the ``cloudfront_*`` settings describe, or ``None`` without a domain."""
+    if not domain:
+        if key_pair_id or pem or pem_file:
+            raise ConfigError(f"storage {storage!r}: cloudfront_key_pair_id and "
+                              "cloudfront_private_key(_file) need cloudfront_domain")
+        return None
+    if (pem is None) == (pem_file is None):
+        raise ConfigError(f"storage {storage!r}: cloudfront_domain needs exactly one of "
+                          "cloudfront_private_key (PEM text) and cloudfront_private_key_file")
+    if pem_file is not None:
+        try:
+            pem = Path(pem_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"storage {storage!r}: cannot read cloudfront_private_key_file "
+                              f"{os.fspath(pem_file)!r} ({type(exc).__name__})") from None
+    return CloudFrontSigner(storage=storage, domain=domain, key_pair_id=key_pair_id or "",
+                            private_key=pem or "")
 
 
 class S3Storage(Storage):
@@ -78,7 +104,10 @@ class S3Storage(Storage):
                  endpoint_url: str | None = None, access_key_id: str | None = None,
                  secret_access_key: str | None = None, session_token: str | None = None,
                  public_base_url: str | None = None, addressing_style: str = "auto",
-                 max_pool_connections: int = 32) -> None:
+                 max_pool_connections: int = 32, cloudfront_domain: str | None = None,
+                 cloudfront_key_pair_id: str | None = None,
+                 cloudfront_private_key: str | None = None,
+                 cloudfront_private_key_file: str | os.PathLike[str] | None = None) -> None:
         super().__init__(name=name)
         if not bucket:
             raise ConfigError(f"storage {name!r}: the s3 backend needs a bucket")
@@ -90,6 +119,9 @@ class S3Storage(Storage):
         self.region = region
         self.endpoint_url = endpoint_url
         self.public_base_url = public_base_url.rstrip("/") if public_base_url else None
+        #: signs delivery URLs on a CloudFront distribution instead of presigning S3 GETs
+        self.cloudfront = _cloudfront(name, cloudfront_domain, cloudfront_key_pair_id,
+                                      cloudfront_private_key, cloudfront_private_key_file)
         config = Config(signature_version="s3v4", max_pool_connections=max_pool_connections,
                         s3={"addressing_style": addressing_style},
                         retries={"max_attempts": 3, "mode": "standard"})
@@ -108,7 +140,12 @@ class S3Storage(Storage):
             raise ConfigError(f"storage {name!r}: unknown setting(s) {sorted(unknown)} for "
                               f"the s3 backend; allowed: {', '.join(sorted(_SETTINGS))}")
         cls.check_settings(name, settings)  # "[storages.NAME] needs 'bucket' (...)"
-        return cls(name=name, **dict(settings))
+        opts = dict(settings)
+        if opts.get("cloudfront_private_key_file"):
+            path = Path(str(opts["cloudfront_private_key_file"])).expanduser()
+            opts["cloudfront_private_key_file"] = str(path if path.is_absolute()
+                                                      else context.base_dir / path)
+        return cls(name=name, **opts)
 
     def __repr__(self) -> str:
         return f"<S3Storage {self.name} s3://{self.bucket}/{self.prefix}>"
@@ -240,10 +277,17 @@ class S3Storage(Storage):
         Content-Disposition and ``content_type`` as Content-Type, whatever is stored
         (``response-content-disposition`` / ``response-content-type``, covered by the
         signature).
+
+        With ``cloudfront_domain`` set, that signed URL is a CloudFront one instead (canned
+        policy, valid for ``expires_in`` seconds, seven days when ``None``); the two
+        ``response-*`` parameters are then part of the signed URL, and the distribution's
+        origin request policy must forward them to S3.
         """
         if (self.public_base_url and expires_in is None and disposition is None
                 and content_type is None):
             return f"{self.public_base_url}/{quote(self._key(key))}"
+        if self.cloudfront is not None:
+            return self._cloudfront_url(key, expires_in, disposition, content_type)
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
         if disposition:
             params["ResponseContentDisposition"] = disposition
@@ -253,6 +297,16 @@ class S3Storage(Storage):
                                                                      MAX_PRESIGN_SECONDS)
         return str(self.client.generate_presigned_url("get_object", Params=params,
                                                       ExpiresIn=seconds))
+
+    def _cloudfront_url(self, key: str, expires_in: int | None, disposition: str | None,
+                        content_type: str | None) -> str:
+        assert self.cloudfront is not None
+        query = urlencode([(name, value) for name, value in (
+            ("response-content-disposition", disposition),
+            ("response-content-type", content_type)) if value], quote_via=quote)
+        seconds = MAX_PRESIGN_SECONDS if expires_in is None else max(1, int(expires_in))
+        resource = self.cloudfront.resource(self._key(key), query)
+        return self.cloudfront.sign(resource, int(time.time()) + seconds)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under ``prefix``: key, size, ETag (the form :meth:`head` reports)
@@ -371,7 +425,7 @@ class S3Storage(Storage):
             raise self._fail("UploadPart", key, exc) from exc
         return str(got["ETag"]).strip('"')
 
-    def list_parts(self, key: str, upload_id: str) -> list[dict[str, Any]]:
+    def list_parts(self, key: str, upload_id: str) -> builtins.list[dict[str, Any]]:
         """Every part uploaded so far (``ListParts``, all pages), in part-number order;
         ETags as S3 reports them (quoted). An unknown upload id is ``ObjectNotFound``."""
         out: list[dict[str, Any]] = []
@@ -396,4 +450,5 @@ class S3Storage(Storage):
     def describe(self) -> dict[str, Any]:
         """Bucket, prefix, region and endpoint; never credentials."""
         return {**super().describe(), "bucket": self.bucket, "prefix": self.prefix,
-                "region": self.region, "endpoint_url": self.endpoint_url}
+                "region": self.region, "endpoint_url": self.endpoint_url,
+                "cloudfront": self.cloudfront.base_url if self.cloudfront else None}
