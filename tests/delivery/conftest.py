@@ -1,4 +1,9 @@
-"""A real loopback HTTP server running the delivery WSGI app, and a tiny HTTP client."""
+"""A real loopback HTTP server running the delivery app, and a tiny HTTP client.
+
+``serve`` is parametrized: every test using it runs against the WSGI app under
+``rindle serve``'s server (``wsgi``) and against the native ASGI app under uvicorn
+(``asgi``), over real HTTP, so both answer the same.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +22,11 @@ import pytest
 
 from rindle import Rindle
 from rindle.cli.serve import make_threading_server
-from rindle.delivery import DeliveryApp, wsgi_app
+from rindle.delivery import DeliveryApp, DeliveryASGIApp, asgi_app, wsgi_app
 from rindle.domain.models import Asset
 from rindle.ids import uuid7
 from rindle.storage.local import LocalStorage
+from tests.uvicorn_server import UvicornThread
 
 
 @dataclass
@@ -40,8 +46,9 @@ class Served:
     """A running server: the rindle app, its default local storage and captured events."""
 
     app: Rindle
-    wsgi: DeliveryApp
+    wsgi: DeliveryApp | DeliveryASGIApp  # the app under test, whichever protocol
     port: int
+    server: str = "wsgi"
     events: list[tuple[str, dict[str, Any], dict[str, Any]]] = field(default_factory=list)
 
     @property
@@ -97,19 +104,24 @@ class _Slot:
         return self.target(environ, start_response)
 
 
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+@pytest.fixture(params=["wsgi", "asgi"])
+def serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Served]]:
     """Factory: start the delivery app on 127.0.0.1:<free port>; stopped after the test.
 
-    Keyword arguments go to :func:`wsgi_app`; ``storages`` replaces the storage table,
-    where ``{base_url}`` in a value is filled in with the server's URL.
+    Keyword arguments go to :func:`wsgi_app` (or :func:`asgi_app`); ``storages`` replaces
+    the storage table, where ``{base_url}`` in a value is filled in with the server's URL.
     """
-    started: list[tuple[Any, threading.Thread, Rindle]] = []
+    kind: str = request.param
+    stops: list[Callable[[], None]] = []
 
     def factory(storages: dict[str, dict[str, str]] | None = None, **options: Any) -> Served:
         slot = _Slot()
-        server = make_threading_server(slot, "127.0.0.1", 0, quiet=True)
-        port = server.server_port
+        if kind == "wsgi":
+            server = make_threading_server(slot, "127.0.0.1", 0, quiet=True)
+            port = server.server_port
+        else:
+            uvicorn = UvicornThread()
+            port = uvicorn.port
         base_url = f"http://127.0.0.1:{port}"
         table = storages or {"default": {"backend": "local", "root": str(tmp_path / "media")}}
         table = {name: {k: v.format(base_url=base_url) for k, v in conf.items()}
@@ -119,21 +131,30 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
         app = Rindle(database_url=f"sqlite:///{tmp_path / 'x.db'}", secret_key="test-secret",
                      storages=table, load_entrypoints=False)
         app.migrate()
-        served = Served(app=app, wsgi=wsgi_app(app, **options), port=port)
+        if kind == "wsgi":
+            wsgi = wsgi_app(app, **options)
+            served = Served(app=app, wsgi=wsgi, port=port)
+            slot.target = wsgi
+            thread = threading.Thread(target=server.serve_forever,
+                                      kwargs={"poll_interval": 0.05}, daemon=True)
+            thread.start()
+
+            def stop() -> None:
+                server.shutdown()
+                server.server_close()
+                thread.join(timeout=10)
+        else:
+            served = Served(app=app, wsgi=asgi_app(app, **options), port=port, server="asgi")
+            uvicorn.start(served.wsgi)
+            stop = uvicorn.stop
         app.telemetry.attach(lambda e, m, md: served.events.append((e, m, md)))
-        slot.target = served.wsgi
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                  daemon=True)
-        thread.start()
-        started.append((server, thread, app))
+        stops.append(stop)
+        stops.append(app.close)
         return served
 
     yield factory
-    for server, thread, app in started:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-        app.close()
+    for stop in stops:
+        stop()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""Delivery: URLs for assets and the embedded WSGI app that serves local storage.
+"""Delivery: URLs for assets and the embedded web app that serves local storage.
 
-``wsgi_app(app)`` serves signed GETs (with ``Range``) and presigned PUTs of local objects;
+``wsgi_app(app)`` (WSGI) and ``asgi_app(app)`` (native ASGI 3) serve signed GETs (with
+``Range``) and presigned PUTs of local objects;
 ``content_disposition`` builds the ``Content-Disposition`` header.
 
 The names load on first use (PEP 562): importing a light submodule such as
@@ -14,16 +15,19 @@ import importlib as _importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rindle.delivery.asgi import DeliveryASGIApp, asgi_app
     from rindle.delivery.disposition import content_disposition
     from rindle.delivery.wsgi import DeliveryApp, wsgi_app
 
 _LAZY: dict[str, str] = {
+    "DeliveryASGIApp": "rindle.delivery.asgi",
     "DeliveryApp": "rindle.delivery.wsgi",
+    "asgi_app": "rindle.delivery.asgi",
     "content_disposition": "rindle.delivery.disposition",
     "wsgi_app": "rindle.delivery.wsgi",
 }
 
-__all__ = ["DeliveryApp", "content_disposition", "wsgi_app"]
+__all__ = ["DeliveryASGIApp", "DeliveryApp", "asgi_app", "content_disposition", "wsgi_app"]
 
 if not TYPE_CHECKING:
 

@@ -47,20 +47,30 @@ class RequestBody:
     @classmethod
     def from_environ(cls, environ: WSGIEnvironment) -> RequestBody:
         """Frame the body of ``environ``: chunked, ``Content-Length``, or an error."""
-        stream = cast(IO[bytes], environ["wsgi.input"])
-        coding = str(environ.get("HTTP_TRANSFER_ENCODING", "")).strip().lower()
+        return cls.from_headers(cast(IO[bytes], environ["wsgi.input"]),
+                                transfer_encoding=str(environ.get("HTTP_TRANSFER_ENCODING", "")),
+                                content_length=str(environ.get("CONTENT_LENGTH") or ""),
+                                terminated=bool(environ.get("wsgi.input_terminated")))
+
+    @classmethod
+    def from_headers(cls, stream: IO[bytes], *, transfer_encoding: str, content_length: str,
+                     terminated: bool) -> RequestBody:
+        """Frame a body from its ``Transfer-Encoding`` and ``Content-Length`` values ("" when
+        absent): chunked, ``Content-Length``, or an error (501 another coding, 400 both
+        headers or a bad length, 411 neither). ``terminated``: the server already
+        de-chunked ``stream`` (read it to EOF), as ASGI servers always do."""
+        coding = transfer_encoding.strip().lower()
         if coding:
             if coding != "chunked":  # gzip, "chunked, identity", "xchunked": not ours
                 return cls(stream, length=None, chunked=False,
                            error=(501, "not implemented: only Transfer-Encoding: chunked is "
                                        "accepted"))
-            if str(environ.get("CONTENT_LENGTH") or "").strip():
+            if content_length.strip():
                 return cls(stream, length=None, chunked=False,
                            error=(400, "bad request: Content-Length and Transfer-Encoding "
                                        "together"))
-            # A server that already de-chunked sets wsgi.input_terminated: read to EOF.
-            return cls(stream, length=None, chunked=not environ.get("wsgi.input_terminated"))
-        raw = str(environ.get("CONTENT_LENGTH") or "").strip()
+            return cls(stream, length=None, chunked=not terminated)
+        raw = content_length.strip()
         if not raw:
             return cls(stream, length=None, chunked=False,
                        error=(411, "length required: send Content-Length or a chunked body"))

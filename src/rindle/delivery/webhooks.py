@@ -1,21 +1,19 @@
-"""The webhook endpoint as a WSGI handler: ``POST /webhooks/<provider>``.
+"""The webhook endpoint as a delivery route handler: ``POST /webhooks/<provider>``.
 
-Mounted by :func:`rindle.delivery.wsgi_app`. The raw body is read (and capped) here, before
-anything parses it; the provider verifies it; :func:`rindle.streaming.webhooks.handle_webhook`
-decides the status. A provider with no ``[streaming.NAME]`` is 404 (any method); non-POST
-to a configured one is 405.
+Mounted by :func:`rindle.delivery.wsgi_app` and :func:`rindle.delivery.asgi_app`. The raw
+body is read (and capped) here, before anything parses it; the provider verifies it;
+:func:`rindle.streaming.webhooks.handle_webhook` decides the status. A provider with no
+``[streaming.NAME]`` is 404 (any method); non-POST to a configured one is 405.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from http import HTTPStatus
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
-from wsgiref.types import StartResponse, WSGIEnvironment
 
-from rindle.delivery.body import BodyIncomplete, BodyTooLarge, RequestBody
-from rindle.delivery.headers import SECURITY_HEADERS
+from rindle.delivery.body import BodyIncomplete, BodyTooLarge
+from rindle.delivery.messages import Handler, Request, Response, plain
 from rindle.streaming.webhooks import MAX_BODY
 
 if TYPE_CHECKING:
@@ -33,56 +31,34 @@ if TYPE_CHECKING:
         def streaming(self) -> Streaming:
             """The app's streaming services."""
 
-__all__ = ["webhook_handler", "wsgi_headers"]
+__all__ = ["webhook_handler"]
 
 
-def wsgi_headers(environ: WSGIEnvironment) -> dict[str, str]:
-    """The request headers of ``environ`` as a lower-case ``name -> value`` dict."""
-    out: dict[str, str] = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            out[key[5:].replace("_", "-").lower()] = str(value)
-    if environ.get("CONTENT_TYPE"):
-        out["content-type"] = str(environ["CONTENT_TYPE"])
-    return out
+def _answer(status: int, text: str, extra: Iterable[tuple[str, str]] = ()) -> Response:
+    return plain(status, text, extra)
 
 
-def _answer(start_response: StartResponse, status: int, text: str,
-            extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
-    body = (text + "\n").encode("utf-8") if text else b""
-    start_response(f"{status} {HTTPStatus(status).phrase}", [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-        ("Cache-Control", "no-store"),
-        *SECURITY_HEADERS,
-        *extra,
-    ])
-    return [body]
+def webhook_handler(app: WebhookHost) -> Handler:
+    """The route handler ``(request, rest)`` for ``/webhooks/<rest>``."""
 
-
-def webhook_handler(app: WebhookHost
-                    ) -> Callable[[WSGIEnvironment, StartResponse, str], Iterable[bytes]]:
-    """The route handler ``(environ, start_response, rest)`` for ``/webhooks/<rest>``."""
-
-    def handle(environ: WSGIEnvironment, start_response: StartResponse, rest: str
-               ) -> Iterable[bytes]:
+    def handle(request: Request, rest: str) -> Response:
         provider = rest.strip("/")
         if not provider or "/" in provider or provider not in app.streaming.configs:
-            return _answer(start_response, 404, "no webhook endpoint for this provider")
-        if environ.get("REQUEST_METHOD") != "POST":
+            return _answer(404, "no webhook endpoint for this provider")
+        if request.method != "POST":
             app.telemetry.emit("rindle.provider.webhook.rejected", {"system_time": time.time_ns()},
                                {"reason": "method_not_allowed"})
-            return _answer(start_response, 405, "method not allowed", [("Allow", "POST")])
-        body = RequestBody.from_environ(environ)
+            return _answer(405, "method not allowed", [("Allow", "POST")])
+        body = request.open_body()
         if body.error is not None:
-            return _answer(start_response, body.error[0], body.error[1])
+            return _answer(body.error[0], body.error[1])
         if body.length is not None and body.length > MAX_BODY:
             app.telemetry.emit("rindle.provider.webhook.rejected", {"system_time": time.time_ns()},
                                {"reason": "too_large", "provider": provider})
             # Bounded (1 MiB) so the provider reads the answer instead of a reset; a client
             # that declares more and stalls is dropped by the server's idle timeout.
             body.drain()
-            return _answer(start_response, 413, "payload too large")
+            return _answer(413, "payload too large")
         body.cap = MAX_BODY
         try:
             raw = body.read()
@@ -90,15 +66,10 @@ def webhook_handler(app: WebhookHost
             app.telemetry.emit("rindle.provider.webhook.rejected", {"system_time": time.time_ns()},
                                {"reason": "too_large", "provider": provider})
             body.drain()
-            return _answer(start_response, 413, "payload too large")
+            return _answer(413, "payload too large")
         except BodyIncomplete:
-            return _answer(start_response, 400, "request body incomplete")
-        result = app.streaming.handle_webhook(provider, raw, wsgi_headers(environ))
-        return _answer(start_response, result.status, result.body)
+            return _answer(400, "request body incomplete")
+        result = app.streaming.handle_webhook(provider, raw, dict(request.headers))
+        return _answer(result.status, result.body)
 
-    def handle_without_body_for_head(environ: WSGIEnvironment, start_response: StartResponse,
-                                     rest: str) -> Iterable[bytes]:
-        out = handle(environ, start_response, rest)
-        return [] if environ.get("REQUEST_METHOD") == "HEAD" else out
-
-    return handle_without_body_for_head
+    return handle

@@ -1,0 +1,230 @@
+"""The delivery web app as a native ASGI 3 application (no WSGI bridge).
+
+:func:`asgi_app` serves exactly the routes and answers of :func:`rindle.delivery.wsgi_app`
+(signed GET/HEAD with ``Range``/``If-Range``/``If-None-Match``, create-only presigned PUT
+under the ``[delivery] max_put_bytes`` cap, provider webhooks, the same security headers
+and error pages): both run :class:`rindle.delivery.core.DeliveryCore`. Mount it in
+FastAPI/Starlette (``app.mount("/", asgi_app(rindle_app))``) or run it under any ASGI
+server (``uvicorn``, ``hypercorn``).
+
+How it stays off the event loop and within flat memory:
+
+* The core (database lookups, token checks, the storage write of a PUT) runs in a worker
+  thread (:func:`asyncio.to_thread`). A PUT body is pulled from ``receive`` as the storage
+  write asks for it, one message at a time, so an upload is never held in memory whole;
+  the server has already removed any chunked framing.
+* A GET body is read from the file in blocks of
+  :data:`~rindle.delivery.body.BLOCK_SIZE` (each read in a worker thread) and sent as it is
+  read; ``send`` waits while the client is slow. When the client disconnects
+  (``http.disconnect``) the stream stops and the file is closed.
+* ``lifespan`` is answered (nothing to start or stop: the host owns the :class:`Rindle`);
+  a ``websocket`` connection is closed (403).
+
+A request the core refuses before reading its body (a large or chunked body) is answered
+at once; the body is never waited for, and the server closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import IO, TYPE_CHECKING, Any, cast
+from urllib.parse import unquote_to_bytes
+
+from rindle.delivery.body import BLOCK_SIZE, BodyIncomplete, RequestBody
+from rindle.delivery.core import DeliveryCore, delivery_core
+from rindle.delivery.messages import Request, Response, plain
+
+if TYPE_CHECKING:
+    from rindle.delivery.core import DeliveryHost
+
+__all__ = ["DeliveryASGIApp", "ReceiveStream", "asgi_app", "serve_lifespan"]
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class ReceiveStream:
+    """A blocking ``read(n)`` file over an ASGI ``receive``, for a worker thread.
+
+    Each call that needs more bytes waits for the next ``http.request`` message on the
+    event loop ``loop``; ``http.disconnect`` before the last one raises
+    :class:`~rindle.delivery.body.BodyIncomplete`. At most one message is buffered.
+    """
+
+    def __init__(self, receive: Receive, loop: asyncio.AbstractEventLoop) -> None:
+        self._receive, self._loop = receive, loop
+        self._buffer = b""
+        self._more = True
+
+    async def _receive_one(self) -> Message:
+        return await self._receive()
+
+    def _next(self) -> None:
+        message = asyncio.run_coroutine_threadsafe(self._receive_one(), self._loop).result()
+        if message["type"] == "http.disconnect":
+            self._more = False
+            raise BodyIncomplete("the client disconnected before the body ended")
+        self._buffer += bytes(message.get("body", b""))
+        self._more = bool(message.get("more_body", False))
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (all that is left when negative); ``b""`` at the end."""
+        while self._more and (n < 0 or not self._buffer):
+            self._next()
+        size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+    def readline(self, limit: int = -1) -> bytes:
+        """A line (up to ``limit`` bytes), for chunked framing the server did not remove."""
+        while self._more and b"\n" not in self._buffer and (
+                limit < 0 or len(self._buffer) < limit):
+            self._next()
+        end = self._buffer.find(b"\n") + 1 or len(self._buffer)
+        if limit >= 0:
+            end = min(end, limit)
+        out, self._buffer = self._buffer[:end], self._buffer[end:]
+        return out
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Lower-case name -> value; repeated headers joined with ``", "`` as WSGI servers do."""
+    out: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = bytes(raw_name).decode("latin-1").lower()
+        value = bytes(raw_value).decode("latin-1")
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+def _path(scope: Scope) -> str:
+    """The request path below ``root_path`` as PEP 3333 spells ``PATH_INFO``: the
+    percent-decoded bytes read as Latin-1 (so a key that is not UTF-8 is refused the same
+    way under both servers)."""
+    raw = scope.get("raw_path")
+    if raw:
+        path = unquote_to_bytes(bytes(raw).split(b"?", 1)[0]).decode("latin-1")
+    else:
+        path = str(scope.get("path") or "/").encode("utf-8", "surrogateescape").decode(
+            "latin-1")
+    root = str(scope.get("root_path") or "").encode("utf-8").decode("latin-1")
+    if root and (path == root or path.startswith(root + "/")):
+        path = path[len(root):]
+    return path or "/"
+
+
+class DeliveryASGIApp:
+    """The ASGI 3 callable :func:`asgi_app` returns; ``routes`` lists what it serves."""
+
+    def __init__(self, core: DeliveryCore) -> None:
+        self.core = core
+        self.routes = core.routes
+        self.mount = core.mount
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ``http`` request, a ``lifespan``, or refuse a ``websocket``."""
+        kind = scope["type"]
+        if kind == "lifespan":
+            await serve_lifespan(receive, send)
+        elif kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            raise ValueError(f"rindle delivery: unsupported ASGI scope type {kind!r}")
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        loop = asyncio.get_running_loop()
+        method = str(scope["method"])
+
+        def open_body() -> RequestBody:
+            return RequestBody.from_headers(
+                cast(IO[bytes], ReceiveStream(receive, loop)),
+                transfer_encoding=headers.get("transfer-encoding", ""),
+                content_length=headers.get("content-length", ""), terminated=True)
+
+        request = Request(method, _path(scope),
+                          bytes(scope.get("query_string", b"")).decode("latin-1"), headers,
+                          open_body)
+        try:
+            response = await asyncio.to_thread(self.core.handle, request)
+        except Exception:
+            log.exception("rindle delivery: unexpected error answering %s", method)
+            response = plain(500, "internal server error")
+        await _respond(method, response, receive, send)
+
+
+async def serve_lifespan(receive: Receive, send: Send) -> None:
+    """Answer an ASGI ``lifespan`` scope: startup and shutdown complete at once (nothing
+    to start: the host owns the app). Shared by rindle's ASGI surfaces."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _respond(method: str, response: Response, receive: Receive, send: Send) -> None:
+    try:
+        await send({"type": "http.response.start", "status": response.status,
+                    "headers": [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                                for k, v in response.headers]})
+        if response.file is None or method == "HEAD":
+            await send({"type": "http.response.body",
+                        "body": b"" if method == "HEAD" else response.body})
+            return
+        await _stream(response.file, response.length, receive, send)
+    finally:
+        response.close()
+
+
+async def _stream(f: IO[bytes], length: int, receive: Receive, send: Send) -> None:
+    """Send ``length`` bytes of ``f`` block by block; stop when the client disconnects."""
+    gone = asyncio.Event()
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        left = length
+        while left > 0 and not gone.is_set():
+            data = await asyncio.to_thread(f.read, min(BLOCK_SIZE, left))
+            if not data:  # the file shrank under us: end here (the server sees the gap)
+                break
+            left -= len(data)
+            await send({"type": "http.response.body", "body": data, "more_body": left > 0})
+        if left > 0 and not gone.is_set():
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except OSError:  # a server that raises on a closed connection instead of ignoring it
+        return
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+def asgi_app(app: DeliveryHost, *, mount: str = "", max_put_bytes: int | None = None
+             ) -> DeliveryASGIApp:
+    """The delivery app for ``app``'s local storages as an ASGI 3 application.
+
+    Same routes, answers and options as :func:`rindle.delivery.wsgi_app`: ``mount`` is a
+    path prefix stripped before routing (for hosts that neither set ``root_path`` nor
+    strip the prefix themselves), ``max_put_bytes`` caps every presigned PUT (default: the
+    app's ``[delivery] max_put_bytes``). Raises :class:`~rindle.errors.ConfigError` when two
+    local storages share a URL prefix.
+    """
+    return DeliveryASGIApp(delivery_core(app, mount=mount, max_put_bytes=max_put_bytes))
