@@ -39,7 +39,7 @@ def test_suite_on_postgresql(pg_server: TempPostgres, tmp_path: Path) -> None:
         pg_server.drop_database(name)
     tail = proc.stdout[-6000:] + proc.stderr[-3000:]
     assert proc.returncode == 0, tail
-    summary = re.search(r"(\d+) passed", proc.stdout)
-    assert summary is not None and int(summary.group(1)) >= 9, tail
-    assert "failed" not in proc.stdout.splitlines()[-1], tail
-    assert "skipped" not in proc.stdout.splitlines()[-1], tail
+    # every test ran and passed: nothing failed, errored or skipped, only this one deselected
+    last = proc.stdout.strip().splitlines()[-1]
+    summary = re.fullmatch(r"(\d+) passed, 1 deselected in [\d.]+s", last)
+    assert summary is not None and int(summary.group(1)) >= 30, tail

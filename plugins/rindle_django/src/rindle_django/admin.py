@@ -33,6 +33,13 @@ def _fields(model: type[models.Model]) -> list[RindleField]:
     return [f for f in model._meta.get_fields() if isinstance(f, RindleField)]
 
 
+def _state(handle: RindleFile) -> str:
+    try:
+        return handle.state
+    except NotFound:
+        return "missing"
+
+
 class RindleAdminMixin:
     """Mix into a ``ModelAdmin`` before it (see the module docstring)."""
 
@@ -56,8 +63,9 @@ class RindleAdminMixin:
             if isinstance(handle, RindleFile):
                 try:
                     url = handle.url(self.rindle_thumbnail_variant)
-                except NotFound:
-                    return "-"
+                except NotFound:  # AssetNotReady included
+                    return format_html('<span class="rindle-state">{}</span>',
+                                       _state(handle))
                 return format_html('<img src="{}" alt="" height="{}" loading="lazy">', url,
                                    self.rindle_thumbnail_height)
         return "-"

@@ -264,6 +264,8 @@ class RindleField(models.UUIDField):  # type: ignore[type-arg]
         defaults: dict[str, Any] = {"form_class": RindleFormField, "profile": self.profile,
                                     "required": not self.blank}
         defaults.update(kwargs)
+        if not _upload_widget(defaults.get("widget")):
+            defaults.pop("widget", None)  # the admin's UUID text input, for a UUIDField
         form_class = defaults.pop("form_class")
         defaults.pop("choices_form_class", None)
         return form_class(**{k: v for k, v in defaults.items()
@@ -285,6 +287,16 @@ class RindleField(models.UUIDField):  # type: ignore[type-arg]
     def _after_delete(self, sender: type, instance: models.Model, **_: Any) -> None:
         if instance.__dict__.get(self.attname) is not None and instance.pk is not None:
             get_app().detach(owner_of(instance), self.name)
+
+
+def _upload_widget(widget: Any) -> bool:
+    """Whether ``widget`` (a class or an instance) can carry an upload."""
+    from django import forms
+
+    from rindle_django.forms import RindleDirectUploadInput
+
+    kind = widget if isinstance(widget, type) else type(widget)
+    return issubclass(kind, (forms.FileInput, RindleDirectUploadInput))
 
 
 class RindleCollection:

@@ -94,17 +94,38 @@ def _as_file(value: Any) -> RindleFile | None:
     return None
 
 
+class _Current:
+    """The current asset as the clearable file input shows it: its file name, linked to
+    the original once that is delivered (``url`` is empty before)."""
+
+    def __init__(self, handle: RindleFile) -> None:
+        self.handle = handle
+
+    @property
+    def url(self) -> str:
+        try:
+            return self.handle.url()
+        except RindleError:  # not promoted yet, quarantined, deleted
+            return ""
+
+    def __str__(self) -> str:
+        try:
+            return self.handle.filename or str(self.handle.asset_id)
+        except RindleError:
+            return str(self.handle.asset_id)
+
+
 class RindleFileInput(forms.ClearableFileInput):
     """A file input showing the current asset (a link to the original) and a clear box."""
 
     def format_value(self, value: Any) -> Any:
-        """The current asset as a :class:`RindleFile` (its ``url`` is the link)."""
+        """The current asset (its file name, linked to the original when delivered)."""
         found = _as_file(value)
-        return found if found is not None else super().format_value(value)
+        return _Current(found) if found is not None else super().format_value(value)
 
     def is_initial(self, value: Any) -> bool:
-        """True for an asset the instance already holds."""
-        return isinstance(value, RindleFile)
+        """True for an asset the instance already holds (its id or its handle)."""
+        return _as_file(value) is not None
 
 
 class RindleDirectUploadInput(forms.Widget):

@@ -67,7 +67,8 @@ if _pg:
 else:
     DATABASES = {"default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": str(Path(tempfile.gettempdir()) / f"rindle-django-{os.getpid()}.sqlite3"),
+        "NAME": os.environ.get("RINDLE_DJANGO_TEST_SQLITE") or str(
+            Path(tempfile.gettempdir()) / f"rindle-django-{os.getpid()}.sqlite3"),
     }}
 
 MEDIA_DIR = os.environ.get("RINDLE_DJANGO_TEST_MEDIA") or tempfile.mkdtemp(

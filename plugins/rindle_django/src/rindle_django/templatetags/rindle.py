@@ -16,6 +16,7 @@ from typing import Any
 from django import template
 
 from rindle import html
+from rindle.errors import NotFound
 from rindle_django.conf import get_app
 from rindle_django.fields import RindleFile
 
@@ -51,6 +52,12 @@ def rindle_audio(value: Any, sources: str | None = None, **attrs: Any) -> str:
 
 @register.simple_tag
 def rindle_url(value: Any, variant: str | None = None) -> str:
-    """The delivery URL of the original or of ``variant`` ("" for no asset)."""
+    """The delivery URL of the original or of ``variant``; "" for no asset and for one that
+    is not delivered (not promoted yet, quarantined, deleted)."""
     ref = _ref(value)
-    return "" if ref is None else get_app().url(ref, variant)
+    if ref is None:
+        return ""
+    try:
+        return get_app().url(ref, variant)
+    except NotFound:  # AssetNotReady included
+        return ""

@@ -10,6 +10,7 @@ instead of one from ``rindle.toml``. ``--json`` goes before or after the verb as
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -35,6 +36,17 @@ class Command(BaseCommand):
         parser.set_defaults(verbosity=1, settings=None, pythonpath=None, traceback=False,
                             no_color=False, force_color=False, skip_checks=True)
         return parser
+
+    def run_from_argv(self, argv: list[str]) -> None:
+        """``manage.py rindle ...``: exit with rindle's own status (no Django wrapper
+        message on top of rindle's one-line error)."""
+        from django.db import connections
+
+        try:
+            code = run(argv[2:])
+        finally:
+            connections.close_all()
+        sys.exit(code)
 
     def handle(self, *args: str, **options: Any) -> None:
         """Run the verb; a non-zero exit becomes a CommandError with that return code."""

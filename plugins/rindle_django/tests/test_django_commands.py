@@ -1,0 +1,84 @@
+"""``manage.py rindle <verb>``: rindle's verbs, flags, JSON and exit codes, in process
+(``call_command``) and as a real ``manage.py`` child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from djgallery.models import Photo
+from rindle_django.fields import Upload
+
+from rindle import Rindle
+
+HERE = Path(__file__).resolve().parent
+MISSING = "00000000-0000-0000-0000-000000000000"
+
+
+def _exit_code(*args: str) -> int:
+    try:
+        call_command("rindle", *args)
+    except CommandError as exc:
+        return exc.returncode
+    return 0
+
+
+@pytest.mark.django_db
+def test_show_and_worker_drain_on_the_project_app(
+        rindle_app: Rindle, make_image: Callable[..., bytes],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    photo = Photo.objects.create(title="cmd", image=Upload(make_image(), "cmd.png"))
+    assert photo.image is not None
+    assert _exit_code("worker", "--drain", "--json") == 0
+    drained = json.loads(capsys.readouterr().out)
+    assert drained == {"ran": 2}  # promotion, then the thumb variant
+    assert _exit_code("--json", "show", str(photo.image.asset_id)) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["id"], shown["state"], shown["filename"]) == (
+        str(photo.image.asset_id), "ready", "cmd.png")
+    assert _exit_code("show", str(photo.image.asset_id), "--json") == 0  # flag after the verb
+    assert json.loads(capsys.readouterr().out)["id"] == str(photo.image.asset_id)
+
+
+@pytest.mark.django_db
+def test_exit_codes_usage_2_not_found_1(rindle_app: Rindle,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert _exit_code("--json", "show", MISSING) == 1
+    out = capsys.readouterr()
+    assert json.loads(out.out) == {"error": {
+        "code": "not_found", "message": f"asset {MISSING} not found"}}
+    assert _exit_code("doctor", "--no-such-flag") == 2
+    assert "No such option '--no-such-flag'" in capsys.readouterr().err
+    assert _exit_code("no-such-verb") == 2
+    assert _exit_code("--config", "rindle.toml", "doctor") == 2
+    assert "takes its settings from settings.RINDLE" in capsys.readouterr().err
+    assert _exit_code("cleanup-orphans", "--json") == 0  # a dry run
+    assert json.loads(capsys.readouterr().out)["dry_run"] is True
+
+
+def test_manage_py_child_process_exit_codes(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env.update(RINDLE_DJANGO_TEST_SQLITE=str(tmp_path / "cli.sqlite3"),
+               RINDLE_DISABLE_PLUGIN_AUTOLOAD="1")
+
+    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(HERE / "manage.py"), "rindle", *args],
+                              env=env, cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+
+    migrated = manage("--json", "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert json.loads(migrated.stdout)["to"] is not None
+    missing = manage("--json", "show", MISSING)
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["error"]["code"] == "not_found"
+    assert missing.stderr.strip() == f"Error: asset {MISSING} not found [not_found]"
+    usage = manage("doctor", "--no-such-flag")
+    assert usage.returncode == 2
+    assert "CommandError" not in usage.stderr  # rindle's own message only
