@@ -57,7 +57,7 @@ COMPOSE_LIMIT = 32
 RESUMABLE_TTL = dt.timedelta(days=7)
 DEFAULT_ENDPOINT = "https://storage.googleapis.com"
 _SCOPES = ("https://www.googleapis.com/auth/devstorage.read_write",)
-_SETTINGS = {"bucket", "project", "credentials_file", "prefix", "retry_deadline"}
+_SETTINGS = {"bucket", "project", "credentials_file", "prefix", "retry_deadline", "cdn_domain"}
 #: What the client library raises for service, auth and network failures.
 _FAILURES: tuple[type[BaseException], ...] = (gexc.GoogleAPIError, GoogleAuthError, OSError)
 #: Failures that say "try again later": a 429, 500, 502, 503 or 504 answer (DeadlineExceeded
@@ -79,6 +79,21 @@ def _unavailable(status: int) -> bool:
     return status in _UNAVAILABLE_STATUS
 
 
+def _cdn_domain(storage: str, value: object) -> str:
+    """``https://host`` (or ``http://`` as given) for ``cdn_domain``; a path, query or other
+    scheme is a :class:`ConfigError`."""
+    text = str(value).strip()
+    if "://" not in text:
+        text = "https://" + text
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.path not in ("", "/") \
+            or parts.query or parts.fragment or "@" in parts.netloc:
+        raise ConfigError(f"storage {storage!r}: cdn_domain must be a host name bound to "
+                          "the bucket, such as media.example.com (or https://media.example."
+                          "com), without a path or query")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class GCSStorage(Storage):
     """A bucket (optionally a key prefix inside it) holding rindle's objects.
 
@@ -96,13 +111,17 @@ class GCSStorage(Storage):
 
     def __init__(self, *, name: str, bucket: str, project: str | None = None,
                  credentials_file: str | os.PathLike[str] | None = None,
-                 prefix: str = "", retry_deadline: float = 120.0) -> None:
+                 prefix: str = "", retry_deadline: float = 120.0,
+                 cdn_domain: str | None = None) -> None:
         super().__init__(name=name)
         if not bucket or not isinstance(bucket, str):
             raise ConfigError(f"storage {name!r}: the gcs backend needs a bucket")
         self.bucket_name = bucket
         self.project = project
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        #: ``https://host`` of a hostname bound to the bucket (a load balancer or CDN in
+        #: front of it): delivery URLs, signed or not, use it instead of the API endpoint
+        self.cdn_domain = _cdn_domain(name, cdn_domain) if cdn_domain else None
         try:
             deadline = float(retry_deadline)
         except (TypeError, ValueError):
@@ -368,18 +387,26 @@ class GCSStorage(Storage):
         upload (the sniffed type of a proxied upload, the declared and allow-listed type
         of a resumable one; without a key no signed PUT lets an uploader choose it). An
         expiry or a disposition without a key raises :class:`DeliveryUnsupported`.
+
+        With ``cdn_domain`` set, both forms are on that host (a hostname bound to the bucket:
+        the object name is the whole path) and the signature covers that host, as GCS's V4
+        signing with a bucket-bound hostname specifies.
         """
         name = self._key(key)
         if expires_in is None and disposition is None and (
                 content_type is None or self._signer is None):
+            if self.cdn_domain:
+                return f"{self.cdn_domain}/{quote(name, safe='/~')}"
             return f"{self.endpoint}/{self.bucket_name}/{quote(name, safe='/~')}"
         signer = self._require_signer("sign delivery URLs")
         seconds = MAX_SIGNED_SECONDS if expires_in is None else max(
             1, min(int(expires_in), MAX_SIGNED_SECONDS))
+        where: dict[str, Any] = ({"bucket_bound_hostname": self.cdn_domain}
+                                 if self.cdn_domain else {"api_access_endpoint": self.endpoint})
         return str(self.bucket.blob(name).generate_signed_url(
             version="v4", method="GET", expiration=dt.timedelta(seconds=seconds),
-            api_access_endpoint=self.endpoint, credentials=signer,
-            response_disposition=disposition, response_type=content_type))
+            credentials=signer, response_disposition=disposition,
+            response_type=content_type, **where))
 
     def _require_signer(self, what: str) -> Credentials:
         if self._signer is None:
@@ -547,4 +574,4 @@ class GCSStorage(Storage):
         """Bucket, prefix, project, endpoint and whether URLs can be signed; never keys."""
         return {**super().describe(), "bucket": self.bucket_name, "prefix": self.prefix,
                 "project": self.project, "endpoint": self.endpoint,
-                "can_sign": self._signer is not None}
+                "cdn_domain": self.cdn_domain, "can_sign": self._signer is not None}
