@@ -1,0 +1,128 @@
+"""rindle's browser surfaces on S3 (moto over HTTP, SQLite and PostgreSQL): the upload API's
+multipart flow as Uppy drives it, and the tus server streaming into a multipart upload
+with the bytes below S3's 5 MiB part minimum buffered in the bucket, resumed by a new app."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable
+
+import boto3
+import requests
+from tests.web.conftest import header_actor, serve_wsgi
+from tusclient import client as tus_client
+
+from rindle import Profile, Rindle
+from rindle.web import tus_wsgi, upload_api_wsgi
+
+MIB = 1024 * 1024
+
+
+class Big(Profile):
+    name = "big"
+    allow_mime = ("image/jpeg",)
+    max_bytes = 32 * MIB
+
+
+def _app(make_app: Callable[..., Rindle], settings: dict[str, str]) -> Rindle:
+    return make_app(storages={"default": settings}, profiles=[Big], load_entrypoints=True)
+
+
+def _bucket(settings: dict[str, str]) -> tuple[object, str]:
+    client = boto3.client("s3", endpoint_url=settings["endpoint_url"], region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    return client, settings["bucket"]
+
+
+def _keys(settings: dict[str, str]) -> list[str]:
+    client, bucket = _bucket(settings)
+    listed = client.list_objects_v2(Bucket=bucket)  # type: ignore[attr-defined]
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def _body(settings: dict[str, str], key: str) -> bytes:
+    client, bucket = _bucket(settings)
+    got = client.get_object(Bucket=bucket, Key=key)  # type: ignore[attr-defined]
+    return bytes(got["Body"].read())
+
+
+def test_api_multipart_flow_as_uppy_drives_it(make_app: Callable[..., Rindle],
+                                              s3_settings: dict[str, str]) -> None:
+    app = _app(make_app, s3_settings)
+    data = os.urandom(5 * MIB) + os.urandom(1000)
+    with serve_wsgi(upload_api_wsgi(app, authorize=header_actor,
+                                    multipart_threshold=5 * MIB)) as base:
+        alice = {"X-Actor": "alice"}
+        made = requests.post(f"{base}/uploads", headers=alice, timeout=30, json={
+            "profile": "big", "filename": "big.jpg", "content_type": "image/jpeg",
+            "size": len(data)}).json()
+        assert made["strategy"] == "multipart"  # size >= multipart_threshold
+        sid = made["uploadId"]
+        for number, chunk in ((1, data[:5 * MIB]), (2, data[5 * MIB:])):
+            signed = requests.post(f"{base}/uploads/{sid}/parts/{number}", headers=alice,
+                                   timeout=30).json()
+            assert set(signed) == {"url", "method", "headers", "expires_at"}
+            assert requests.put(signed["url"], data=chunk, headers=signed["headers"],
+                                timeout=60).status_code == 200
+        listed = requests.get(f"{base}/uploads/{sid}/parts", headers=alice, timeout=30)
+        parts = listed.json()
+        assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, 5 * MIB), (2, 1000)]
+        assert all(p["ETag"].startswith('"') for p in parts)
+        other = requests.get(f"{base}/uploads/{sid}/parts", headers={"X-Actor": "bob"},
+                             timeout=30)
+        assert other.status_code == 404
+        done = requests.post(f"{base}/uploads/{sid}/complete", headers=alice, timeout=60,
+                             json={"parts": [{"PartNumber": p["PartNumber"],
+                                              "ETag": p["ETag"]} for p in parts]})
+        assert done.status_code == 200, done.text
+        assert done.json()["state"] == "validating"
+    assert _body(s3_settings, made["key"]) == data
+
+
+def test_tus_streams_into_multipart_with_the_tail_in_the_bucket(
+        make_app: Callable[..., Rindle], s3_settings: dict[str, str]) -> None:
+    data = os.urandom(7 * MIB)
+    first = _app(make_app, s3_settings)
+    with serve_wsgi(tus_wsgi(first, authorize=header_actor, mount="/files")) as base:
+        uploader = tus_client.TusClient(base + "/files/", headers={"X-Actor": "alice"}
+                                        ).uploader(file_stream=io.BytesIO(data),
+                                                   chunk_size=3 * MIB, upload_checksum=True,
+                                                   metadata={"filename": "big.jpg",
+                                                             "profile": "big"})
+        uploader.upload_chunk()  # 3 MiB: below the part minimum, buffered in the bucket
+        tails = [k for k in _keys(s3_settings) if ".tus-tail-" in k]
+        assert [k.rsplit("-", 1)[1] for k in tails] == [str(3 * MIB)]
+        uploader.upload_chunk()  # 6 MiB: one part; the tail object is gone
+        assert not [k for k in _keys(s3_settings) if ".tus-tail-" in k]
+        token = uploader.url.rsplit("/", 1)[1]
+    first.close()
+    second = _app(make_app, s3_settings)  # another process on the same database and bucket
+    with serve_wsgi(tus_wsgi(second, authorize=header_actor, mount="/files")) as base:
+        resumed = tus_client.TusClient(base + "/files/", headers={"X-Actor": "alice"}
+                                       ).uploader(file_stream=io.BytesIO(data),
+                                                  chunk_size=3 * MIB,
+                                                  url=f"{base}/files/{token}")
+        assert resumed.offset == 6 * MIB
+        resumed.upload()
+    keys = _keys(s3_settings)
+    assert len(keys) == 1 and _body(s3_settings, keys[0]) == data
+
+
+def test_tus_termination_on_s3_removes_parts_and_tail(make_app: Callable[..., Rindle],
+                                                      s3_settings: dict[str, str]) -> None:
+    app = _app(make_app, s3_settings)
+    with serve_wsgi(tus_wsgi(app, authorize=header_actor)) as base:
+        uploader = tus_client.TusClient(base + "/", headers={"X-Actor": "alice"}).uploader(
+            file_stream=io.BytesIO(os.urandom(8 * MIB)), chunk_size=6 * MIB,
+            metadata={"filename": "big.jpg", "profile": "big"})
+        uploader.upload_chunk()
+        client, bucket = _bucket(s3_settings)
+        uploads = client.list_multipart_uploads(Bucket=bucket)  # type: ignore[attr-defined]
+        assert len(uploads.get("Uploads", [])) == 1
+        gone = requests.delete(uploader.url, headers={"X-Actor": "alice",
+                                                      "Tus-Resumable": "1.0.0"}, timeout=30)
+        assert gone.status_code == 204
+        uploads = client.list_multipart_uploads(Bucket=bucket)  # type: ignore[attr-defined]
+        assert uploads.get("Uploads", []) == []
+        assert _keys(s3_settings) == []

@@ -1,0 +1,330 @@
+"""The tus server over real loopback HTTP, driven by the tuspy client (and raw requests for
+what tuspy cannot send): core protocol, creation, expiration, termination, checksum,
+deferred length, concatenation, a resume on a new server process, and the ASGI app."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import select
+from tusclient import client as tus_client
+from tusclient.exceptions import TusCommunicationError
+
+from rindle import Rindle
+from rindle.clock import ManualClock
+from rindle.domain.models import Asset, UploadSession
+from rindle.upload import tus_backing
+from rindle.web import tus_asgi, tus_wsgi
+from tests.apps import MakeApp, local_storage
+from tests.web.conftest import MAX_BYTES, Other, Photo, header_actor, serve_asgi, serve_wsgi
+
+V = {"Tus-Resumable": "1.0.0"}
+ALICE = {**V, "X-Actor": "alice"}
+
+
+def meta(**values: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+PHOTO = meta(filename="cat.jpg", profile="photo", filetype="image/jpeg")
+
+
+def create(url: str, length: int | None, *, headers: dict[str, str] | None = None,
+           metadata: str = PHOTO) -> requests.Response:
+    sent = {**ALICE, "Upload-Metadata": metadata, **(headers or {})}
+    if length is not None:
+        sent["Upload-Length"] = str(length)
+    return requests.post(url, headers=sent, timeout=30)
+
+
+def patch(location: str, offset: int, data: bytes, **extra: str) -> requests.Response:
+    return requests.patch(location, data=data, timeout=30, headers={
+        **ALICE, "Upload-Offset": str(offset),
+        "Content-Type": "application/offset+octet-stream", **extra})
+
+
+def head(location: str, actor: str = "alice") -> requests.Response:
+    return requests.head(location, headers={**V, "X-Actor": actor}, timeout=30)
+
+
+def sha1(data: bytes) -> str:
+    return "sha1 " + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+def session_of(app: Rindle, location: str) -> UploadSession:
+    hexid = location.rsplit("/", 1)[1].split(".")[0]
+    with app.db.sessionmaker() as s:
+        row = s.execute(select(UploadSession).where(
+            UploadSession.upload_strategy == "tus")).scalars().all()
+        return next(r for r in row if r.id.hex == hexid)
+
+
+def stored(app: Rindle, row: UploadSession) -> bytes:
+    return local_storage(app).path_for(row.upload_key).read_bytes()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def tus_url(web_app: Rindle, clock: ManualClock) -> Iterator[str]:
+    with serve_wsgi(tus_wsgi(web_app, authorize=header_actor, mount="/files",
+                             expires_in=3600, clock=clock)) as base:
+        yield base + "/files/"
+
+
+def test_tuspy_upload_in_chunks_with_checksums_is_verified(web_app: Rindle,
+                                                           tus_url: str) -> None:
+    data = os.urandom(50_000)
+    client = tus_client.TusClient(tus_url, headers={"X-Actor": "alice"})
+    uploader = client.uploader(file_stream=io.BytesIO(data), chunk_size=20_000,
+                               metadata={"filename": "cat.jpg", "profile": "photo"},
+                               upload_checksum=True)
+    uploader.upload()
+    assert uploader.offset == 50_000
+    answer = head(uploader.url)
+    assert answer.status_code == 200
+    assert answer.headers["Upload-Offset"] == "50000"
+    assert answer.headers["Upload-Length"] == "50000"
+    assert answer.headers["Cache-Control"] == "no-store"
+    row = session_of(web_app, uploader.url)
+    assert row.state == "completed" and row.actor_id == "alice"
+    assert answer.headers["Rindle-Asset-Id"] == str(row.asset_id)
+    assert stored(web_app, row) == data
+    assert not tus_backing.part_path(local_storage(web_app), row).exists()
+    with web_app.db.sessionmaker() as s:
+        asset = s.get(Asset, row.asset_id)
+        assert asset is not None and asset.state == "validating" and asset.byte_size == 50_000
+
+
+def test_options_discovery_and_version_check(tus_url: str) -> None:
+    answer = requests.options(tus_url, timeout=30)
+    assert answer.status_code == 204
+    assert answer.headers["Tus-Version"] == "1.0.0"
+    assert answer.headers["Tus-Extension"] == ("creation,creation-defer-length,expiration,"
+                                               "termination,checksum,concatenation")
+    assert answer.headers["Tus-Max-Size"] == str(5 * 1024 ** 3)
+    assert answer.headers["Tus-Checksum-Algorithm"] == "md5,sha1,sha256"
+    wrong = requests.post(tus_url, headers={"Tus-Resumable": "0.2.2", "X-Actor": "alice",
+                                            "Upload-Length": "1"}, timeout=30)
+    assert wrong.status_code == 412 and wrong.headers["Tus-Version"] == "1.0.0"
+    missing = requests.post(tus_url, headers={"X-Actor": "alice", "Upload-Length": "1"},
+                            timeout=30)
+    assert missing.status_code == 412
+
+
+def test_wrong_offset_is_409_and_changes_nothing(web_app: Rindle, tus_url: str) -> None:
+    location = create(tus_url, 10).headers["Location"]
+    assert patch(location, 0, b"abcd").status_code == 204
+    wrong = patch(location, 3, b"defghij")
+    assert wrong.status_code == 409
+    assert wrong.json()["error"]["code"] == "offset_mismatch"
+    assert head(location).headers["Upload-Offset"] == "4"
+    assert patch(location, 4, b"efghij").status_code == 204
+    assert stored(web_app, session_of(web_app, location)) == b"abcdefghij"
+
+
+def test_wrong_content_type_is_415(tus_url: str) -> None:
+    location = create(tus_url, 4).headers["Location"]
+    answer = requests.patch(location, data=b"abcd", timeout=30, headers={
+        **ALICE, "Upload-Offset": "0", "Content-Type": "application/octet-stream"})
+    assert answer.status_code == 415
+    assert head(location).headers["Upload-Offset"] == "0"
+
+
+def test_checksum_mismatch_is_460_and_keeps_nothing(web_app: Rindle, tus_url: str) -> None:
+    location = create(tus_url, 8).headers["Location"]
+    bad = patch(location, 0, b"abcd", **{"Upload-Checksum": sha1(b"abce")})
+    assert bad.status_code == 460
+    assert bad.json()["error"]["code"] == "checksum_mismatch"
+    assert head(location).headers["Upload-Offset"] == "0"
+    unsupported = patch(location, 0, b"abcd", **{"Upload-Checksum": "crc32 AAAAAA=="})
+    assert unsupported.status_code == 400
+    assert unsupported.json()["error"]["code"] == "checksum_unsupported"
+    good = patch(location, 0, b"abcd", **{"Upload-Checksum": sha1(b"abcd")})
+    assert good.status_code == 204 and good.headers["Upload-Offset"] == "4"
+    sha256 = "sha256 " + base64.b64encode(hashlib.sha256(b"efgh").digest()).decode()
+    assert patch(location, 4, b"efgh", **{"Upload-Checksum": sha256}).status_code == 204
+    assert stored(web_app, session_of(web_app, location)) == b"abcdefgh"
+
+
+def test_sizes_at_and_past_the_limits_are_413(tus_url: str) -> None:
+    assert create(tus_url, MAX_BYTES).status_code == 201
+    over = create(tus_url, MAX_BYTES + 1)
+    assert over.status_code == 413
+    assert over.json()["error"]["code"] == "max_bytes_exceeded"
+    location = create(tus_url, 4).headers["Location"]
+    past = patch(location, 0, b"abcde")
+    assert past.status_code == 413
+    assert head(location).headers["Upload-Offset"] == "0"
+    assert patch(location, 0, b"abcd").status_code == 204
+
+
+def test_expired_upload_is_410(web_app: Rindle, tus_url: str, clock: ManualClock) -> None:
+    location = create(tus_url, 8).headers["Location"]
+    expires = create(tus_url, 8).headers["Upload-Expires"]
+    assert expires.endswith(" GMT")
+    clock.advance(3599)
+    assert patch(location, 0, b"abcd").status_code == 204
+    clock.advance(1)
+    assert head(location).status_code == 410
+    gone = patch(location, 4, b"efgh")
+    assert gone.status_code == 410 and gone.json()["error"]["code"] == "session_expired"
+
+
+def test_tampered_or_foreign_urls_are_404(tus_url: str) -> None:
+    location = create(tus_url, 4).headers["Location"]
+    base, token = location.rsplit("/", 1)
+    sid, mac = token.split(".")
+    flipped = mac[:-1] + ("0" if mac[-1] != "0" else "1")
+    assert head(f"{base}/{sid}.{flipped}").status_code == 404
+    assert head(f"{base}/{'0' * 32}.{mac}").status_code == 404
+    assert head(location, actor="bob").status_code == 404
+    assert requests.head(location, headers=V, timeout=30).status_code == 404  # no actor
+    assert head(location).status_code == 200
+
+
+def test_termination_removes_the_bytes(web_app: Rindle, tus_url: str) -> None:
+    location = create(tus_url, 8).headers["Location"]
+    assert patch(location, 0, b"abcd").status_code == 204
+    row = session_of(web_app, location)
+    part = tus_backing.part_path(local_storage(web_app), row)
+    assert part.read_bytes() == b"abcd"
+    assert requests.delete(location, headers=ALICE, timeout=30).status_code == 204
+    assert not part.exists()
+    assert head(location).status_code == 404
+    assert patch(location, 4, b"efgh").status_code == 404
+    assert session_of(web_app, location).state == "aborted"
+
+
+def test_deferred_length(web_app: Rindle, tus_url: str) -> None:
+    location = create(tus_url, None, headers={"Upload-Defer-Length": "1"}).headers["Location"]
+    first = head(location)
+    assert first.headers["Upload-Defer-Length"] == "1" and "Upload-Length" not in first.headers
+    assert patch(location, 0, b"abcd").status_code == 204
+    done = patch(location, 4, b"efg", **{"Upload-Length": "7"})
+    assert done.status_code == 204 and done.headers["Upload-Offset"] == "7"
+    assert "Rindle-Asset-Id" in done.headers
+    assert head(location).headers["Upload-Length"] == "7"
+    row = session_of(web_app, location)
+    assert row.state == "completed" and stored(web_app, row) == b"abcdefg"
+    both = create(tus_url, 4, headers={"Upload-Defer-Length": "1"})
+    assert both.status_code == 400
+
+
+def test_concatenation_of_three_partial_uploads(web_app: Rindle, tus_url: str) -> None:
+    pieces = [os.urandom(1000), os.urandom(1), os.urandom(2500)]
+    locations = []
+    for piece in pieces:
+        made = create(tus_url, len(piece), headers={"Upload-Concat": "partial"},
+                      metadata=meta(profile="photo"))
+        assert made.status_code == 201
+        assert head(made.headers["Location"]).headers["Upload-Concat"] == "partial"
+        assert patch(made.headers["Location"], 0, piece).status_code == 204
+        locations.append(made.headers["Location"])
+    final = create(tus_url, None, headers={"Upload-Concat": "final;" + " ".join(locations)})
+    assert final.status_code == 201
+    row = session_of(web_app, final.headers["Location"])
+    assert final.headers["Rindle-Asset-Id"] == str(row.asset_id)
+    assert row.state == "completed" and row.upload_length == 3501
+    assert stored(web_app, row) == b"".join(pieces)
+    described = head(final.headers["Location"])
+    assert described.headers["Upload-Concat"] == "final;" + " ".join(locations)
+    assert described.headers["Upload-Offset"] == "3501"
+    for location in locations:
+        part = session_of(web_app, location)
+        assert part.state == "aborted" and part.failure_reason == "concatenated"
+        assert not local_storage(web_app).path_for(part.upload_key).exists()
+        assert head(location).status_code == 404
+    unfinished = create(tus_url, 5, headers={"Upload-Concat": "partial"},
+                        metadata=meta(profile="photo")).headers["Location"]
+    refused = create(tus_url, None, headers={"Upload-Concat": f"final;{unfinished}"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_concat"
+
+
+def test_resume_on_a_new_server_process(make_app: MakeApp, tmp_path: Path) -> None:
+    data = os.urandom(60_000)
+    first = make_app(profiles=[Photo, Other])
+    with serve_wsgi(tus_wsgi(first, authorize=header_actor, mount="/files")) as base:
+        uploader = tus_client.TusClient(base + "/files/", headers={"X-Actor": "alice"}).uploader(
+            file_stream=io.BytesIO(data), chunk_size=25_000,
+            metadata={"filename": "cat.jpg", "profile": "photo"})
+        uploader.upload_chunk()
+        url = uploader.url
+        path_part = url.split("/files/", 1)[1]
+    first.close()
+    second = make_app(profiles=[Photo, Other])  # a new app: same database and storage
+    with serve_wsgi(tus_wsgi(second, authorize=header_actor, mount="/files")) as base:
+        resumed = tus_client.TusClient(base + "/files/", headers={"X-Actor": "alice"}).uploader(
+            file_stream=io.BytesIO(data), chunk_size=25_000, url=f"{base}/files/{path_part}")
+        assert resumed.offset == 25_000  # from HEAD on the new server
+        resumed.upload()
+        row = session_of(second, resumed.url)
+        assert row.state == "completed" and stored(second, row) == data
+
+
+def test_abort_and_cleanup_ops_remove_expired_tus_uploads(web_app: Rindle,
+                                                          tus_url: str) -> None:
+    location = create(tus_url, 8).headers["Location"]
+    assert patch(location, 0, b"abcd").status_code == 204
+    row = session_of(web_app, location)
+    part = tus_backing.part_path(local_storage(web_app), row)
+    with web_app.db.transaction() as s:
+        live = s.get(UploadSession, row.id)
+        assert live is not None
+        live.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    report = web_app.ops.abort_incomplete_uploads()
+    assert report.tus_aborts == 1 and report.sessions_aborted == 1
+    assert not part.exists()
+    cleaned = web_app.ops.cleanup_orphans(dry_run=False)
+    assert cleaned.objects_deleted == 1
+    with web_app.db.sessionmaker() as s:
+        assert s.get(UploadSession, row.id) is None
+
+
+def test_tuspy_failure_statuses(tus_url: str) -> None:
+    client = tus_client.TusClient(tus_url, headers={"X-Actor": "alice"})
+    uploader = client.uploader(file_stream=io.BytesIO(b"x" * (MAX_BYTES + 1)),
+                               metadata={"filename": "cat.jpg", "profile": "photo"})
+    with pytest.raises(TusCommunicationError) as caught:
+        uploader.upload()
+    assert caught.value.status_code == 413
+    refused = tus_client.TusClient(tus_url, headers={"X-Actor": "mallory"}).uploader(
+        file_stream=io.BytesIO(b"abc"), metadata={"filename": "a.png", "profile": "other"})
+    with pytest.raises(TusCommunicationError) as forbidden:
+        refused.upload()
+    assert forbidden.value.status_code == 403
+
+
+# --- the same server as a native ASGI app under uvicorn --------------------------------------
+
+@pytest.fixture
+def asgi_url(web_app: Rindle) -> Iterator[str]:
+    with serve_asgi(tus_asgi(web_app, authorize=header_actor, mount="/files")) as base:
+        yield base + "/files/"
+
+
+def test_asgi_tuspy_upload_offsets_and_checksums(web_app: Rindle, asgi_url: str) -> None:
+    data = os.urandom(60_000)
+    uploader = tus_client.TusClient(asgi_url, headers={"X-Actor": "alice"}).uploader(
+        file_stream=io.BytesIO(data), chunk_size=30_000, upload_checksum=True,
+        metadata={"filename": "cat.jpg", "profile": "photo"})
+    uploader.upload()
+    row = session_of(web_app, uploader.url)
+    assert row.state == "completed" and stored(web_app, row) == data
+    location = create(asgi_url, 8).headers["Location"]
+    assert patch(location, 1, b"abcd").status_code == 409
+    assert patch(location, 0, b"abcd", **{"Upload-Checksum": sha1(b"x")}).status_code == 460
+    assert head(location).headers["Upload-Offset"] == "0"
+    assert head(location, actor="bob").status_code == 404
+
