@@ -42,7 +42,7 @@ _SESSION_SALT = "rindle_django.session"
 def _wsgi() -> Any:
     """The delivery WSGI app of the current rindle app (rebuilt when the app is)."""
     global _delivery
-    from rindle.delivery.wsgi import wsgi_app
+    from rindle.delivery import wsgi_app
 
     app = get_app()
     with _lock:
