@@ -25,12 +25,13 @@ if TYPE_CHECKING:
 
     from rindle.context import VariantReadyCallback
     from rindle.domain.attachments import Owner
-    from rindle.domain.models import Asset, Attachment, UploadSession
+    from rindle.domain.models import Asset, Attachment, UploadSession, Variant
     from rindle.jobs import JobQueue, Worker
     from rindle.ops.erasure import ErasureReport
     from rindle.ops.facade import Operations
     from rindle.ops.reprobe import ReprobeReport
     from rindle.ops.requeue import RequeueReport
+    from rindle.processing.cancel import CancelledProcessing
     from rindle.storage.base import PresignedRequest, ResumableStatus
     from rindle.streaming import Streaming
 
@@ -294,19 +295,60 @@ class Rindle:
 
         return get_asset(self.db, asset_id)
 
-    def attach(self, asset_id: uuid.UUID | str, owner: Owner | tuple[str, object], slot: str
-               ) -> Attachment:
-        """Attach an asset to ``owner``'s ``slot``; a replaced asset attached nowhere else
-        is marked deleted and purged."""
+    def attach(self, asset_id: uuid.UUID | str, owner: Owner | tuple[str, object], slot: str,
+               *, position: int | None = None, collection: bool | None = None) -> Attachment:
+        """Attach an asset to ``owner``'s ``slot``. A single slot is replaced (a replaced
+        asset attached nowhere else is marked deleted and purged); a collection slot gets
+        the asset inserted at ``position`` (``0 .. n``; None appends). See
+        :func:`rindle.attachments.attach` for how a slot becomes a collection."""
         from rindle.attachments import attach
 
-        return attach(self, asset_id, owner, slot)
+        return attach(self, asset_id, owner, slot, position=position,
+                      collection=collection)
 
-    def detach(self, owner: Owner | tuple[str, object], slot: str) -> bool:
-        """Empty ``owner``'s ``slot``; False when it was empty."""
+    def detach(self, owner: Owner | tuple[str, object], slot: str,
+               asset_id: uuid.UUID | str | None = None) -> bool:
+        """Take an asset out of ``owner``'s ``slot`` (a collection needs ``asset_id``);
+        False when there was nothing to take. An asset attached nowhere else is purged."""
         from rindle.attachments import detach
 
-        return detach(self, owner, slot)
+        return detach(self, owner, slot, asset_id)
+
+    def reorder(self, owner: Owner | tuple[str, object], slot: str,
+                asset_ids: Sequence[uuid.UUID | str]) -> list[Attachment]:
+        """Reorder a collection slot: ``asset_ids`` is a permutation of the assets it holds
+        (else :class:`~rindle.errors.UsageError` ``not_a_permutation``)."""
+        from rindle.attachments import reorder
+
+        return reorder(self, owner, slot, asset_ids)
+
+    def attachment(self, owner: Owner | tuple[str, object], slot: str) -> Asset | None:
+        """The asset in ``owner``'s single ``slot`` (variants loaded), or None; one query.
+        A collection slot raises :class:`~rindle.errors.UsageError` ``slot_is_collection``."""
+        from rindle.domain.queries import attachment
+
+        return attachment(self.db, owner, slot)
+
+    def attachments(self, owner: Owner | tuple[str, object]) -> dict[str, Asset | list[Asset]]:
+        """Everything ``owner`` holds by slot name: an :class:`Asset` for a single slot, a
+        ``list[Asset]`` in position order for a collection (variants loaded); one query."""
+        from rindle.domain.queries import attachments
+
+        return attachments(self.db, owner)
+
+    def ready_variants(self, asset_id: uuid.UUID | str) -> dict[str, Variant]:
+        """The asset's ``ready`` variants by name; one query. :class:`NotFound` for an
+        unknown asset."""
+        from rindle.domain.queries import ready_variants
+
+        return ready_variants(self.db, asset_id)
+
+    def cancel_processing(self, asset_id: uuid.UUID | str) -> CancelledProcessing:
+        """Cancel the asset's queued and running variant jobs and move its unfinished
+        variants to ``cancelled`` (``requeue_variants`` starts them again)."""
+        from rindle.processing.cancel import cancel_processing
+
+        return cancel_processing(self, asset_id)
 
     def url(self, asset_id: uuid.UUID | str, variant: str | None = None, *,
             expires_in: int | None = None, disposition: str | None = None) -> str:

@@ -161,7 +161,7 @@ def test_every_leaf_prints_one_json_object(workdir: Path, db_url: str,
     config = workdir / "rindle.toml"
     config.write_text(re.sub(r"^database_url = .*$", f"database_url = {json.dumps(db_url)}",
                              config.read_text(), flags=re.M))
-    assert run("migrate")["to"] == "0003"
+    assert run("migrate")["to"] == "0005"
     assert "plugins" in run("plugins")
     assert "checks" in runner.invoke(cli, ["doctor", "--json"]).stdout
     run("doctor", code=runner.invoke(cli, ["doctor"]).exit_code)
@@ -170,7 +170,8 @@ def test_every_leaf_prints_one_json_object(workdir: Path, db_url: str,
     assert run("worker", "--drain")["ran"] >= 1  # type: ignore[operator]
     assert run("attach", asset_id, "user:1", "avatar")["slot"] == "avatar"
     assert run("show", asset_id)["attachments"] == [
-        {"owner_type": "user", "owner_id": "1", "slot": "avatar"}]
+        {"owner_type": "user", "owner_id": "1", "slot": "avatar", "collection": False,
+         "position": 0}]
     assert str(run("url", asset_id, "--variant", "thumb")["url"]).startswith("http://")
     assert run("detach", "user:1", "avatar") == {"detached": True}
     run("runtime-status")

@@ -30,10 +30,10 @@ def test_init_migrate_plugins_on_the_embedded_defaults(tmp_path: Path) -> None:
     migrate = run(["--json", "migrate"], tmp_path)
     assert migrate.returncode == 0, migrate.stderr
     report = json.loads(migrate.stdout)
-    assert report["from"] is None and report["to"] == "0003"
+    assert report["from"] is None and report["to"] == "0005"
     assert (tmp_path / "rindle.db").is_file()
     again = run(["--json", "migrate"], tmp_path)
-    assert json.loads(again.stdout)["from"] == "0003"
+    assert json.loads(again.stdout)["from"] == "0005"
     plugins = run(["--json", "plugins"], tmp_path)
     names = [p["name"] for p in json.loads(plugins.stdout)["plugins"]]
     assert "rindle.default_plugins.local_storage" in names

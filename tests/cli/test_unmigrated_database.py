@@ -119,7 +119,7 @@ def test_every_verb_before_migrate_is_one_line(verb: str, config: Path,
     if unmigrated[1] == "database_missing":
         assert f"{tmp_path / 'absent.db'}' does not exist" in line
     else:
-        assert "has no rindle tables, rindle needs 0003" in line
+        assert "has no rindle tables, rindle needs 0005" in line
     assert not (tmp_path / "media").exists() or not any((tmp_path / "media").rglob("*.*"))
 
 
@@ -143,7 +143,7 @@ def test_doctor_reports_it_and_migrate_fixes_it(config: Path, unmigrated: tuple[
     migrate = run(config, "--json", "migrate")
     assert migrate.exit_code == 0, migrate.output
     assert json.loads(migrate.stdout)["from"] is None
-    assert json.loads(migrate.stdout)["to"] == "0003"
+    assert json.loads(migrate.stdout)["to"] == "0005"
     shown = run(config, "show", ASSET_ID)
     assert shown.exit_code == 1 and shown.stderr.endswith("[not_found]\n")
     if unmigrated[1] == "database_missing":

@@ -67,7 +67,8 @@ ADDITIONS = {
         *((s, "deleted") for s in ("staged", "validating", "analyzing", "promoting",
                                    "available", "processing", "transcoding")),
     },
-    "variant": {(s, "purged") for s in ("planned", "queued", "processing", "cancelled")},
+    "variant": {*((s, "purged") for s in ("planned", "queued", "processing", "cancelled")),
+                ("failed", "cancelled")},  # cancel_processing with a retry pending
     "upload_session": set(),
     "provider_asset": set(),
 }

@@ -39,8 +39,10 @@ def test_show_lists_attachments_and_provider_rows(app: Rindle) -> None:
     app.attach(row.asset_id, ("team", "a"), "banner")
     body = json.loads(run("show", str(row.asset_id), "--json").stdout)
     assert body["attachments"] == [
-        {"owner_type": "team", "owner_id": "a", "slot": "banner"},
-        {"owner_type": "user", "owner_id": "7", "slot": "intro"}]
+        {"owner_type": "team", "owner_id": "a", "slot": "banner", "collection": False,
+         "position": 0},
+        {"owner_type": "user", "owner_id": "7", "slot": "intro", "collection": False,
+         "position": 0}]
     assert body["attachments_total"] == 2
     [provider] = body["provider_assets"]
     assert {k: provider[k] for k in ("id", "asset_id", "profile", "provider", "state",

@@ -134,7 +134,8 @@ def _links(app: Any, asset_id: Any) -> dict[str, Any]:
     with app.db.sessionmaker() as s:
         attachments = s.scalars(
             select(Attachment).where(Attachment.asset_id == asset_id)
-            .order_by(Attachment.owner_type, Attachment.owner_id, Attachment.slot)
+            .order_by(Attachment.owner_type, Attachment.owner_id, Attachment.slot,
+                      Attachment.position)
             .limit(SHOW_ATTACHMENTS)).all()
         total = len(attachments)
         if total == SHOW_ATTACHMENTS:
@@ -143,18 +144,30 @@ def _links(app: Any, asset_id: Any) -> dict[str, Any]:
         rows = s.scalars(select(ProviderAsset).where(ProviderAsset.asset_id == asset_id)
                          .order_by(ProviderAsset.id)).all()
         return {
-            "attachments": [{"owner_type": a.owner_type, "owner_id": a.owner_id,
-                             "slot": a.slot} for a in attachments],
+            "attachments": [attachment_dict(a) for a in attachments],
             "attachments_total": total,
             "provider_assets": [provider_asset_dict(r) for r in rows],
         }
 
 
+def attachment_dict(row: Any) -> dict[str, Any]:
+    """JSON-ready view of an attachment: owner, slot, and for a collection slot the
+    asset's ``position`` (0 first); a single slot's position is always 0."""
+    return {"owner_type": row.owner_type, "owner_id": row.owner_id, "slot": row.slot,
+            "collection": row.collection, "position": row.position}
+
+
+def attachment_text(a: dict[str, Any]) -> str:
+    """``user:42/avatar``, or ``user:42/photos[2]`` for position 2 of a collection."""
+    where = f"[{a['position']}]" if a["collection"] else ""
+    return f"{a['owner_type']}:{a['owner_id']}/{a['slot']}{where}"
+
+
 def show_text(data: dict[str, Any]) -> str:
-    """:func:`asset_text` plus one line per attachment and per provider row."""
+    """:func:`asset_text` plus one line per attachment (a collection slot shows the
+    asset's position, ``user:42/photos[2]``) and per provider row."""
     lines = [asset_text(data)]
-    lines += [f"attached {a['owner_type']}:{a['owner_id']}/{a['slot']}"
-              for a in data["attachments"]]
+    lines += [f"attached {attachment_text(a)}" for a in data["attachments"]]
     more = data["attachments_total"] - len(data["attachments"])
     if more:
         lines.append(f"attached ... and {more} more")
@@ -185,28 +198,39 @@ def _owner(value: str) -> tuple[str, str]:
     return kind, ident
 
 
-@click.command("attach", epilog=f"Example: rindle attach {EXAMPLE_ID} user:42 avatar")
+@click.command("attach", epilog=f"Example: rindle attach {EXAMPLE_ID} user:42 photos "
+                                "--collection --position 0")
 @click.argument("asset_id")
 @click.argument("owner")
 @click.argument("slot")
+@click.option("--collection/--single", default=None,
+              help="Whether SLOT holds a list (default: what the slot already holds, else "
+                   "the profile's collection setting).")
+@click.option("--position", type=click.IntRange(min=0), default=None,
+              help="Where in a collection to insert (0 first; default: at the end).")
 @json_option
 @pass_cli
 @handle_errors
-def attach_command(ctx: CliContext, asset_id: str, owner: str, slot: str) -> None:
-    """Attach ASSET_ID to OWNER (TYPE:ID) in SLOT, replacing what was there."""
-    row = ctx.app().attach(asset_id, _owner(owner), slot)
-    data = {"asset_id": str(row.asset_id), "owner_type": row.owner_type,
-            "owner_id": row.owner_id, "slot": row.slot}
-    emit(ctx, data, f"attached {row.asset_id} to {row.owner_type}:{row.owner_id}/{row.slot}")
+def attach_command(ctx: CliContext, asset_id: str, owner: str, slot: str,
+                   collection: bool | None, position: int | None) -> None:
+    """Attach ASSET_ID to OWNER (TYPE:ID) in SLOT: a single slot is replaced, a collection
+    gets the asset inserted."""
+    row = ctx.app().attach(asset_id, _owner(owner), slot, position=position,
+                           collection=collection)
+    data = {"asset_id": str(row.asset_id), **attachment_dict(row)}
+    emit(ctx, data, f"attached {row.asset_id} to {attachment_text(data)}")
 
 
 @click.command("detach", epilog="Example: rindle detach user:42 avatar --json")
 @click.argument("owner")
 @click.argument("slot")
+@click.option("--asset", "asset_id", default=None, metavar="ASSET_ID",
+              help="The asset to take out (required for a collection slot).")
 @json_option
 @pass_cli
 @handle_errors
-def detach_command(ctx: CliContext, owner: str, slot: str) -> None:
-    """Empty OWNER's (TYPE:ID) SLOT; an asset attached nowhere else is purged."""
-    removed = ctx.app().detach(_owner(owner), slot)
+def detach_command(ctx: CliContext, owner: str, slot: str, asset_id: str | None) -> None:
+    """Take an asset out of OWNER's (TYPE:ID) SLOT; an asset attached nowhere else is
+    purged."""
+    removed = ctx.app().detach(_owner(owner), slot, asset_id)
     emit(ctx, {"detached": removed}, "detached" if removed else "nothing was attached there")

@@ -11,7 +11,10 @@ from typing import NamedTuple
 
 from rindle.errors import UsageError
 
-__all__ = ["ATTACHABLE", "Owner", "to_owner"]
+__all__ = ["ATTACHABLE", "MAX_NAME", "Owner", "check_slot", "to_owner"]
+
+#: The longest owner type, owner id and slot name (the columns are ``VARCHAR(255)``).
+MAX_NAME = 255
 
 #: The asset states in which an asset can be attached to an owner's slot.
 ATTACHABLE = ("analyzing", "validating", "promoting", "available", "processing",
@@ -25,13 +28,32 @@ class Owner(NamedTuple):
     id: str
 
 
+def _fits(value: str) -> bool:
+    return len(value) <= MAX_NAME and "\x00" not in value
+
+
 def to_owner(owner: Owner | tuple[str, object]) -> Owner:
     """Normalise ``(type, id)`` into an :class:`Owner` with a string id.
 
     Raises :class:`~rindle.errors.UsageError` (code ``invalid_owner``) when the type is not
-    a non-empty string.
+    a non-empty string, or the type or the id (as a string) is longer than
+    :data:`MAX_NAME` characters or holds a NUL character (no database column takes it).
     """
     kind, ident = owner
     if not isinstance(kind, str) or not kind:
         raise UsageError("owner type must be a non-empty string", code="invalid_owner")
-    return Owner(kind, str(ident))
+    text = str(ident)
+    if not (_fits(kind) and _fits(text)):
+        raise UsageError(f"owner type and id must be at most {MAX_NAME} characters without "
+                         "NUL characters", code="invalid_owner")
+    return Owner(kind, text)
+
+
+def check_slot(slot: object) -> str:
+    """``slot`` when it is a usable slot name: a non-empty string of at most
+    :data:`MAX_NAME` characters without NUL; else :class:`~rindle.errors.UsageError`
+    (code ``invalid_slot``)."""
+    if not isinstance(slot, str) or not slot or not _fits(slot):
+        raise UsageError(f"slot must be a non-empty string of at most {MAX_NAME} characters "
+                         f"without NUL characters, got {str(slot)[:40]!r}", code="invalid_slot")
+    return slot

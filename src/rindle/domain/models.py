@@ -238,15 +238,29 @@ class UploadSession(_Timestamps, Base):
 
 
 class Attachment(_Timestamps, Base):
-    """Links an owner's slot (``("user", "42"), "avatar"``) to an asset."""
+    """Links an owner's slot (``("user", "42"), "avatar"``) to an asset.
+
+    A single slot holds one row at ``position`` 0. A collection slot (``collection``
+    true on every one of its rows) holds an ordered list: positions ``0 .. n-1`` without
+    gaps, each asset at most once. Both rules are unique indexes.
+    """
 
     __tablename__ = "media_attachments"
     __table_args__ = (
         Index(
-            "uq_media_attachments_owner_type_owner_id_slot",
+            "uq_media_attachments_owner_slot_position",
             "owner_type",
             "owner_id",
             "slot",
+            "position",
+            unique=True,
+        ),
+        Index(
+            "uq_media_attachments_owner_slot_asset",
+            "owner_type",
+            "owner_id",
+            "slot",
+            "asset_id",
             unique=True,
         ),
     )
@@ -258,11 +272,16 @@ class Attachment(_Timestamps, Base):
     owner_type: Mapped[str] = mapped_column(String(255))
     owner_id: Mapped[str] = mapped_column(String(255))
     slot: Mapped[str] = mapped_column(String(255))
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    collection: Mapped[bool] = mapped_column(Boolean, default=False,
+                                             server_default=text("false"))
 
     asset: Mapped[Asset] = relationship()
 
     def __repr__(self) -> str:
-        return f"<Attachment {self.owner_type}:{self.owner_id}/{self.slot} -> {self.asset_id}>"
+        where = f"[{self.position}]" if self.collection else ""
+        return (f"<Attachment {self.owner_type}:{self.owner_id}/{self.slot}{where} -> "
+                f"{self.asset_id}>")
 
 
 class ProcessingRun(_Timestamps, Base):

@@ -26,7 +26,7 @@ from rindle.errors import ProfileError
 __all__ = ["Delivery", "Profile", "UploadPolicy"]
 
 OPTIONS = frozenset({"name", "storage", "allow_mime", "allow_extensions", "max_bytes",
-                     "max_pixels", "variants", "delivery", "abstract"})
+                     "max_pixels", "variants", "delivery", "abstract", "collection"})
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _VARIANT_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _STREAMING_KEYS = {"provider", "playback_policy", "ingest_mode", "source_variant"}
@@ -113,6 +113,9 @@ class Profile:
     variants: ClassVar[Mapping[str, Any]] = {}
     delivery: ClassVar[Delivery] = Delivery()
     abstract: ClassVar[bool] = False
+    #: True: a slot this profile's assets are attached to holds an ordered list of them
+    #: (see :meth:`rindle.Rindle.attach`), unless the slot already says otherwise.
+    collection: ClassVar[bool] = False
 
     _specs: ClassVar[tuple[tuple[str, _variants.VariantSpec], ...]] = ()
     _digests: ClassVar[dict[str, str]] = {}
@@ -152,6 +155,9 @@ class Profile:
                                       or value < 1):
                 raise ProfileError(f"{where}: {key} must be a positive integer or None, "
                                    f"got {value!r}", key=key)
+        if not isinstance(cls.collection, bool):
+            raise ProfileError(f"{where}: collection must be True or False, got "
+                               f"{cls.collection!r}", key="collection")
         if not isinstance(cls.delivery, Delivery):
             raise ProfileError(f"{where}: delivery must be a rindle.Delivery(...)",
                                key="delivery")

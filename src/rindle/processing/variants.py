@@ -5,6 +5,9 @@ taken-over job overwrites the same object and nothing is stored twice. The final
 re-checks, under a row lock, that the variant still wants this digest: a stale job never
 overwrites a newer result. The transaction that marks a variant ready also runs the app's
 ``on_variant_ready`` callbacks, so what they enqueue commits with the ready state.
+
+A run whose job was cancelled (``app.cancel_processing``) stops: before rendering, the job
+row is no longer ``executing``; after it, the variant is no longer ``processing``.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from sqlalchemy import select
 
 from rindle.domain import aggregate
 from rindle.domain.fsm import variant as variant_fsm
-from rindle.domain.models import Asset, ProcessingRun, Variant, utcnow
+from rindle.domain.models import Asset, Job, ProcessingRun, Variant, utcnow
 from rindle.errors import InvalidTransition, ObjectNotFound, OriginalChanged, RindleError
 from rindle.jobs.outcomes import Cancel
+from rindle.processing.cancel import CANCELLED_REASON
 from rindle.processing.original import ORIGINAL_CHANGED, fetch_original, quarantine_changed
 from rindle.processing.rundir import run_directory
 from rindle.upload.keys import variant_key
@@ -40,7 +44,7 @@ _STARTABLE = ("planned", "stale", "missing", "failed", "cancelled")
 def handle(app: AppContext, job: JobContext) -> None:
     """Job handler for ``rindle.process_variant``."""
     process_variant(app, uuid.UUID(job.args["asset_id"]), job.args["variant"],
-                    attempt=job.attempt, worker=job.worker_id or "inline")
+                    attempt=job.attempt, worker=job.worker_id or "inline", job_id=job.id)
 
 
 def _lock_variant(s: Session, asset_id: uuid.UUID, name: str) -> Variant | None:
@@ -50,14 +54,21 @@ def _lock_variant(s: Session, asset_id: uuid.UUID, name: str) -> Variant | None:
     return s.execute(stmt).scalar_one_or_none()
 
 
-def _start(app: AppContext, asset: Asset, name: str, digest: str, attempt: int, worker: str
-           ) -> uuid.UUID | None:
-    """Move the variant to ``processing`` and open a run row; None when already ready."""
+def _start(app: AppContext, asset: Asset, name: str, digest: str, attempt: int, worker: str,
+           job_id: uuid.UUID | None) -> uuid.UUID | None:
+    """Move the variant to ``processing`` and open a run row; None when already ready.
+
+    Raises :class:`Cancel` when the variant is gone or the job ``job_id`` is no longer
+    ``executing`` (``app.cancel_processing`` cancelled it), checked under the variant's lock.
+    """
     tel, profile = app.telemetry, asset.profile
     with app.db.transaction() as s:
         row = _lock_variant(s, asset.id, name)
         if row is None:
             raise Cancel("variant_source_not_found")
+        if job_id is not None and s.scalar(
+                select(Job.state).where(Job.id == job_id)) != "executing":
+            raise Cancel(CANCELLED_REASON)
         if row.state == "ready" and row.recipe_digest == digest:
             return None
         if row.state == "processing":  # a previous worker died mid-run (lease expired)
@@ -91,8 +102,11 @@ def _start(app: AppContext, asset: Asset, name: str, digest: str, attempt: int, 
 
 
 def process_variant(app: AppContext, asset_id: uuid.UUID, name: str, *, attempt: int = 1,
-                    worker: str = "inline") -> str:
+                    worker: str = "inline", job_id: uuid.UUID | None = None) -> str:
     """Render variant ``name`` of an asset and store it; returns the variant's final state.
+
+    ``job_id`` is the job running it (None: called directly); a job that is no longer
+    ``executing`` when the run starts was cancelled, and the run does not start.
 
     Raises on a failed attempt (the job retries); :class:`Cancel` when there is nothing
     sensible to retry (the asset or variant is gone, or nothing can render the spec).
@@ -106,7 +120,7 @@ def process_variant(app: AppContext, asset_id: uuid.UUID, name: str, *, attempt:
     if name not in specs:
         raise Cancel(f"unknown_variant:{name}")
     spec, digest = specs[name], prof.recipe_digest(name)
-    run_id = _start(app, asset, name, digest, attempt, worker)
+    run_id = _start(app, asset, name, digest, attempt, worker, job_id)
     if run_id is None:
         return "ready"
     storage = app.storage(prof.storage)
@@ -153,7 +167,7 @@ def _finish(app: AppContext, asset: Asset, name: str, digest: str, run_id: uuid.
         row = _lock_variant(s, asset.id, name)
         run = s.get(ProcessingRun, run_id)
         if row is None or row.state != "processing" or row.recipe_digest != digest:
-            if run is not None:
+            if run is not None and run.state == "processing":
                 run.state, run.finished_at, run.error_reason = "failed", utcnow(), "stale_job"
             # The newer owner of this row will write (or has written) its own result.
             return row.state if row is not None else "gone"

@@ -19,7 +19,14 @@ whatever point of its life the variant reached, so every non-terminal state may 
     planned, queued, processing, cancelled -> purged
 
 A worker still producing a variant that was purged under it then loses its guarded
-``processing -> ready`` write instead of resurrecting the row. Regeneration needs no new
+``processing -> ready`` write instead of resurrecting the row.
+
+Cancel addition (:data:`CANCEL_EDGES`). ``app.cancel_processing`` cancels a variant whose
+retry is still pending, besides planned, queued and processing ones::
+
+    failed -> cancelled
+
+Regeneration needs no new
 edge: drifted ``ready`` rows go ``stale`` and ``stale``/``missing`` rows are ``queued`` again
 (reference edges). ``purged`` stays terminal.
 """
@@ -33,6 +40,7 @@ from rindle.domain.fsm.base import Edges, StateMachine, merge_edges
 from rindle.domain.models import Variant
 
 __all__ = [
+    "CANCEL_EDGES",
     "EDGES",
     "MACHINE",
     "PURGE_EDGES",
@@ -60,7 +68,9 @@ PURGE_EDGES: Final[Mapping[str, frozenset[str]]] = {
     state: frozenset({"purged"}) for state in ("planned", "queued", "processing", "cancelled")
 }
 
-EDGES: Final[Edges] = merge_edges(REFERENCE_EDGES, PURGE_EDGES)
+CANCEL_EDGES: Final[Mapping[str, frozenset[str]]] = {"failed": frozenset({"cancelled"})}
+
+EDGES: Final[Edges] = merge_edges(REFERENCE_EDGES, PURGE_EDGES, CANCEL_EDGES)
 
 MACHINE: Final = StateMachine("variant", Variant, EDGES, initial="planned")
 

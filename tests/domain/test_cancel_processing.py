@@ -1,0 +1,156 @@
+"""app.cancel_processing: queued, executing and retry-pending variant jobs are cancelled,
+their variants move to ``cancelled`` through the FSM, a running job never brings its
+variant back, and the telemetry goes out after commit. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from rindle import Rindle, hookimpl
+from rindle.domain.models import Job, ProcessingRun, Variant
+from rindle.errors import NotFound
+from rindle.processing.cancel import CancelledProcessing
+from tests.apps import MakeApp
+from tests.domain.attach_kit import PROFILES, uploaded
+
+
+@pytest.fixture
+def app(make_app: MakeApp) -> Rindle:
+    return make_app(profiles=PROFILES)
+
+
+def variant_rows(app: Rindle, asset_id: uuid.UUID) -> dict[str, tuple[str, str | None]]:
+    with app.db.sessionmaker() as s:
+        return {v.name: (v.state, v.error_reason) for v in s.scalars(
+            select(Variant).where(Variant.asset_id == asset_id))}
+
+
+def job_states(app: Rindle, asset_id: uuid.UUID) -> dict[str, str]:
+    with app.db.sessionmaker() as s:
+        return {j.args["variant"]: j.state for j in s.scalars(
+            select(Job).where(Job.kind == "rindle.process_variant"))
+            if j.args["asset_id"] == str(asset_id)}
+
+
+def promoted(app: Rindle) -> uuid.UUID:
+    """A ``thumbed`` asset promoted, its two process jobs still queued."""
+    asset = uploaded(app, "thumbed", run=False)
+    assert app.jobs.drain(["promote"]) == 1
+    assert job_states(app, asset.id) == {"small": "available", "tiny": "available"}
+    return asset.id
+
+
+CANCELLED = {"small": ("cancelled", "cancelled"), "tiny": ("cancelled", "cancelled")}
+
+
+def test_queued_jobs_are_cancelled_and_telemetry_follows_the_commit(app: Rindle) -> None:
+    aid = promoted(app)
+    seen: list[tuple[str, dict[str, Any], tuple[str, str | None]]] = []
+
+    def handler(event: str, measurements: dict[str, Any], metadata: dict[str, Any]) -> None:
+        if event in ("rindle.asset.processing_cancelled", "rindle.variant.state_change"):
+            # emitted after commit: a fresh session already sees the cancelled rows
+            seen.append((event, measurements, variant_rows(app, aid)["small"]))
+
+    detach = app.telemetry.attach(handler)
+    try:
+        result = app.cancel_processing(aid)
+    finally:
+        detach()
+    assert result == CancelledProcessing(aid, ("small", "tiny"), 2)
+    assert variant_rows(app, aid) == CANCELLED
+    assert job_states(app, aid) == {"small": "cancelled", "tiny": "cancelled"}
+    assert [e for e, _, _ in seen] == ["rindle.variant.state_change"] * 2 + [
+        "rindle.asset.processing_cancelled"]
+    assert {row for _, _, row in seen} == {("cancelled", "cancelled")}
+    assert seen[-1][1] == {"variants": 2, "jobs": 2}
+    assert app.get_asset(aid).state == "degraded"
+    assert app.jobs.drain() == 0  # nothing left to run
+    assert app.cancel_processing(str(aid)) == CancelledProcessing(aid, (), 0)  # idempotent
+    assert app.requeue_variants(aid).requeued == ["small", "tiny"]
+    app.jobs.drain()
+    assert list(app.ready_variants(aid)) == ["small", "tiny"]
+    assert app.get_asset(aid).state == "ready"
+
+
+def test_a_claimed_job_that_has_not_started_stops_at_its_start(app: Rindle) -> None:
+    aid = promoted(app)
+    [job] = app.jobs.claim(["process"], "worker-1", limit=1)
+    assert app.cancel_processing(aid) == CancelledProcessing(aid, ("small", "tiny"), 2)
+    assert app.jobs.execute(job) == "cancelled"
+    assert variant_rows(app, aid) == CANCELLED
+    assert job_states(app, aid) == {"small": "cancelled", "tiny": "cancelled"}
+    with app.db.sessionmaker() as s:
+        assert s.scalars(select(ProcessingRun)).all() == []  # no run was opened
+
+
+class _CancelMidRender:
+    """Cancels the asset's processing while its first variant renders (the variant is
+    ``processing`` and the job ``executing``), then lets the real processor render."""
+
+    def __init__(self, app: Rindle, asset_id: uuid.UUID) -> None:
+        self.app, self.asset_id = app, asset_id
+        self.result: CancelledProcessing | None = None
+
+    @hookimpl
+    def rindle_transcode(self, source: Path, spec: Any, workdir: Path,
+                         max_pixels: int | None) -> None:
+        if self.result is None:
+            self.result = self.app.cancel_processing(self.asset_id)
+
+
+def test_an_executing_job_does_not_resurrect_its_variant(app: Rindle) -> None:
+    aid = promoted(app)
+    plugin = _CancelMidRender(app, aid)
+    app.pm.register(plugin, name="cancel-mid-render")
+    assert app.jobs.drain() == 1  # the second job was cancelled before it ran
+    assert plugin.result == CancelledProcessing(aid, ("small", "tiny"), 2)
+    assert variant_rows(app, aid) == CANCELLED
+    assert app.ready_variants(aid) == {}
+    assert job_states(app, aid) == {"small": "cancelled", "tiny": "cancelled"}
+    with app.db.sessionmaker() as s:
+        runs = [(r.variant_name, r.state, r.error_reason)
+                for r in s.scalars(select(ProcessingRun))]
+    assert runs == [("small", "failed", "cancelled")]
+    assert app.get_asset(aid).state == "degraded"
+
+
+class _FailTiny:
+    @hookimpl
+    def rindle_transcode(self, source: Path, spec: Any, workdir: Path,
+                         max_pixels: int | None) -> None:
+        if spec.width == 4:
+            raise RuntimeError("tiny renderer down")
+
+
+def test_a_failed_variant_with_its_retry_pending_is_cancelled(app: Rindle) -> None:
+    aid = promoted(app)
+    app.pm.register(_FailTiny(), name="fail-tiny")
+    app.jobs.drain()
+    assert variant_rows(app, aid)["tiny"][0] == "failed"
+    assert job_states(app, aid) == {"small": "completed", "tiny": "retryable"}
+    assert app.cancel_processing(aid) == CancelledProcessing(aid, ("tiny",), 1)
+    assert variant_rows(app, aid) == {"small": ("ready", None), "tiny": CANCELLED["tiny"]}
+    assert job_states(app, aid) == {"small": "completed", "tiny": "cancelled"}
+    assert app.jobs.drain(with_scheduled=True) == 0
+
+
+def test_a_failed_variant_without_a_live_job_stays_failed(app: Rindle) -> None:
+    aid = promoted(app)
+    app.pm.register(_FailTiny(), name="fail-tiny")
+    app.jobs.drain(with_scheduled=True)  # the tiny job retries until it is discarded
+    assert job_states(app, aid)["tiny"] == "discarded"
+    assert app.cancel_processing(aid) == CancelledProcessing(aid, (), 0)
+    assert variant_rows(app, aid)["tiny"][0] == "failed"
+
+
+def test_cancel_processing_of_an_unknown_asset_is_not_found(app: Rindle) -> None:
+    for bad in (uuid.uuid4(), "nope"):
+        with pytest.raises(NotFound) as info:
+            app.cancel_processing(bad)
+        assert info.value.code == "not_found"
