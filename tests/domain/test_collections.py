@@ -371,3 +371,15 @@ def test_migration_adds_positions_and_refuses_to_downgrade_a_crowded_slot(
     with db.engine.connect() as conn:
         assert conn.execute(select(Asset.id).where(Asset.id == single)).scalar() == single
     db.dispose()
+
+
+def test_profile_collection_must_be_a_bool() -> None:
+    from rindle import Profile
+    from rindle.errors import ProfileError
+
+    with pytest.raises(ProfileError) as info:
+        class Album(Profile):
+            name = "album"
+            collection = "yes"  # type: ignore[assignment]
+    assert info.value.key == "collection"
+    assert "collection must be True or False, got 'yes'" in str(info.value)
