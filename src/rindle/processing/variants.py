@@ -55,7 +55,7 @@ def _lock_variant(s: Session, asset_id: uuid.UUID, name: str) -> Variant | None:
 
 
 def _start(app: AppContext, asset: Asset, name: str, digest: str, attempt: int, worker: str,
-           job_id: uuid.UUID | None) -> uuid.UUID | None:
+           job_id: uuid.UUID | None = None) -> uuid.UUID | None:
     """Move the variant to ``processing`` and open a run row; None when already ready.
 
     Raises :class:`Cancel` when the variant is gone or the job ``job_id`` is no longer
