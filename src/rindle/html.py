@@ -29,7 +29,9 @@ What is used:
   takes its ``poster`` from a ready ``video_poster_scene`` image variant (or the one
   named).
 
-URLs come from :meth:`rindle.Rindle.url` per element (signed unless the profile is public).
+URLs come from :meth:`rindle.Rindle.url` per element (signed unless the profile is public);
+every helper takes ``actor=`` and hands it to ``app.url`` when given (the actor a
+``[delivery] authorizer`` decides for; its refusal raises as ``app.url`` does).
 
 Template engines: :func:`register_jinja` adds the helpers to a Jinja2 environment in one
 call; the Django plugin's template tags call the same functions.
@@ -184,8 +186,17 @@ class _Ready:
     height: int | None
 
 
+def _url(app: HtmlHost, asset_id: uuid.UUID, variant: str | None, actor: object) -> str | None:
+    """``app.url`` of the asset or variant when safe to write (:func:`safe_url`); ``actor``
+    goes to ``app.url`` (for a ``[delivery] authorizer``) only when given."""
+    if actor is None:
+        return safe_url(app.url(asset_id, variant))
+    sign: Any = app.url
+    return safe_url(str(sign(asset_id, variant, actor=actor)))
+
+
 def _ready(app: HtmlHost, asset: Asset, profile: type[Profile], names: Sequence[str],
-           output_kind: str) -> list[_Ready]:
+           output_kind: str, actor: object = None) -> list[_Ready]:
     """The named variants that are ready, with a safe URL each (declared order)."""
     specs = dict(profile.variant_specs())
     rows = asset.variants
@@ -201,7 +212,7 @@ def _ready(app: HtmlHost, asset: Asset, profile: type[Profile], names: Sequence[
         row = rows.get(name)
         if row is None or row.state != "ready" or not row.storage_key:
             continue
-        url = safe_url(app.url(asset.id, name))
+        url = _url(app, asset.id, name, actor)
         if url is None:
             continue
         width = row.width or getattr(spec, "width", None)
@@ -210,14 +221,14 @@ def _ready(app: HtmlHost, asset: Asset, profile: type[Profile], names: Sequence[
     return out
 
 
-def _original(app: HtmlHost, asset: Asset, accept: str) -> str | None:
+def _original(app: HtmlHost, asset: Asset, accept: str, actor: object = None) -> str | None:
     """The original's URL when its recorded type starts with ``accept``."""
     ctype = (asset.content_type or "").split(";", 1)[0].strip().lower()
     if accept == "image/" and ctype not in _INLINE_IMAGES:
         return None
     if not ctype.startswith(accept):
         return None
-    return safe_url(app.url(asset.id))
+    return _url(app, asset.id, None, actor)
 
 
 def _scaled(asset: Asset, width: int | None, height: int | None
@@ -254,7 +265,8 @@ def _names(variants: str | Iterable[str]) -> list[str]:
 # --- the helpers ----------------------------------------------------------------------------
 
 def picture(app: HtmlHost, asset: AssetRef, variants: str | Iterable[str], *,
-            sizes: str | None = None, alt: str = "", **attrs: object) -> HTML:
+            sizes: str | None = None, alt: str = "", actor: object = None, **attrs: object
+            ) -> HTML:
     """A ``<picture>`` of the ready image variants ``variants`` of ``asset``.
 
     ``srcset`` lists each ready variant's URL with its width (``url 320w``); ``sizes`` is
@@ -278,9 +290,9 @@ def picture(app: HtmlHost, asset: AssetRef, variants: str | Iterable[str], *,
     extra = _extra(attrs, ("src", "srcset", "sizes", "alt"))
     if row is None:
         return HTML("")
-    ready = _ready(app, row, app.profile(row.profile), names, "image")
+    ready = _ready(app, row, app.profile(row.profile), names, "image", actor)
     if not ready:
-        url = _original(app, row, "image/")
+        url = _original(app, row, "image/", actor)
         if url is None:
             return HTML("")
         width, height = overrides.get("width", row.width), overrides.get("height", row.height)
@@ -335,7 +347,7 @@ def _av_variants(profile: type[Profile], kind: str) -> list[str]:
 
 def video(app: HtmlHost, asset: AssetRef, sources: str | Iterable[str] | None = None, *,
           poster: str | None = None, controls: bool = True, preload: str = "metadata",
-          **attrs: object) -> HTML:
+          actor: object = None, **attrs: object) -> HTML:
     """A ``<video>`` with one ``<source>`` per playable rendition of ``asset``.
 
     Order: the streaming provider's playback URL (HLS, typed ``application/x-mpegURL`` or
@@ -352,9 +364,9 @@ def video(app: HtmlHost, asset: AssetRef, sources: str | Iterable[str] | None = 
         return HTML("")
     profile = app.profile(row.profile)
     names = _names(sources) if sources is not None else _av_variants(profile, "video")
-    ready = sorted(_ready(app, row, profile, names, "video"),
-                   key=lambda i: -(i.width or 0)) if sources is None else \
-        _ready(app, row, profile, names, "video")
+    ready = _ready(app, row, profile, names, "video", actor)
+    if sources is None:  # the profile's own order: largest first
+        ready.sort(key=lambda i: -(i.width or 0))
     inner: list[str] = []
     stream = _playback(app, row, profile)
     if stream is not None and safe_url(stream.url) is not None:
@@ -362,7 +374,7 @@ def video(app: HtmlHost, asset: AssetRef, sources: str | Iterable[str] | None = 
     for item in ready:
         inner.append(_tag("source", [("src", item.url), ("type", item.row.content_type)]))
     if not ready:
-        original = _original(app, row, "video/")
+        original = _original(app, row, "video/", actor)
         if original is not None:
             inner.append(_tag("source", [("src", original), ("type", row.content_type)]))
     if not inner:
@@ -370,7 +382,7 @@ def video(app: HtmlHost, asset: AssetRef, sources: str | Iterable[str] | None = 
     poster_names = [poster] if poster is not None else [
         name for name, spec in profile.variant_specs()
         if getattr(spec, "preset", None) == "video_poster_scene"]
-    posters = _ready(app, row, profile, poster_names, "image")
+    posters = _ready(app, row, profile, poster_names, "image", actor)
     width, height = _scaled(row, ready[0].width, ready[0].height) if ready else (
         row.width, row.height)
     open_tag = _tag("video", [("controls", controls), ("preload", preload),
@@ -380,7 +392,8 @@ def video(app: HtmlHost, asset: AssetRef, sources: str | Iterable[str] | None = 
 
 
 def audio(app: HtmlHost, asset: AssetRef, sources: str | Iterable[str] | None = None, *,
-          controls: bool = True, preload: str = "metadata", **attrs: object) -> HTML:
+          controls: bool = True, preload: str = "metadata", actor: object = None,
+          **attrs: object) -> HTML:
     """An ``<audio>`` with one ``<source>`` per ready audio variant ``sources`` (default:
     every audio variant of the profile, in name order), else the original when it is
     audio; an empty string when nothing is playable. ``attrs`` as in :func:`picture`."""
@@ -391,9 +404,9 @@ def audio(app: HtmlHost, asset: AssetRef, sources: str | Iterable[str] | None = 
     profile = app.profile(row.profile)
     names = _names(sources) if sources is not None else _av_variants(profile, "audio")
     inner = [_tag("source", [("src", item.url), ("type", item.row.content_type)])
-             for item in _ready(app, row, profile, names, "audio")]
+             for item in _ready(app, row, profile, names, "audio", actor)]
     if not inner:
-        original = _original(app, row, "audio/")
+        original = _original(app, row, "audio/", actor)
         if original is None:
             return HTML("")
         inner.append(_tag("source", [("src", original), ("type", row.content_type)]))
@@ -420,11 +433,11 @@ def register_jinja(env: Any, app: HtmlHost) -> None:
                ) -> HTML:
         return audio(app, asset, sources, **kw)
 
-    def _media_url(asset: AssetRef, variant: str | None = None) -> str:
+    def _media_url(asset: AssetRef, variant: str | None = None, actor: object = None) -> str:
         row = _load(app, asset)
         if row is None:
             return ""
-        return safe_url(app.url(row.id, variant)) or ""
+        return _url(app, row.id, variant, actor) or ""
 
     helpers = {"picture": _picture, "video": _video, "audio": _audio,
                "media_url": _media_url}
