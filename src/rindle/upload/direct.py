@@ -65,14 +65,13 @@ STRATEGIES = {
 
 def _load(app: AppContext, session_id: uuid.UUID | str) -> tuple[UploadSession, Asset]:
     sid = parse_id(session_id, "upload session")
-    with app.db.sessionmaker() as s:
-        row = s.get(UploadSession, sid)
-        if row is None:
+    with app.db.sessionmaker() as s:  # one round trip: the tus server calls this per chunk
+        found = s.execute(select(UploadSession, Asset)
+                          .join(Asset, Asset.id == UploadSession.asset_id)
+                          .where(UploadSession.id == sid)).first()
+        if found is None:
             raise NotFound("upload session", session_id)
-        asset = s.get(Asset, row.asset_id)
-        if asset is None:
-            raise NotFound("asset", row.asset_id)
-        return row, asset
+        return found[0], found[1]
 
 
 def load_owned(app: AppContext, session_id: uuid.UUID | str, actor_id: str,

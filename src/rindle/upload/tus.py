@@ -24,14 +24,15 @@ status): ``offset_mismatch``, ``checksum_mismatch``, ``max_bytes_exceeded``,
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 
 from rindle.domain.fsm import upload_session as session_fsm
 from rindle.domain.models import Asset, UploadSession
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
     from rindle.context import AppContext
     from rindle.domain.profile import Profile
+    from rindle.storage.base import Storage
     from rindle.upload.tus_backing import ChunkSource
 
 __all__ = [
@@ -163,11 +165,37 @@ def _release(app: AppContext, row: UploadSession) -> None:
                   .values(locked_until=None).execution_options(synchronize_session=False))
 
 
+@contextlib.contextmanager
+def _one_writer(app: AppContext, storage: Storage, row: UploadSession, now: dt.datetime
+                ) -> Iterator[dict[str, bool]]:
+    """Hold the upload's write lock: the local part file's ``flock`` (no database write),
+    else the ``locked_until`` lease. ``upload_busy`` when another request holds it. The
+    yielded flag ``released`` is set by a commit that cleared the lease itself."""
+    held = {"released": False}
+    local = tus_backing.local_lock(storage, row)
+    if local is not None:
+        with local:
+            yield held
+        return
+    _lease(app, row, now)
+    try:
+        yield held
+    finally:
+        if not held["released"]:
+            _release(app, row)
+
+
 def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                  offset: int, chunk: Chunk, now: dt.datetime,
-                 server_max: int = DEFAULT_MAX_SIZE) -> tuple[UploadSession, Asset | None]:
-    """Append one chunk at ``offset``; returns the fresh session and, when this chunk
-    finished a non-partial upload, the verified asset.
+                 server_max: int = DEFAULT_MAX_SIZE,
+                 loaded: tuple[UploadSession, Asset] | None = None
+                 ) -> tuple[UploadSession, Asset | None]:
+    """Append one chunk at ``offset``; returns the session as this chunk left it and,
+    when this chunk finished a non-partial upload, the verified asset.
+
+    ``loaded`` is the session and asset the caller already read with :func:`load` for
+    this actor (saves reading them again); the offset is always read again under the
+    write lock.
 
     Refusals (nothing is stored): ``offset_mismatch`` (``offset`` is not the stored
     offset), ``max_bytes_exceeded`` (past the declared length or :func:`max_size`),
@@ -177,7 +205,7 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
     concatenation). A finished upload whose completion failed (a transient error) is
     completed again by an empty chunk at its end.
     """
-    row, asset = load(app, session_id, actor_id)
+    row, asset = loaded if loaded is not None else load(app, session_id, actor_id)
     _check_open(row, now)
     state = row.protocol_state or {}
     if state.get("concat") == "final":
@@ -213,8 +241,15 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                              f"the chunk of {chunk.declared} bytes does not fit: {room} bytes "
                              "of this upload are left")
     storage = app.storage_for(asset.profile)
-    _lease(app, row, now)
-    try:
+    with _one_writer(app, storage, row, now) as held:
+        with app.db.sessionmaker() as s:
+            current = s.execute(select(UploadSession.last_known_offset, UploadSession.state)
+                                .where(UploadSession.id == row.id)).one()
+        if current.last_known_offset != offset or current.state != row.state:
+            raise UploadRejected("offset_mismatch", "this upload moved on meanwhile; ask "
+                                                    "with HEAD and resume from its offset")
+        if row.upload_length is not None and offset == row.upload_length:
+            return _complete(app, row) if state.get("concat") != "partial" else (row, None)
         if length != row.upload_length:
             row.upload_length = length  # the backing completes against the declared length
         appended = tus_backing.append(storage, row, tmp_dir=Path(app.settings.resolved_tmp_dir),
@@ -243,10 +278,13 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
         except BaseException:
             tus_backing.undo(storage, row, appended)
             raise
+        held["released"] = True
         tus_backing.after_commit(storage, appended)
-    finally:
-        _release(app, row)
-    row, asset = load(app, row.id, actor_id)
+    row.last_known_offset = offset + appended.written
+    row.protocol_state = appended.state
+    row.multipart_upload_id = appended.upload_id
+    if row.state == "signed" and appended.written:
+        row.state = "uploading"
     if is_finished(row) and state.get("concat") != "partial":
         return _complete(app, row)
     return row, None

@@ -30,7 +30,7 @@ import hashlib
 import os
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -55,6 +55,7 @@ __all__ = [
     "backing_for",
     "discard",
     "finish",
+    "local_lock",
     "undo",
 ]
 
@@ -153,7 +154,6 @@ def _append_local(storage: LocalStorage, row: UploadSession, offset: int,
         raise StorageError(f"cannot open the tus part file of {row.upload_key!r}: {exc}"
                            ) from exc
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         if os.fstat(fd).st_size < offset:
             raise StorageError(f"the tus part file of {row.upload_key!r} holds fewer bytes "
                                f"than the recorded offset {offset}; start a new upload")
@@ -183,6 +183,35 @@ def _append_local(storage: LocalStorage, row: UploadSession, offset: int,
 
     return Appended(written, dict(row.protocol_state or {}), row.multipart_upload_id,
                     rollback=rollback)
+
+
+@contextlib.contextmanager
+def _flocked(path: Path) -> Iterator[None]:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise StorageError(f"cannot open the tus part file {path.name}: {exc}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UploadRejected("upload_busy", "another request is writing this upload; "
+                                                "wait for it, then ask for the offset again"
+                                 ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def local_lock(storage: Storage, row: UploadSession
+               ) -> contextlib.AbstractContextManager[None] | None:
+    """For a local upload, a context holding an exclusive, non-blocking ``flock`` on its
+    part file (``upload_busy`` when another request, in any process on this host, holds
+    it); ``None`` for other backings (the caller leases the row instead)."""
+    if isinstance(storage, LocalStorage):
+        return _flocked(part_path(storage, row))
+    return None
 
 
 def _finish_local(storage: LocalStorage, row: UploadSession) -> None:

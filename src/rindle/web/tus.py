@@ -61,7 +61,7 @@ from rindle.web.upload_api import error_status
 
 if TYPE_CHECKING:
     from rindle.context import AppContext
-    from rindle.domain.models import UploadSession
+    from rindle.domain.models import Asset, UploadSession
     from rindle.domain.profile import Profile
 
 __all__ = [
@@ -234,8 +234,8 @@ class TusServer:
                               ("Tus-Max-Size", str(self.max_size)),
                               ("Tus-Checksum-Algorithm", ",".join(CHECKSUM_ALGORITHMS))])
 
-    def _owned(self, request: Request, token: str) -> tuple[UploadSession, str, str]:
-        """The session behind ``token`` with the caller's actor and the profile name; 404
+    def _owned(self, request: Request, token: str) -> tuple[UploadSession, str, Asset]:
+        """The session behind ``token`` with the caller's actor and its asset; 404
         for a malformed or tampered token, another actor's, or a terminated upload."""
         match = _TOKEN.fullmatch(token)
         if match is None:
@@ -250,7 +250,7 @@ class TusServer:
         if (actor is None or not hmac.compare_digest(match.group(2), self._mac(sid, actor))
                 or row.actor_id != actor or row.state == "aborted"):
             raise _Fail(404, "not_found", "no such upload")
-        return row, actor, asset.profile
+        return row, actor, asset
 
     def _no_body(self, request: Request) -> None:
         body = request.body
@@ -374,12 +374,13 @@ class TusServer:
         body = request.body
         if body.error is not None:
             raise _Fail(body.error[0], "invalid_request", body.error[1])
-        row, actor, _ = self._owned(request, token)
+        row, actor, asset_row = self._owned(request, token)
         self._check_live(row)
         chunk = tus.Chunk(body, declared=body.length, checksum=checksum, length=length)
         fresh, asset = tus.append_chunk(self.app, row.id, actor_id=actor, offset=offset,
                                         chunk=chunk, now=self.clock(),
-                                        server_max=self.max_size)
+                                        server_max=self.max_size,
+                                        loaded=(row, asset_row))
         return Response(204, [("Upload-Offset", str(fresh.last_known_offset)),
                               self._expires(fresh),
                               *self._asset_header(asset.id if asset else None)])

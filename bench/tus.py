@@ -1,0 +1,149 @@
+"""tus upload throughput against a single presigned PUT, on the same local storage.
+
+One rindle threading server serves both the delivery app (presigned PUTs) and the tus
+server; the app uses SQLite and local storage. Each round uploads the same 200 MiB file
+twice: once with tus (creation, then PATCHes of 5 MiB, the last one completing the upload
+and running the trust gate), once as one presigned PUT followed by verify. Prints both
+throughputs (best of the rounds) and their ratio. Bar: tus >= 0.8x the presigned PUT.
+
+    python bench/tus.py [--mib 200] [--chunk-mib 5] [--rounds 2]
+
+Exits 1 if an upload did not store exactly the bytes sent (correctness), not for a slow
+machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("RINDLE_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+import requests
+
+from rindle import Profile, Rindle
+from rindle.cli.serve import make_threading_server
+from rindle.delivery import wsgi_app as delivery_wsgi
+from rindle.storage.local import LocalStorage
+from rindle.testing.servers import free_port
+from rindle.web import tus_wsgi
+
+MIB = 1024 * 1024
+
+
+class Bench(Profile):
+    name = "bench"
+    allow_mime = ("image/jpeg",)
+    max_bytes = 1024 * MIB
+
+
+def _actor(request: Any, profile: type[Profile]) -> str:
+    return "bench"
+
+
+def _router(tus: Callable[..., Iterable[bytes]], media: Callable[..., Iterable[bytes]]
+            ) -> Callable[..., Iterable[bytes]]:
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        target = tus if str(environ.get("PATH_INFO", "")).startswith("/files") else media
+        return target(environ, start_response)
+    return app
+
+
+def tus_upload(base: str, source: Path, size: int, chunk: int) -> str:
+    """Upload ``source`` through the tus server; returns the asset id."""
+    headers = {"Tus-Resumable": "1.0.0"}
+    made = requests.post(f"{base}/files/", timeout=60, headers={
+        **headers, "Upload-Length": str(size),
+        "Upload-Metadata": "filename YmlnLmpwZw==,profile YmVuY2g="})
+    made.raise_for_status()
+    location = made.headers["Location"]
+    offset = 0
+    asset = ""
+    with open(source, "rb") as f:
+        while offset < size:
+            data = f.read(chunk)
+            answer = requests.patch(location, data=data, timeout=120, headers={
+                **headers, "Upload-Offset": str(offset),
+                "Content-Type": "application/offset+octet-stream"})
+            answer.raise_for_status()
+            offset = int(answer.headers["Upload-Offset"])
+            asset = answer.headers.get("Rindle-Asset-Id", asset)
+    return asset
+
+
+def put_upload(app: Rindle, source: Path, size: int) -> str:
+    """Upload ``source`` with one presigned PUT, then verify; returns the asset id."""
+    session = app.initiate_upload("bench", filename="big.jpg", byte_size=size,
+                                  content_type="image/jpeg")
+    signed = app.sign_upload(session.id)
+    with open(source, "rb") as f:
+        answer = requests.put(signed.url, data=f, headers=dict(signed.headers), timeout=300)
+    answer.raise_for_status()
+    return str(app.verify_upload(session.id).id)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mib", type=int, default=200)
+    parser.add_argument("--chunk-mib", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    size = args.mib * MIB
+    with tempfile.TemporaryDirectory(prefix="rindle-bench-tus-") as tmp_name:
+        tmp = Path(tmp_name)
+        source = tmp / "source.bin"
+        with open(source, "wb") as out:
+            for _ in range(args.mib):
+                out.write(os.urandom(MIB))
+        port = free_port()
+        app = Rindle(database_url=f"sqlite:///{tmp / 'bench.db'}", secret_key="bench",
+                     load_entrypoints=False, profiles=[Bench], tmp_dir=tmp / "tmp",
+                     storages={"default": {"backend": "local", "root": str(tmp / "media"),
+                                           "base_url": f"http://127.0.0.1:{port}"}})
+        app.migrate()
+        storage = app.storage()
+        assert isinstance(storage, LocalStorage)
+        server = make_threading_server(
+            _router(tus_wsgi(app, authorize=_actor, mount="/files"), delivery_wsgi(app)),
+            "127.0.0.1", port, quiet=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        base = f"http://127.0.0.1:{port}"
+        best = {"tus": 0.0, "put": 0.0}
+        ok = True
+        try:
+            for _ in range(args.rounds):
+                for name in ("put", "tus"):
+                    started = time.perf_counter()
+                    if name == "tus":
+                        asset_id = tus_upload(base, source, size, args.chunk_mib * MIB)
+                    else:
+                        asset_id = put_upload(app, source, size)
+                    elapsed = time.perf_counter() - started
+                    best[name] = max(best[name], args.mib / elapsed)
+                    stored = storage.path_for(app.get_asset(asset_id).storage_key)
+                    ok = ok and stored.stat().st_size == size
+                    stored.unlink()
+        finally:
+            server.shutdown()
+            server.server_close()
+            app.close()
+    ratio = best["tus"] / best["put"]
+    print(f"tus ({args.chunk_mib} MiB PATCHes): {best['tus']:.1f} MiB/s")
+    print(f"presigned PUT (one request):  {best['put']:.1f} MiB/s")
+    print(f"ratio tus/PUT: {ratio:.2f}x (bar >= 0.80x: {'met' if ratio >= 0.8 else 'MISSED'})")
+    if not ok:
+        print("an upload stored the wrong number of bytes", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
