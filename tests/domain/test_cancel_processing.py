@@ -4,6 +4,7 @@ variant back, and the telemetry goes out after commit. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -78,11 +79,17 @@ def test_queued_jobs_are_cancelled_and_telemetry_follows_the_commit(app: Rindle)
     assert app.get_asset(aid).state == "ready"
 
 
-def test_a_claimed_job_that_has_not_started_stops_at_its_start(app: Rindle) -> None:
+def test_a_claimed_job_that_has_not_started_stops_at_its_start(
+        app: Rindle, caplog: pytest.LogCaptureFixture) -> None:
     aid = promoted(app)
     [job] = app.jobs.claim(["process"], "worker-1", limit=1)
     assert app.cancel_processing(aid) == CancelledProcessing(aid, ("small", "tiny"), 2)
-    assert app.jobs.execute(job) == "cancelled"
+    with caplog.at_level(logging.INFO, logger="rindle.jobs.queue"):
+        assert app.jobs.execute(job) == "cancelled"
+    assert [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == "rindle.jobs.queue"] == [
+        ("INFO", f"rindle.job.cancelled_while_running id={job.id} kind=rindle.process_variant:"
+                 " outcome not recorded")]
     assert variant_rows(app, aid) == CANCELLED
     assert job_states(app, aid) == {"small": "cancelled", "tiny": "cancelled"}
     with app.db.sessionmaker() as s:
