@@ -117,6 +117,14 @@ class Gate:
         return self.request("GET", url)
 
 
+def gate_app(db_url: str, tmp_path: Path, base: str) -> Rindle:
+    """The attack tests' app: :data:`PROFILES`, a local storage served at ``base``."""
+    return Rindle(database_url=db_url, secret_key="gate-secret", profiles=PROFILES,
+                  storages={"default": {"backend": "local", "root": str(tmp_path / "media"),
+                                        "base_url": base}},
+                  tmp_dir=str(tmp_path / "tmp"), load_entrypoints=False)
+
+
 @pytest.fixture
 def gate(db_url: str, tmp_path: Path) -> Iterator[Gate]:
     """A migrated app (SQLite and PostgreSQL) behind ``rindle serve``'s threaded server."""
@@ -127,10 +135,7 @@ def gate(db_url: str, tmp_path: Path) -> Iterator[Gate]:
 
     server = make_threading_server(dispatch, "127.0.0.1", 0, quiet=True)
     base = f"http://127.0.0.1:{server.server_port}"
-    app = Rindle(database_url=db_url, secret_key="gate-secret", profiles=PROFILES,
-                 storages={"default": {"backend": "local", "root": str(tmp_path / "media"),
-                                       "base_url": base}},
-                 tmp_dir=str(tmp_path / "tmp"), load_entrypoints=False)
+    app = gate_app(db_url, tmp_path, base)
     holder["wsgi"] = wsgi_app(app)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
