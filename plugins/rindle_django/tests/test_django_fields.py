@@ -164,3 +164,33 @@ def test_collection_adds_in_order_reorders_removes_and_clears_on_delete(
 def test_collection_needs_a_saved_instance() -> None:
     with pytest.raises(ValueError, match="save it before"):
         Album(name="unsaved").shots.all()
+
+
+@pytest.fixture
+def inline_jobs(settings: object) -> Rindle:
+    """The project's app with ``jobs = {"executor": "inline"}`` (rebuilt by the settings
+    change, and again when the test's override ends)."""
+    from django.conf import settings as dj
+
+    settings.RINDLE = {**dj.RINDLE, "jobs": {"executor": "inline"}}  # type: ignore[attr-defined]
+    from rindle_django import get_app
+
+    return get_app()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inline_jobs_run_after_djangos_commit_and_never_after_a_rollback(
+        inline_jobs: Rindle, make_image: Callable[..., bytes]) -> None:
+    assert inline_jobs.settings.jobs.executor == "inline"
+    with transaction.atomic():
+        photo = Photo.objects.create(title="inline", image=Upload(make_image(), "i.png"))
+        assert photo.image is not None
+        assert photo.image.state == "analyzing"  # promotion waits for the commit
+    assert photo.image.refresh().state == "ready"  # ran once Django committed
+    assert photo.image.variants == {"thumb": "ready"}
+    jobs = _count(inline_jobs, Job)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Photo.objects.create(title="gone", image=Upload(make_image(), "g.png"))
+        raise RuntimeError("rolled back")
+    assert _count(inline_jobs, Job) == jobs
+    assert Photo.objects.filter(title="gone").count() == 0

@@ -10,8 +10,12 @@ leaves it with an exception. So
 * outside any ``atomic()`` a rindle call commits on its own, as in plain rindle;
 * inside the caller's ``atomic()`` it is a savepoint: rindle's rows, jobs and state changes
   commit with the caller's transaction, or vanish with its rollback;
-* effects rindle runs after a commit (:meth:`DjangoDatabase.when_committed`) wait for
-  Django's commit (``transaction.on_commit``) and are dropped with a rollback.
+* effects rindle runs after a commit (:meth:`DjangoDatabase.when_committed`, and those a
+  session hangs on its commit: jobs handed to an executor such as ``inline``, telemetry)
+  wait for Django's commit (``transaction.on_commit``) and are dropped with a rollback.
+  Undo effects rindle would run on a host's rollback are not run (Django has no rollback
+  callbacks): an object an upload stored inside a rolled-back block stays in storage,
+  unattached.
 
 The pool (``SingletonThreadPool``) keeps one wrapper per thread and never closes Django's
 connection; SQLAlchemy's reset-on-return is off (the wrapper's rollback only ever rolls
@@ -28,6 +32,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, orm
 from sqlalchemy.pool import SingletonThreadPool
 
+from rindle import database as database_module
 from rindle.database import Database
 
 __all__ = ["DjangoConnection", "DjangoDatabase"]
@@ -107,6 +112,7 @@ class DjangoConnection:
         self.alias = alias
         self._wrapper = connections[alias]
         self._atomics: list[AbstractContextManager[Any]] = []
+        self._autocommit = False
 
     @property
     def raw(self) -> Any:
@@ -139,11 +145,33 @@ class DjangoConnection:
         if self._atomics:
             self._atomics.pop().__exit__(None, None, None)
 
+    @property
+    def autocommit(self) -> bool:
+        """What SQLAlchemy's ``isolation_level="AUTOCOMMIT"`` asked for (Django's own
+        autocommit setting is never changed): a statement run so is kept even when
+        SQLAlchemy ends its transaction without a commit."""
+        return self._autocommit
+
+    @autocommit.setter
+    def autocommit(self, value: bool) -> None:
+        self._autocommit = bool(value)
+
     def rollback(self) -> None:
-        """Leave the innermost block this connection entered, undoing its work."""
+        """Leave the innermost block this connection entered, undoing its work (in
+        ``autocommit`` mode keeping it, unless the database refused a statement)."""
         if self._atomics:
+            block = self._atomics.pop()
+            if self._autocommit and not self._failed():
+                block.__exit__(None, None, None)
+                return
             error = _RindleRollback()
-            self._atomics.pop().__exit__(_RindleRollback, error, None)
+            block.__exit__(_RindleRollback, error, None)
+
+    def _failed(self) -> bool:
+        """Whether the transaction is aborted by a failed statement (PostgreSQL)."""
+        info = getattr(self.raw, "info", None)
+        status = getattr(info, "transaction_status", None)
+        return status is not None and getattr(status, "name", "") == "INERROR"
 
     def close(self) -> None:
         """Nothing: Django closes its own connections."""
@@ -179,7 +207,13 @@ class DjangoDatabase(Database):
         if db.require_migrated:
             event.listen(engine, "engine_connect", db._check_on_connect)
         db.engine = engine
-        factory = orm.sessionmaker(engine, expire_on_commit=False)
+        info: dict[str, Any] = {}
+        key = getattr(database_module, "_BINDING", None)
+        if isinstance(key, str):
+            # effects rindle hangs on a session's commit (jobs handed to an executor,
+            # telemetry) wait for Django's commit, as they do for a bound host transaction
+            info[key] = _DjangoCommit(alias)
+        factory = orm.sessionmaker(engine, expire_on_commit=False, info=info)
         if isinstance(getattr(cls, "sessionmaker", None), property):
             db._sessionmaker = factory
         else:  # a rindle whose Database.sessionmaker is a plain attribute
@@ -196,6 +230,23 @@ class DjangoDatabase(Database):
         from django.db import transaction
 
         transaction.on_commit(effect, using=self.alias)
+
+
+class _DjangoCommit:
+    """Where rindle hands effects that must follow a durable commit: Django's
+    ``transaction.on_commit`` (at once outside an atomic block, dropped on rollback)."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    def defer(self, effect: Callable[[], object]) -> None:
+        """Run ``effect`` after Django's outermost commit."""
+        from django.db import transaction
+
+        transaction.on_commit(effect, using=self.alias)
+
+    def on_rollback(self, effect: Callable[[], object]) -> None:
+        """Nothing: Django has no rollback callbacks (see the module docstring)."""
 
 
 def _begin(conn: Any) -> None:
