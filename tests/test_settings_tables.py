@@ -42,7 +42,8 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize(("table", "key", "allowed"), [
     ("[jobs]", "lease_secs", "backoff_base, backoff_cap, lease_seconds, poll_interval, prefetch"),
-    ("[delivery]", "max_put_byte", "max_put_bytes"),
+    ("[delivery]", "max_put_byte", "authorizer, max_put_bytes, signed_url_bucket, "
+     "signed_url_ttl"),
     ("[streaming.loop]", "provider_polling_floor_second",
      ", ".join(sorted(STREAMING_CORE_KEYS))),
 ])
@@ -80,6 +81,21 @@ def test_cron_entry_keys_are_job_arguments(tmp_path: Path) -> None:
     ("[jobs]\nprefetch = 1.5", "[jobs] prefetch must be a whole number"),
     ('[delivery]\nmax_put_bytes = "10"', "[delivery] max_put_bytes must be a whole number"),
     ("[delivery]\nmax_put_bytes = -1", "[delivery] max_put_bytes must be a whole number"),
+    ("[delivery]\nsigned_url_ttl = 0", "[delivery] signed_url_ttl must be a whole number of "
+     "seconds >= 1, e.g. 900, not 0"),
+    ("[delivery]\nsigned_url_bucket = 0", "[delivery] signed_url_bucket must be a whole "
+     "number of seconds >= 1, e.g. 300, not 0"),
+    ('[delivery]\nsigned_url_bucket = "300"', "[delivery] signed_url_bucket must be a whole"),
+    ("[delivery]\nsigned_url_ttl = 1.5", "[delivery] signed_url_ttl must be a whole"),
+    ("[delivery]\nauthorizer = 3", "[delivery] authorizer must be a function or its import "
+     "path"),
+    ('[delivery]\nauthorizer = "os.path"', "[delivery] authorizer 'os.path' is not an import "
+     "path"),
+    ('[delivery]\nauthorizer = "no_such_module_h12:f"', "[delivery] authorizer: cannot import "
+     "'no_such_module_h12'"),
+    ('[delivery]\nauthorizer = "os.path:nope"', "[delivery] authorizer: module 'os.path' has "
+     "no 'nope'"),
+    ('[delivery]\nauthorizer = "os:sep"', "[delivery] authorizer 'os:sep' is not callable"),
     ("[streaming.loop]\nbackend = 3", "[streaming.loop] backend must be a provider name"),
     ('[streaming.loop]\nprovider_polling_batch_size = "x"',
      "[streaming.loop] provider_polling_batch_size must be a positive integer"),
@@ -122,6 +138,9 @@ def test_table_defaults_are_the_constants() -> None:
     assert jobs.poll_interval is defaults.JOBS_POLL_INTERVAL
     assert jobs.prefetch is defaults.JOBS_PREFETCH
     assert delivery.max_put_bytes is defaults.DELIVERY_MAX_PUT_BYTES
+    assert delivery.signed_url_ttl is defaults.DELIVERY_SIGNED_URL_TTL
+    assert delivery.signed_url_bucket is defaults.DELIVERY_SIGNED_URL_BUCKET
+    assert delivery.authorizer is None
     provider = StreamingProviderSettings.parse("loop", {})
     assert provider.polling_floor_seconds is defaults.STREAMING_POLLING_FLOOR_SECONDS
     assert provider.polling_batch_size is defaults.STREAMING_POLLING_BATCH_SIZE

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -108,11 +108,24 @@ class JobsSettings:
 
 @dataclass(frozen=True, kw_only=True)
 class DeliverySettings:
-    """The ``[delivery]`` table: ``max_put_bytes``, the largest direct-upload PUT body the
-    delivery app accepts (a whole number of bytes >= 0); any other key is a
-    :class:`ConfigError`."""
+    """The ``[delivery]`` table.
+
+    ``max_put_bytes``: the largest direct-upload PUT body the delivery app accepts (a whole
+    number of bytes >= 0). ``signed_url_ttl``: the least number of seconds a signed URL
+    stays valid, for profiles whose ``Delivery`` sets none (a whole number >= 1).
+    ``signed_url_bucket``: signed URLs expire at the next multiple of this many seconds
+    (Unix time) at or after ``now + ttl``, so one asset's URL is byte-identical for that
+    long and browsers and CDNs can cache it (a whole number >= 1; 1 turns rounding off).
+    ``authorizer``: who may have a private URL signed, called as
+    ``authorizer(actor, asset, variant) -> bool`` before each one; a callable, or its
+    import path ``"package.module:function"`` (imported when the settings are built), or
+    None (no check). Any other key is a :class:`ConfigError`.
+    """
 
     max_put_bytes: int = defaults.DELIVERY_MAX_PUT_BYTES
+    signed_url_ttl: int = defaults.DELIVERY_SIGNED_URL_TTL
+    signed_url_bucket: int = defaults.DELIVERY_SIGNED_URL_BUCKET
+    authorizer: Callable[[Any, Any, str | None], bool] | None = None
 
     @classmethod
     def parse(cls, value: Any) -> DeliverySettings:
@@ -125,7 +138,42 @@ class DeliverySettings:
         if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
             raise ConfigError("[delivery] max_put_bytes must be a whole number of bytes >= 0, "
                               f"e.g. 5368709120 for 5 GiB, not {cap!r}")
-        return cls(max_put_bytes=cap)
+        seconds = {}
+        for key, default in (("signed_url_ttl", defaults.DELIVERY_SIGNED_URL_TTL),
+                             ("signed_url_bucket", defaults.DELIVERY_SIGNED_URL_BUCKET)):
+            number = table.get(key, default)
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                raise ConfigError(f"[delivery] {key} must be a whole number of seconds >= 1, "
+                                  f"e.g. {default}, not {number!r}")
+            seconds[key] = number
+        return cls(max_put_bytes=cap, authorizer=_authorizer(table.get("authorizer")),
+                   **seconds)
+
+
+def _authorizer(value: Any) -> Callable[[Any, Any, str | None], bool] | None:
+    """``[delivery] authorizer`` as a callable: given one, or imported from its path."""
+    if value is None or (callable(value) and not isinstance(value, str)):
+        return value
+    if not isinstance(value, str):
+        raise ConfigError("[delivery] authorizer must be a function or its import path "
+                          f"\"package.module:function\", not {type(value).__name__}")
+    module_name, sep, attr = value.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"[delivery] authorizer {value!r} is not an import path; write it "
+                          "as \"package.module:function\"")
+    import importlib
+
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except ImportError as exc:
+        raise ConfigError(f"[delivery] authorizer: cannot import {module_name!r}: {exc}"
+                          ) from None
+    except AttributeError:
+        raise ConfigError(f"[delivery] authorizer: module {module_name!r} has no {attr!r}"
+                          ) from None
+    if not callable(found):
+        raise ConfigError(f"[delivery] authorizer {value!r} is not callable")
+    return found  # type: ignore[no-any-return]
 
 
 #: Keys of ``[streaming.NAME]`` that rindle reads itself (not passed to the provider).

@@ -3,28 +3,37 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, orm, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
-from rindle.errors import ConfigError, DatabaseUnavailable, SchemaOutOfDate
+from rindle.errors import ConfigError, DatabaseUnavailable, SchemaOutOfDate, UsageError
 
 __all__ = [
     "SUPPORTED_DIALECTS",
     "UNPARSABLE_URL",
+    "Binding",
     "Database",
+    "after_commit",
+    "bound",
     "is_secret_parameter",
     "redact_url",
     "scrub_secrets",
 ]
+
+log = logging.getLogger(__name__)
 
 _ALEMBIC_LOCK = threading.Lock()  # Alembic's command layer keeps global state
 _MIGRATION_LOCK_ID = 0x52494E444C45  # "RINDLE": PostgreSQL advisory lock for concurrent migrate
@@ -257,7 +266,111 @@ class Database:
             if self.sqlite_path is not None:
                 event.listen(self.engine, "do_connect", self._refuse_to_create)
             event.listen(self.engine, "engine_connect", self._check_on_connect)
-        self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def sessionmaker(self) -> orm.sessionmaker[Session]:
+        """The session factory rindle's code opens its sessions with.
+
+        Inside :meth:`bind` (in that thread or task) its sessions join the host's
+        transaction through a savepoint each; elsewhere they use the engine.
+        """
+        binding = bound(self)
+        if binding is None:
+            return self._sessionmaker
+        return sessionmaker(bind=binding.connection, expire_on_commit=False,
+                            join_transaction_mode="create_savepoint",
+                            info={_BINDING: binding})
+
+    @contextmanager
+    def bind(self, host: Connection | Session) -> Iterator[Binding]:
+        """Within the block (this thread or task only), rindle's writes join ``host``'s
+        transaction.
+
+        ``host`` is a SQLAlchemy :class:`~sqlalchemy.Connection` or
+        :class:`~sqlalchemy.orm.Session` on this same database (its own engine is fine).
+        Every session rindle opens in the block works in a savepoint of the host's
+        transaction (begun here if the host had none): a rindle call that fails rolls
+        back its own savepoint only, and nothing rindle writes is committed until the
+        host commits. Effects rindle runs after a commit (telemetry of state changes, jobs
+        run inline, deferred storage deletes) wait for the host's commit, whenever it
+        happens (inside or after the block), and are dropped if the host rolls back.
+
+        Raises :class:`UsageError` with code ``bind_nested`` when this database is already
+        bound in this thread or task, and ``bind_other_database`` when ``host`` is
+        connected to another database.
+        """
+        if bound(self) is not None:
+            raise UsageError(
+                "app.bind(...) is already active in this thread for this database; "
+                "rindle joins one host transaction at a time: leave the outer "
+                "`with app.bind(...)` block first (or keep using it)", code="bind_nested")
+        if isinstance(host, Session):
+            session: Session | None = host
+            connection = host.connection()
+        elif isinstance(host, Connection):
+            session, connection = None, host
+            if not connection.in_transaction():
+                connection.begin()
+        else:
+            raise UsageError(f"app.bind() takes a SQLAlchemy Connection or Session, not "
+                             f"{type(host).__name__}", code="bind_not_connection")
+        if not _same_database(connection.engine.url, self.url):
+            raise UsageError(
+                f"app.bind() was given a connection to {redact_url(connection.engine.url)}, "
+                f"but this rindle uses {self.redacted_url}; rindle's rows can only share "
+                "a transaction on the same database: bind a connection of that one",
+                code="bind_other_database")
+        if self.dialect_name == "sqlite":
+            dbapi = connection.connection.dbapi_connection
+            if dbapi is not None and not dbapi.in_transaction:
+                # pysqlite opens its transaction lazily, at the first write: without this,
+                # rindle's SAVEPOINT would open (and its RELEASE commit) one of its own
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if not self._schema_ok:  # through the host's connection: on SQLite it holds the lock
+            self._check_schema_on(connection)
+        binding = Binding(self, connection, session)
+        token = _BOUND.set((*_BOUND.get(), binding))
+        try:
+            yield binding
+        finally:
+            _BOUND.reset(token)
+
+    def _check_schema_on(self, connection: Connection) -> None:
+        """:meth:`check_schema_once`, asking over ``connection`` (a host's)."""
+        from alembic.runtime.migration import MigrationContext
+
+        self._require_head(MigrationContext.configure(connection).get_current_revision())
+
+    def when_committed(self, effect: Effect) -> None:
+        """Run ``effect`` now, or, inside :meth:`bind`, after the host commits (dropped if
+        it rolls back). For effects that follow a transaction rindle has just ended."""
+        binding = bound(self)
+        if binding is None:
+            _run_effects([effect], "commit")
+        else:
+            binding.defer(effect)
+
+    def if_rolled_back(self, effect: Effect) -> None:
+        """Inside :meth:`bind`: run ``effect`` if the host rolls back (undo what cannot be
+        rolled back with it, e.g. a stored object). Outside: nothing to do, as the
+        transaction rindle has just ended committed."""
+        binding = bound(self)
+        if binding is not None:
+            binding.on_rollback(effect)
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection in a transaction of its own, committed when the block ends: like
+        ``engine.begin()``, but inside :meth:`bind` a savepoint of the host's transaction
+        (committed only with the host's)."""
+        binding = bound(self)
+        if binding is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with binding.connection.begin_nested():
+            yield binding.connection
 
     @property
     def redacted_url(self) -> str:
@@ -364,7 +477,12 @@ class Database:
         missing = self.missing_file()
         if missing is not None:
             raise self._missing_error(missing)
-        current, head = self.current_revision(), self.head_revision()
+        self._require_head(self.current_revision())
+
+    def _require_head(self, current: str | None) -> None:
+        """Raise :class:`SchemaOutOfDate` unless ``current`` is the head revision; else
+        remember that the schema passed."""
+        head = self.head_revision()
         if current != head:
             state = "has no rindle tables" if current is None else f"is at {current}"
             raise SchemaOutOfDate(
@@ -430,3 +548,216 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+
+
+# --- effects after commit and host-bound transactions -----------------------------------------
+
+#: ``Session.info`` key: the :class:`Binding` a session joined (its host's transaction).
+_BINDING = "rindle.binding"
+_EFFECTS = "rindle.after_commit"
+_EFFECTS_HOOKED = "rindle.after_commit.hooked"
+
+#: The host transactions this thread (or task) is bound to, one per :class:`Database` at
+#: most. A :class:`~contextvars.ContextVar`, so a binding never leaks to another thread.
+_BOUND: ContextVar[tuple[Binding, ...]] = ContextVar("rindle_bound", default=())
+
+Effect = Callable[[], object]
+
+
+@dataclass(eq=False)
+class _Effect:
+    run: Effect
+    transaction: SessionTransaction | None
+
+
+def _run_effects(effects: Iterable[Effect], where: str) -> None:
+    """Run each effect; one that raises is logged and the others still run (the commit
+    they follow has happened and cannot be undone by a failing effect)."""
+    for effect in effects:
+        try:
+            effect()
+        except Exception:
+            log.exception("rindle: an effect deferred until %s failed", where)
+
+
+def after_commit(session: Session, effect: Effect) -> None:
+    """Run ``effect`` once the work ``session`` holds is durably committed, else never.
+
+    On a plain session: after its outermost transaction commits (a savepoint released is
+    not enough); a rollback of the transaction or of the savepoint the effect was
+    registered in drops it, and so does closing the session without committing. On a
+    session joined to a host transaction (inside :meth:`Database.bind`): the effect is
+    handed to the binding when the session commits, and runs after the *host* commits;
+    the host's rollback drops it. An effect that raises is logged, never propagated.
+    """
+    if not session.info.get(_EFFECTS_HOOKED):
+        event.listen(session, "after_commit", _effects_on_commit)
+        event.listen(session, "after_soft_rollback", _effects_on_soft_rollback)
+        event.listen(session, "after_transaction_end", _effects_on_transaction_end)
+        session.info[_EFFECTS_HOOKED] = True
+    txn = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_EFFECTS, []).append(_Effect(effect, txn))
+
+
+def _effects_on_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint was released: the outer txn may fail
+        return
+    pending: list[_Effect] = session.info.pop(_EFFECTS, [])
+    binding: Binding | None = session.info.get(_BINDING)
+    if binding is not None:
+        for item in pending:
+            binding.defer(item.run)
+        return
+    _run_effects((item.run for item in pending), "commit")
+
+
+def _effects_on_soft_rollback(session: Session, previous: SessionTransaction) -> None:
+    pending: list[_Effect] = session.info.get(_EFFECTS, [])
+    session.info[_EFFECTS] = [p for p in pending if not _within(p.transaction, previous)]
+
+
+def _effects_on_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the outermost ended without a commit (close): discard
+        session.info.pop(_EFFECTS, None)
+
+
+def _within(txn: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while txn is not None:
+        if txn is ancestor:
+            return True
+        txn = txn.parent
+    return False
+
+
+class Binding:
+    """One host transaction rindle's work joined (see :meth:`Database.bind`).
+
+    Holds the host's connection, the effects deferred until the host commits (run in
+    order, in the committing thread, after the commit; dropped on a rollback) and the undo
+    effects run if it rolls back instead. Once the host's transaction has ended the
+    binding is spent: an effect given later runs at once if its outcome happened, and is
+    dropped otherwise.
+    """
+
+    def __init__(self, db: Database, connection: Connection, session: Session | None) -> None:
+        self.db = db
+        self.connection = connection
+        self.session = session
+        #: Effects waiting for each outcome: "committed" and "rolled_back".
+        self._waiting: dict[str, list[Effect]] = {"committed": [], "rolled_back": []}
+        self._outcome: str | None = None  # set once the host's transaction has ended
+        self._lock = threading.Lock()
+        _hook(session if session is not None else connection).append(self)
+
+    def defer(self, effect: Effect) -> None:
+        """Run ``effect`` after the host commits (now, if it already has)."""
+        self._when("committed", effect)
+
+    def on_rollback(self, effect: Effect) -> None:
+        """Run ``effect`` if the host rolls back (now, if it already has)."""
+        self._when("rolled_back", effect)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the host's transaction has committed or rolled back: rindle's work no
+        longer joins it (it runs in transactions of its own again)."""
+        return self._outcome is not None
+
+    def _when(self, outcome: str, effect: Effect) -> None:
+        with self._lock:
+            if self._outcome is None:
+                self._waiting[outcome].append(effect)
+                return
+            happened = self._outcome
+        if happened == outcome:
+            _run_effects([effect], f"the host's transaction ({outcome})")
+
+    def _finish(self, outcome: str) -> None:
+        with self._lock:
+            if self._outcome is not None:
+                return
+            self._outcome = outcome
+            effects = self._waiting[outcome]
+            self._waiting = {"committed": [], "rolled_back": []}
+        _run_effects(effects, f"the host's transaction ({outcome})")
+
+
+#: The bindings waiting on each host Connection or Session, and so the one set of event
+#: listeners each host gets (listeners cannot be removed while SQLAlchemy dispatches).
+_WAITING: weakref.WeakKeyDictionary[Connection | Session, list[Binding]] = (
+    weakref.WeakKeyDictionary())
+_WAITING_LOCK = threading.Lock()
+
+
+def _hook(host: Connection | Session) -> list[Binding]:
+    """The list of bindings waiting on ``host``, listening to its commit and rollback the
+    first time."""
+    with _WAITING_LOCK:
+        waiting = _WAITING.get(host)
+        if waiting is None:
+            waiting = _WAITING[host] = []
+            if isinstance(host, Session):
+                event.listen(host, "after_commit", _on_host_session_commit)
+                event.listen(host, "after_transaction_end", _on_host_session_end)
+            else:
+                event.listen(host, "commit", _on_host_connection_commit)
+                event.listen(host, "rollback", _on_host_connection_rollback)
+        return waiting
+
+
+def _end(host: Connection | Session, outcome: str) -> None:
+    """The host's transaction ended: finish every binding waiting on it."""
+    with _WAITING_LOCK:
+        waiting = _WAITING.get(host)
+        ended = list(waiting) if waiting else []
+        if waiting:
+            waiting.clear()
+    for binding in ended:
+        binding._finish(outcome)
+
+
+def _on_host_session_commit(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint released is not the commit
+        _end(session, "committed")
+
+
+def _on_host_session_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # ended without the commit above: rolled back or closed
+        _end(session, "rolled_back")
+
+
+def _on_host_connection_commit(connection: Connection) -> None:
+    # A Connection has no "after commit" event; this one fires just before SQLAlchemy
+    # commits the DBAPI connection. Commit it here first (a failure propagates to the
+    # host's commit() call and runs nothing), then run the effects; SQLAlchemy's own
+    # COMMIT that follows finds no transaction open and does nothing.
+    with _WAITING_LOCK:
+        if not _WAITING.get(connection):
+            return
+    connection.connection.dbapi_connection.commit()  # type: ignore[union-attr]
+    _end(connection, "committed")
+
+
+def _on_host_connection_rollback(connection: Connection) -> None:
+    _end(connection, "rolled_back")
+
+
+def bound(db: Database) -> Binding | None:
+    """The host transaction ``db`` is bound to in this thread or task, if any (and not
+    ended yet)."""
+    for binding in _BOUND.get():
+        if binding.db is db and not binding.ended:
+            return binding
+    return None
+
+
+def _same_database(a: URL, b: URL) -> bool:
+    """Whether two URLs name the same database (same dialect; same SQLite file, or same
+    PostgreSQL host, port and database name)."""
+    if a.get_backend_name() != b.get_backend_name():
+        return False
+    if a.get_backend_name() == "sqlite":
+        fa, fb = _sqlite_file(a), _sqlite_file(b)
+        return fa is not None and fb is not None and fa.resolve() == fb.resolve()
+    return ((a.host or "localhost"), a.port or 5432, a.database) == (
+        (b.host or "localhost"), b.port or 5432, b.database)

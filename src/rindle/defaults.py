@@ -12,6 +12,8 @@ from typing import Final
 
 __all__ = [
     "DELIVERY_MAX_PUT_BYTES",
+    "DELIVERY_SIGNED_URL_BUCKET",
+    "DELIVERY_SIGNED_URL_TTL",
     "JOBS_BACKOFF_BASE",
     "JOBS_BACKOFF_CAP",
     "JOBS_LEASE_SECONDS",
@@ -48,6 +50,12 @@ STREAMING_STUCK_THRESHOLD_SECONDS: Final = 7200
 # --- [delivery] -----------------------------------------------------------------------------
 #: The largest direct-upload PUT body the delivery app accepts, in bytes (5 GiB).
 DELIVERY_MAX_PUT_BYTES: Final = 5 * 1024 ** 3
+#: Seconds a signed URL stays valid at least, for profiles whose ``Delivery`` sets none.
+DELIVERY_SIGNED_URL_TTL: Final = 900
+#: Signed URLs expire on a multiple of this many seconds (Unix time): the same URL for up
+#: to this long, so it can be cached.
+DELIVERY_SIGNED_URL_BUCKET: Final = 300
+
 
 # --- operations (rindle.ops and the command line) -------------------------------------------
 #: ``runtime-status``: uploads and jobs older than this many seconds are reported.

@@ -22,6 +22,7 @@ The tree (a class with two parents is drawn under both; ``+`` marks its second p
     │   └── ProviderQuotaExceeded +  (also a ProviderSyncFailed) wait ``retry_after``
     ├── Rejected                     the input was refused; ``permanent``, ``.reason`` says why
     │   ├── UploadRejected           refused by the profile policy (``code`` is the reason)
+    │   ├── Forbidden                the delivery authorizer refused to sign a private URL
     │   └── WebhookInvalid +         (also a StreamingError) failed verification
     ├── UploadUnsupported            a strategy the storage cannot do (never silently downgraded)
     ├── DeliveryUnsupported          a delivery mode the storage cannot do
@@ -77,6 +78,7 @@ __all__ = [
     "ConfigError",
     "DatabaseUnavailable",
     "DeliveryUnsupported",
+    "Forbidden",
     "InvalidTransition",
     "JobError",
     "NotFound",
@@ -298,6 +300,21 @@ class UploadRejected(Rejected):
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message, code=reason)
+
+
+class Forbidden(Rejected):
+    """Raised when the app's delivery authorizer (``[delivery] authorizer``) refuses to
+    sign a private URL for the actor asking: ``authorizer(actor, asset, variant)``
+    answered anything but ``True``. ``asset_id`` and ``variant`` name what was asked."""
+
+    code = "delivery_forbidden"
+
+    def __init__(self, asset_id: object, variant: str | None) -> None:
+        self.asset_id = asset_id
+        self.variant = variant
+        what = f"variant {variant!r} of asset {asset_id}" if variant else f"asset {asset_id}"
+        super().__init__(f"the delivery authorizer refused a URL for {what} to this actor; "
+                         "pass actor= for someone it allows, or change the authorizer")
 
 
 class UploadUnsupported(RindleError):

@@ -92,7 +92,8 @@ def test_defaults_and_sorting() -> None:
     assert prof.variant_specs()[1][1].stored_spec() == {"mode": "fit", "width": 10,
                                                          "format": "jpeg"}
     assert prof.variant_specs()[0][1].stored_spec()["faststart"] is True
-    assert prof.delivery == Delivery(public=False, signed_url_ttl=900)
+    assert prof.delivery == Delivery(public=False, signed_url_ttl=None)
+    assert prof.delivery.ttl(900) == 900 and Delivery(signed_url_ttl=60).ttl(900) == 60
     assert "kind" not in prof.variant_specs()[1][1].stored_spec()
 
 

@@ -34,10 +34,14 @@ _STREAMING_KEYS = {"provider", "playback_policy", "ingest_mode", "source_variant
 
 @dataclass(frozen=True, kw_only=True)
 class Delivery:
-    """How a profile's assets are delivered: public URLs or signed ones with a TTL."""
+    """How a profile's assets are delivered: public URLs or signed ones with a TTL.
+
+    ``signed_url_ttl`` is the least number of seconds a signed URL stays valid; ``None``
+    (the default) takes the app's ``[delivery] signed_url_ttl`` (see :meth:`ttl`).
+    """
 
     public: bool = False
-    signed_url_ttl: int = 900
+    signed_url_ttl: int | None = None
     streaming: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
@@ -45,12 +49,17 @@ class Delivery:
             raise ProfileError(f"delivery: public must be True or False, got {self.public!r}",
                                key="public")
         ttl = self.signed_url_ttl
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1:
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1):
             raise ProfileError(
                 f"delivery: signed_url_ttl must be a positive number of seconds, got {ttl!r}",
                 key="signed_url_ttl")
         if self.streaming is not None:
             _check_streaming(self.streaming)
+
+    def ttl(self, default: int) -> int:
+        """Seconds a signed URL of this profile stays valid at least: ``signed_url_ttl``,
+        or ``default`` (the app's ``[delivery] signed_url_ttl``) when that is None."""
+        return default if self.signed_url_ttl is None else self.signed_url_ttl
 
 
 def _check_streaming(cfg: Mapping[str, Any]) -> None:

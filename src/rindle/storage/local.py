@@ -220,8 +220,18 @@ class LocalStorage(Storage):
 
     def url(self, key: str, *, expires_in: int | None = None, disposition: str | None = None,
             content_type: str | None = None) -> str:
-        self.path_for(key)  # validates the key
         expires = 0 if expires_in is None else int(time.time()) + int(expires_in)
+        return self._signed_get(key, expires, disposition, content_type)
+
+    def url_until(self, key: str, *, expires_at: int, now: int,
+                  disposition: str | None = None, content_type: str | None = None) -> str:
+        """A signed GET URL whose token expires at ``expires_at`` exactly: the same
+        arguments always give the same URL (the token holds no signing time)."""
+        return self._signed_get(key, int(expires_at), disposition, content_type)
+
+    def _signed_get(self, key: str, expires: int, disposition: str | None,
+                    content_type: str | None) -> str:
+        self.path_for(key)  # validates the key
         token = sign(self._secret, SignedClaims("GET", key, expires, disposition=disposition,
                                                 content_type=content_type))
         return f"{self.base_url}{self.url_prefix}/{quote(key)}?token={token}"

@@ -55,7 +55,8 @@ def playback_url(streaming: Streaming, asset_id: uuid.UUID | str, *,
             raise ProviderSyncFailed(
                 f"asset {asset.id}: its stream was created with {field}={stored!r} but the "
                 f"profile now says {expected!r}; re-ingest it")
-    ttl = expires_in if expires_in is not None else int(profile.delivery.signed_url_ttl)
+    ttl = expires_in if expires_in is not None else profile.delivery.ttl(
+        app.settings.delivery.signed_url_ttl)
     url = streaming.provider(row.provider_name).playback_url(
         row.playback_ids[0], policy=policy, expires_in=ttl)
     if not isinstance(url, PlaybackURL):

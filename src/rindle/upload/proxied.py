@@ -157,8 +157,10 @@ def _store_and_record(app: AppContext, prof: type[Profile], path: Path, filename
     except BaseException:
         storage.delete(key)  # nothing half-done survives a failed insert
         raise
-    app.telemetry.emit("rindle.upload.stop", {"system_time": _now_ns(), "bytes": info.size},
-                       {"profile": prof.name, "adapter": "proxied"})
+    app.db.if_rolled_back(lambda: storage.delete(key))  # a host's rollback (app.bind)
+    app.db.when_committed(lambda: app.telemetry.emit(
+        "rindle.upload.stop", {"system_time": _now_ns(), "bytes": info.size},
+        {"profile": prof.name, "adapter": "proxied"}))
     return get_asset(app.db, asset.id)
 
 

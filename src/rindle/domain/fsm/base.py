@@ -12,12 +12,14 @@ A :class:`StateMachine` holds an entity's transition table as data and offers tw
 Telemetry: a successful persisted transition emits ``rindle.<entity>.state_change`` with
 measurements ``{"system_time": <ns since the epoch>}`` and metadata ``{"from", "to",
 "profile", ...}``. Emission is deferred until the session's outermost transaction commits
-(``after_commit`` session event); a transaction or savepoint that rolls back discards the
-events recorded inside it, so subscribers never hear of a state the database does not hold.
+(:func:`rindle.database.after_commit`; inside ``app.bind`` the host's commit); a
+transaction or savepoint that rolls back discards the events recorded inside it, so
+subscribers never hear of a state the database does not hold.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -27,13 +29,13 @@ from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, Uuid, any_, bindparam, inspect, select, update
-from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ClauseElement
 
+from rindle.database import after_commit
 from rindle.domain.models import Asset, Base, utcnow
 from rindle.errors import InvalidTransition, NotFound
 from rindle.telemetry import Telemetry
@@ -46,8 +48,6 @@ log = logging.getLogger(__name__)
 Edges = Mapping[str, frozenset[str]]
 
 _UNKNOWN = "unknown"
-_PENDING = "rindle.fsm.pending_events"
-_HOOKED = "rindle.fsm.hooked"
 _RESERVED = frozenset({"id", "state"})
 
 
@@ -69,15 +69,6 @@ class Transition:
     from_state: str
     to_state: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    telemetry: Telemetry
-    event: str
-    measurements: dict[str, Any]
-    metadata: dict[str, Any]
-    transaction: SessionTransaction | None
 
 
 class StateMachine:
@@ -353,40 +344,6 @@ def _defer(
     measurements: dict[str, Any],
     metadata: dict[str, Any],
 ) -> None:
-    """Queue an event on ``session``; it is emitted when the outermost transaction commits."""
-    if not session.info.get(_HOOKED):
-        sa_event.listen(session, "after_commit", _on_commit)
-        sa_event.listen(session, "after_soft_rollback", _on_soft_rollback)
-        sa_event.listen(session, "after_transaction_end", _on_transaction_end)
-        session.info[_HOOKED] = True
-    txn = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_PENDING, []).append(
-        _Pending(telemetry, event, measurements, metadata, txn)
-    )
-
-
-def _on_commit(session: Session) -> None:
-    if session.in_nested_transaction():  # a savepoint was released: the outer txn may still fail
-        return
-    pending: list[_Pending] = session.info.pop(_PENDING, [])
-    for item in pending:
-        item.telemetry.emit(item.event, item.measurements, item.metadata)
-
-
-def _on_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
-    pending: list[_Pending] = session.info.get(_PENDING, [])
-    session.info[_PENDING] = [p for p in pending if not _within(p.transaction,
-                                                                previous_transaction)]
-
-
-def _on_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None:  # outermost ended without commit (close): discard
-        session.info.pop(_PENDING, None)
-
-
-def _within(txn: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
-    while txn is not None:
-        if txn is ancestor:
-            return True
-        txn = txn.parent
-    return False
+    """Queue an event on ``session``; it is emitted when the outermost transaction commits
+    (for a session joined to a host transaction by ``app.bind``: when the host commits)."""
+    after_commit(session, functools.partial(telemetry.emit, event, measurements, metadata))

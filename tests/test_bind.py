@@ -1,0 +1,245 @@
+"""``with app.bind(connection_or_session):``: rindle's writes ride in the host's transaction.
+
+The host has its own engine (as a web app does) on the same database and its own table.
+Each test checks what is in the database after the host commits or rolls back, and what
+rindle did after the commit (telemetry, deleting a stored object), on SQLite and
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, create_engine, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from rindle import Rindle
+from rindle.database import bound
+from rindle.domain.models import Asset, Attachment, Job
+from rindle.errors import NotFound, UsageError
+from tests.apps import MakeApp
+from tests.lifecycle.conftest import PROFILES, jpeg_bytes
+
+notes_meta = MetaData()
+notes = Table("host_notes", notes_meta, Column("id", Integer, primary_key=True),
+              Column("text", String(50)))
+
+
+def host_engine_for(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed)
+
+
+@pytest.fixture
+def host(db_url: str) -> Iterator[Engine]:
+    """The host app's own engine on rindle's database, with a table of its own."""
+    engine = host_engine_for(db_url)
+    notes_meta.create_all(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def bapp(make_app: MakeApp) -> Rindle:
+    return make_app(profiles=PROFILES)
+
+
+@pytest.fixture
+def events(bapp: Rindle) -> list[str]:
+    seen: list[str] = []
+    bapp.telemetry.attach(lambda name, measurements, metadata: seen.append(name))
+    return seen
+
+
+def count(app: Rindle, table: Any) -> int:
+    with app.db.engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def stored_files(app: Rindle) -> list[Path]:
+    root: Path = app.storage().root  # type: ignore[attr-defined]
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def ready_asset(app: Rindle) -> uuid.UUID:
+    asset = app.upload("photo", jpeg_bytes(), filename="a.jpg")
+    app.jobs.drain()
+    return asset.id
+
+
+# --- a Connection ---------------------------------------------------------------------------
+
+def test_connection_rollback_leaves_nothing(bapp: Rindle, host: Engine,
+                                            events: list[str]) -> None:
+    with host.connect() as conn:
+        conn.execute(notes.insert().values(text="hello"))
+        with bapp.bind(conn):
+            asset = bapp.upload("photo", jpeg_bytes(), filename="a.jpg")
+            assert bapp.get_asset(asset.id).state == "analyzing"  # visible inside
+        if bapp.db.dialect_name == "postgresql":  # SQLite: the host holds the write lock
+            assert count(bapp, Asset) == 0  # not committed: other connections see nothing
+        conn.rollback()
+    assert (count(bapp, notes), count(bapp, Asset), count(bapp, Job)) == (0, 0, 0)
+    assert stored_files(bapp) == []  # the stored original is deleted on the host's rollback
+    assert "rindle.upload.stop" not in events
+
+
+def test_connection_commit_keeps_both_and_runs_effects_after_it(
+        bapp: Rindle, host: Engine, events: list[str]) -> None:
+    with host.connect() as conn:
+        conn.execute(notes.insert().values(text="hello"))
+        with bapp.bind(conn):
+            asset = bapp.upload("photo", jpeg_bytes(), filename="a.jpg")
+        assert "rindle.upload.stop" not in events  # waits for the host's commit
+        conn.commit()
+        assert "rindle.upload.stop" in events
+    assert (count(bapp, notes), count(bapp, Asset), count(bapp, Job)) == (1, 1, 1)
+    assert len(stored_files(bapp)) == 1
+    assert bapp.jobs.drain() >= 1 and bapp.get_asset(asset.id).state == "ready"
+
+
+def test_engine_begin_block_commits_on_exit(bapp: Rindle, host: Engine) -> None:
+    aid = ready_asset(bapp)
+    with host.begin() as conn:
+        with bapp.bind(conn):
+            bapp.attach(aid, ("user", 1), "avatar")
+        conn.execute(notes.insert().values(text="after"))
+    assert (count(bapp, notes), count(bapp, Attachment)) == (1, 1)
+
+
+# --- a Session ------------------------------------------------------------------------------
+
+def detach_in_host_transaction(bapp: Rindle, host: Engine, events: list[str], *,
+                               commit: bool) -> tuple[uuid.UUID, int]:
+    """Attach a ready asset, then detach it inside a host Session (writing a note of its
+    own too) and commit or roll back; the asset and the job count before."""
+    aid = ready_asset(bapp)
+    bapp.attach(aid, ("user", 1), "avatar")
+    jobs_before = count(bapp, Job)
+    events.clear()
+    with Session(host) as session:
+        session.execute(notes.insert().values(text="x"))
+        with bapp.bind(session):
+            assert bapp.detach(("user", 1), "avatar") is True  # -> deleted + purge job
+            assert bapp.get_asset(aid).state == "deleted"  # seen inside the transaction
+        assert events == []  # nothing is said before the host's commit
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    return aid, jobs_before
+
+
+def test_session_rollback_undoes_attach_detach_state_change_and_job(
+        bapp: Rindle, host: Engine, events: list[str]) -> None:
+    aid, jobs_before = detach_in_host_transaction(bapp, host, events, commit=False)
+    assert bapp.get_asset(aid).state == "ready"
+    assert (count(bapp, notes), count(bapp, Attachment), count(bapp, Job)) == (
+        0, 1, jobs_before)
+    assert events == []  # no state_change event for a state the database never held
+
+
+def test_session_commit_keeps_the_state_change_and_emits_after_it(
+        bapp: Rindle, host: Engine, events: list[str]) -> None:
+    aid, jobs_before = detach_in_host_transaction(bapp, host, events, commit=True)
+    assert events == ["rindle.asset.state_change"]
+    assert bapp.get_asset(aid).state == "deleted"
+    assert (count(bapp, notes), count(bapp, Attachment), count(bapp, Job)) == (
+        1, 0, jobs_before + 1)
+
+
+def test_a_session_closed_without_commit_rolls_back(bapp: Rindle, host: Engine) -> None:
+    with Session(host) as session, bapp.bind(session):
+        bapp.upload("photo", jpeg_bytes(), filename="a.jpg")
+    assert (count(bapp, Asset), count(bapp, Job)) == (0, 0)
+    assert stored_files(bapp) == []
+
+
+def test_a_failing_rindle_call_rolls_back_only_its_savepoint(bapp: Rindle,
+                                                            host: Engine) -> None:
+    aid = ready_asset(bapp)
+    with Session(host) as session:
+        session.execute(notes.insert().values(text="kept"))
+        with bapp.bind(session):
+            with pytest.raises(NotFound):
+                bapp.attach(uuid.uuid4(), ("user", 1), "avatar")
+            bapp.attach(aid, ("user", 2), "avatar")
+        session.commit()
+    assert (count(bapp, notes), count(bapp, Attachment)) == (1, 1)
+
+
+def test_after_the_host_commits_inside_the_block_rindle_runs_on_its_own(
+        bapp: Rindle, host: Engine) -> None:
+    aid = ready_asset(bapp)
+    with Session(host) as session, bapp.bind(session) as binding:
+        bapp.attach(aid, ("user", 1), "avatar")
+        session.commit()
+        assert binding.ended and bound(bapp.db) is None
+        bapp.attach(aid, ("user", 2), "avatar")  # its own transaction, committed now
+        assert count(bapp, Attachment) == 2
+        session.rollback()  # nothing of rindle's is in the host's transaction any more
+    assert count(bapp, Attachment) == 2
+
+
+# --- misuse -----------------------------------------------------------------------------------
+
+def test_nested_bind_is_refused(bapp: Rindle, host: Engine) -> None:
+    with host.connect() as conn, bapp.bind(conn):
+        with pytest.raises(UsageError) as err, bapp.bind(conn):
+            pass
+        assert err.value.code == "bind_nested"
+        assert "already active" in str(err.value)
+
+
+def test_another_database_is_refused(bapp: Rindle, db_url: str, tmp_path: Path) -> None:
+    other = (f"sqlite:///{tmp_path / 'other.db'}" if db_url.startswith("sqlite")
+             else make_url(db_url).set(database="postgres").render_as_string(False))
+    engine = host_engine_for(other)
+    try:
+        with engine.connect() as conn, pytest.raises(UsageError) as err, bapp.bind(conn):
+            pass
+    finally:
+        engine.dispose()
+    assert err.value.code == "bind_other_database"
+    assert "same database" in str(err.value)
+    assert "test-secret" not in str(err.value)
+
+
+def test_bind_takes_only_a_connection_or_session(bapp: Rindle, host: Engine) -> None:
+    with pytest.raises(UsageError) as err, bapp.bind(host):  # type: ignore[arg-type]
+        pass
+    assert err.value.code == "bind_not_connection"
+
+
+def test_the_binding_belongs_to_one_thread(bapp: Rindle, host: Engine) -> None:
+    seen: dict[str, object] = {}
+
+    def other_thread() -> None:
+        seen["bound"] = bound(bapp.db)
+        seen["attach"] = bapp.attach(aid, ("user", 9), "avatar").slot  # its own commit
+
+    aid = ready_asset(bapp)
+    with host.connect() as conn, bapp.bind(conn) as binding:
+        assert bound(bapp.db) is binding
+        if bapp.db.dialect_name == "postgresql":  # SQLite: the host holds the write lock
+            worker = threading.Thread(target=other_thread)
+            worker.start()
+            worker.join(timeout=60)
+            assert seen == {"bound": None, "attach": "avatar"}
+        else:
+            worker = threading.Thread(target=lambda: seen.update(bound=bound(bapp.db)))
+            worker.start()
+            worker.join(timeout=60)
+            assert seen == {"bound": None}
+        conn.rollback()
+    assert bound(bapp.db) is None
