@@ -107,7 +107,7 @@ def test_tuspy_upload_in_chunks_with_checksums_is_verified(web_app: Rindle,
         assert asset is not None and asset.state == "validating" and asset.byte_size == 50_000
 
 
-def test_options_discovery_and_version_check(tus_url: str) -> None:
+def _options_discovery_and_version_check(tus_url: str) -> None:
     answer = requests.options(tus_url, timeout=30)
     assert answer.status_code == 204
     assert answer.headers["Tus-Version"] == "1.0.0"
@@ -123,7 +123,7 @@ def test_options_discovery_and_version_check(tus_url: str) -> None:
     assert missing.status_code == 412
 
 
-def test_wrong_offset_is_409_and_changes_nothing(web_app: Rindle, tus_url: str) -> None:
+def _wrong_offset_is_409_and_changes_nothing(web_app: Rindle, tus_url: str) -> None:
     location = create(tus_url, 10).headers["Location"]
     assert patch(location, 0, b"abcd").status_code == 204
     wrong = patch(location, 3, b"defghij")
@@ -134,7 +134,7 @@ def test_wrong_offset_is_409_and_changes_nothing(web_app: Rindle, tus_url: str) 
     assert stored(web_app, session_of(web_app, location)) == b"abcdefghij"
 
 
-def test_wrong_content_type_is_415(tus_url: str) -> None:
+def _wrong_content_type_is_415(tus_url: str) -> None:
     location = create(tus_url, 4).headers["Location"]
     answer = requests.patch(location, data=b"abcd", timeout=30, headers={
         **ALICE, "Upload-Offset": "0", "Content-Type": "application/octet-stream"})
@@ -142,7 +142,7 @@ def test_wrong_content_type_is_415(tus_url: str) -> None:
     assert head(location).headers["Upload-Offset"] == "0"
 
 
-def test_checksum_mismatch_is_460_and_keeps_nothing(web_app: Rindle, tus_url: str) -> None:
+def _checksum_mismatch_is_460_and_keeps_nothing(web_app: Rindle, tus_url: str) -> None:
     location = create(tus_url, 8).headers["Location"]
     bad = patch(location, 0, b"abcd", **{"Upload-Checksum": sha1(b"abce")})
     assert bad.status_code == 460
@@ -158,7 +158,7 @@ def test_checksum_mismatch_is_460_and_keeps_nothing(web_app: Rindle, tus_url: st
     assert stored(web_app, session_of(web_app, location)) == b"abcdefgh"
 
 
-def test_sizes_at_and_past_the_limits_are_413(tus_url: str) -> None:
+def _sizes_at_and_past_the_limits_are_413(tus_url: str) -> None:
     assert create(tus_url, MAX_BYTES).status_code == 201
     over = create(tus_url, MAX_BYTES + 1)
     assert over.status_code == 413
@@ -182,7 +182,7 @@ def test_expired_upload_is_410(web_app: Rindle, tus_url: str, clock: ManualClock
     assert gone.status_code == 410 and gone.json()["error"]["code"] == "session_expired"
 
 
-def test_tampered_or_foreign_urls_are_404(tus_url: str) -> None:
+def _tampered_or_foreign_urls_are_404(tus_url: str) -> None:
     location = create(tus_url, 4).headers["Location"]
     base, token = location.rsplit("/", 1)
     sid, mac = token.split(".")
@@ -194,7 +194,7 @@ def test_tampered_or_foreign_urls_are_404(tus_url: str) -> None:
     assert head(location).status_code == 200
 
 
-def test_termination_removes_the_bytes(web_app: Rindle, tus_url: str) -> None:
+def _termination_removes_the_bytes(web_app: Rindle, tus_url: str) -> None:
     location = create(tus_url, 8).headers["Location"]
     assert patch(location, 0, b"abcd").status_code == 204
     row = session_of(web_app, location)
@@ -207,7 +207,7 @@ def test_termination_removes_the_bytes(web_app: Rindle, tus_url: str) -> None:
     assert session_of(web_app, location).state == "aborted"
 
 
-def test_deferred_length(web_app: Rindle, tus_url: str) -> None:
+def _deferred_length(web_app: Rindle, tus_url: str) -> None:
     location = create(tus_url, None, headers={"Upload-Defer-Length": "1"}).headers["Location"]
     first = head(location)
     assert first.headers["Upload-Defer-Length"] == "1" and "Upload-Length" not in first.headers
@@ -292,7 +292,7 @@ def test_abort_and_cleanup_ops_remove_expired_tus_uploads(web_app: Rindle,
         assert s.get(UploadSession, row.id) is None
 
 
-def test_tuspy_failure_statuses(tus_url: str) -> None:
+def _tuspy_failure_statuses(tus_url: str) -> None:
     client = tus_client.TusClient(tus_url, headers={"X-Actor": "alice"})
     uploader = client.uploader(file_stream=io.BytesIO(b"x" * (MAX_BYTES + 1)),
                                metadata={"filename": "cat.jpg", "profile": "photo"})
@@ -304,6 +304,37 @@ def test_tuspy_failure_statuses(tus_url: str) -> None:
     with pytest.raises(TusCommunicationError) as forbidden:
         refused.upload()
     assert forbidden.value.status_code == 403
+
+
+def test_discovery_version_415_404_403(tus_url: str) -> None:
+    _options_discovery_and_version_check(tus_url)
+    _wrong_content_type_is_415(tus_url)
+    _tampered_or_foreign_urls_are_404(tus_url)
+    _tuspy_failure_statuses(tus_url)
+
+
+def _busy_upload_is_423(web_app: Rindle, tus_url: str) -> None:
+    location = create(tus_url, 8).headers["Location"]
+    row = session_of(web_app, location)
+    lock = tus_backing.local_lock(local_storage(web_app), row)
+    assert lock is not None
+    with lock:  # another request (of any process on this host) is writing it
+        busy = patch(location, 0, b"abcd")
+        assert busy.status_code == 423 and busy.json()["error"]["code"] == "upload_busy"
+    assert head(location).headers["Upload-Offset"] == "0"
+    assert patch(location, 0, b"abcd").status_code == 204
+
+
+def test_refused_chunks_keep_nothing(web_app: Rindle, tus_url: str) -> None:
+    _busy_upload_is_423(web_app, tus_url)
+    _wrong_offset_is_409_and_changes_nothing(web_app, tus_url)
+    _checksum_mismatch_is_460_and_keeps_nothing(web_app, tus_url)
+    _sizes_at_and_past_the_limits_are_413(tus_url)
+
+
+def test_termination_and_deferred_length(web_app: Rindle, tus_url: str) -> None:
+    _termination_removes_the_bytes(web_app, tus_url)
+    _deferred_length(web_app, tus_url)
 
 
 # --- the same server as a native ASGI app under uvicorn --------------------------------------
