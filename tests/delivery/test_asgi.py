@@ -127,3 +127,42 @@ def test_root_path_is_stripped_before_routing(asgi_served: Served) -> None:
     outside = {**scope, "root_path": "/elsewhere"}
     sent = _run(asgi_app(served.app), outside, [{"type": "http.request", "body": b""}])
     assert sent[0]["status"] == 404
+
+
+@pytest.mark.parametrize("serve", ["asgi"], indirect=True)
+def test_a_large_put_and_get_stream_in_flat_memory(asgi_served: Served) -> None:
+    """64 MiB up and down through uvicorn while tracemalloc watches every thread of this
+    process (server, worker threads and client): the peak stays a small fraction of it."""
+    import http.client
+    import tracemalloc
+
+    served = asgi_served
+    size, block = 64 * 1024 * 1024, b"\x5a" * (64 * 1024)
+    url = served.storage.presign_put("big/upload.bin", expires_in=60).url
+    target = url.split("://", 1)[1].split("/", 1)[1]
+    tracemalloc.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
+        conn.request("PUT", "/" + target, body=(block for _ in range(size // len(block))),
+                     headers={"Content-Length": str(size)})
+        assert conn.getresponse().status == 201
+        conn.close()
+        _, put_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        served.register("big/upload.bin", "application/octet-stream")
+        conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=60)
+        conn.request("GET", "/" + served.storage.url("big/upload.bin", expires_in=60)
+                     .split("://", 1)[1].split("/", 1)[1])
+        resp = conn.getresponse()
+        received = 0
+        while chunk := resp.read(64 * 1024):
+            assert chunk == block[:len(chunk)]
+            received += len(chunk)
+        conn.close()
+        _, get_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert received == size
+    assert served.storage.path_for("big/upload.bin").stat().st_size == size
+    assert put_peak < 8 * 1024 * 1024, put_peak
+    assert get_peak < 8 * 1024 * 1024, get_peak
