@@ -194,3 +194,32 @@ def test_inline_jobs_run_after_djangos_commit_and_never_after_a_rollback(
         raise RuntimeError("rolled back")
     assert _count(inline_jobs, Job) == jobs
     assert Photo.objects.filter(title="gone").count() == 0
+
+
+@pytest.mark.parametrize(("rindle", "ids"), [
+    (None, []),
+    ({"profiles": ["djgallery.media.Shot"]}, ["rindle_django.E001"]),
+    ({"profiles": ["djgallery.media.Photo"], "storages": {"default": {"backend": "nope"}}},
+     ["rindle_django.E002"]),
+    ({"profiles": ["djgallery.media.Photo"], "database_url": "sqlite://"},
+     ["rindle_django.E002"]),
+])
+def test_system_checks_name_a_missing_profile_and_a_bad_setting(
+        settings: object, rindle: dict[str, object] | None, ids: list[str]) -> None:
+    from django.conf import settings as dj
+
+    if rindle is not None:
+        settings.RINDLE = {**dj.RINDLE, **rindle}  # type: ignore[attr-defined]
+    messages = Photo._meta.get_field("image").check()
+    assert [m.id for m in messages] == ids, [m.msg for m in messages]
+
+
+def test_a_collection_profile_in_a_single_field_is_an_error() -> None:
+    from rindle_django.fields import RindleField
+
+    field = RindleField(profile="shot")
+    field.name = "shot"
+    field.model = Photo
+    messages = [m for m in field.check() if m.id.startswith("rindle_django")]
+    assert [(m.id, m.hint) for m in messages] == [
+        ("rindle_django.E003", "use RindleCollectionField for it")]

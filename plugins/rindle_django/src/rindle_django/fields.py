@@ -81,6 +81,27 @@ def _as_asset_id(value: Any) -> uuid.UUID | None:
                     "an Asset, a RindleFile, an asset id or None")
 
 
+def _check_profile(obj: object, name: str, *, single: bool) -> list[Any]:
+    """System-check messages for a field using profile ``name``."""
+    from django.core import checks
+
+    from rindle.errors import RindleError, UnknownProfile
+
+    try:
+        profile = get_app().profile(name)
+    except UnknownProfile as exc:
+        return [checks.Error(f"profile {name!r} is not configured", hint=exc.message,
+                             obj=obj, id="rindle_django.E001")]
+    except RindleError as exc:
+        return [checks.Error(f"settings.RINDLE does not build a rindle app: {exc.message}",
+                             obj=obj, id="rindle_django.E002")]
+    if single and profile.collection:
+        return [checks.Error(f"profile {name!r} is a collection profile",
+                             hint="use RindleCollectionField for it", obj=obj,
+                             id="rindle_django.E003")]
+    return []
+
+
 class RindleFile:
     """One asset as a model field holds it; the row is read once, on first use.
 
@@ -212,6 +233,12 @@ class RindleField(models.UUIDField):  # type: ignore[type-arg]
             if kwargs.get(key) is True:
                 del kwargs[key]
         return name, "rindle_django.fields.RindleField", args, kwargs
+
+    def check(self, **kwargs: Any) -> list[Any]:
+        """Django's checks plus: the profile is configured (``rindle_django.E001``), the
+        ``RINDLE`` setting builds an app (``E002``), and the profile is not a collection
+        one (``E003``: use :class:`RindleCollectionField`)."""
+        return [*super().check(**kwargs), *_check_profile(self, self.profile, single=True)]
 
     @property
     def pending_key(self) -> str:
