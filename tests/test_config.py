@@ -9,6 +9,7 @@ import pytest
 from rindle import Rindle
 from rindle.config import load_settings
 from rindle.errors import ConfigError, DatabaseUnavailable, UnknownBackend, UnknownProfile
+from tests.apps import local_storage
 
 
 def write(path: Path, text: str) -> Path:
@@ -33,7 +34,7 @@ def test_rindle_toml_relative_paths_resolve_against_the_file(tmp_path: Path) -> 
     assert settings.resolved_database_url == f"sqlite:///{tmp_path / 'data' / 'r.db'}"
     (tmp_path / "data").mkdir()  # rindle creates the SQLite file, never its folder
     app = Rindle(settings=settings, load_entrypoints=False)
-    assert app.storage().root == (tmp_path / "media").resolve()  # type: ignore[attr-defined]
+    assert local_storage(app).root == (tmp_path / "media").resolve()
 
 
 def test_pyproject_tool_table_and_env_overrides(tmp_path: Path,

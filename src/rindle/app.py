@@ -1,4 +1,14 @@
-"""The :class:`Rindle` application object: settings, database, plugins and services."""
+"""The :class:`Rindle` application object: settings, database, plugins and services.
+
+:class:`Rindle` is the thin public facade: it builds one frozen
+:class:`rindle.context.Context` and hands that, never itself, to the services, the job
+queue and worker, the operator verbs and the streaming services.
+"""
+
+# The imports inside this module's functions keep ``import rindle`` (and ``rindle --help``)
+# light: each service is loaded on its first call. None of them dodges an import cycle;
+# tests/test_architecture.py checks that no function-level import anywhere in rindle
+# imports, directly or through others, the module it sits in.
 
 from __future__ import annotations
 
@@ -7,15 +17,16 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from rindle.config import DeliverySettings, Settings, load_settings
+from rindle.clock import system_clock
+from rindle.config import Settings, load_settings
+from rindle.context import Context, Lazy
 from rindle.database import Database
 from rindle.domain.profile import Profile
-from rindle.errors import ConfigError, ProfileError, UnknownProfile
+from rindle.errors import ConfigError, ProfileError
 from rindle.hooks import Hooks
 from rindle.plugins import BackendRegistry, make_plugin_manager
 from rindle.storage.base import BackendContext, Storage
@@ -23,11 +34,9 @@ from rindle.telemetry import Telemetry
 
 if TYPE_CHECKING:
     import pluggy
-    from sqlalchemy import Connection
-    from sqlalchemy.orm import Session
 
+    from rindle.clock import Clock
     from rindle.context import VariantReadyCallback
-    from rindle.database import Binding
     from rindle.domain.attachments import Owner
     from rindle.domain.models import Asset, Attachment, UploadSession, Variant
     from rindle.jobs import JobQueue, Worker
@@ -67,6 +76,89 @@ def _import_profile(path: str, base_dir: Path) -> type[Profile]:
     return obj
 
 
+class _Storages:
+    """The configured storages of one app, each built on first use (thread-safe)."""
+
+    def __init__(self, settings: Settings, registry: BackendRegistry) -> None:
+        self.settings = settings
+        self.registry = registry
+        #: Storages built so far, by name.
+        self.built: dict[str, Storage] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str = "default") -> Storage:
+        """The configured storage ``name``, built on first use; :class:`ConfigError` when it
+        is not configured or needs the missing ``secret_key``."""
+        with self._lock:
+            if name in self.built:
+                return self.built[name]
+            try:
+                table = dict(self.settings.storages[name])
+            except KeyError:
+                raise ConfigError(
+                    f"storage {name!r} is not configured; configured storages: "
+                    f"{', '.join(sorted(self.settings.storages))}"
+                ) from None
+            klass = self.registry.get(table.pop("backend"))
+            context = BackendContext(
+                secret_key=self._require_secret(f"storage {name!r}"),
+                tmp_dir=self.settings.resolved_tmp_dir,
+                base_dir=self.settings.base_dir,
+            )
+            storage = klass.from_settings(name, table, context)  # type: ignore[attr-defined]
+            self.built[name] = storage
+            return storage  # type: ignore[no-any-return]
+
+    def _require_secret(self, what: str) -> str:
+        if not self.settings.secret_key:
+            raise ConfigError(
+                f"{what} needs secret_key; set secret_key in rindle.toml or RINDLE_SECRET_KEY "
+                "(`rindle init` writes a random one)"
+            )
+        return self.settings.secret_key
+
+
+def _build_jobs(context: Context) -> JobQueue[Context]:
+    """The app's queue, on the context's clock, with the core handlers registered."""
+    from rindle.jobs import JobQueue
+    from rindle.wiring import register_core_handlers
+
+    queue = JobQueue(context, clock=context.clock)
+    register_core_handlers(queue)
+    return queue
+
+
+def _build_streaming(context: Context) -> Streaming:
+    """The app's streaming services (validates every ``[streaming.NAME]`` table)."""
+    from rindle.streaming import Streaming
+
+    return Streaming(context)
+
+
+def _build_variant_ready_callbacks(context: Context) -> list[VariantReadyCallback]:
+    """A new list holding the core's variant-ready callbacks."""
+    from rindle.wiring import core_variant_ready_callbacks
+
+    return core_variant_ready_callbacks()
+
+
+def _url(context: Context, asset_id: uuid.UUID | str, variant: str | None,
+         expires_in: int | None, disposition: str | None) -> str:
+    """:meth:`Rindle.url` (and :meth:`Context.url`): a streamed profile's playback URL
+    when one applies, else the delivery URL of the asset or its variant."""
+    from rindle.delivery.urls import asset_url
+
+    if variant is None and disposition is None and any(
+            p.delivery.streaming is not None for p in context.profile_classes.values()):
+        from rindle.streaming.playback import dispatch_url
+
+        streamed = dispatch_url(context.streaming, asset_id, expires_in=expires_in)
+        if streamed is not None:
+            return streamed
+    return asset_url(context, asset_id, variant, expires_in=expires_in,
+                     disposition=disposition)
+
+
 class Rindle:
     """One configured rindle: the entry point for every upload, job and operation.
 
@@ -87,7 +179,6 @@ class Rindle:
         streaming: Mapping[str, Any] = _UNSET,
         jobs: Mapping[str, Any] = _UNSET,
         delivery: Mapping[str, Any] = _UNSET,
-        authorizer: Callable[[Any, Asset, str | None], bool] | str | None = _UNSET,
         settings: Settings | None = None,
         load_entrypoints: bool | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
@@ -108,10 +199,6 @@ class Rindle:
         }
         overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not _UNSET}
         self.settings = replace(base, **overrides)  # validated again by __post_init__
-        if authorizer is not _UNSET:
-            self.settings = replace(self.settings, delivery=replace(
-                self.settings.delivery, authorizer=DeliverySettings.parse(
-                    {"authorizer": authorizer}).authorizer))
         self.pm = plugin_manager or make_plugin_manager(load_entrypoints=load_entrypoints)
         self.telemetry = Telemetry(hook_caller=self.pm.hook.rindle_event)
         self._hooks = Hooks(self.pm)
@@ -122,11 +209,16 @@ class Rindle:
         )
         for table in self.settings.storages.values():
             self._storage_registry.get(table["backend"])  # unknown names fail at startup
-        self._storages: dict[str, Storage] = {}
-        self._storage_lock = threading.Lock()
-        self._jobs: JobQueue[Rindle] | None = None
-        self._streaming: Streaming | None = None
-        self._on_variant_ready: list[VariantReadyCallback] | None = None
+        storage_set = _Storages(self.settings, self._storage_registry)
+        self._storages = storage_set.built
+        # Cheap and connecting to nothing: its costly parts are built on first use.
+        self._context = Context(
+            settings=self.settings, pm=self.pm, hooks=self._hooks, telemetry=self.telemetry,
+            db=self.db, clock=system_clock, profile_classes=self._profiles,
+            storage_of=storage_set.get, url_of=_url, jobs_part=Lazy(_build_jobs),
+            streaming_part=Lazy(_build_streaming),
+            on_variant_ready_part=Lazy(_build_variant_ready_callbacks),
+        )
         if self.settings.streaming or any(p.delivery.streaming is not None
                                           for p in self._profiles.values()):
             _ = self.streaming  # a bad [streaming.NAME], backend or profile fails at startup
@@ -148,6 +240,24 @@ class Rindle:
 
     def __repr__(self) -> str:
         return f"<Rindle db={self.db.redacted_url} profiles={sorted(self._profiles)}>"
+
+    @property
+    def context(self) -> Context:
+        """The frozen :class:`~rindle.context.Context` this app hands its services, job
+        handlers, plugin hooks and variant-ready callbacks (always the same one)."""
+        return self._context
+
+    @property
+    def clock(self) -> Clock:
+        """Returns "now" (aware UTC): the time source the services and the job queue start
+        with (:attr:`context` ``.clock``)."""
+        return self._context.clock
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Where processing run directories and spooled uploads live
+        (``settings.resolved_tmp_dir``, created on first use)."""
+        return self._context.tmp_dir
 
     # --- profiles --------------------------------------------------------------------------
 
@@ -172,10 +282,7 @@ class Rindle:
 
     def profile(self, profile: type[Profile] | str) -> type[Profile]:
         """The configured profile for a class or a name; :class:`UnknownProfile` otherwise."""
-        name = profile if isinstance(profile, str) else getattr(profile, "name", None)
-        if isinstance(name, str) and name in self._profiles:
-            return self._profiles[name]
-        raise UnknownProfile(str(name if name is not None else profile), self._profiles)
+        return self._context.profile(profile)
 
     # --- storage ---------------------------------------------------------------------------
 
@@ -186,37 +293,11 @@ class Rindle:
 
     def storage(self, name: str = "default") -> Storage:
         """The configured storage ``name``, built on first use."""
-        with self._storage_lock:
-            if name in self._storages:
-                return self._storages[name]
-            try:
-                table = dict(self.settings.storages[name])
-            except KeyError:
-                raise ConfigError(
-                    f"storage {name!r} is not configured; configured storages: "
-                    f"{', '.join(sorted(self.settings.storages))}"
-                ) from None
-            klass = self._storage_registry.get(table.pop("backend"))
-            context = BackendContext(
-                secret_key=self._require_secret(f"storage {name!r}"),
-                tmp_dir=self.settings.resolved_tmp_dir,
-                base_dir=self.settings.base_dir,
-            )
-            storage = klass.from_settings(name, table, context)  # type: ignore[attr-defined]
-            self._storages[name] = storage
-            return storage  # type: ignore[no-any-return]
+        return self._context.storage(name)
 
     def storage_for(self, profile: type[Profile] | str) -> Storage:
         """The storage a profile writes to."""
-        return self.storage(self.profile(profile).storage)
-
-    def _require_secret(self, what: str) -> str:
-        if not self.settings.secret_key:
-            raise ConfigError(
-                f"{what} needs secret_key; set secret_key in rindle.toml or RINDLE_SECRET_KEY "
-                "(`rindle init` writes a random one)"
-            )
-        return self.settings.secret_key
+        return self._context.storage_for(profile)
 
     def validate_storages(self) -> None:
         """Build every configured storage now, so a bad backend name fails at startup."""
@@ -239,7 +320,7 @@ class Rindle:
         """
         from rindle.upload.proxied import upload
 
-        return upload(self, profile, source, filename=filename)
+        return upload(self._context, profile, source, filename=filename)
 
     def initiate_upload(self, profile: type[Profile] | str, *, filename: str,
                         strategy: str = "presigned_put", byte_size: int | None = None,
@@ -252,7 +333,7 @@ class Rindle:
         """
         from rindle.upload import direct
 
-        return direct.initiate(self, profile, filename=filename, strategy=strategy,
+        return direct.initiate(self._context, profile, filename=filename, strategy=strategy,
                                byte_size=byte_size, content_type=content_type,
                                expires_in=expires_in, origin=origin)
 
@@ -262,39 +343,39 @@ class Rindle:
         for a resumable session its session URI."""
         from rindle.upload import direct
 
-        return direct.sign(self, session_id, expires_in=expires_in)
+        return direct.sign(self._context, session_id, expires_in=expires_in)
 
     def resumable_upload_status(self, session_id: uuid.UUID | str) -> ResumableStatus:
         """Bytes a resumable session's backend holds: where an interrupted client resumes."""
         from rindle.upload import direct
 
-        return direct.resumable_status(self, session_id)
+        return direct.resumable_status(self._context, session_id)
 
     def sign_upload_part(self, session_id: uuid.UUID | str, part_number: int
                          ) -> PresignedRequest:
         """The presigned request for one part of a multipart upload."""
         from rindle.upload import direct
 
-        return direct.sign_part(self, session_id, part_number)
+        return direct.sign_part(self._context, session_id, part_number)
 
     def complete_multipart_upload(self, session_id: uuid.UUID | str,
                                   parts: Sequence[Mapping[str, Any]]) -> Asset:
         """Assemble a multipart upload and verify it."""
         from rindle.upload import direct
 
-        return direct.complete_multipart(self, session_id, parts)
+        return direct.complete_multipart(self._context, session_id, parts)
 
     def verify_upload(self, session_id: uuid.UUID | str) -> Asset:
         """The trust gate: HEAD the object, complete the session, queue promotion."""
         from rindle.upload import direct
 
-        return direct.verify(self, session_id)
+        return direct.verify(self._context, session_id)
 
     def abort_upload(self, session_id: uuid.UUID | str) -> UploadSession:
         """Abort an unfinished direct upload and remove what was staged."""
         from rindle.upload import direct
 
-        return direct.abort(self, session_id)
+        return direct.abort(self._context, session_id)
 
     # --- assets, attachments, delivery ------------------------------------------------
 
@@ -312,7 +393,7 @@ class Rindle:
         :func:`rindle.attachments.attach` for how a slot becomes a collection."""
         from rindle.attachments import attach
 
-        return attach(self, asset_id, owner, slot, position=position,
+        return attach(self._context, asset_id, owner, slot, position=position,
                       collection=collection)
 
     def detach(self, owner: Owner | tuple[str, object], slot: str,
@@ -321,7 +402,7 @@ class Rindle:
         False when there was nothing to take. An asset attached nowhere else is purged."""
         from rindle.attachments import detach
 
-        return detach(self, owner, slot, asset_id)
+        return detach(self._context, owner, slot, asset_id)
 
     def reorder(self, owner: Owner | tuple[str, object], slot: str,
                 asset_ids: Sequence[uuid.UUID | str]) -> list[Attachment]:
@@ -329,7 +410,7 @@ class Rindle:
         (else :class:`~rindle.errors.UsageError` ``not_a_permutation``)."""
         from rindle.attachments import reorder
 
-        return reorder(self, owner, slot, asset_ids)
+        return reorder(self._context, owner, slot, asset_ids)
 
     def attachment(self, owner: Owner | tuple[str, object], slot: str) -> Asset | None:
         """The asset in ``owner``'s single ``slot`` (variants loaded), or None; one query.
@@ -357,43 +438,18 @@ class Rindle:
         variants to ``cancelled`` (``requeue_variants`` starts them again)."""
         from rindle.processing.cancel import cancel_processing
 
-        return cancel_processing(self, asset_id)
+        return cancel_processing(self._context, asset_id)
 
     def url(self, asset_id: uuid.UUID | str, variant: str | None = None, *,
-            expires_in: int | None = None, disposition: str | None = None,
-            actor: Any = None) -> str:
+            expires_in: int | None = None, disposition: str | None = None) -> str:
         """A delivery URL: signed unless the profile is public; a variant that is not ready
-        falls back to the original. A signed URL is stable: the same until its
-        ``[delivery] signed_url_bucket`` turns.
+        falls back to the original.
 
         For a profile with ``delivery.streaming`` and no ``variant``: the provider's playback
         URL (HLS) once the stream is ready, else the original (progressive fallback).
-        With ``[delivery] authorizer`` set, a private URL is signed only when
-        ``authorizer(actor, asset, variant)`` is True, else :class:`rindle.errors.Forbidden`.
         """
-        from rindle.delivery.urls import asset_url, authorize
-
-        if variant is None and disposition is None and any(
-                p.delivery.streaming is not None for p in self._profiles.values()):
-            from rindle.streaming.playback import dispatch_url
-
-            authorize(self, asset_id, None, actor)
-            streamed = dispatch_url(self.streaming, asset_id, expires_in=expires_in)
-            if streamed is not None:
-                return streamed
-        return asset_url(self, asset_id, variant, expires_in=expires_in,
-                         disposition=disposition, actor=actor)
-
-    def urls(self, assets: Iterable[Asset | uuid.UUID | str], variant: str | None = None,
-             *, expires_in: int | None = None, disposition: str | None = None,
-             actor: Any = None) -> dict[uuid.UUID, str]:
-        """URLs for many assets (Asset objects or ids, mixed) in one database query, by
-        asset id; assets that cannot be delivered (unknown, deleted, not promoted,
-        quarantined) are left out. See :func:`rindle.delivery.urls.asset_urls`."""
-        from rindle.delivery.urls import asset_urls
-
-        return asset_urls(self, assets, variant, expires_in=expires_in,
-                          disposition=disposition, actor=actor)
+        return self._context.url(asset_id, variant, expires_in=expires_in,
+                                 disposition=disposition)
 
     # --- Day-2 operations ------------------------------------------------------------------
 
@@ -402,27 +458,27 @@ class Rindle:
         """The operator verbs (doctor, runtime_status, verify_storage, ...)."""
         from rindle.ops.facade import Operations
 
-        return Operations(self)
+        return Operations(self._context)
 
     def reprobe(self, asset_id: uuid.UUID | str) -> ReprobeReport:
         """Re-run the probe for one asset; rewrites probe-owned fields only."""
         from rindle.ops.reprobe import reprobe
 
-        return reprobe(self, asset_id)
+        return reprobe(self._context, asset_id)
 
     def requeue_variants(self, asset_id: uuid.UUID | str,
                          variant_names: Sequence[str] | None = None) -> RequeueReport:
         """Requeue an asset's failed or cancelled variants (enqueue-only)."""
         from rindle.ops.requeue import requeue_variants
 
-        return requeue_variants(self, asset_id, variant_names)
+        return requeue_variants(self._context, asset_id, variant_names)
 
     def erase_owners(self, owners: Iterable[Owner | tuple[str, object]], *,
                      dry_run: bool = True) -> ErasureReport:
         """Detach and purge everything ``owners`` hold; a preview unless ``dry_run=False``."""
         from rindle.ops.erasure import erase_owners
 
-        return erase_owners(self, owners, dry_run=dry_run)
+        return erase_owners(self._context, owners, dry_run=dry_run)
 
     # --- streaming ----------------------------------------------------------------------
 
@@ -430,11 +486,7 @@ class Rindle:
     def streaming(self) -> Streaming:
         """Streaming providers and their services (``provider(name)``, ``sync_due``,
         ``sync_provider_asset``, ``handle_webhook``, ``playback_url``)."""
-        if self._streaming is None:
-            from rindle.streaming import Streaming
-
-            self._streaming = Streaming(self)
-        return self._streaming
+        return self._context.streaming
 
     # --- database and jobs ----------------------------------------------------------------
 
@@ -442,25 +494,17 @@ class Rindle:
         """Apply every shipped migration (Alembic ``upgrade head``)."""
         self.db.migrate()
 
-    def bind(self, host: Connection | Session) -> AbstractContextManager[Binding]:
-        """``with app.bind(connection_or_session):``: rindle's writes and enqueued jobs join
-        the host's SQLAlchemy transaction (same database), and what rindle does after a
-        commit waits for the host's commit. See :meth:`rindle.database.Database.bind`."""
-        return self.db.bind(host)
-
     @property
     def on_variant_ready(self) -> list[VariantReadyCallback]:
         """The callbacks run, in order, inside the transaction that marks a variant ready,
-        as ``callback(app, session, asset, variant_name, recipe_digest)``; append to add one.
+        as ``callback(context, session, asset, variant_name, recipe_digest)`` (``context``:
+        :attr:`context`); append to add one.
 
         Starts with the core's own (streaming's server-push ingest job), so a job a callback
-        enqueues commits together with the ready state.
+        enqueues commits together with the ready state. The same list as
+        ``app.context.on_variant_ready``.
         """
-        if self._on_variant_ready is None:
-            from rindle.wiring import core_variant_ready_callbacks
-
-            self._on_variant_ready = core_variant_ready_callbacks()
-        return self._on_variant_ready
+        return self._context.on_variant_ready
 
     @property
     def hooks(self) -> Hooks:
@@ -469,16 +513,10 @@ class Rindle:
         return self._hooks
 
     @property
-    def jobs(self) -> JobQueue[Rindle]:
-        """The durable job queue (enqueue, drain, cancel)."""
-        if self._jobs is None:
-            from rindle.jobs import JobQueue
-            from rindle.wiring import register_core_handlers
-
-            queue = JobQueue(self)
-            register_core_handlers(queue)
-            self._jobs = queue
-        return self._jobs
+    def jobs(self) -> JobQueue[Context]:
+        """The durable job queue (enqueue, drain, cancel); its handlers are handed
+        :attr:`context`."""
+        return self._context.jobs
 
     def worker(
         self,
@@ -491,7 +529,7 @@ class Rindle:
         """A long-running worker for ``queues`` (name -> concurrency); call ``.run()``."""
         from rindle.jobs import Worker
 
-        return Worker(self, queues=queues, concurrency=concurrency, cron=cron, **options)
+        return Worker(self._context, queues=queues, concurrency=concurrency, cron=cron, **options)
 
     def close(self) -> None:
         """Release database connections."""

@@ -146,7 +146,7 @@ def rindle_scan(path: Path, asset: Asset) -> Mapping[str, Any] | None:
 def rindle_doctor_checks(app: AppContext) -> list[Any] | None:
     """Return doctor checks contributed by this plugin.
 
-    :param app: the configured app (a :class:`rindle.Rindle`), typed as the
+    :param app: the configured app's frozen :class:`rindle.context.Context`, typed as the
         :class:`rindle.context.AppContext` protocol of what a plugin may use from it.
     :returns: a list of ``rindle.ops.doctor.Check`` results (name, status ``ok``/``warn``/
         ``error``, message, fix), or None.

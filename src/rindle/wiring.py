@@ -4,7 +4,8 @@ wiring of the services onto an app.
 This module sits above the services (upload, processing, ops, streaming) so that the job
 queue itself never imports them, and processing never imports streaming;
 :class:`rindle.Rindle` calls :func:`register_core_handlers` when it creates its queue and
-:func:`core_variant_ready_callbacks` when it first needs its ``on_variant_ready`` list.
+:func:`core_variant_ready_callbacks` when it first needs its ``on_variant_ready`` list; the
+handlers and callbacks are handed the app's :class:`~rindle.context.Context`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ MAINTENANCE = "rindle.maintenance."
 
 
 class _WiredApp(AppContext, Protocol):
-    """An app whose queue runs the core handlers (a :class:`rindle.Rindle` is one)."""
+    """An app whose queue runs the core handlers (an app's
+    :class:`~rindle.context.Context` is one)."""
 
     @property
     def streaming(self) -> Streaming:

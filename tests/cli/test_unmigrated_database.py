@@ -205,7 +205,7 @@ def test_the_check_passes_once_and_is_not_repeated(make_app: Any) -> None:
     app = make_app()
     app.db.check_schema_once()
     asked: list[int] = []
-    app.db.ensure_schema_current = lambda: asked.append(1)  # type: ignore[method-assign]
+    app.db.ensure_schema_current = lambda: asked.append(1)
     with pytest.raises(Exception, match="not found"):
         app.get_asset(ASSET_ID)
     app.db.check_schema_once()

@@ -10,6 +10,7 @@ from sqlalchemy import Table, select, update
 
 from rindle import Rindle
 from rindle.clock import ManualClock
+from rindle.context import AppContext
 from rindle.domain.models import Job, utcnow
 from rindle.errors import JobError, ProviderUnavailable, StorageUnavailable
 from rindle.jobs import Cancel, JobContext, Retry
@@ -82,7 +83,7 @@ def test_core_kinds_get_the_design_attempts_and_queues(app: Rindle) -> None:
 def test_failures_retry_with_backoff_then_discard(japp: Rindle) -> None:
     calls: list[int] = []
 
-    def flaky(app: Rindle, job: JobContext) -> None:
+    def flaky(app: AppContext, job: JobContext) -> None:
         calls.append(job.attempt)
         raise Retry("not yet")
 
@@ -102,7 +103,7 @@ def test_transient_errors_are_retried_until_the_attempts_run_out(
         japp: Rindle, error: Exception) -> None:
     calls: list[int] = []
 
-    def down(app: Rindle, job: JobContext) -> None:
+    def down(app: AppContext, job: JobContext) -> None:
         calls.append(job.attempt)
         raise error
 
@@ -118,7 +119,7 @@ def test_transient_errors_are_retried_until_the_attempts_run_out(
 def test_backoff_puts_retries_in_the_future(make_app: Any) -> None:
     app = make_app(jobs={"backoff_base": 60.0})
 
-    def boom(app: Rindle, job: JobContext) -> None:
+    def boom(app: AppContext, job: JobContext) -> None:
         if job.args.get("delay"):
             raise Retry("later", delay=job.args["delay"])
         raise ValueError("boom")
@@ -151,7 +152,7 @@ def test_drain_with_scheduled_runs_future_jobs(japp: Rindle) -> None:
 def test_cancel_is_final_and_never_retried(japp: Rindle) -> None:
     calls: list[int] = []
 
-    def give_up(app: Rindle, job: JobContext) -> None:
+    def give_up(app: AppContext, job: JobContext) -> None:
         calls.append(job.attempt)
         raise Cancel("pointless")
 
@@ -236,7 +237,7 @@ def test_telemetry_start_stop_and_exception(japp: Rindle) -> None:
     events: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     japp.telemetry.attach(lambda e, m, md: events.append((e, m, md)))
 
-    def handler(app: Rindle, job: JobContext) -> None:
+    def handler(app: AppContext, job: JobContext) -> None:
         if job.args["do"] == "fail":
             raise RuntimeError("secret detail")
         if job.args["do"] == "cancel":

@@ -24,6 +24,7 @@ from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select
 
 from rindle import Rindle
 from rindle.clock import ManualClock
+from rindle.context import AppContext
 from rindle.domain.models import Job, WorkerHeartbeat
 from rindle.errors import ConfigError
 from rindle.jobs import JobContext, Worker
@@ -59,7 +60,7 @@ def test_worker_threads_run_everything_once(app: Rindle) -> None:
     seen: list[int] = []
     lock = threading.Lock()
 
-    def record(app: Rindle, job: JobContext) -> None:
+    def record(app: AppContext, job: JobContext) -> None:
         with lock:
             seen.append(job.args["n"])
 
@@ -111,7 +112,7 @@ def test_run_keeps_a_heartbeat_and_stop_lets_the_running_job_finish(app: Rindle)
 def test_stop_hands_prefetched_jobs_back(app: Rindle) -> None:
     worker: Worker
 
-    def first_stops(app: Rindle, job: JobContext) -> None:
+    def first_stops(app: AppContext, job: JobContext) -> None:
         worker.stop()
 
     app.jobs.register("t.stop", first_stops, queue="process")
@@ -149,7 +150,7 @@ def _slow_job(app: Rindle, ran_on: list[int] | None = None
     thread running it is appended to ``ran_on``."""
     started, release = threading.Event(), threading.Event()
 
-    def slow(app: Rindle, job: JobContext) -> None:
+    def slow(app: AppContext, job: JobContext) -> None:
         if ran_on is not None:
             ran_on.append(threading.get_ident())
         started.set()
@@ -284,7 +285,7 @@ def test_four_workers_drain_2000_row_inserting_jobs_exactly_once(pg_app: Rindle)
     side = Table("job_effects", MetaData(), Column("n", Integer, primary_key=True))
     side.create(pg_app.db.engine)
 
-    def effect(app: Rindle, job: JobContext) -> None:
+    def effect(app: AppContext, job: JobContext) -> None:
         with app.db.engine.begin() as conn:  # a duplicate run would violate the primary key
             conn.execute(insert(side).values(n=job.args["n"]))
 

@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 from rindle import Rindle
 from rindle.domain.models import Asset, Variant
 from rindle.errors import NotFound
+from tests.apps import local_storage
 from tests.lifecycle.conftest import jpeg_bytes
 
 
 def objects_for(app: Rindle, asset_id: object) -> list[Path]:
-    root: Path = app.storage().root  # type: ignore[attr-defined]
+    root: Path = local_storage(app).root
     return [p for p in root.rglob("*") if p.is_file() and str(asset_id) in str(p)]
 
 

@@ -16,11 +16,12 @@ from rindle import Rindle
 from rindle.domain.models import Asset, Job, ProcessingRun
 from rindle.errors import AssetNotReady, UploadRejected
 from rindle.processing.promote import promote_asset
+from tests.apps import local_storage
 from tests.lifecycle.conftest import Photo, jpeg_bytes, png_bytes
 
 
 def stored_files(app: Rindle) -> list[Path]:
-    root: Path = app.storage().root  # type: ignore[attr-defined]
+    root: Path = local_storage(app).root
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
 
 
@@ -46,7 +47,7 @@ def test_proxied_upload_promotes_and_renders_every_variant(photo_app: Rindle, fi
     assert (thumb.width, thumb.height) == (64, 64)
     assert (large.width, large.height) == (400, 267)
     assert thumb.storage_key == f"photo/{asset.id}/thumb-{Photo.recipe_digest('thumb')}.webp"
-    data = (photo_app.storage().root / thumb.storage_key).read_bytes()  # type: ignore[attr-defined]
+    data = (local_storage(photo_app).root / thumb.storage_key).read_bytes()
     assert Image.open(io.BytesIO(data)).format == "WEBP"
     with photo_app.db.sessionmaker() as s:
         runs = s.scalars(select(ProcessingRun).where(ProcessingRun.asset_id == asset.id)).all()

@@ -21,6 +21,7 @@ from rindle import Rindle
 from rindle.cli import _limits, cli
 from rindle.domain.models import UploadSession, utcnow
 from rindle.errors import UsageError
+from tests.apps import local_storage
 from tests.ops.conftest import CONFTEST_PROFILES
 
 KNOWN_PROFILES = ("configured profiles: docs, gallery. Add it to `profiles` in rindle.toml or "
@@ -29,7 +30,7 @@ KNOWN_PROFILES = ("configured profiles: docs, gallery. Add it to `profiles` in r
 
 @pytest.fixture
 def invoke(db_url: str, tmp_path: Path, opsapp: Rindle) -> Callable[..., Result]:
-    media = opsapp.storage().root  # type: ignore[attr-defined]
+    media = local_storage(opsapp).root
     config = tmp_path / "rindle.toml"
     config.write_text(f'database_url = "{db_url}"\nsecret_key = "{"k" * 40}"\n'
                       f'profiles = [{CONFTEST_PROFILES}]\n'

@@ -15,6 +15,7 @@ from rindle import Rindle
 from rindle.domain.models import UploadSession, Variant, utcnow
 from rindle.errors import StorageError
 from rindle.storage.local import LocalStorage
+from tests.apps import local_storage
 
 #: What a careless backend might put in an exception message: a presigned URL's token.
 LEAKY = "GET https://bucket.example/x?token=s3cr3t-t0ken failed; key test-secret"
@@ -47,10 +48,10 @@ class BrokenStorage(LocalStorage):
 
 
 def broken(app: Rindle) -> BrokenStorage:
-    real = app.storage()
-    storage = BrokenStorage(name="default", root=real.root,  # type: ignore[attr-defined]
+    real = local_storage(app)
+    storage = BrokenStorage(name="default", root=real.root,
                             secret_key="test-secret")
-    app._storages["default"] = storage  # type: ignore[attr-defined]
+    app._storages["default"] = storage
     return storage
 
 

@@ -20,6 +20,7 @@ from rindle.domain.models import Asset, Job, UploadSession, utcnow
 from rindle.errors import ObjectNotFound, StorageError, UsageError
 from rindle.processing.rundir import run_directory
 from rindle.storage.local import LocalStorage
+from tests.apps import local_storage
 
 
 def expire(app: Rindle) -> None:
@@ -94,29 +95,29 @@ def test_interrupted_cleanup_finishes_on_the_next_run(opsapp: Rindle) -> None:
     made = [staged_upload(opsapp) for _ in range(5)]
     expire(opsapp)
     opsapp.ops.abort_incomplete_uploads()
-    real = opsapp.storage()
-    opsapp._storages["default"] = DiesAfter(name="default", root=real.root,  # type: ignore[attr-defined]
+    real = local_storage(opsapp)
+    opsapp._storages["default"] = DiesAfter(name="default", root=real.root,
                                             secret_key="x", die_on=3)
     with pytest.raises(KeyboardInterrupt):
         opsapp.ops.cleanup_orphans(dry_run=False)
     with opsapp.db.sessionmaker() as s:
         kept = set(s.scalars(select(UploadSession.id)))
-    assert sum(not (real.root / m.upload_key).exists() for m in made) == 2  # type: ignore[attr-defined]
+    assert sum(not (real.root / m.upload_key).exists() for m in made) == 2
     for m in made:  # nothing half-done: a row is only ever gone after its object
         if m.id not in kept:
-            assert not (real.root / m.upload_key).exists()  # type: ignore[attr-defined]
+            assert not (real.root / m.upload_key).exists()
     opsapp._storages["default"] = real
     report = opsapp.ops.cleanup_orphans(dry_run=False)
     assert report.sessions_deleted == len(kept) and sessions(opsapp) == {}
-    assert not any((real.root / s.upload_key).exists() for s in made)  # type: ignore[attr-defined]
+    assert not any((real.root / s.upload_key).exists() for s in made)
 
 
 def test_storage_failures_keep_rows_for_the_next_run(opsapp: Rindle) -> None:
     made = [staged_upload(opsapp) for _ in range(2)]
     expire(opsapp)
     opsapp.ops.abort_incomplete_uploads()
-    real = opsapp.storage()
-    opsapp._storages["default"] = DiesAfter(name="default", root=real.root,  # type: ignore[attr-defined]
+    real = local_storage(opsapp)
+    opsapp._storages["default"] = DiesAfter(name="default", root=real.root,
                                             secret_key="x", broken=(made[0].upload_key,))
     report = opsapp.ops.cleanup_orphans(dry_run=False)
     assert (report.sessions_deleted, report.storage_errors, report.exit_code) == (1, 1, 1)

@@ -16,6 +16,7 @@ from rindle.domain.models import Asset, Job, Variant
 from rindle.errors import ObjectNotFound, StorageError, UsageError
 from rindle.ops.regenerate import regenerate_variants
 from rindle.storage.local import LocalStorage
+from tests.apps import local_storage
 
 
 def variant_states(app: Rindle) -> dict[str, int]:
@@ -62,7 +63,7 @@ def test_regenerated_variant_gets_a_new_key_with_the_new_digest(opsapp: Rindle) 
     opsapp.jobs.drain()
     current = opsapp.get_asset(asset.id).variants["thumb"]
     old_key = f"gallery/{asset.id}/thumb-{'f' * 64}.webp"
-    root: Path = opsapp.storage().root  # type: ignore[attr-defined]
+    root: Path = local_storage(opsapp).root
     (root / (current.storage_key or "")).rename(root / old_key)
     with opsapp.db.transaction() as s:  # as if rendered by an older recipe
         row = s.get(Variant, current.id)
@@ -81,7 +82,7 @@ def test_regenerated_variant_gets_a_new_key_with_the_new_digest(opsapp: Rindle) 
 def test_verify_storage_flips_only_vanished_objects(opsapp: Rindle, seed: Callable[..., Any]
                                                     ) -> None:
     assets = seed(4)
-    root: Path = opsapp.storage().root  # type: ignore[attr-defined]
+    root: Path = local_storage(opsapp).root
     with opsapp.db.sessionmaker() as s:
         gone = s.scalars(select(Variant).where(Variant.asset_id == assets[0].id)).all()
     for v in gone:
@@ -118,10 +119,10 @@ def test_verify_storage_counts_infrastructure_errors_and_flips_nothing(
         opsapp: Rindle, seed: Callable[..., Any], path: str) -> None:
     """Whichever way the backend is asked (local stat, folder listing, HEAD per key)."""
     assets = seed(3)
-    real = opsapp.storage()
-    flaky = FlakyStorage(name="default", root=real.root, secret_key="x")  # type: ignore[attr-defined]
+    real = local_storage(opsapp)
+    flaky = FlakyStorage(name="default", root=real.root, secret_key="x")
     drop = {"stat": set(), "list": {"local"}, "head": {"local", "list"}}[path]
-    flaky.capabilities = frozenset(flaky.capabilities - drop)  # type: ignore[misc]
+    flaky.capabilities = frozenset(flaky.capabilities - drop)
     opsapp._storages["default"] = flaky
     with opsapp.db.transaction() as s:  # route one asset's keys through the failing path
         for v in s.scalars(select(Variant).where(Variant.asset_id == assets[0].id)):

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from rindle import Profile, Rindle, variants
+from rindle.context import AppContext
 from rindle.domain.models import Job, ProcessingRun
 from rindle.errors import ProcessingError, RindleError
 from rindle.jobs import JobContext
@@ -123,7 +124,7 @@ def test_only_permanent_errors_skip_the_retries(app: Rindle, error: RindleError,
                                                 outcomes: list[str], prefix: str) -> None:
     ran: list[int] = []
 
-    def handler(_app: Rindle, job: JobContext) -> None:
+    def handler(_app: AppContext, job: JobContext) -> None:
         ran.append(job.attempt)
         raise error
 

@@ -17,7 +17,8 @@ __all__ = ["register"]
 
 
 class _HasStreaming(QueueApp, Protocol):
-    """An app with a job queue and streaming services (a :class:`rindle.Rindle` is one)."""
+    """An app with a job queue and streaming services (an app's
+    :class:`~rindle.context.Context` is one)."""
 
     @property
     def streaming(self) -> Streaming:
