@@ -16,13 +16,14 @@ from rindle import Rindle, hookimpl
 from rindle.domain.models import Job, ProcessingRun, Variant
 from rindle.errors import NotFound
 from rindle.processing.cancel import CancelledProcessing
-from tests.apps import MakeApp
-from tests.domain.attach_kit import PROFILES, uploaded
+from tests.domain.attach_kit import uploaded
 
 
 @pytest.fixture
-def app(make_app: MakeApp) -> Rindle:
-    return make_app(profiles=PROFILES)
+def app(shared_app: Rindle) -> Rindle:
+    # a database shared by the module: every test leaves no live job behind, and each
+    # reads only its own asset's rows
+    return shared_app
 
 
 def variant_rows(app: Rindle, asset_id: uuid.UUID) -> dict[str, tuple[str, str | None]]:
@@ -93,7 +94,8 @@ def test_a_claimed_job_that_has_not_started_stops_at_its_start(
     assert variant_rows(app, aid) == CANCELLED
     assert job_states(app, aid) == {"small": "cancelled", "tiny": "cancelled"}
     with app.db.sessionmaker() as s:
-        assert s.scalars(select(ProcessingRun)).all() == []  # no run was opened
+        assert s.scalars(select(ProcessingRun).where(
+            ProcessingRun.asset_id == aid)).all() == []  # no run was opened
 
 
 class _CancelMidRender:
@@ -122,7 +124,7 @@ def test_an_executing_job_does_not_resurrect_its_variant(app: Rindle) -> None:
     assert job_states(app, aid) == {"small": "cancelled", "tiny": "cancelled"}
     with app.db.sessionmaker() as s:
         runs = [(r.variant_name, r.state, r.error_reason)
-                for r in s.scalars(select(ProcessingRun))]
+                for r in s.scalars(select(ProcessingRun).where(ProcessingRun.asset_id == aid))]
     assert runs == [("small", "failed", "cancelled")]
     assert app.get_asset(aid).state == "degraded"
 
