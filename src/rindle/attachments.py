@@ -141,10 +141,11 @@ def _check_position(position: int | None) -> None:
                          code="invalid_position")
 
 
-def _out_of_range(position: int, top: int, slot: str) -> UsageError:
+def _out_of_range(position: int, top: int, slot: str, *, moving: bool = False) -> UsageError:
+    hint = ("an asset the collection holds moves within it" if moving
+            else f"{top} appends, as leaving position out does")
     return UsageError(f"position {position} is outside 0..{top} for collection {slot!r}; "
-                      f"use 0..{top} ({top} appends), or leave position out to append",
-                      code="position_out_of_range")
+                      f"use 0..{top} ({hint})", code="position_out_of_range")
 
 
 def attach(app: AppContext, asset_id: uuid.UUID | str, owner: Owner | tuple[str, object],
@@ -217,7 +218,7 @@ def _insert(s: Session, who: Owner, slot: str, aid: uuid.UUID, rows: list[Attach
         if position is None or position == row.position:
             return row
         if not 0 <= position < len(rows):
-            raise _out_of_range(position, len(rows) - 1, slot)
+            raise _out_of_range(position, len(rows) - 1, slot, moving=True)
         order.remove(aid)
         order.insert(position, aid)
         _write_order(s, who, slot, order)

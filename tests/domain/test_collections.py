@@ -98,7 +98,9 @@ def test_a_position_past_the_end_or_negative_is_refused(app: Rindle, owner: Who,
         with pytest.raises(UsageError) as info:
             app.attach(new, owner, "photos", position=position)
         assert info.value.code == "position_out_of_range"
-        assert "outside 0..3" in info.value.message
+        assert info.value.message == (
+            f"position {position} is outside 0..3 for collection 'photos'; use 0..3 "
+            "(3 appends, as leaving position out does)")
     assert order(app, owner) == three
 
 
@@ -125,8 +127,10 @@ def test_reattaching_a_member_keeps_one_row_or_moves_it(app: Rindle, owner: Who,
     assert again.position == 1 and order(app, owner) == three
     moved = app.attach(three[2], owner, "photos", position=0)
     assert moved.position == 0 and order(app, owner) == [three[2], three[0], three[1]]
-    assert code_of(lambda: app.attach(three[0], owner, "photos", position=3)
-                   ) == "position_out_of_range"  # a move has n - 1 as its last place
+    with pytest.raises(UsageError) as info:  # a move has n - 1 as its last place
+        app.attach(three[0], owner, "photos", position=3)
+    assert info.value.code == "position_out_of_range"
+    assert "outside 0..2" in info.value.message and "moves within it" in info.value.message
     assert len(rows(app, owner)) == 3
 
 
