@@ -130,7 +130,11 @@ def _wrong_offset_is_409_and_changes_nothing(web_app: Rindle, tus_url: str) -> N
     assert wrong.status_code == 409
     assert wrong.json()["error"]["code"] == "offset_mismatch"
     assert head(location).headers["Upload-Offset"] == "4"
-    assert patch(location, 4, b"efghij").status_code == 204
+    overridden = requests.post(location, data=b"efg", timeout=30, headers={
+        **ALICE, "X-HTTP-Method-Override": "PATCH", "Upload-Offset": "4",
+        "Content-Type": "application/offset+octet-stream"})
+    assert overridden.status_code == 204 and overridden.headers["Upload-Offset"] == "7"
+    assert patch(location, 7, b"hij").status_code == 204
     assert stored(web_app, session_of(web_app, location)) == b"abcdefghij"
 
 

@@ -22,13 +22,16 @@ the mount:
   an upload also runs the trust gate (verify) and the answer carries ``Rindle-Asset-Id``.
 * ``DELETE /<token>``: termination, 204; the bytes are removed.
 
-Every request but ``OPTIONS`` must carry ``Tus-Resumable: 1.0.0`` (412 with
-``Tus-Version`` otherwise). Statuses: 400 malformed or contradictory headers (an
-unsupported checksum algorithm too), 403 refused by ``authorize`` at creation and PATCH
-to a final upload or a finished one, 404 unknown, tampered, terminated or another actor's
-URL, 409 wrong offset, 410 expired, 413 over ``Tus-Max-Size`` or the declared length, 415
-wrong PATCH content type, 423 another request is writing the same upload, 460 checksum
-mismatch. Error bodies are ``{"error": {"code", "message"}}``.
+A ``POST`` with ``X-HTTP-Method-Override: PATCH`` (or ``DELETE``, ``HEAD``) is that
+request, for clients that cannot send those methods (tus-js-client's
+``overridePatchMethod``). Every request but ``OPTIONS`` must carry ``Tus-Resumable:
+1.0.0`` (412 with ``Tus-Version`` otherwise). Statuses: 400 malformed or contradictory
+headers (an unsupported checksum algorithm too), 403 refused by ``authorize`` at
+creation and PATCH to a final upload or a finished one, 404 unknown, tampered,
+terminated or another actor's URL, 409 wrong offset, 410 expired, 413 over ``Tus-Max-
+Size`` or the declared length, 415 wrong PATCH content type, 423 another request is
+writing the same upload, 460 checksum mismatch. Error bodies are ``{"error": {"code",
+"message"}}``.
 
 The ``<token>`` of an upload URL is the session id and a MAC over it and the actor
 (HMAC-SHA256 with the app's ``secret_key``), so a URL is useless to another actor and
@@ -209,6 +212,9 @@ class TusServer:
         return response
 
     def _route(self, request: Request) -> Response:
+        override = request.headers.get("x-http-method-override", "").strip().upper()
+        if request.method == "POST" and override in ("PATCH", "DELETE", "HEAD"):
+            request.method = override  # for clients that can only send GET and POST
         if request.method == "OPTIONS":
             return self._options()
         if request.headers.get("tus-resumable", "").strip() != TUS_VERSION:
