@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from rindle.domain.attachments import ATTACHABLE, Owner, check_slot, to_owner
 from rindle.domain.fsm import asset as asset_fsm
@@ -105,13 +106,17 @@ def _shift(s: Session, who: Owner, slot: str, from_position: int, delta: int) ->
               .execution_options(synchronize_session=False))
 
 
-def _write_order(s: Session, who: Owner, slot: str, order: list[uuid.UUID]) -> None:
-    """Give the slot's assets the positions ``0 .. n-1`` in ``order`` (all of them)."""
+def _write_order(s: Session, who: Owner, slot: str, rows: list[Attachment],
+                 order: list[uuid.UUID]) -> None:
+    """Give the slot's assets (``rows``, all of them) the positions ``0 .. n-1`` in
+    ``order``; the loaded ``rows`` show their new positions."""
+    places = {aid: i for i, aid in enumerate(order)}
     _park(s, who, slot)
     s.execute(update(Attachment).where(*_slot_filter(who, slot))
-              .values(position=case({aid: i for i, aid in enumerate(order)},
-                                    value=Attachment.asset_id))
+              .values(position=case(places, value=Attachment.asset_id))
               .execution_options(synchronize_session=False))
+    for row in rows:
+        set_committed_value(row, "position", places[row.asset_id])
 
 
 def _is_collection(app: AppContext, rows: list[Attachment], asked: bool | None, slot: str,
@@ -221,8 +226,7 @@ def _insert(s: Session, who: Owner, slot: str, aid: uuid.UUID, rows: list[Attach
             raise _out_of_range(position, len(rows) - 1, slot, moving=True)
         order.remove(aid)
         order.insert(position, aid)
-        _write_order(s, who, slot, order)
-        s.refresh(row)
+        _write_order(s, who, slot, rows, order)
         return row
     top = len(rows)
     at = top if position is None else position
@@ -272,9 +276,7 @@ def reorder(app: AppContext, owner: Owner | tuple[str, object], slot: str,
                 "Read the current ids with app.attachments(owner)[slot]",
                 code="not_a_permutation")
         if wanted != held:
-            _write_order(s, who, slot, wanted)
-            for row in rows:
-                s.refresh(row)
+            _write_order(s, who, slot, rows, wanted)
         by_asset = {r.asset_id: r for r in rows}
         return [by_asset[a] for a in wanted]
 
