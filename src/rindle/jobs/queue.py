@@ -257,11 +257,18 @@ class JobQueue(Generic[AppT]):
                 for r in rows]
 
     def _settle(self, job: JobContext, **values: Any) -> bool:
-        """Record ``job``'s outcome unless its lease passed to another worker."""
+        """Record ``job``'s outcome unless its lease passed to another worker (logged as
+        ``lease_lost``) or the job was cancelled while it ran (logged at info)."""
         if leases.settle(self.db, job.id, job.worker_id, now=self.clock(), **values):
             return True
-        log.warning("rindle.job.lease_lost id=%s kind=%s: another worker owns it now",
-                    job.id, job.kind)
+        with self.db.engine.connect() as conn:
+            state = conn.execute(select(_T.c.state).where(_T.c.id == job.id)).scalar()
+        if state == "cancelled":  # cancelled while it ran (app.cancel_processing)
+            log.info("rindle.job.cancelled_while_running id=%s kind=%s: outcome not recorded",
+                     job.id, job.kind)
+        else:
+            log.warning("rindle.job.lease_lost id=%s kind=%s: another worker owns it now",
+                        job.id, job.kind)
         return False
 
     def complete_many(self, jobs: Sequence[JobContext]) -> int:
