@@ -23,7 +23,9 @@ PLUGIN_IMPORTABLE = {"rindle", "rindle.errors", "rindle.storage", "rindle.stream
                      # Django's connection, the delivery app it mounts, and the click group
                      # (with its CliContext) that `manage.py rindle` runs with its app
                      "rindle.config", "rindle.database", "rindle.delivery", "rindle.cli",
-                     "rindle.cli._context"}
+                     "rindle.cli._context",
+                     # rindle-celery: the Executor seam (Executor, JobRef, Relay, run_job)
+                     "rindle.jobs"}
 
 
 def test_plugins_import_only_public_core_names() -> None:

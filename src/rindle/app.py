@@ -12,18 +12,18 @@ queue and worker, the operator verbs and the streaming services.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from rindle.clock import system_clock
-from rindle.config import DeliverySettings, Settings, load_settings
+from rindle.config import Settings, load_settings
 from rindle.context import Context, Lazy
 from rindle.database import Database
 from rindle.domain.profile import Profile
@@ -35,15 +35,12 @@ from rindle.telemetry import Telemetry
 
 if TYPE_CHECKING:
     import pluggy
-    from sqlalchemy import Connection
-    from sqlalchemy.orm import Session
 
     from rindle.clock import Clock
     from rindle.context import VariantReadyCallback
-    from rindle.database import Binding
     from rindle.domain.attachments import Owner
     from rindle.domain.models import Asset, Attachment, UploadSession, Variant
-    from rindle.jobs import JobQueue, Worker
+    from rindle.jobs import Executor, JobQueue, JobRef, Relay, Worker
     from rindle.ops.erasure import ErasureReport
     from rindle.ops.facade import Operations
     from rindle.ops.reprobe import ReprobeReport
@@ -122,14 +119,34 @@ class _Storages:
         return self.settings.secret_key
 
 
-def _build_jobs(context: Context) -> JobQueue[Context]:
-    """The app's queue, on the context's clock, with the core handlers registered."""
+def _build_jobs(context: Context, executor: Lazy[Executor | None] | None = None
+                ) -> JobQueue[Context]:
+    """The app's queue, on the context's clock, with the core handlers registered; with an
+    external ``executor`` (``[jobs] executor``), committed jobs are published to it."""
     from rindle.jobs import JobQueue
     from rindle.wiring import register_core_handlers
 
     queue = JobQueue(context, clock=context.clock)
     register_core_handlers(queue)
+    if executor is not None and context.settings.jobs.executor != "worker":
+        def publish(refs: Sequence[JobRef]) -> object:
+            built = executor.get(context)
+            return None if built is None else built.publish(refs)
+
+        queue.publisher = publish
     return queue
+
+
+def _build_executor(registry: BackendRegistry, built: list[Executor], context: Context
+                    ) -> Executor | None:
+    """The executor ``[jobs] executor`` names, built with ``[jobs.executor_options]`` and
+    appended to ``built`` (None for ``"worker"``: ``rindle worker`` polls the table)."""
+    name = context.settings.jobs.executor
+    if name == "worker":
+        return None
+    executor: Executor = registry.get(name)(context, context.settings.jobs.executor_options)
+    built.append(executor)
+    return executor
 
 
 def _build_streaming(context: Context) -> Streaming:
@@ -147,22 +164,20 @@ def _build_variant_ready_callbacks(context: Context) -> list[VariantReadyCallbac
 
 
 def _url(context: Context, asset_id: uuid.UUID | str, variant: str | None,
-         expires_in: int | None, disposition: str | None, actor: Any = None) -> str:
+         expires_in: int | None, disposition: str | None) -> str:
     """:meth:`Rindle.url` (and :meth:`Context.url`): a streamed profile's playback URL
-    when one applies, else the delivery URL of the asset or its variant; the delivery
-    authorizer is asked about ``actor`` before either is signed for a private profile."""
-    from rindle.delivery.urls import asset_url, authorize
+    when one applies, else the delivery URL of the asset or its variant."""
+    from rindle.delivery.urls import asset_url
 
     if variant is None and disposition is None and any(
             p.delivery.streaming is not None for p in context.profile_classes.values()):
         from rindle.streaming.playback import dispatch_url
 
-        authorize(context, asset_id, None, actor)
         streamed = dispatch_url(context.streaming, asset_id, expires_in=expires_in)
         if streamed is not None:
             return streamed
     return asset_url(context, asset_id, variant, expires_in=expires_in,
-                     disposition=disposition, actor=actor)
+                     disposition=disposition)
 
 
 class Rindle:
@@ -185,7 +200,6 @@ class Rindle:
         streaming: Mapping[str, Any] = _UNSET,
         jobs: Mapping[str, Any] = _UNSET,
         delivery: Mapping[str, Any] = _UNSET,
-        authorizer: Callable[[Any, Asset, str | None], bool] | str | None = _UNSET,
         settings: Settings | None = None,
         load_entrypoints: bool | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
@@ -206,10 +220,6 @@ class Rindle:
         }
         overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not _UNSET}
         self.settings = replace(base, **overrides)  # validated again by __post_init__
-        if authorizer is not _UNSET:
-            self.settings = replace(self.settings, delivery=replace(
-                self.settings.delivery, authorizer=DeliverySettings.parse(
-                    {"authorizer": authorizer}).authorizer))
         self.pm = plugin_manager or make_plugin_manager(load_entrypoints=load_entrypoints)
         self.telemetry = Telemetry(hook_caller=self.pm.hook.rindle_event)
         self._hooks = Hooks(self.pm)
@@ -222,11 +232,21 @@ class Rindle:
             self._storage_registry.get(table["backend"])  # unknown names fail at startup
         storage_set = _Storages(self.settings, self._storage_registry)
         self._storages = storage_set.built
+        from rindle.jobs.executor import Executor
+
+        self._executor_registry = BackendRegistry.collect(
+            self.pm, "register_executors", "executor", Executor)
+        if self.settings.jobs.executor != "worker":  # an unknown name fails at startup
+            self._executor_registry.get(self.settings.jobs.executor)
+        self._executors_built: list[Executor] = []  # closed by close()
+        self._executor_part: Lazy[Executor | None] = Lazy(functools.partial(
+            _build_executor, self._executor_registry, self._executors_built))
         # Cheap and connecting to nothing: its costly parts are built on first use.
         self._context = Context(
             settings=self.settings, pm=self.pm, hooks=self._hooks, telemetry=self.telemetry,
             db=self.db, clock=system_clock, profile_classes=self._profiles,
-            storage_of=storage_set.get, url_of=_url, jobs_part=Lazy(_build_jobs),
+            storage_of=storage_set.get, url_of=_url,
+            jobs_part=Lazy(functools.partial(_build_jobs, executor=self._executor_part)),
             streaming_part=Lazy(_build_streaming),
             on_variant_ready_part=Lazy(_build_variant_ready_callbacks),
         )
@@ -452,29 +472,15 @@ class Rindle:
         return cancel_processing(self._context, asset_id)
 
     def url(self, asset_id: uuid.UUID | str, variant: str | None = None, *,
-            expires_in: int | None = None, disposition: str | None = None,
-            actor: Any = None) -> str:
+            expires_in: int | None = None, disposition: str | None = None) -> str:
         """A delivery URL: signed unless the profile is public; a variant that is not ready
-        falls back to the original. A signed URL is stable: the same until its
-        ``[delivery] signed_url_bucket`` turns.
+        falls back to the original.
 
         For a profile with ``delivery.streaming`` and no ``variant``: the provider's playback
         URL (HLS) once the stream is ready, else the original (progressive fallback).
-        With ``[delivery] authorizer`` set, a private URL is signed only when
-        ``authorizer(actor, asset, variant)`` is True, else :class:`rindle.errors.Forbidden`.
         """
-        return _url(self._context, asset_id, variant, expires_in, disposition, actor)
-
-    def urls(self, assets: Iterable[Asset | uuid.UUID | str], variant: str | None = None,
-             *, expires_in: int | None = None, disposition: str | None = None,
-             actor: Any = None) -> dict[uuid.UUID, str]:
-        """URLs for many assets (Asset objects or ids, mixed) in one database query, by
-        asset id; assets that cannot be delivered (unknown, deleted, not promoted,
-        quarantined) are left out. See :func:`rindle.delivery.urls.asset_urls`."""
-        from rindle.delivery.urls import asset_urls
-
-        return asset_urls(self._context, assets, variant, expires_in=expires_in,
-                          disposition=disposition, actor=actor)
+        return self._context.url(asset_id, variant, expires_in=expires_in,
+                                 disposition=disposition)
 
     # --- Day-2 operations ------------------------------------------------------------------
 
@@ -519,12 +525,6 @@ class Rindle:
         """Apply every shipped migration (Alembic ``upgrade head``)."""
         self.db.migrate()
 
-    def bind(self, host: Connection | Session) -> AbstractContextManager[Binding]:
-        """``with app.bind(connection_or_session):``: rindle's writes and enqueued jobs join
-        the host's SQLAlchemy transaction (same database), and what rindle does after a
-        commit waits for the host's commit. See :meth:`rindle.database.Database.bind`."""
-        return self.db.bind(host)
-
     @property
     def on_variant_ready(self) -> list[VariantReadyCallback]:
         """The callbacks run, in order, inside the transaction that marks a variant ready,
@@ -549,6 +549,25 @@ class Rindle:
         :attr:`context`."""
         return self._context.jobs
 
+    @property
+    def executor(self) -> Executor | None:
+        """The external executor ``[jobs] executor`` selects (built on first use with
+        ``[jobs.executor_options]``), or None for ``"worker"`` (``rindle worker``)."""
+        return self._executor_part.get(self._context)
+
+    def relay(self, *, cron: bool = True) -> Relay:
+        """The outbox relay of the external executor (what ``rindle relay`` runs): the
+        ``[cron]`` schedule, then a sweep publishing every due job nobody holds. A
+        :class:`ConfigError` when ``[jobs] executor`` is ``"worker"``, which needs none."""
+        from rindle.jobs import Relay
+
+        executor = self.executor
+        if executor is None:
+            raise ConfigError("rindle relay publishes jobs to an external executor, but "
+                              "[jobs] executor is \"worker\"; run `rindle worker`, or set "
+                              "[jobs] executor to a plugin's executor such as \"celery\"")
+        return Relay.for_queue(self.jobs, executor, cron=cron)
+
     def worker(
         self,
         queues: Mapping[str, int] | None = None,
@@ -563,6 +582,8 @@ class Rindle:
         return Worker(self._context, queues=queues, concurrency=concurrency, cron=cron, **options)
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database connections (and the executor's, if one was built)."""
+        for executor in self._executors_built:
+            executor.close()
         self.db.dispose()
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
-    "DELIVERY_ACCEL_REDIRECT",
     "DELIVERY_MAX_PUT_BYTES",
     "DELIVERY_SIGNED_URL_BUCKET",
     "DELIVERY_SIGNED_URL_TTL",
-    "DELIVERY_X_SENDFILE",
     "JOBS_BACKOFF_BASE",
     "JOBS_BACKOFF_CAP",
+    "JOBS_EXECUTOR",
     "JOBS_LEASE_SECONDS",
     "JOBS_POLL_INTERVAL",
     "JOBS_PREFETCH",
+    "JOBS_RELAY_INTERVAL",
     "RUNTIME_STATUS_LIMIT",
     "RUNTIME_STATUS_OLDER_THAN",
     "STREAMING_POLLING_BATCH_SIZE",
@@ -40,6 +40,11 @@ JOBS_BACKOFF_CAP: Final = 3600.0
 JOBS_POLL_INTERVAL: Final = 1.0
 #: Jobs one worker thread claims at a time.
 JOBS_PREFETCH: Final = 1
+#: Who runs the jobs: ``"worker"`` is rindle's own ``rindle worker``; another name selects
+#: an executor a plugin registers (``register_executors``, e.g. ``"celery"``).
+JOBS_EXECUTOR: Final = "worker"
+#: Seconds between two sweeps of ``rindle relay`` (an external executor's outbox relay).
+JOBS_RELAY_INTERVAL: Final = 5.0
 
 # --- [streaming.NAME] -----------------------------------------------------------------------
 #: The sync coordinator only looks at rows untouched for at least this many seconds.
@@ -52,11 +57,6 @@ STREAMING_STUCK_THRESHOLD_SECONDS: Final = 7200
 # --- [delivery] -----------------------------------------------------------------------------
 #: The largest direct-upload PUT body the delivery app accepts, in bytes (5 GiB).
 DELIVERY_MAX_PUT_BYTES: Final = 5 * 1024 ** 3
-#: The internal URI prefix a GET is handed to nginx under (``X-Accel-Redirect``); None: the
-#: delivery app sends the bytes itself.
-DELIVERY_ACCEL_REDIRECT: Final[str | None] = None
-#: Whether a GET is handed to Apache or lighttpd (``X-Sendfile: <file path>``).
-DELIVERY_X_SENDFILE: Final = False
 #: Seconds a signed URL stays valid at least, for profiles whose ``Delivery`` sets none.
 DELIVERY_SIGNED_URL_TTL: Final = 900
 #: Signed URLs expire on a multiple of this many seconds (Unix time): the same URL for up

@@ -171,7 +171,8 @@ class UnknownBackend(ConfigError):
     code = "unknown_backend"
 
     #: Distributions that provide well-known backend names.
-    KNOWN_PACKAGES: dict[str, str] = {"s3": "rindle-s3", "gcs": "rindle-gcs", "mux": "rindle-mux"}
+    KNOWN_PACKAGES: dict[str, str] = {"s3": "rindle-s3", "gcs": "rindle-gcs", "mux": "rindle-mux",
+                                      "celery": "rindle-celery"}
 
     def __init__(self, kind: str, name: str, installed: Iterable[str]) -> None:
         self.kind = kind

@@ -67,6 +67,22 @@ def register_streaming_providers(register: Callable[[str, type], None]) -> None:
 
 
 @hookspec
+def register_executors(register: Callable[[str, type], None]) -> None:
+    """Register job executor classes by the name used in ``[jobs] executor = ...``.
+
+    :param register: call ``register("celery", CeleryExecutor)``; the class must subclass
+        :class:`rindle.jobs.Executor`. Duplicate names raise ``PluginError``; ``"worker"``
+        (rindle's own ``rindle worker``) is taken.
+    :returns: nothing.
+
+    The app builds the selected executor once, as ``CeleryExecutor(app, options)`` with
+    the ``[jobs.executor_options]`` table, and hands it every job a transaction enqueued
+    once that commits (``publish``); the executor's task runs each one with
+    :func:`rindle.jobs.run_job`, and ``rindle relay`` publishes again what was lost.
+    """
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add click commands or groups to the ``rindle`` command line.
 

@@ -18,7 +18,7 @@ import pytest
 
 PLUGINS = {"rindle_s3": "boto3", "rindle_gcs": "google.cloud.storage",
            "rindle_mux": "httpx", "rindle_ffmpeg": "pymediainfo",
-           "rindle_otel": "opentelemetry"}
+           "rindle_otel": "opentelemetry", "rindle_celery": "celery"}
 #: The module a host imports first: the entry-point module, or the package for a plugin
 #: without one (rindle-otel is set up by a call, ``rindle_otel.instrument(app)``).
 ENTRY = {"rindle_otel": "rindle_otel"}

@@ -22,6 +22,7 @@ import click
 from rindle.cli import assets, diagnostics, maintenance, repair, streaming
 from rindle.cli._context import CliContext
 from rindle.cli._limits import check_config_file
+from rindle.cli.relay import relay_command
 from rindle.cli.serve import serve_command
 from rindle.cli.setup import init_command, migrate_command, plugins_command
 from rindle.cli.worker import worker_command
@@ -85,7 +86,8 @@ def cli(ctx: click.Context, config: Path | None, as_json: bool) -> None:
 
 
 for _command in (
-    init_command, migrate_command, plugins_command, worker_command, serve_command,
+    init_command, migrate_command, plugins_command, worker_command, relay_command,
+    serve_command,
     assets.upload_command, assets.url_command, assets.show_command, assets.attach_command,
     assets.detach_command,
     diagnostics.doctor_command, diagnostics.runtime_status_command,

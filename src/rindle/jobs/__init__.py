@@ -1,5 +1,6 @@
 """Durable jobs: transactional enqueue, leased claims, retries, cron, workers."""
 
+from rindle.jobs.executor import Executor, Relay, RelayReport, run_job
 from rindle.jobs.outcomes import Cancel, Retry
 from rindle.jobs.queue import (
     DEFAULT_ATTEMPTS,
@@ -8,6 +9,7 @@ from rindle.jobs.queue import (
     Handler,
     JobContext,
     JobQueue,
+    JobRef,
 )
 from rindle.jobs.worker import Worker
 
@@ -16,9 +18,14 @@ __all__ = [
     "QUEUES",
     "Cancel",
     "EnqueueResult",
+    "Executor",
     "Handler",
     "JobContext",
     "JobQueue",
+    "JobRef",
+    "Relay",
+    "RelayReport",
     "Retry",
     "Worker",
+    "run_job",
 ]

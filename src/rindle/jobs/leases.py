@@ -12,11 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Integer,
     Row,
     Table,
@@ -31,12 +34,50 @@ from sqlalchemy import (
 from rindle.database import Database
 from rindle.domain.models import Job
 
-__all__ = ["any_due", "claim_rows", "complete", "extend", "release", "settle"]
+__all__ = ["any_due", "claim_one", "claim_rows", "complete", "extend", "pinned", "release",
+           "settle", "unleased_due"]
 
 _T: Table = Job.__table__  # type: ignore[assignment]
 _NOW = bindparam("now", type_=_T.c.updated_at.type)
 _WORKER = bindparam("worker", type_=_T.c.locked_by.type)
 _WAITING = ("available", "retryable")
+
+
+#: The autocommit connection :func:`pinned` lends this thread's single writes, per database.
+_PINNED: ContextVar[tuple[Database, Connection] | None] = ContextVar("rindle_pinned",
+                                                                     default=None)
+
+
+@contextmanager
+def pinned(db: Database) -> Iterator[None]:
+    """Within the block, this thread's single writes on ``db`` (:func:`claim_one`,
+    :func:`settle`, :func:`extend`) share one autocommit connection on PostgreSQL: one pool
+    checkout (and its liveness ping) for a claim and its settle. Nothing on SQLite."""
+    if db.dialect_name != "postgresql" or _PINNED.get() is not None:
+        yield
+        return
+    with db.engine.connect() as conn:
+        token = _PINNED.set((db, conn.execution_options(isolation_level="AUTOCOMMIT")))
+        try:
+            yield
+        finally:
+            _PINNED.reset(token)
+
+
+@contextmanager
+def _one_statement(db: Database) -> Iterator[Connection]:
+    """A connection for a single write: on PostgreSQL in autocommit (the statement is its
+    own transaction: no BEGIN and COMMIT round trips), the :func:`pinned` one if any; on
+    SQLite a transaction, whose BEGIN IMMEDIATE serialises writers."""
+    lent = _PINNED.get()
+    if lent is not None and lent[0] is db:
+        yield lent[1]
+    elif db.dialect_name == "postgresql":
+        with db.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+    else:
+        with db.engine.begin() as conn:
+            yield conn
 
 
 def _abandoned(now: Any) -> ColumnElement[bool]:
@@ -107,6 +148,48 @@ def claim_rows(db: Database, queues: Sequence[str], worker_id: str, *, limit: in
     return rows
 
 
+@functools.cache
+def _claim_one_statement() -> Update:
+    """Claim one job by id if it is due or its lease ran out (built once)."""
+    return (update(_T).where(
+        _T.c.id == bindparam("job_id", type_=_T.c.id.type),
+        or_(and_(_T.c.state.in_(_WAITING), _T.c.run_at <= _NOW), _abandoned(_NOW)))
+        .values(state="executing", attempt=_T.c.attempt + 1, locked_by=_WORKER,
+                locked_until=bindparam("until", type_=_T.c.locked_until.type), updated_at=_NOW)
+        .returning(_T.c.id, _T.c.kind, _T.c.queue, _T.c.args, _T.c.attempt,
+                   _T.c.max_attempts, _T.c.run_at))
+
+
+def claim_one(db: Database, job_id: uuid.UUID, worker_id: str, *, lease_seconds: float,
+              now: dt.datetime) -> Row[Any] | None:
+    """Lease the job ``job_id`` until ``now + lease_seconds`` if it is due at ``now`` (or its
+    lease ran out); its row as :func:`claim_rows` returns it, or None when it is not
+    claimable (unknown, not yet due, leased by a live worker, or final).
+
+    One guarded ``UPDATE ... WHERE id = :id AND <due>``: on PostgreSQL a concurrent claimer
+    of the same row waits for the first to commit, then re-checks the WHERE and matches
+    nothing; SQLite serialises writers. So of two claims of one id, at most one wins.
+    """
+    params = {"job_id": job_id, "now": now, "worker": worker_id,
+              "until": now + dt.timedelta(seconds=lease_seconds)}
+    with _one_statement(db) as conn:
+        return conn.execute(_claim_one_statement(), params).first()
+
+
+def unleased_due(db: Database, *, now: dt.datetime, limit: int) -> list[Row[Any]]:
+    """Up to ``limit`` jobs claimable at ``now`` (due and waiting, or executing under a lease
+    that ran out), oldest first, as ``(id, queue, run_at, updated_at)`` rows; claims
+    nothing."""
+    cols = (_T.c.id, _T.c.queue, _T.c.run_at, _T.c.updated_at)
+    waiting = select(*cols).where(_T.c.state.in_(_WAITING), _T.c.run_at <= now
+                                  ).order_by(_T.c.run_at).limit(limit)
+    lost = select(*cols).where(_abandoned(now)).order_by(_T.c.locked_until).limit(limit)
+    with db.engine.connect() as conn:
+        rows = list(conn.execute(waiting).all())
+        rows += conn.execute(lost).all()
+    return rows[:limit]
+
+
 def any_due(db: Database, queues: Sequence[str], *, now: dt.datetime) -> bool:
     """Whether any job on ``queues`` could be claimed at ``now`` (due, or its lease ran
     out)."""
@@ -120,7 +203,7 @@ def settle(db: Database, job_id: uuid.UUID, worker_id: str | None, *, now: dt.da
            **values: Any) -> bool:
     """Write one job's outcome (``updated_at`` = ``now``) if ``worker_id`` still owns it;
     False when it does not."""
-    with db.engine.begin() as conn:
+    with _one_statement(db) as conn:
         res = conn.execute(update(_T).where(
             _T.c.id == job_id, _T.c.state == "executing", _T.c.locked_by == worker_id
         ).values(updated_at=now, locked_by=None, locked_until=None, **values))
@@ -151,7 +234,7 @@ def extend(db: Database, worker_id: str, job_ids: Sequence[uuid.UUID],
     if not job_ids:
         return 0
     until = now + dt.timedelta(seconds=lease_seconds)
-    with db.engine.begin() as conn:
+    with _one_statement(db) as conn:
         res = conn.execute(update(_T).where(
             _T.c.id.in_(list(job_ids)), _T.c.locked_by == worker_id,
             _T.c.state == "executing").values(locked_until=until))

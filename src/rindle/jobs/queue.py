@@ -11,6 +11,7 @@ writes or compares comes from :attr:`JobQueue.clock` (see :mod:`rindle.clock`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import random
 import time
@@ -20,11 +21,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Row, Table, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from rindle.clock import Clock, system_clock
+from rindle.database import after_commit
 from rindle.domain.models import LIVE_JOB_STATES, Job
 from rindle.errors import JobError, RindleError
 from rindle.ids import uuid7
@@ -43,6 +45,8 @@ __all__ = [
     "Handler",
     "JobContext",
     "JobQueue",
+    "JobRef",
+    "Publisher",
     "QueueApp",
 ]
 
@@ -61,6 +65,19 @@ class EnqueueResult:
 
     job_id: uuid.UUID | None
     skipped: bool
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """What an executor is handed about a job to run: its id, queue and when it is due."""
+
+    id: uuid.UUID
+    queue: str
+    run_at: dt.datetime
+
+
+#: Hands enqueued jobs to an external executor (``Executor.publish``) once they commit.
+Publisher = Callable[[Sequence[JobRef]], object]
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,10 @@ class JobQueue(Generic[AppT]):
         self.backoff_base = opts.backoff_base
         self.backoff_cap = opts.backoff_cap
         self._handlers: dict[str, _Registration[AppT]] = {}
+        #: Given the jobs a transaction enqueued once it commits (None: nobody is told;
+        #: ``rindle worker`` polls). Set by the app when ``[jobs] executor`` names a
+        #: plugin's executor.
+        self.publisher: Publisher | None = None
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -193,9 +214,10 @@ class JobQueue(Generic[AppT]):
                         max_attempts=max_attempts)
         if unique_key is None:
             session.execute(insert(_T).values(row))
-            return EnqueueResult(row["id"], False)
-        inserted = session.execute(_insert_unique(session).values(row)).first()
-        return EnqueueResult(row["id"], False) if inserted else EnqueueResult(None, True)
+        elif session.execute(_insert_unique(session).values(row)).first() is None:
+            return EnqueueResult(None, True)
+        self._publish_after_commit(session, [row])
+        return EnqueueResult(row["id"], False)
 
     def enqueue_unique_batch(self, session: Session | Connection, kind: str,
                              items: Sequence[tuple[Mapping[str, Any], str]]) -> int:
@@ -208,12 +230,15 @@ class JobQueue(Generic[AppT]):
         rows = [self._row(kind, args, unique_key=key, run_at=None, queue=None,
                           max_attempts=None) for args, key in items]
         # executemany with RETURNING: one cached statement, batched as "insertmanyvalues"
-        return len(session.execute(_insert_unique(session), rows).all())
+        made = {r.id for r in session.execute(_insert_unique(session), rows).all()}
+        self._publish_after_commit(session, [r for r in rows if r["id"] in made])
+        return len(made)
 
     def enqueue_now(self, kind: str, args: Mapping[str, Any], **options: Any) -> EnqueueResult:
-        """Enqueue in a transaction of its own."""
-        with self.db.engine.begin() as conn:
-            return self.enqueue(conn, kind, args, **options)
+        """Enqueue in a transaction of its own (and hand the job to :attr:`publisher`, if
+        any, once that commits)."""
+        with Session(self.db.engine, expire_on_commit=False) as session, session.begin():
+            return self.enqueue(session, kind, args, **options)
 
     def enqueue_many(self, conn: Session | Connection, kind: str,
                      args_list: Iterable[Mapping[str, Any]], **options: Any) -> int:
@@ -223,12 +248,24 @@ class JobQueue(Generic[AppT]):
                 for a in args_list]
         if rows:
             conn.execute(insert(_T), rows)
+            self._publish_after_commit(conn, rows)
         return len(rows)
 
+    def _publish_after_commit(self, session: Session | Connection,
+                              rows: Sequence[Mapping[str, Any]]) -> None:
+        """Queue ``rows`` for :attr:`publisher`, told once ``session`` commits (never on a
+        rollback). A :class:`~sqlalchemy.engine.Connection` has no after-commit event:
+        its jobs reach the executor through the relay's sweep instead."""
+        if self.publisher is None or not rows or not isinstance(session, Session):
+            return
+        refs = [JobRef(r["id"], r["queue"], r["run_at"]) for r in rows]
+        after_commit(session, functools.partial(_publish, self.publisher, refs))
+
     def cancel(self, job_id: uuid.UUID) -> bool:
-        """Cancel a job that is not running; False when it is running or already final."""
+        """Cancel a job that is not running; False when it is running or already final.
+        Inside ``app.bind`` the cancellation commits with the host's transaction."""
         now = self.clock()
-        with self.db.engine.begin() as conn:
+        with self.db.begin() as conn:
             res = conn.execute(update(_T).where(
                 _T.c.id == job_id, _T.c.state.in_(("available", "retryable"))
             ).values(state="cancelled", finished_at=now, updated_at=now))
@@ -251,10 +288,26 @@ class JobQueue(Generic[AppT]):
         rows = leases.claim_rows(self.db, queues, worker_id, limit=limit,
                                  lease_seconds=lease_seconds or self.lease_seconds,
                                  now=self.clock(), with_scheduled=with_scheduled)
-        return [JobContext(id=r.id, kind=r.kind, queue=r.queue, args=dict(r.args or {}),
-                           attempt=r.attempt, max_attempts=r.max_attempts, worker_id=worker_id,
-                           timeout=getattr(self._handlers.get(r.kind), "timeout", None))
-                for r in rows]
+        return [self._context(r, worker_id) for r in rows]
+
+    def claim_by_id(self, job_id: uuid.UUID, worker_id: str, *,
+                    lease_seconds: float | None = None) -> JobContext | None:
+        """Lease the one job ``job_id`` for ``worker_id``, as :meth:`claim` would lease it
+        (``executing``, ``attempt`` + 1, ``locked_until`` = now + lease); None when it is
+        not claimable now: unknown, not yet due, leased by a live worker, or final.
+
+        What an external executor's task calls with the id it was handed: a duplicate or
+        stale message finds nothing to claim and does nothing.
+        """
+        row = leases.claim_one(self.db, job_id, worker_id,
+                               lease_seconds=lease_seconds or self.lease_seconds,
+                               now=self.clock())
+        return None if row is None else self._context(row, worker_id)
+
+    def _context(self, r: Row[Any], worker_id: str) -> JobContext:
+        return JobContext(id=r.id, kind=r.kind, queue=r.queue, args=dict(r.args or {}),
+                          attempt=r.attempt, max_attempts=r.max_attempts, worker_id=worker_id,
+                          timeout=getattr(self._handlers.get(r.kind), "timeout", None))
 
     def _settle(self, job: JobContext, **values: Any) -> bool:
         """Record ``job``'s outcome unless its lease passed to another worker (logged as
@@ -396,6 +449,17 @@ class JobQueue(Generic[AppT]):
                 _T.c.state.notin_(LIVE_JOB_STATES),
                 _T.c.finished_at < self.clock() - older_than))
         return int(res.rowcount or 0)
+
+
+def _publish(publisher: Publisher, refs: Sequence[JobRef]) -> None:
+    """Hand committed jobs to ``publisher``. A failure (the broker is down) is logged and
+    swallowed: the jobs are committed, and the relay's sweep publishes every due job
+    nobody holds."""
+    try:
+        publisher(refs)
+    except Exception as exc:
+        log.warning("rindle.job.publish_failed jobs=%d error=%s: the relay sweep will "
+                    "publish them", len(refs), type(exc).__name__)
 
 
 def _insert_unique(session: Session | Connection) -> Any:
