@@ -42,8 +42,8 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.mark.parametrize(("table", "key", "allowed"), [
     ("[jobs]", "lease_secs", "backoff_base, backoff_cap, lease_seconds, poll_interval, prefetch"),
-    ("[delivery]", "max_put_byte", "authorizer, max_put_bytes, signed_url_bucket, "
-     "signed_url_ttl"),
+    ("[delivery]", "max_put_byte", "accel_redirect, authorizer, max_put_bytes, "
+     "signed_url_bucket, signed_url_ttl, x_sendfile"),
     ("[streaming.loop]", "provider_polling_floor_second",
      ", ".join(sorted(STREAMING_CORE_KEYS))),
 ])
@@ -138,6 +138,8 @@ def test_table_defaults_are_the_constants() -> None:
     assert jobs.poll_interval is defaults.JOBS_POLL_INTERVAL
     assert jobs.prefetch is defaults.JOBS_PREFETCH
     assert delivery.max_put_bytes is defaults.DELIVERY_MAX_PUT_BYTES
+    assert delivery.accel_redirect is defaults.DELIVERY_ACCEL_REDIRECT
+    assert delivery.x_sendfile is defaults.DELIVERY_X_SENDFILE
     assert delivery.signed_url_ttl is defaults.DELIVERY_SIGNED_URL_TTL
     assert delivery.signed_url_bucket is defaults.DELIVERY_SIGNED_URL_BUCKET
     assert delivery.authorizer is None

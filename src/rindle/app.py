@@ -18,12 +18,13 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from rindle.clock import system_clock
-from rindle.config import Settings, load_settings
+from rindle.config import DeliverySettings, Settings, load_settings
 from rindle.context import Context, Lazy
 from rindle.database import Database
 from rindle.domain.profile import Profile
@@ -35,9 +36,12 @@ from rindle.telemetry import Telemetry
 
 if TYPE_CHECKING:
     import pluggy
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
     from rindle.clock import Clock
     from rindle.context import VariantReadyCallback
+    from rindle.database import Binding
     from rindle.domain.attachments import Owner
     from rindle.domain.models import Asset, Attachment, UploadSession, Variant
     from rindle.jobs import Executor, JobQueue, JobRef, Relay, Worker
@@ -164,20 +168,22 @@ def _build_variant_ready_callbacks(context: Context) -> list[VariantReadyCallbac
 
 
 def _url(context: Context, asset_id: uuid.UUID | str, variant: str | None,
-         expires_in: int | None, disposition: str | None) -> str:
+         expires_in: int | None, disposition: str | None, actor: Any = None) -> str:
     """:meth:`Rindle.url` (and :meth:`Context.url`): a streamed profile's playback URL
-    when one applies, else the delivery URL of the asset or its variant."""
-    from rindle.delivery.urls import asset_url
+    when one applies, else the delivery URL of the asset or its variant; the delivery
+    authorizer is asked about ``actor`` before either is signed for a private profile."""
+    from rindle.delivery.urls import asset_url, authorize
 
     if variant is None and disposition is None and any(
             p.delivery.streaming is not None for p in context.profile_classes.values()):
         from rindle.streaming.playback import dispatch_url
 
+        authorize(context, asset_id, None, actor)
         streamed = dispatch_url(context.streaming, asset_id, expires_in=expires_in)
         if streamed is not None:
             return streamed
     return asset_url(context, asset_id, variant, expires_in=expires_in,
-                     disposition=disposition)
+                     disposition=disposition, actor=actor)
 
 
 class Rindle:
@@ -200,6 +206,7 @@ class Rindle:
         streaming: Mapping[str, Any] = _UNSET,
         jobs: Mapping[str, Any] = _UNSET,
         delivery: Mapping[str, Any] = _UNSET,
+        authorizer: Callable[[Any, Asset, str | None], bool] | str | None = _UNSET,
         settings: Settings | None = None,
         load_entrypoints: bool | None = None,
         plugin_manager: pluggy.PluginManager | None = None,
@@ -220,6 +227,10 @@ class Rindle:
         }
         overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not _UNSET}
         self.settings = replace(base, **overrides)  # validated again by __post_init__
+        if authorizer is not _UNSET:
+            self.settings = replace(self.settings, delivery=replace(
+                self.settings.delivery, authorizer=DeliverySettings.parse(
+                    {"authorizer": authorizer}).authorizer))
         self.pm = plugin_manager or make_plugin_manager(load_entrypoints=load_entrypoints)
         self.telemetry = Telemetry(hook_caller=self.pm.hook.rindle_event)
         self._hooks = Hooks(self.pm)
@@ -472,15 +483,29 @@ class Rindle:
         return cancel_processing(self._context, asset_id)
 
     def url(self, asset_id: uuid.UUID | str, variant: str | None = None, *,
-            expires_in: int | None = None, disposition: str | None = None) -> str:
+            expires_in: int | None = None, disposition: str | None = None,
+            actor: Any = None) -> str:
         """A delivery URL: signed unless the profile is public; a variant that is not ready
-        falls back to the original.
+        falls back to the original. A signed URL is stable: the same until its
+        ``[delivery] signed_url_bucket`` turns.
 
         For a profile with ``delivery.streaming`` and no ``variant``: the provider's playback
         URL (HLS) once the stream is ready, else the original (progressive fallback).
+        With ``[delivery] authorizer`` set, a private URL is signed only when
+        ``authorizer(actor, asset, variant)`` is True, else :class:`rindle.errors.Forbidden`.
         """
-        return self._context.url(asset_id, variant, expires_in=expires_in,
-                                 disposition=disposition)
+        return _url(self._context, asset_id, variant, expires_in, disposition, actor)
+
+    def urls(self, assets: Iterable[Asset | uuid.UUID | str], variant: str | None = None,
+             *, expires_in: int | None = None, disposition: str | None = None,
+             actor: Any = None) -> dict[uuid.UUID, str]:
+        """URLs for many assets (Asset objects or ids, mixed) in one database query, by
+        asset id; assets that cannot be delivered (unknown, deleted, not promoted,
+        quarantined) are left out. See :func:`rindle.delivery.urls.asset_urls`."""
+        from rindle.delivery.urls import asset_urls
+
+        return asset_urls(self._context, assets, variant, expires_in=expires_in,
+                          disposition=disposition, actor=actor)
 
     # --- Day-2 operations ------------------------------------------------------------------
 
@@ -524,6 +549,12 @@ class Rindle:
     def migrate(self) -> None:
         """Apply every shipped migration (Alembic ``upgrade head``)."""
         self.db.migrate()
+
+    def bind(self, host: Connection | Session) -> AbstractContextManager[Binding]:
+        """``with app.bind(connection_or_session):``: rindle's writes and enqueued jobs join
+        the host's SQLAlchemy transaction (same database), and what rindle does after a
+        commit waits for the host's commit. See :meth:`rindle.database.Database.bind`."""
+        return self.db.bind(host)
 
     @property
     def on_variant_ready(self) -> list[VariantReadyCallback]:

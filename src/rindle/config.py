@@ -15,6 +15,7 @@ mapping of entries whose extra keys are the job's arguments. Defaults come from
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -133,13 +134,20 @@ class DeliverySettings:
     ``authorizer``: who may have a private URL signed, called as
     ``authorizer(actor, asset, variant) -> bool`` before each one; a callable, or its
     import path ``"package.module:function"`` (imported when the settings are built), or
-    None (no check). Any other key is a :class:`ConfigError`.
+    None (no check). ``accel_redirect``: an internal URI prefix such as ``"/protected/"``
+    (starting and ending with ``/``); a checked GET is then answered with
+    ``X-Accel-Redirect: <prefix><percent-encoded key>`` and no body, for nginx to send the
+    file (see ``guides/production.md``). ``x_sendfile``: ``true`` answers with
+    ``X-Sendfile: <percent-encoded file path>`` for Apache's mod_xsendfile or lighttpd; at
+    most one of the two. Any other key is a :class:`ConfigError`.
     """
 
     max_put_bytes: int = defaults.DELIVERY_MAX_PUT_BYTES
     signed_url_ttl: int = defaults.DELIVERY_SIGNED_URL_TTL
     signed_url_bucket: int = defaults.DELIVERY_SIGNED_URL_BUCKET
     authorizer: Callable[[Any, Any, str | None], bool] | None = None
+    accel_redirect: str | None = defaults.DELIVERY_ACCEL_REDIRECT
+    x_sendfile: bool = defaults.DELIVERY_X_SENDFILE
 
     @classmethod
     def parse(cls, value: Any) -> DeliverySettings:
@@ -160,8 +168,29 @@ class DeliverySettings:
                 raise ConfigError(f"[delivery] {key} must be a whole number of seconds >= 1, "
                                   f"e.g. {default}, not {number!r}")
             seconds[key] = number
+        accel, sendfile = _offload(table)
         return cls(max_put_bytes=cap, authorizer=_authorizer(table.get("authorizer")),
-                   **seconds)
+                   accel_redirect=accel, x_sendfile=sendfile, **seconds)
+
+#: Characters an ``accel_redirect`` prefix may hold (nginx would decode or split others).
+_ACCEL_PREFIX = re.compile(r"/(?:[A-Za-z0-9._~-]+/)+")
+
+
+def _offload(table: Mapping[str, Any]) -> tuple[str | None, bool]:
+    """``[delivery] accel_redirect`` and ``x_sendfile``, checked."""
+    accel = table.get("accel_redirect", defaults.DELIVERY_ACCEL_REDIRECT)
+    if accel is not None and (not isinstance(accel, str) or not _ACCEL_PREFIX.fullmatch(accel)
+                              or "/../" in accel or "/./" in accel):
+        raise ConfigError("[delivery] accel_redirect must be an internal URI prefix that "
+                          "starts and ends with '/' (letters, digits, '.', '_', '~', '-' "
+                          f"between), e.g. \"/protected/\", not {accel!r}")
+    sendfile = table.get("x_sendfile", defaults.DELIVERY_X_SENDFILE)
+    if not isinstance(sendfile, bool):
+        raise ConfigError(f"[delivery] x_sendfile must be true or false, not {sendfile!r}")
+    if accel is not None and sendfile:
+        raise ConfigError("[delivery] set accel_redirect (nginx) or x_sendfile (Apache, "
+                          "lighttpd), not both")
+    return accel, sendfile
 
 
 def _authorizer(value: Any) -> Callable[[Any, Any, str | None], bool] | None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "DELIVERY_ACCEL_REDIRECT",
     "DELIVERY_MAX_PUT_BYTES",
     "DELIVERY_SIGNED_URL_BUCKET",
     "DELIVERY_SIGNED_URL_TTL",
+    "DELIVERY_X_SENDFILE",
     "JOBS_BACKOFF_BASE",
     "JOBS_BACKOFF_CAP",
     "JOBS_EXECUTOR",
@@ -57,6 +59,11 @@ STREAMING_STUCK_THRESHOLD_SECONDS: Final = 7200
 # --- [delivery] -----------------------------------------------------------------------------
 #: The largest direct-upload PUT body the delivery app accepts, in bytes (5 GiB).
 DELIVERY_MAX_PUT_BYTES: Final = 5 * 1024 ** 3
+#: The internal URI prefix a GET is handed to nginx under (``X-Accel-Redirect``); None: the
+#: delivery app sends the bytes itself.
+DELIVERY_ACCEL_REDIRECT: Final[str | None] = None
+#: Whether a GET is handed to Apache or lighttpd (``X-Sendfile: <file path>``).
+DELIVERY_X_SENDFILE: Final = False
 #: Seconds a signed URL stays valid at least, for profiles whose ``Delivery`` sets none.
 DELIVERY_SIGNED_URL_TTL: Final = 900
 #: Signed URLs expire on a multiple of this many seconds (Unix time): the same URL for up

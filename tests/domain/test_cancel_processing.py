@@ -158,6 +158,12 @@ def test_a_failed_variant_without_a_live_job_stays_failed(app: Rindle) -> None:
     assert variant_rows(app, aid)["tiny"][0] == "failed"
 
 
+def test_an_asset_without_variants_has_nothing_to_cancel(app: Rindle) -> None:
+    plain = uploaded(app)  # profile "pic" declares no variants
+    assert app.cancel_processing(plain.id) == CancelledProcessing(plain.id, (), 0)
+    assert app.get_asset(plain.id).state == "available"
+
+
 def test_cancel_processing_of_an_unknown_asset_is_not_found(app: Rindle) -> None:
     for bad in (uuid.uuid4(), "nope"):
         with pytest.raises(NotFound) as info:

@@ -17,8 +17,9 @@ import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from rindle import defaults
 from rindle.delivery.body import BodyIncomplete, BodyTooLarge, RequestBody
@@ -34,6 +35,7 @@ from rindle.signing import NEVER, SignedClaims, TokenInvalid, verify
 from rindle.storage.local import LocalStorage, ObjectExists
 
 if TYPE_CHECKING:
+    from rindle.config import DeliverySettings
     from rindle.context import AppContext
     from rindle.database import Database
     from rindle.delivery.webhooks import WebhookHost
@@ -120,6 +122,11 @@ def delivery_core(app: DeliveryHost, *, mount: str = "", max_put_bytes: int | No
                 f"local storages {routes[prefix].name!r} and {name!r} both use url_prefix "
                 f"{prefix or '/'!r}; give each local storage its own url_prefix")
         routes[prefix] = Route(prefix, _media_handler(app, storage, max_put_bytes), name)
+    if app.settings.delivery.accel_redirect is not None and len(routes) > 1:
+        raise ConfigError(
+            f"[delivery] accel_redirect hands files to one nginx location, but local storages "
+            f"{', '.join(repr(r.name) for r in routes.values())} are served; serve one local "
+            "storage per delivery app (one app per storage, each with its accel_redirect)")
     routes[WEBHOOK_PREFIX] = Route(WEBHOOK_PREFIX, webhook_handler(app), "webhooks")
     return DeliveryCore(routes.values(), mount=mount)
 
@@ -225,6 +232,41 @@ def _cache_headers(claims: SignedClaims) -> list[tuple[str, str]]:
             ("Expires", email.utils.formatdate(claims.expires, usegmt=True))]
 
 
+def _typed_headers(key: str, claims: SignedClaims, served: Servable) -> list[tuple[str, str]]:
+    """Content-Type (the recorded one) and Content-Disposition (the token's, rebuilt; always
+    ``attachment`` for a type a browser would run as a page on this origin)."""
+    content_type = _media_type(served.content_type) or "application/octet-stream"
+    headers = [("Content-Type", content_type)]
+    disposition = _disposition_header(key, claims.disposition)
+    if content_type in ACTIVE_TYPES:
+        disposition = content_disposition(key, disposition="attachment")
+    if disposition:
+        headers.append(("Content-Disposition", disposition))
+    return headers
+
+
+#: Key characters a front server would read differently once percent-decoded (nginx
+#: decodes an ``X-Accel-Redirect`` URI, then decodes again and splits at ``?``): such a key
+#: is streamed by the app itself, never handed over.
+_NOT_HANDED_OVER = frozenset("%?")
+
+
+def _handoff(delivery: DeliverySettings, key: str, path: Path) -> tuple[str, str] | None:
+    """The header that hands the file to the front server, or None to stream it here.
+
+    ``X-Accel-Redirect: <accel_redirect><key>`` and ``X-Sendfile: <file path>``, both
+    percent-encoded (``/`` kept). ``key`` already passed :meth:`LocalStorage.path_for`
+    (no ``..``, ``.``, empty or absolute segment) and ``path`` resolves inside the root.
+    """
+    if delivery.accel_redirect is None and not delivery.x_sendfile:
+        return None
+    if _NOT_HANDED_OVER.intersection(key):
+        return None
+    if delivery.accel_redirect is not None:
+        return ("X-Accel-Redirect", delivery.accel_redirect + quote(key, safe="/"))
+    return ("X-Sendfile", quote(str(path), safe="/"))
+
+
 def _get(app: DeliveryHost, request: Request, storage: LocalStorage, key: str,
          claims: SignedClaims, served: Servable) -> Response:
     path = storage.path_for(key)
@@ -237,6 +279,11 @@ def _get(app: DeliveryHost, request: Request, storage: LocalStorage, key: str,
         f = open(path, "rb")  # noqa: SIM115 - closed by the server after the response
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, RuntimeError):
         return plain(404, "not found")
+    handoff = _handoff(app.settings.delivery, key, path)
+    if handoff is not None:  # the front server sends the bytes (Range and 304 included)
+        f.close()
+        return Response(200, [*_typed_headers(key, claims, served), *_cache_headers(claims),
+                              *SECURITY_HEADERS, handoff, ("Content-Length", "0")])
     st = os.fstat(f.fileno())
     size, etag = st.st_size, _etag(st)
     last_modified = email.utils.formatdate(st.st_mtime, usegmt=True)
@@ -246,13 +293,7 @@ def _get(app: DeliveryHost, request: Request, storage: LocalStorage, key: str,
     if inm and _etag_matches(inm, etag):
         f.close()
         return Response(304, headers)
-    content_type = _media_type(served.content_type) or "application/octet-stream"
-    headers.append(("Content-Type", content_type))
-    disposition = _disposition_header(key, claims.disposition)
-    if content_type in ACTIVE_TYPES:  # never inline: it would run as a page on this origin
-        disposition = content_disposition(key, disposition="attachment")
-    if disposition:
-        headers.append(("Content-Disposition", disposition))
+    headers += _typed_headers(key, claims, served)
     if_range = request.headers.get("if-range")
     honour = not if_range or if_range.strip() in (etag, last_modified)
     decision = parse_range(request.headers.get("range") if honour else None, size)
