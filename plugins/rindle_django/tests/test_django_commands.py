@@ -82,3 +82,21 @@ def test_manage_py_child_process_exit_codes(tmp_path: Path) -> None:
     usage = manage("doctor", "--no-such-flag")
     assert usage.returncode == 2
     assert "CommandError" not in usage.stderr  # rindle's own message only
+
+
+def test_startup_builds_no_app_and_touches_no_database(tmp_path: Path) -> None:
+    """``django.setup()`` (AppConfig.ready) neither builds the app nor connects: the
+    database here is in a folder that does not exist, so any connection would fail."""
+    env = {k: v for k, v in os.environ.items() if k != "RINDLE_DJANGO_TEST_DATABASE"}
+    env.update(DJANGO_SETTINGS_MODULE="djproject.settings", RINDLE_DISABLE_PLUGIN_AUTOLOAD="1",
+               RINDLE_DJANGO_TEST_SQLITE=str(tmp_path / "missing" / "db.sqlite3"),
+               PYTHONPATH=str(HERE))
+    script = ("import django; django.setup()\n"
+              "from django.db import connections\n"
+              "from rindle_django import conf\n"
+              "assert conf._app is None, 'app built at startup'\n"
+              "assert connections['default'].connection is None, 'connected at startup'\n"
+              "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout) == (0, "ok\n"), proc.stderr

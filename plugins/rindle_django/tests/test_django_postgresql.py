@@ -20,9 +20,10 @@ import pytest
 from rindle.testing.postgres import TempPostgres
 
 HERE = Path(__file__).resolve().parent
-#: Deselected in the child: this test, and the manage.py child-process test (it starts
-#: its own processes on a SQLite file; the command tests in process run on PostgreSQL).
-NOT_IN_CHILD = ("test_suite_on_postgresql", "test_manage_py_child_process_exit_codes")
+#: Deselected in the child: this test, and the two that start processes of their own on a
+#: SQLite file (the command tests in process run on PostgreSQL).
+NOT_IN_CHILD = ("test_suite_on_postgresql", "test_manage_py_child_process_exit_codes",
+                "test_startup_builds_no_app_and_touches_no_database")
 REPO = HERE.parents[2]
 
 

@@ -20,15 +20,12 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from django.db import models
 from django.db.models import signals
 
 from rindle_django.conf import get_app
-
-if TYPE_CHECKING:
-    from rindle.domain.models import Asset
 
 __all__ = ["RindleCollection", "RindleCollectionField", "RindleField", "RindleFile", "Upload"]
 
@@ -111,13 +108,14 @@ class RindleFile:
     each variant name to its state. :meth:`refresh` reads the row again.
     """
 
-    def __init__(self, asset_id: uuid.UUID, *, asset: Asset | None = None) -> None:
+    def __init__(self, asset_id: uuid.UUID, *, asset: Any = None) -> None:
         self.asset_id = asset_id
         self._asset = asset
 
     @property
-    def asset(self) -> Asset:
-        """The rindle asset row, variants loaded (read on first use)."""
+    def asset(self) -> Any:
+        """The rindle asset row (``rindle.domain.models.Asset``), variants loaded (read on
+        first use)."""
         if self._asset is None:
             self._asset = get_app().get_asset(self.asset_id)
         return self._asset
@@ -134,7 +132,7 @@ class RindleFile:
     @property
     def state(self) -> str:
         """The asset's lifecycle state (``analyzing``, ``ready``, ``quarantined``, ...)."""
-        return self.asset.state
+        return str(self.asset.state)
 
     @property
     def variants(self) -> dict[str, str]:
@@ -149,32 +147,32 @@ class RindleFile:
     @property
     def filename(self) -> str | None:
         """The name the file was uploaded as (sanitised by rindle)."""
-        return self.asset.filename
+        return cast("str | None", self.asset.filename)
 
     @property
     def width(self) -> int | None:
         """Width in pixels, once probed."""
-        return self.asset.width
+        return cast("int | None", self.asset.width)
 
     @property
     def height(self) -> int | None:
         """Height in pixels, once probed."""
-        return self.asset.height
+        return cast("int | None", self.asset.height)
 
     @property
     def content_type(self) -> str | None:
         """The media type sniffed from the bytes."""
-        return self.asset.content_type
+        return cast("str | None", self.asset.content_type)
 
     @property
     def byte_size(self) -> int | None:
         """Size of the original in bytes."""
-        return self.asset.byte_size
+        return cast("int | None", self.asset.byte_size)
 
     @property
     def kind(self) -> str:
         """``image``, ``video``, ``audio`` or ``file``."""
-        return self.asset.kind
+        return str(self.asset.kind)
 
     def __str__(self) -> str:
         return str(self.asset_id)
