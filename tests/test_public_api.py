@@ -25,7 +25,9 @@ PLUGIN_IMPORTABLE = {"rindle", "rindle.errors", "rindle.storage", "rindle.stream
                      "rindle.config", "rindle.database", "rindle.delivery", "rindle.cli",
                      "rindle.cli._context",
                      # rindle-celery: the Executor seam (Executor, JobRef, Relay, run_job)
-                     "rindle.jobs"}
+                     "rindle.jobs",
+                     # rindle-otel: telemetry's redaction helpers (redact_id, redact_url)
+                     "rindle.telemetry"}
 
 
 def test_plugins_import_only_public_core_names() -> None:
