@@ -1,12 +1,14 @@
 """tus upload throughput against a single presigned PUT, on the same local storage.
 
-One rindle threading server serves both the delivery app (presigned PUTs) and the tus
-server; the app uses SQLite and local storage. Each round uploads the same 200 MiB file
-twice: once with tus (creation, then PATCHes of 5 MiB, the last one completing the upload
-and running the trust gate), once as one presigned PUT followed by verify. Prints both
-throughputs (best of the rounds) and their ratio. Bar: tus >= 0.8x the presigned PUT.
+One rindle threading server, in its own process, serves both the delivery app (presigned
+PUTs) and the tus server; the app uses SQLite and local storage, and the bench process
+plays the host (initiate, sign and verify for the PUT) and the client. Each round
+uploads the same 200 MiB file twice: once with tus (creation, then PATCHes of 5 MiB, the
+last one completing the upload and running the trust gate), once as one presigned PUT
+followed by verify. Prints both throughputs (best of the rounds) and their ratio. Bar:
+tus >= 0.8x the presigned PUT.
 
-    python bench/tus.py [--mib 200] [--chunk-mib 5] [--rounds 2]
+    python bench/tus.py [--mib 200] [--chunk-mib 5] [--rounds 5]
 
 Exits 1 if an upload did not store exactly the bytes sent (correctness), not for a slow
 machine.
@@ -18,7 +20,6 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,7 +33,7 @@ from rindle import Profile, Rindle
 from rindle.cli.serve import make_threading_server
 from rindle.delivery import wsgi_app as delivery_wsgi
 from rindle.storage.local import LocalStorage
-from rindle.testing.servers import free_port
+from rindle.testing.servers import free_port, serving
 from rindle.web import tus_wsgi
 
 MIB = 1024 * 1024
@@ -56,10 +57,11 @@ def _router(tus: Callable[..., Iterable[bytes]], media: Callable[..., Iterable[b
     return app
 
 
-def tus_upload(base: str, source: Path, size: int, chunk: int) -> str:
+def tus_upload(http: requests.Session, base: str, source: Path, size: int, chunk: int
+               ) -> str:
     """Upload ``source`` through the tus server; returns the asset id."""
     headers = {"Tus-Resumable": "1.0.0"}
-    made = requests.post(f"{base}/files/", timeout=60, headers={
+    made = http.post(f"{base}/files/", timeout=60, headers={
         **headers, "Upload-Length": str(size),
         "Upload-Metadata": "filename YmlnLmpwZw==,profile YmVuY2g="})
     made.raise_for_status()
@@ -69,7 +71,7 @@ def tus_upload(base: str, source: Path, size: int, chunk: int) -> str:
     with open(source, "rb") as f:
         while offset < size:
             data = f.read(chunk)
-            answer = requests.patch(location, data=data, timeout=120, headers={
+            answer = http.patch(location, data=data, timeout=120, headers={
                 **headers, "Upload-Offset": str(offset),
                 "Content-Type": "application/offset+octet-stream"})
             answer.raise_for_status()
@@ -78,23 +80,44 @@ def tus_upload(base: str, source: Path, size: int, chunk: int) -> str:
     return asset
 
 
-def put_upload(app: Rindle, source: Path, size: int) -> str:
+def put_upload(http: requests.Session, app: Rindle, source: Path, size: int) -> str:
     """Upload ``source`` with one presigned PUT, then verify; returns the asset id."""
     session = app.initiate_upload("bench", filename="big.jpg", byte_size=size,
                                   content_type="image/jpeg")
     signed = app.sign_upload(session.id)
     with open(source, "rb") as f:
-        answer = requests.put(signed.url, data=f, headers=dict(signed.headers), timeout=300)
+        answer = http.put(signed.url, data=f, headers=dict(signed.headers), timeout=300)
     answer.raise_for_status()
     return str(app.verify_upload(session.id).id)
+
+
+def build_app(tmp: Path, port: int) -> Rindle:
+    """The bench app: SQLite and local storage under ``tmp``, URLs on ``port``."""
+    return Rindle(database_url=f"sqlite:///{tmp / 'bench.db'}", secret_key="bench",
+                  load_entrypoints=False, profiles=[Bench], tmp_dir=tmp / "tmp",
+                  storages={"default": {"backend": "local", "root": str(tmp / "media"),
+                                        "base_url": f"http://127.0.0.1:{port}"}})
+
+
+def serve(tmp: Path, port: int) -> None:
+    """The server process: delivery (presigned PUTs) and tus on one threading server."""
+    app = build_app(tmp, port)
+    server = make_threading_server(
+        _router(tus_wsgi(app, authorize=_actor, mount="/files"), delivery_wsgi(app)),
+        "127.0.0.1", port, quiet=True)
+    server.serve_forever()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=200)
     parser.add_argument("--chunk-mib", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--serve", nargs=2, metavar=("DIR", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve:
+        serve(Path(args.serve[0]), int(args.serve[1]))
+        return 0
     size = args.mib * MIB
     with tempfile.TemporaryDirectory(prefix="rindle-bench-tus-") as tmp_name:
         tmp = Path(tmp_name)
@@ -103,38 +126,29 @@ def main() -> int:
             for _ in range(args.mib):
                 out.write(os.urandom(MIB))
         port = free_port()
-        app = Rindle(database_url=f"sqlite:///{tmp / 'bench.db'}", secret_key="bench",
-                     load_entrypoints=False, profiles=[Bench], tmp_dir=tmp / "tmp",
-                     storages={"default": {"backend": "local", "root": str(tmp / "media"),
-                                           "base_url": f"http://127.0.0.1:{port}"}})
+        app = build_app(tmp, port)  # the host's process: initiate, sign, verify
         app.migrate()
         storage = app.storage()
         assert isinstance(storage, LocalStorage)
-        server = make_threading_server(
-            _router(tus_wsgi(app, authorize=_actor, mount="/files"), delivery_wsgi(app)),
-            "127.0.0.1", port, quiet=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
         base = f"http://127.0.0.1:{port}"
         best = {"tus": 0.0, "put": 0.0}
         ok = True
-        try:
+        with serving([sys.executable, __file__, "--serve", str(tmp), str(port)],
+                     ready_url=f"{base}/files/", name="bench server"), \
+                requests.Session() as http:
             for _ in range(args.rounds):
                 for name in ("put", "tus"):
                     started = time.perf_counter()
                     if name == "tus":
-                        asset_id = tus_upload(base, source, size, args.chunk_mib * MIB)
+                        asset_id = tus_upload(http, base, source, size, args.chunk_mib * MIB)
                     else:
-                        asset_id = put_upload(app, source, size)
+                        asset_id = put_upload(http, app, source, size)
                     elapsed = time.perf_counter() - started
                     best[name] = max(best[name], args.mib / elapsed)
                     stored = storage.path_for(app.get_asset(asset_id).storage_key)
                     ok = ok and stored.stat().st_size == size
                     stored.unlink()
-        finally:
-            server.shutdown()
-            server.server_close()
-            app.close()
+        app.close()
     ratio = best["tus"] / best["put"]
     print(f"tus ({args.chunk_mib} MiB PATCHes): {best['tus']:.1f} MiB/s")
     print(f"presigned PUT (one request):  {best['put']:.1f} MiB/s")
@@ -143,7 +157,6 @@ def main() -> int:
         print("an upload stored the wrong number of bytes", file=sys.stderr)
         return 1
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from rindle.domain.fsm import asset as asset_fsm
 from rindle.domain.fsm import upload_session as session_fsm
@@ -63,12 +63,16 @@ STRATEGIES = {
 }
 
 
+#: A session and its asset by session id (built once: the tus server runs it per chunk).
+_SESSION_WITH_ASSET = (select(UploadSession, Asset)
+                       .join(Asset, Asset.id == UploadSession.asset_id)
+                       .where(UploadSession.id == bindparam("sid")))
+
+
 def _load(app: AppContext, session_id: uuid.UUID | str) -> tuple[UploadSession, Asset]:
     sid = parse_id(session_id, "upload session")
     with app.db.sessionmaker() as s:  # one round trip: the tus server calls this per chunk
-        found = s.execute(select(UploadSession, Asset)
-                          .join(Asset, Asset.id == UploadSession.asset_id)
-                          .where(UploadSession.id == sid)).first()
+        found = s.execute(_SESSION_WITH_ASSET, {"sid": sid}).first()
         if found is None:
             raise NotFound("upload session", session_id)
         return found[0], found[1]

@@ -32,14 +32,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from rindle.domain.fsm import upload_session as session_fsm
-from rindle.domain.models import Asset, UploadSession
+from rindle.domain.models import Asset, UploadSession, utcnow
 from rindle.errors import InvalidTransition, NotFound, UploadRejected
 from rindle.upload import direct, tus_backing
 
 if TYPE_CHECKING:
+    from sqlalchemy import Table
     from sqlalchemy.engine import CursorResult
 
     from rindle.context import AppContext
@@ -185,6 +186,22 @@ def _one_writer(app: AppContext, storage: Storage, row: UploadSession, now: dt.d
             _release(app, row)
 
 
+_SESSIONS = cast("Table", UploadSession.__table__)
+#: The offset and state under the write lock (built once: this runs for every chunk).
+_CURRENT = (select(_SESSIONS.c.last_known_offset, _SESSIONS.c.state)
+            .where(_SESSIONS.c.id == bindparam("sid")))
+#: A chunk's commit when the state stays: guarded on the offset and state it started from.
+_ADVANCE = (update(_SESSIONS)
+            .where(_SESSIONS.c.id == bindparam("sid"),
+                   _SESSIONS.c.last_known_offset == bindparam("old_offset"),
+                   _SESSIONS.c.state == bindparam("old_state"))
+            .values(last_known_offset=bindparam("new_offset"),
+                    protocol_state=bindparam("new_state"),
+                    multipart_upload_id=bindparam("new_upload_id"),
+                    upload_length=bindparam("new_length"), locked_until=None,
+                    updated_at=bindparam("now")))
+
+
 def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                  offset: int, chunk: Chunk, now: dt.datetime,
                  server_max: int = DEFAULT_MAX_SIZE,
@@ -242,9 +259,8 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                              "of this upload are left")
     storage = app.storage_for(asset.profile)
     with _one_writer(app, storage, row, now) as held:
-        with app.db.sessionmaker() as s:
-            current = s.execute(select(UploadSession.last_known_offset, UploadSession.state)
-                                .where(UploadSession.id == row.id)).one()
+        with app.db.engine.connect() as conn:
+            current = conn.execute(_CURRENT, {"sid": row.id}).one()
         if current.last_known_offset != offset or current.state != row.state:
             raise UploadRejected("offset_mismatch", "this upload moved on meanwhile; ask "
                                                     "with HEAD and resume from its offset")
@@ -266,12 +282,11 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                                            telemetry=app.telemetry, profile=asset.profile,
                                            values=values)
                 else:
-                    done = cast("CursorResult[Any]", s.execute(
-                        update(UploadSession)
-                        .where(UploadSession.id == row.id,
-                               UploadSession.last_known_offset == offset,
-                               UploadSession.state == row.state)
-                        .values(**values).execution_options(synchronize_session=False)))
+                    done = s.connection().execute(_ADVANCE, {
+                        "sid": row.id, "old_offset": offset, "old_state": row.state,
+                        "new_offset": values["last_known_offset"],
+                        "new_state": appended.state, "new_upload_id": appended.upload_id,
+                        "new_length": length, "now": utcnow()})
                     if done.rowcount != 1:
                         raise UploadRejected("offset_mismatch", "this upload moved on "
                                                                 "meanwhile; ask with HEAD")
