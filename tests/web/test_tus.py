@@ -216,12 +216,16 @@ def _deferred_length(web_app: Rindle, tus_url: str) -> None:
     first = head(location)
     assert first.headers["Upload-Defer-Length"] == "1" and "Upload-Length" not in first.headers
     assert patch(location, 0, b"abcd").status_code == 204
+    status = web_app.resumable_upload_status(session_of(web_app, location).id)
+    assert (status.committed_bytes, status.state) == (4, "in_progress")
     done = patch(location, 4, b"efg", **{"Upload-Length": "7"})
     assert done.status_code == 204 and done.headers["Upload-Offset"] == "7"
     assert "Rindle-Asset-Id" in done.headers
     assert head(location).headers["Upload-Length"] == "7"
     row = session_of(web_app, location)
     assert row.state == "completed" and stored(web_app, row) == b"abcdefg"
+    status = web_app.resumable_upload_status(row.id)
+    assert (status.committed_bytes, status.state) == (7, "complete")
     both = create(tus_url, 4, headers={"Upload-Defer-Length": "1"})
     assert both.status_code == 400
 

@@ -231,12 +231,18 @@ def _resumable_request(row: UploadSession) -> PresignedRequest:
 def resumable_status(app: AppContext, session_id: uuid.UUID | str) -> ResumableStatus:
     """How many bytes of a resumable session the backend holds (resume from there).
 
-    A ``signed`` session with bytes committed moves to ``uploading``. Raises
+    A ``signed`` session with bytes committed moves to ``uploading``. A ``tus`` session
+    answers from its row (the bytes the tus server committed). Raises
     ``upload_unsupported`` for other strategies and ``session_expired`` once the session is
     closed.
     """
     row, asset = _load(app, session_id)
     prof = app.profile(asset.profile)
+    if row.upload_strategy == "tus":  # the tus server wrote it: the database knows
+        done = row.state == "completed" or (row.upload_length is not None
+                                            and row.last_known_offset == row.upload_length)
+        return ResumableStatus(committed_bytes=row.last_known_offset,
+                               state="complete" if done else "in_progress")
     if row.upload_strategy != "resumable":
         raise UploadUnsupported(f"session uses {row.upload_strategy}, not resumable")
     uri = _resumable_request(row).url
