@@ -146,3 +146,20 @@ def test_failing_job_span_is_an_error_and_outcomes_count_it(pipeline: Pipeline) 
     assert span.attributes is not None and span.attributes["rindle.outcome"] == "discarded"
     assert p.points("rindle.job.outcomes") == {
         (("kind", "test.boom"), ("outcome", "discarded"), ("queue", "promote")): 1}
+
+
+def test_an_operations_verb_is_one_span(pipeline: Pipeline) -> None:
+    p = pipeline
+    asset = p.app.upload("photo", jpeg((40, 30)), filename="a.jpg")
+    _drain(p)
+    report = p.app.ops.verify_storage(profile="photo")
+    [verb] = p.spans("rindle.repair")
+    assert verb.attributes is not None
+    assert verb.attributes["rindle.operation"] == "verify_storage"
+    assert verb.attributes["rindle.result"] == "ok"
+    assert verb.attributes["rindle.dry_run"] is False
+    assert verb.start_time is not None and verb.end_time is not None
+    assert verb.end_time > verb.start_time
+    assert verb.attributes["rindle.measurement.duration_us"] > 0
+    assert verb.status.status_code is StatusCode.UNSET
+    assert report.checked >= 1 and str(asset.id) not in verb.to_json()
