@@ -134,26 +134,44 @@ def put_asset(app: Rindle, key: str, data: bytes = DATA, *, state: str = "ready"
     return target(storage.url(key, expires_in=600))
 
 
-def _serve(make_app: MakeApp, tmp_path: Path, delivery: dict[str, Any]) -> Iterator[Stack]:
+@dataclass
+class Front:
+    """nginx and the delivery server for the whole module; each test plugs its app in."""
+
+    slot: _Slot
+    upstream_port: int
+    nginx: NginxFront
+    root: Path
+
+
+@pytest.fixture(scope="module")
+def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    """Debian's nginx running the guide's block, in front of rindle serve's threaded server
+    (started once per module: the app behind it changes per test)."""
     if not NGINX.exists():
         pytest.fail("nginx is missing: run scripts/system-deps.sh (Debian package nginx)")
-    root = tmp_path / "media"
+    work = tmp_path_factory.mktemp("accel")
+    root = work / "media"
     root.mkdir()
     slot = _Slot()
     with delivery_server(slot) as upstream_port:
-        front = NginxFront(tmp_path / "nginx", upstream_port=upstream_port, root=root)
-        app = make_app(storages={"default": {"backend": "local", "root": str(root),
-                                             "base_url": front.base_url}},
-                       delivery=delivery)
-        slot.target = wsgi_app(app)
-        with front:
-            yield Stack(app, upstream_port, front)
+        nginx = NginxFront(work / "nginx", upstream_port=upstream_port, root=root)
+        with nginx:
+            yield Front(slot, upstream_port, nginx, root)
 
 
 @pytest.fixture
-def stack(make_app: MakeApp, tmp_path: Path) -> Iterator[Stack]:
-    """``accel_redirect = "/protected/"``, behind nginx (both dialects)."""
-    yield from _serve(make_app, tmp_path, {"accel_redirect": "/protected/"})
+def stack(front: Front, make_app: MakeApp) -> Iterator[Stack]:
+    """``accel_redirect = "/protected/"`` behind nginx, on a fresh database (both dialects);
+    the storage root is the one nginx aliases, so each test uses keys of its own."""
+    app = make_app(storages={"default": {"backend": "local", "root": str(front.root),
+                                         "base_url": front.nginx.base_url}},
+                   delivery={"accel_redirect": "/protected/"})
+    front.slot.target = wsgi_app(app)
+    try:
+        yield Stack(app, front.upstream_port, front.nginx)
+    finally:
+        front.slot.target = None
 
 
 def nginx_etag(path: Path) -> str:
@@ -291,7 +309,8 @@ def test_a_symlink_out_of_the_root_is_not_handed_over(stack: Stack, tmp_path: Pa
     secret = tmp_path / "outside.txt"
     secret.write_bytes(b"outside the storage root")
     link = stack.storage.path_for("photo/d1/original.png")
-    link.parent.mkdir(parents=True)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)  # the other dialect's run made it
     os.symlink(secret, link)
     with stack.app.db.transaction() as s:
         s.add(Asset(id=uuid7(), state="ready", storage_key="photo/d1/original.png",
