@@ -199,3 +199,19 @@ def test_asgi_api(web_app: Rindle) -> None:
             "Content-Type": "application/json"})) == "invalid_json"
         missing = alice("POST", f"/uploads/{sid}/verify")
         assert missing.status_code == 409 and code(missing) == "storage_object_missing"
+
+
+def test_a_host_misconfiguration_is_a_500_without_details(web_app: Rindle) -> None:
+    def too_long(request: Any, profile: Any) -> str:
+        return "x" * 256  # one past MAX_ACTOR_LENGTH
+
+    with serve_wsgi(upload_api_wsgi(web_app, authorize=too_long)) as base:
+        answer = requests.post(f"{base}/uploads", timeout=30, json={
+            "profile": "photo", "filename": "cat.jpg", "size": 10})
+    assert answer.status_code == 500
+    assert answer.json() == {"error": {"code": "config_error", "message":
+                                       "the server could not complete the request"}}
+    with serve_wsgi(upload_api_wsgi(web_app, authorize=lambda r, p: "x" * 255)) as base:
+        at_limit = requests.post(f"{base}/uploads", timeout=30, json={
+            "profile": "photo", "filename": "cat.jpg", "size": 10})
+    assert at_limit.status_code == 201

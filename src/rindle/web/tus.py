@@ -60,7 +60,7 @@ from rindle.upload import direct, tus
 from rindle.upload.tus_backing import BodyCut
 from rindle.web.auth import Authorize, actor_of, require_authorize
 from rindle.web.http import ASGIApp, Request, Response, WSGIApp
-from rindle.web.upload_api import error_status
+from rindle.web.upload_api import public_error
 
 if TYPE_CHECKING:
     from rindle.context import AppContext
@@ -203,8 +203,8 @@ class TusServer:
         except BodyCut as exc:
             response = _error(400, "body_incomplete", str(exc))
         except RindleError as exc:
-            status = _STATUS.get(exc.code) or error_status(exc)
-            response = _error(status, exc.code, exc.message)
+            status, code, message = public_error(exc, request)
+            response = _error(_STATUS.get(exc.code, status), code, message)
         response.headers.extend([("Tus-Resumable", TUS_VERSION),
                                  ("Access-Control-Expose-Headers", _EXPOSE)])
         if response.status == 412:

@@ -48,6 +48,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rindle.delivery.body import BodyIncomplete, BodyTooLarge
+from rindle.domain.models import utcnow
 from rindle.errors import (
     ConfigError,
     InvalidTransition,
@@ -57,6 +58,7 @@ from rindle.errors import (
     RindleError,
     StorageError,
     TransientError,
+    UnknownProfile,
     UploadRejected,
     UploadUnsupported,
 )
@@ -76,6 +78,7 @@ __all__ = [
     "UploadAPI",
     "asgi_app",
     "error_status",
+    "public_error",
     "wsgi_app",
 ]
 
@@ -98,7 +101,10 @@ _REJECTION_STATUS = {
 
 
 def error_status(exc: RindleError) -> int:
-    """The HTTP status of a rindle error (see the module docstring)."""
+    """The HTTP status of a rindle error (see the module docstring); a misconfiguration
+    (a :class:`ConfigError` such as an ``authorize`` answer that is no actor id) is 500."""
+    if isinstance(exc, UnknownProfile):
+        return 422
     if isinstance(exc, Rejected):
         return _REJECTION_STATUS.get(exc.code, 422)
     if isinstance(exc, NotFound):
@@ -109,9 +115,24 @@ def error_status(exc: RindleError) -> int:
         return 503
     if isinstance(exc, StorageError):
         return 502
-    if isinstance(exc, (UploadUnsupported, ConfigError)):
+    if isinstance(exc, UploadUnsupported):
         return 422
     return 500
+
+
+def public_error(exc: RindleError, request: Request) -> tuple[int, str, str]:
+    """``(status, code, message)`` to answer for ``exc``. A 5xx is logged (method, path,
+    class and code; never the message, which may name a bucket or key) and answered with
+    a generic message; an unknown profile never lists the configured ones."""
+    status = error_status(exc)
+    if status >= 500:
+        log.warning("rindle.web: %s %s failed: %s (%s)", request.method, request.path,
+                    type(exc).__name__, exc.code)
+        retry = "; try again later" if status in (502, 503) else ""
+        return status, exc.code, "the server could not complete the request" + retry
+    if isinstance(exc, UnknownProfile):
+        return status, exc.code, "no such profile"
+    return status, exc.code, exc.message
 
 
 class _Fail(Exception):
@@ -162,12 +183,7 @@ class UploadAPI:
         except _Fail as fail:
             return _error(fail.status, fail.code, fail.message, fail.headers)
         except RindleError as exc:
-            status = error_status(exc)
-            if status >= 500:
-                log.warning("rindle.web.upload_api: %s %s failed: %s: %s", request.method,
-                            request.path, type(exc).__name__, exc.code)
-            code = "unknown_profile" if exc.code == "unknown_profile" else exc.code
-            message = ("no such profile" if code == "unknown_profile" else exc.message)
+            status, code, message = public_error(exc, request)
             return _error(status, code, message)
 
     def _route(self, request: Request) -> Response:
@@ -301,7 +317,7 @@ class UploadAPI:
         if not raw.isascii() or not raw.isdigit() or len(raw) > 5 or not 1 <= int(raw) <= 10000:
             raise _Fail(422, "invalid_multipart_parts", "the part number must be 1..10000")
         self._body(request)
-        left = (row.expires_at - _now()).total_seconds()
+        left = (row.expires_at - utcnow()).total_seconds()
         if left <= 0:
             raise UploadRejected("session_expired", "the upload session has expired; start "
                                                     "a new one")
@@ -360,12 +376,6 @@ class UploadAPI:
         row, _ = self._session(request, sid)
         fresh = direct.abort(self.app, row.id)
         return _json(200, {"id": str(fresh.id), "state": fresh.state})
-
-
-def _now() -> Any:
-    from rindle.domain.models import utcnow
-
-    return utcnow()
 
 
 def wsgi_app(app: AppContext, *, authorize: Authorize | None = None,
