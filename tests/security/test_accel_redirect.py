@@ -382,3 +382,23 @@ def test_without_the_setting_python_streams(make_app: MakeApp) -> None:
         got = request(port, url)
     assert (got.status, got.body) == (200, DATA)
     assert "x-accel-redirect" not in got.headers and "x-sendfile" not in got.headers
+
+
+def test_the_asgi_app_hands_over_the_same_way(make_app: MakeApp) -> None:
+    from rindle.delivery import asgi_app
+    from tests.uvicorn_server import UvicornThread
+
+    app = make_app(delivery={"accel_redirect": "/protected/"})
+    url = put_asset(app, "photo/h1/ünï.png")
+    server = UvicornThread()
+    server.start(asgi_app(app))
+    try:
+        got = request(server.port, url)
+        tampered = request(server.port, url.replace("token=", "token=A"))
+    finally:
+        server.stop()
+    assert got.status == 200 and got.body == b""
+    assert got.headers["x-accel-redirect"] == "/protected/photo/h1/%C3%BCn%C3%AF.png"
+    for name, value in SECURITY.items():
+        assert got.headers[name] == value
+    assert tampered.status == 403 and "x-accel-redirect" not in tampered.headers
