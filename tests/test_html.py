@@ -177,3 +177,49 @@ def test_register_jinja_filters_and_globals_are_not_escaped_twice(app: Rindle, p
     assert url == small and empty == ""
     marked = markupsafe.escape(picture(app, photo, "small"))
     assert isinstance(marked, markupsafe.Markup) and untokened(marked) == second
+
+
+def test_picture_reads_the_asset_once_and_signs_without_reading(app: Rindle, photo: Asset
+                                                                 ) -> None:
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(app.db.engine, "before_cursor_execute", count)
+    try:
+        out = picture(app, photo.id, ["small", "large", "jpeg"])
+    finally:
+        event.remove(app.db.engine, "before_cursor_execute", count)
+    assert out.count("token=") == 4  # three variants, the largest jpeg twice (src, srcset)
+    selects = [q for q in statements if q.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 2, statements  # the asset, then its variants (selectinload)
+
+
+def test_the_actor_reaches_the_authorizer(make_app: Callable[..., Rindle]) -> None:
+    from rindle.errors import Forbidden
+
+    asked: list[tuple[object, str | None]] = []
+
+    def owner_only(actor: object, asset: object, variant: str | None) -> bool:
+        asked.append((actor, variant))
+        return actor == "owner"
+
+    app = html_app(make_app, delivery={"authorizer": owner_only})
+    asset = app.upload("gallery", png_bytes(), filename="p.png")
+    app.jobs.drain()
+    small = _key(app, asset.id, "small")
+    assert untokened(picture(app, asset, "small", actor="owner")) == (
+        f'<picture><img src="{small}" srcset="{small} 64w" alt="" width="64" height="48">'
+        '</picture>')
+    assert asked == [("owner", "small")]
+    for actor in ("stranger", None):
+        with pytest.raises(Forbidden) as exc:
+            picture(app, asset, "small", actor=actor)
+        assert exc.value.code == "delivery_forbidden"
+    env = jinja2.Environment(autoescape=True)
+    register_jinja(env, app)
+    rendered = env.from_string('{{ a | media_url("small", actor=u) }}').render(a=asset, u="owner")
+    assert untokened(rendered) == small

@@ -29,9 +29,11 @@ What is used:
   takes its ``poster`` from a ready ``video_poster_scene`` image variant (or the one
   named).
 
-URLs come from :meth:`rindle.Rindle.url` per element (signed unless the profile is public);
-every helper takes ``actor=`` and hands it to ``app.url`` when given (the actor a
-``[delivery] authorizer`` decides for; its refusal raises as ``app.url`` does).
+URLs are signed by :meth:`rindle.Rindle.urls` (signed unless the profile is public) from
+the asset row the helper read, so one element costs one read of the asset and its
+variants and nothing per URL. Every helper takes ``actor=``, the user a ``[delivery]
+authorizer`` decides for; its refusal raises :class:`~rindle.errors.Forbidden` as
+``app.url`` does.
 
 Template engines: :func:`register_jinja` adds the helpers to a Jinja2 environment in one
 call; the Django plugin's template tags call the same functions.
@@ -98,9 +100,10 @@ class HtmlHost(Protocol):
     def profile(self, profile: type[Profile] | str) -> type[Profile]:
         """The configured profile for a class or a name."""
 
-    def url(self, asset_id: uuid.UUID | str, variant: str | None = None, *,
-            expires_in: int | None = None, disposition: str | None = None) -> str:
-        """A delivery URL of an asset or one of its variants."""
+    def urls(self, assets: Iterable[Asset | uuid.UUID | str], variant: str | None = None,
+             *, expires_in: int | None = None, disposition: str | None = None,
+             actor: Any = None) -> dict[uuid.UUID, str]:
+        """Delivery URLs of many assets (or of one variant of each), by asset id."""
 
 
 AssetRef = Asset | uuid.UUID | str | None
@@ -186,13 +189,12 @@ class _Ready:
     height: int | None
 
 
-def _url(app: HtmlHost, asset_id: uuid.UUID, variant: str | None, actor: object) -> str | None:
-    """``app.url`` of the asset or variant when safe to write (:func:`safe_url`); ``actor``
-    goes to ``app.url`` (for a ``[delivery] authorizer``) only when given."""
-    if actor is None:
-        return safe_url(app.url(asset_id, variant))
-    sign: Any = app.url
-    return safe_url(str(sign(asset_id, variant, actor=actor)))
+def _url(app: HtmlHost, asset: Asset, variant: str | None, actor: object) -> str | None:
+    """The URL ``app.urls`` signs for ``asset`` (or its ``variant``), when safe to write
+    (:func:`safe_url`); ``asset`` carries its loaded variants, so signing reads nothing.
+    ``actor`` is what a ``[delivery] authorizer`` decides for."""
+    url = app.urls([asset], variant, actor=actor).get(asset.id)
+    return None if url is None else safe_url(url)
 
 
 def _ready(app: HtmlHost, asset: Asset, profile: type[Profile], names: Sequence[str],
@@ -212,7 +214,7 @@ def _ready(app: HtmlHost, asset: Asset, profile: type[Profile], names: Sequence[
         row = rows.get(name)
         if row is None or row.state != "ready" or not row.storage_key:
             continue
-        url = _url(app, asset.id, name, actor)
+        url = _url(app, asset, name, actor)
         if url is None:
             continue
         width = row.width or getattr(spec, "width", None)
@@ -228,7 +230,7 @@ def _original(app: HtmlHost, asset: Asset, accept: str, actor: object = None) ->
         return None
     if not ctype.startswith(accept):
         return None
-    return _url(app, asset.id, None, actor)
+    return _url(app, asset, None, actor)
 
 
 def _scaled(asset: Asset, width: int | None, height: int | None
@@ -437,7 +439,7 @@ def register_jinja(env: Any, app: HtmlHost) -> None:
         row = _load(app, asset)
         if row is None:
             return ""
-        return _url(app, row.id, variant, actor) or ""
+        return _url(app, row, variant, actor) or ""
 
     helpers = {"picture": _picture, "video": _video, "audio": _audio,
                "media_url": _media_url}
