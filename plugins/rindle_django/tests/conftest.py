@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,6 +37,17 @@ finally:
 from rindle_django import get_app  # noqa: E402
 
 from rindle import Rindle  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _media_dir_removed() -> Iterator[None]:
+    """Remove the temporary media folder the settings made (not one given by the
+    environment) when the run ends."""
+    yield
+    from django.conf import settings
+
+    if not os.environ.get("RINDLE_DJANGO_TEST_MEDIA"):
+        shutil.rmtree(settings.MEDIA_DIR, ignore_errors=True)
 
 
 def image(width: int = 120, height: int = 80, fmt: str = "PNG", color: str = "teal") -> bytes:

@@ -65,6 +65,7 @@ def test_exit_codes_usage_2_not_found_1(rindle_app: Rindle,
 def test_manage_py_child_process_exit_codes(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     env.update(RINDLE_DJANGO_TEST_SQLITE=str(tmp_path / "cli.sqlite3"),
+               RINDLE_DJANGO_TEST_MEDIA=str(tmp_path / "media"),
                RINDLE_DISABLE_PLUGIN_AUTOLOAD="1")
 
     def manage(*args: str) -> subprocess.CompletedProcess[str]:
@@ -90,6 +91,7 @@ def test_startup_builds_no_app_and_touches_no_database(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RINDLE_DJANGO_TEST_DATABASE"}
     env.update(DJANGO_SETTINGS_MODULE="djproject.settings", RINDLE_DISABLE_PLUGIN_AUTOLOAD="1",
                RINDLE_DJANGO_TEST_SQLITE=str(tmp_path / "missing" / "db.sqlite3"),
+               RINDLE_DJANGO_TEST_MEDIA=str(tmp_path / "media"),
                PYTHONPATH=str(HERE))
     script = ("import django; django.setup()\n"
               "from django.db import connections\n"

@@ -11,8 +11,10 @@ takes either
   a signed token of the verified asset in a hidden input; ``clean()`` accepts only such a
   token, for this field's profile, so a form cannot be made to attach an asset by its id.
 
-Either way the cleaned value is an :class:`~rindle.domain.models.Asset` id holder the model
-field attaches after save; ``False`` (the clear checkbox) empties the slot.
+Either way the cleaned value is the asset id the model field attaches after save; ``False``
+(the clear checkbox) empties the slot. A proxied upload is stored as soon as its field is
+clean: when another field of the form then fails, that asset is attached to nothing (the
+user's next submission uploads again).
 """
 
 from __future__ import annotations
