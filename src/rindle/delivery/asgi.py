@@ -55,7 +55,9 @@ class ReceiveStream:
 
     Each call that needs more bytes waits for the next ``http.request`` message on the
     event loop ``loop``; ``http.disconnect`` before the last one raises
-    :class:`~rindle.delivery.body.BodyIncomplete`. At most one message is buffered.
+    :class:`~rindle.delivery.body.BodyIncomplete`. At most one message is buffered. The
+    server has already removed any chunked framing (ASGI servers always do), so the body
+    is read as plain bytes to its end.
     """
 
     def __init__(self, receive: Receive, loop: asyncio.AbstractEventLoop) -> None:
@@ -80,17 +82,6 @@ class ReceiveStream:
             self._next()
         size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
         out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
-
-    def readline(self, limit: int = -1) -> bytes:
-        """A line (up to ``limit`` bytes), for chunked framing the server did not remove."""
-        while self._more and b"\n" not in self._buffer and (
-                limit < 0 or len(self._buffer) < limit):
-            self._next()
-        end = self._buffer.find(b"\n") + 1 or len(self._buffer)
-        if limit >= 0:
-            end = min(end, limit)
-        out, self._buffer = self._buffer[:end], self._buffer[end:]
         return out
 
 
