@@ -113,20 +113,14 @@ def _delete_objects(app: AppContext, rows: list[Any], report: CleanupReport,
             continue
         plain = []
         for row in members:
-            if row.upload_strategy == "tus":  # part file or multipart + tail, and the object
+            if row.upload_strategy == "tus" or row.multipart_upload_id:
                 try:
-                    tus_backing.discard(storage, _TusFacts(
-                        as_uuid(row.id), row.upload_key, row.multipart_upload_id,
-                        row.protocol_state))
-                except Exception as exc:
-                    report.storage_errors += 1
-                    log_failure(log, "cleanup-orphans", exc, "upload session", as_uuid(row.id))
-                    continue
-                report.objects_deleted += 1
-                cleaned.append(row)
-            elif row.multipart_upload_id:
-                try:
-                    storage.abort_multipart(row.upload_key, row.multipart_upload_id)
+                    if row.upload_strategy == "tus":  # part file or multipart + tail, object
+                        tus_backing.discard(storage, _TusFacts(
+                            as_uuid(row.id), row.upload_key, row.multipart_upload_id,
+                            row.protocol_state))
+                    else:
+                        storage.abort_multipart(row.upload_key, row.multipart_upload_id)
                 except Exception as exc:
                     report.storage_errors += 1
                     log_failure(log, "cleanup-orphans", exc, "upload session", as_uuid(row.id))

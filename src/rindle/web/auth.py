@@ -14,15 +14,17 @@ Mounting without ``authorize`` raises :class:`rindle.errors.ConfigError` unless
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rindle.errors import ConfigError
+from rindle.web.http import Refusal
 
 if TYPE_CHECKING:
     from rindle.domain.profile import Profile
 
-__all__ = ["DEVELOPMENT_ACTOR", "MAX_ACTOR_LENGTH", "Authorize", "actor_of", "require_authorize"]
+__all__ = ["DEVELOPMENT_ACTOR", "MAX_ACTOR_LENGTH", "Authorize", "actor_of", "admit",
+           "require_authorize"]
 
 #: ``authorize(request, profile) -> actor | None``.
 Authorize = Callable[[Any, "type[Profile]"], object | None]
@@ -66,3 +68,17 @@ def actor_of(authorize: Authorize, request: Any, profile: type[Profile]) -> str 
         raise ConfigError(f"authorize returned an actor id of {len(text)} characters; return "
                           f"1 to {MAX_ACTOR_LENGTH} characters (a user id)")
     return text
+
+
+def admit(authorize: Authorize, request: Any, profiles: Mapping[str, type[Profile]],
+          name: str | None, *, unknown_status: int) -> tuple[type[Profile], str]:
+    """The profile ``name`` and the actor opening an upload to it: a :class:`Refusal`
+    ``unknown_profile`` (``unknown_status``; the configured names are never listed) when
+    there is no such profile, ``forbidden`` (403) when ``authorize`` refuses."""
+    profile = profiles.get(name) if name else None
+    if profile is None:
+        raise Refusal(unknown_status, "unknown_profile", "no such profile")
+    actor = actor_of(authorize, request, profile)
+    if actor is None:
+        raise Refusal(403, "forbidden", "you may not upload to this profile")
+    return profile, actor

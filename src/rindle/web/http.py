@@ -13,6 +13,7 @@ Both strip ``mount`` (a path prefix, for hosts that route a sub-path without set
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,10 +21,12 @@ from http import HTTPStatus
 from typing import IO, Any, cast
 from wsgiref.types import StartResponse, WSGIEnvironment
 
-from rindle.delivery.body import BodyIncomplete, RequestBody
+from rindle.delivery.asgi import Receive, ReceiveStream, Scope, Send, serve_lifespan
+from rindle.delivery.body import RequestBody
 from rindle.delivery.headers import SECURITY_HEADERS
 
-__all__ = ["ASGIApp", "Handler", "Request", "Response", "WSGIApp", "status_line"]
+__all__ = ["ASGIApp", "Handler", "Refusal", "Request", "Response", "WSGIApp", "json_error",
+           "json_response", "status_line"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,34 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+
+
+class Refusal(Exception):
+    """A handler's refusal, raised and answered as :func:`json_error`: ``status``, a
+    rindle-style ``code``, a ``message`` saying what to do, and extra ``headers``."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or []
+
+    def response(self) -> Response:
+        """The JSON error answer."""
+        return json_error(self.status, self.code, self.message, self.headers)
+
+
+def json_response(status: int, payload: Any, headers: list[tuple[str, str]] | None = None
+                  ) -> Response:
+    """``payload`` as compact JSON (``Content-Type: application/json``)."""
+    body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+    return Response(status, [("Content-Type", "application/json"), *(headers or [])], body)
+
+
+def json_error(status: int, code: str, message: str,
+               headers: list[tuple[str, str]] | None = None) -> Response:
+    """``{"error": {"code": code, "message": message}}`` with ``status``."""
+    return json_response(status, {"error": {"code": code, "message": message}}, headers)
 
 
 def _strip(path: str, mount: str) -> str | None:
@@ -142,35 +173,6 @@ def _run(handler: Handler, request: Request) -> Response:
                         b'"the server failed; try again later"}}')
 
 
-class _ReceiveStream:
-    """``read(n)`` over an ASGI ``receive``, called from a worker thread."""
-
-    def __init__(self, receive: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> None:
-        self._receive, self._loop = receive, loop
-        self._buffer = bytearray()
-        self._more = True
-
-    def read(self, n: int = -1) -> bytes:
-        while self._more and (n < 0 or len(self._buffer) < n):
-            message = asyncio.run_coroutine_threadsafe(self._receive(), self._loop).result()
-            if message["type"] == "http.disconnect":
-                self._more = False
-                raise BodyIncomplete("the client disconnected")
-            self._buffer += message.get("body", b"")
-            self._more = bool(message.get("more_body", False))
-            if n < 0:
-                continue
-            if self._buffer:
-                break
-        size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        return out
-
-    def readline(self, limit: int = -1) -> bytes:  # RequestBody's chunked mode; unused here
-        return self.read(limit)
-
-
 class ASGIApp:
     """An ASGI 3 callable serving ``handler`` under ``mount`` (``http`` and ``lifespan``)."""
 
@@ -178,17 +180,11 @@ class ASGIApp:
         self.handler = handler
         self.mount = mount.rstrip("/")
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[[], Any],
-                       send: Callable[[dict[str, Any]], Any]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one ``http`` request, or a lifespan's startup and shutdown."""
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await serve_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         method = str(scope["method"]).upper()
@@ -198,17 +194,12 @@ class ASGIApp:
             value = raw_value.decode("latin-1")
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         path = _strip(str(scope.get("path") or "/"), self.mount)
-        loop = asyncio.get_running_loop()
-        stream = _ReceiveStream(receive, loop)
-        raw_length = headers.get("content-length", "").strip()
-        error: tuple[int, str] | None = None
-        length: int | None = None
-        if raw_length:
-            if raw_length.isascii() and raw_length.isdigit():
-                length = int(raw_length)
-            else:
-                error = (400, "bad Content-Length")
-        body = RequestBody(cast(IO[bytes], stream), length=length, chunked=False, error=error)
+        stream = ReceiveStream(receive, asyncio.get_running_loop())
+        body = RequestBody.from_headers(
+            cast(IO[bytes], stream), transfer_encoding=headers.get("transfer-encoding", ""),
+            content_length=headers.get("content-length", ""), terminated=True)
+        if body.error and body.error[0] == 411:  # no framing at all: an empty body
+            body = RequestBody(cast(IO[bytes], stream), length=0, chunked=False)
         if path is None:
             response = _not_found()
         else:

@@ -58,14 +58,13 @@ from rindle.clock import Clock, system_clock
 from rindle.errors import ConfigError, NotFound, RindleError
 from rindle.upload import direct, tus
 from rindle.upload.tus_backing import BodyCut
-from rindle.web.auth import Authorize, actor_of, require_authorize
-from rindle.web.http import ASGIApp, Request, Response, WSGIApp
+from rindle.web.auth import Authorize, actor_of, admit, require_authorize
+from rindle.web.http import ASGIApp, Refusal, Request, Response, WSGIApp, json_error
 from rindle.web.upload_api import public_error
 
 if TYPE_CHECKING:
     from rindle.context import AppContext
     from rindle.domain.models import Asset, UploadSession
-    from rindle.domain.profile import Profile
 
 __all__ = [
     "CHECKSUM_ALGORITHMS",
@@ -99,19 +98,13 @@ _STATUS = {"offset_mismatch": 409, "checksum_mismatch": 460, "max_bytes_exceeded
            "upload_finished": 403, "invalid_concat": 400}
 
 
-class _Fail(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
     raw = headers.get(name.lower())
     if raw is None:
         return None
     raw = raw.strip()
     if not _DIGITS.fullmatch(raw) or int(raw) > _MAX_INT:
-        raise _Fail(400, "invalid_header", f"{name} must be a non-negative integer below 2^63")
+        raise Refusal(400, "invalid_header", f"{name} must be a non-negative integer below 2^63")
     return int(raw)
 
 
@@ -121,18 +114,18 @@ def parse_metadata(raw: str | None) -> dict[str, bytes]:
     if raw is None or not raw.strip():
         return {}
     if len(raw) > MAX_METADATA_BYTES:
-        raise _Fail(400, "invalid_metadata", f"Upload-Metadata is over {MAX_METADATA_BYTES} "
+        raise Refusal(400, "invalid_metadata", f"Upload-Metadata is over {MAX_METADATA_BYTES} "
                                              "bytes")
     out: dict[str, bytes] = {}
     for pair in raw.split(","):
         bits = pair.strip().split(" ")
         if len(bits) > 2 or not _METADATA_KEY.fullmatch(bits[0]) or bits[0] in out:
-            raise _Fail(400, "invalid_metadata", "Upload-Metadata must be comma-separated "
+            raise Refusal(400, "invalid_metadata", "Upload-Metadata must be comma-separated "
                                                  "'key base64value' pairs with unique keys")
         try:
             out[bits[0]] = base64.b64decode(bits[1], validate=True) if len(bits) == 2 else b""
         except (binascii.Error, ValueError):
-            raise _Fail(400, "invalid_metadata",
+            raise Refusal(400, "invalid_metadata",
                         f"the Upload-Metadata value of {bits[0]!r} is not base64") from None
     return out
 
@@ -143,10 +136,10 @@ def _text(meta: Mapping[str, bytes], *keys: str, limit: int = 1024) -> str | Non
             try:
                 value = meta[key].decode("utf-8")
             except UnicodeDecodeError:
-                raise _Fail(400, "invalid_metadata", f"the {key!r} metadata is not UTF-8"
+                raise Refusal(400, "invalid_metadata", f"the {key!r} metadata is not UTF-8"
                             ) from None
             if len(value) > limit or "\x00" in value:
-                raise _Fail(400, "invalid_metadata", f"the {key!r} metadata is too long or "
+                raise Refusal(400, "invalid_metadata", f"the {key!r} metadata is too long or "
                                                      "holds NUL")
             return value or None
     return None
@@ -198,13 +191,13 @@ class TusServer:
         """Answer one tus request; every refusal carries its tus status."""
         try:
             response = self._route(request)
-        except _Fail as fail:
-            response = _error(fail.status, fail.code, fail.message)
+        except Refusal as refusal:
+            response = refusal.response()
         except BodyCut as exc:
-            response = _error(400, "body_incomplete", str(exc))
+            response = json_error(400, "body_incomplete", str(exc))
         except RindleError as exc:
             status, code, message = public_error(exc, request)
-            response = _error(_STATUS.get(exc.code, status), code, message)
+            response = json_error(_STATUS.get(exc.code, status), code, message)
         response.headers.extend([("Tus-Resumable", TUS_VERSION),
                                  ("Access-Control-Expose-Headers", _EXPOSE)])
         if response.status == 412:
@@ -218,21 +211,21 @@ class TusServer:
         if request.method == "OPTIONS":
             return self._options()
         if request.headers.get("tus-resumable", "").strip() != TUS_VERSION:
-            raise _Fail(412, "unsupported_version", f"send Tus-Resumable: {TUS_VERSION}")
+            raise Refusal(412, "unsupported_version", f"send Tus-Resumable: {TUS_VERSION}")
         path = request.path.strip("/")
         if not path:
             if request.method != "POST":
-                raise _Fail(405, "method_not_allowed", "create uploads with POST")
+                raise Refusal(405, "method_not_allowed", "create uploads with POST")
             return self._create(request)
         if "/" in path:
-            raise _Fail(404, "not_found", "no such upload")
+            raise Refusal(404, "not_found", "no such upload")
         if request.method == "HEAD":
             return self._head(request, path)
         if request.method == "PATCH":
             return self._patch(request, path)
         if request.method == "DELETE":
             return self._delete(request, path)
-        raise _Fail(405, "method_not_allowed", "uploads take HEAD, PATCH and DELETE")
+        raise Refusal(405, "method_not_allowed", "uploads take HEAD, PATCH and DELETE")
 
     def _options(self) -> Response:
         return Response(204, [("Tus-Version", TUS_VERSION),
@@ -245,25 +238,25 @@ class TusServer:
         for a malformed or tampered token, another actor's, or a terminated upload."""
         match = _TOKEN.fullmatch(token)
         if match is None:
-            raise _Fail(404, "not_found", "no such upload")
+            raise Refusal(404, "not_found", "no such upload")
         sid = uuid.UUID(hex=match.group(1))
         try:
             row, asset = direct.load_strategy(self.app, sid, (tus.STRATEGY,))
         except NotFound:
-            raise _Fail(404, "not_found", "no such upload") from None
+            raise Refusal(404, "not_found", "no such upload") from None
         profile = self.app.profiles.get(asset.profile)
         actor = actor_of(self.authorize, request.native, profile) if profile else None
         if (actor is None or not hmac.compare_digest(match.group(2), self._mac(sid, actor))
                 or row.actor_id != actor or row.state == "aborted"):
-            raise _Fail(404, "not_found", "no such upload")
+            raise Refusal(404, "not_found", "no such upload")
         return row, actor, asset
 
     def _no_body(self, request: Request) -> None:
         body = request.body
         if body.error is not None:
-            raise _Fail(body.error[0], "invalid_request", body.error[1])
+            raise Refusal(body.error[0], "invalid_request", body.error[1])
         if (body.length or 0) > 0:
-            raise _Fail(400, "invalid_request", "this request takes no body (creation with "
+            raise Refusal(400, "invalid_request", "this request takes no body (creation with "
                                                 "upload is not offered)")
 
     def _expires(self, row: UploadSession) -> tuple[str, str]:
@@ -281,24 +274,20 @@ class TusServer:
         length = _int_header(headers, "Upload-Length")
         defer = headers.get("upload-defer-length")
         if defer is not None and defer.strip() != "1":
-            raise _Fail(400, "invalid_header", "Upload-Defer-Length must be 1")
+            raise Refusal(400, "invalid_header", "Upload-Defer-Length must be 1")
         meta_raw = headers.get("upload-metadata")
         meta = parse_metadata(meta_raw)
         name = _text(meta, "profile", limit=255) or self.profile
         if name is None:
-            raise _Fail(400, "invalid_metadata", "say which profile: the 'profile' metadata")
-        profile: type[Profile] | None = self.app.profiles.get(name)
-        if profile is None:
-            raise _Fail(400, "unknown_profile", "no such profile")
-        actor = actor_of(self.authorize, request.native, profile)
-        if actor is None:
-            raise _Fail(403, "forbidden", "you may not upload to this profile")
+            raise Refusal(400, "invalid_metadata", "say which profile: the 'profile' metadata")
+        profile, actor = admit(self.authorize, request.native, self.app.profiles, name,
+                               unknown_status=400)
         filename = _text(meta, "filename", "name")
         content_type = _text(meta, "filetype", "content_type", "type", limit=255)
         now = self.clock()
         if concat_raw is not None and concat_raw.strip().startswith("final;"):
             if length is not None or defer is not None:
-                raise _Fail(400, "invalid_header", "a final upload takes no Upload-Length")
+                raise Refusal(400, "invalid_header", "a final upload takes no Upload-Length")
             ids = self._partials(request, concat_raw, actor)
             row, asset = tus.concatenate(
                 self.app, profile, actor_id=actor, partial_ids=ids, filename=filename,
@@ -307,10 +296,10 @@ class TusServer:
             return Response(201, [("Location", self._url(request, row.id, actor)),
                                   self._expires(row), *self._asset_header(asset.id)])
         if concat_raw is not None and concat_raw.strip() != "partial":
-            raise _Fail(400, "invalid_header", "Upload-Concat must be 'partial' or "
+            raise Refusal(400, "invalid_header", "Upload-Concat must be 'partial' or "
                                                "'final;<urls>'")
         if (length is None) == (defer is None):
-            raise _Fail(400, "invalid_header",
+            raise Refusal(400, "invalid_header",
                         "send exactly one of Upload-Length and Upload-Defer-Length: 1")
         row = tus.create(self.app, profile, actor_id=actor, filename=filename,
                          content_type=content_type, length=length, metadata=meta_raw,
@@ -325,17 +314,17 @@ class TusServer:
 
     def _partials(self, request: Request, raw: str, actor: str) -> list[str]:
         if len(raw) > _MAX_CONCAT_BYTES:
-            raise _Fail(400, "invalid_concat", "Upload-Concat is too long")
+            raise Refusal(400, "invalid_concat", "Upload-Concat is too long")
         urls = raw.strip()[len("final;"):].split()
         if not urls or len(urls) > MAX_PARTIALS:
-            raise _Fail(400, "invalid_concat",
+            raise Refusal(400, "invalid_concat",
                         f"name 1 to {MAX_PARTIALS} partial upload URLs")
         ids: list[str] = []
         for url in urls:
             token = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
             row, owner, _ = self._owned(request, token)
             if owner != actor:  # pragma: no cover - _owned already checks
-                raise _Fail(404, "not_found", "no such upload")
+                raise Refusal(404, "not_found", "no such upload")
             ids.append(str(row.id))
         return ids
 
@@ -344,7 +333,7 @@ class TusServer:
     def _check_live(self, row: UploadSession) -> None:
         if row.state == "expired" or (row.state in ("initialized", "signed", "uploading")
                                       and row.expires_at <= self.clock()):
-            raise _Fail(410, "session_expired", "this upload expired; start a new one")
+            raise Refusal(410, "session_expired", "this upload expired; start a new one")
 
     def _head(self, request: Request, token: str) -> Response:
         row, actor, _ = self._owned(request, token)
@@ -370,16 +359,16 @@ class TusServer:
     def _patch(self, request: Request, token: str) -> Response:
         ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if ctype != "application/offset+octet-stream":
-            raise _Fail(415, "unsupported_media_type",
+            raise Refusal(415, "unsupported_media_type",
                         "PATCH needs Content-Type: application/offset+octet-stream")
         offset = _int_header(request.headers, "Upload-Offset")
         if offset is None:
-            raise _Fail(400, "invalid_header", "PATCH needs Upload-Offset")
+            raise Refusal(400, "invalid_header", "PATCH needs Upload-Offset")
         length = _int_header(request.headers, "Upload-Length")
         checksum = self._checksum(request.headers.get("upload-checksum"))
         body = request.body
         if body.error is not None:
-            raise _Fail(body.error[0], "invalid_request", body.error[1])
+            raise Refusal(body.error[0], "invalid_request", body.error[1])
         row, actor, asset_row = self._owned(request, token)
         self._check_live(row)
         chunk = tus.Chunk(body, declared=body.length, checksum=checksum, length=length)
@@ -397,18 +386,18 @@ class TusServer:
             return None
         bits = raw.strip().split(" ")
         if len(bits) != 2:
-            raise _Fail(400, "invalid_checksum", "Upload-Checksum is '<algorithm> <base64>'")
+            raise Refusal(400, "invalid_checksum", "Upload-Checksum is '<algorithm> <base64>'")
         algorithm = CHECKSUM_ALGORITHMS.get(bits[0].lower())
         if algorithm is None:
-            raise _Fail(400, "checksum_unsupported",
+            raise Refusal(400, "checksum_unsupported",
                         f"supported checksum algorithms: {', '.join(CHECKSUM_ALGORITHMS)}")
         try:
             digest = base64.b64decode(bits[1], validate=True)
         except (binascii.Error, ValueError):
-            raise _Fail(400, "invalid_checksum", "the Upload-Checksum value is not base64"
+            raise Refusal(400, "invalid_checksum", "the Upload-Checksum value is not base64"
                         ) from None
         if len(digest) != hashlib.new(algorithm).digest_size:
-            raise _Fail(400, "invalid_checksum",
+            raise Refusal(400, "invalid_checksum",
                         f"a {bits[0]} digest is {hashlib.new(algorithm).digest_size} bytes")
         return algorithm, digest
 
@@ -417,13 +406,6 @@ class TusServer:
         row, actor, _ = self._owned(request, token)
         tus.terminate(self.app, row.id, actor_id=actor)
         return Response(204)
-
-
-def _error(status: int, code: str, message: str) -> Response:
-    import json
-
-    body = json.dumps({"error": {"code": code, "message": message}}).encode("utf-8")
-    return Response(status, [("Content-Type", "application/json")], body)
 
 
 def wsgi_app(app: AppContext, *, authorize: Authorize | None = None,

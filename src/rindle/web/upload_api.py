@@ -64,13 +64,20 @@ from rindle.errors import (
 )
 from rindle.storage.base import Capability
 from rindle.upload import direct
-from rindle.web.auth import Authorize, actor_of, require_authorize
-from rindle.web.http import ASGIApp, Request, Response, WSGIApp
+from rindle.web.auth import Authorize, actor_of, admit, require_authorize
+from rindle.web.http import (
+    ASGIApp,
+    Refusal,
+    Request,
+    Response,
+    WSGIApp,
+    json_error,
+    json_response,
+)
 
 if TYPE_CHECKING:
     from rindle.context import AppContext
     from rindle.domain.models import Asset, UploadSession
-    from rindle.domain.profile import Profile
 
 __all__ = [
     "DEFAULT_MAX_JSON_BYTES",
@@ -135,25 +142,6 @@ def public_error(exc: RindleError, request: Request) -> tuple[int, str, str]:
     return status, exc.code, exc.message
 
 
-class _Fail(Exception):
-    def __init__(self, status: int, code: str, message: str,
-                 headers: list[tuple[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or []
-
-
-def _json(status: int, payload: Any, headers: list[tuple[str, str]] | None = None
-          ) -> Response:
-    body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-    return Response(status, [("Content-Type", "application/json"), *(headers or [])], body)
-
-
-def _error(status: int, code: str, message: str,
-           headers: list[tuple[str, str]] | None = None) -> Response:
-    return _json(status, {"error": {"code": code, "message": message}}, headers)
-
-
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -180,16 +168,16 @@ class UploadAPI:
         """Route ``request``; every failure is a JSON error answer."""
         try:
             return self._route(request)
-        except _Fail as fail:
-            return _error(fail.status, fail.code, fail.message, fail.headers)
+        except Refusal as refusal:
+            return refusal.response()
         except RindleError as exc:
             status, code, message = public_error(exc, request)
-            return _error(status, code, message)
+            return json_error(status, code, message)
 
     def _route(self, request: Request) -> Response:
         parts = [p for p in request.path.split("/") if p]
         if not parts or parts[0] != "uploads" or len(parts) > 4:
-            raise _Fail(404, "not_found", "no such endpoint")
+            raise Refusal(404, "not_found", "no such endpoint")
         if len(parts) == 1:
             self._allow(request, "POST")
             return self._create(request)
@@ -213,42 +201,42 @@ class UploadAPI:
         if tail == ["verify"]:
             self._allow(request, "POST")
             return self._verify(request, sid)
-        raise _Fail(404, "not_found", "no such endpoint")
+        raise Refusal(404, "not_found", "no such endpoint")
 
     @staticmethod
     def _allow(request: Request, method: str) -> None:
         if request.method != method:
-            raise _Fail(405, "method_not_allowed", f"this endpoint takes {method}",
+            raise Refusal(405, "method_not_allowed", f"this endpoint takes {method}",
                         [("Allow", method)])
 
     def _body(self, request: Request) -> dict[str, Any]:
         """The JSON object of the request (``{}`` for an empty body)."""
         body = request.body
         if body.error is not None:
-            raise _Fail(body.error[0], "invalid_request", body.error[1])
+            raise Refusal(body.error[0], "invalid_request", body.error[1])
         if body.length is not None and body.length > self.max_json_bytes:
-            raise _Fail(413, "request_too_large",
+            raise Refusal(413, "request_too_large",
                         f"the JSON body is over {self.max_json_bytes} bytes")
         body.cap = self.max_json_bytes
         try:
             raw = body.read()
         except BodyTooLarge:
-            raise _Fail(413, "request_too_large",
+            raise Refusal(413, "request_too_large",
                         f"the JSON body is over {self.max_json_bytes} bytes") from None
         except BodyIncomplete:
-            raise _Fail(400, "invalid_request", "the body ended early") from None
+            raise Refusal(400, "invalid_request", "the body ended early") from None
         if not raw.strip():
             return {}
         ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if ctype != "application/json":
-            raise _Fail(415, "unsupported_media_type",
+            raise Refusal(415, "unsupported_media_type",
                         "send the body as Content-Type: application/json")
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):
-            raise _Fail(400, "invalid_json", "the body is not valid JSON") from None
+            raise Refusal(400, "invalid_json", "the body is not valid JSON") from None
         if not isinstance(data, dict):
-            raise _Fail(400, "invalid_json", "the body must be a JSON object")
+            raise Refusal(400, "invalid_json", "the body must be a JSON object")
         return data
 
     def _session(self, request: Request, sid: str) -> tuple[UploadSession, Asset]:
@@ -270,34 +258,31 @@ class UploadAPI:
         size = data.get("size")
         strategy = data.get("strategy")
         if not isinstance(name, str) or not name:
-            raise _Fail(422, "invalid_upload", "profile must be a profile name")
+            raise Refusal(422, "invalid_upload", "profile must be a profile name")
         if not isinstance(filename, str) or not filename or len(filename) > 1024:
-            raise _Fail(422, "invalid_upload", "filename must be a string of 1 to 1024 "
+            raise Refusal(422, "invalid_upload", "filename must be a string of 1 to 1024 "
                                                "characters")
         if content_type is not None and (not isinstance(content_type, str)
                                          or len(content_type) > 255):
-            raise _Fail(422, "invalid_upload", "content_type must be a media type string")
+            raise Refusal(422, "invalid_upload", "content_type must be a media type string")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0 or size > 2**63 - 1:
-            raise _Fail(422, "invalid_upload", "size must be a non-negative integer")
-        profile: type[Profile] | None = self.app.profiles.get(name)
-        if profile is None:
-            raise _Fail(422, "unknown_profile", "no such profile")
-        actor = actor_of(self.authorize, request.native, profile)
-        if actor is None:
-            raise _Fail(403, "forbidden", "you may not upload to this profile")
+            raise Refusal(422, "invalid_upload", "size must be a non-negative integer")
+        profile, actor = admit(self.authorize, request.native, self.app.profiles, name,
+                               unknown_status=422)
         if strategy is None:
             storage = self.app.storage(profile.storage)
             strategy = ("multipart" if storage.supports(Capability.MULTIPART_UPLOAD)
                         and size >= self.multipart_threshold else "presigned_put")
         if strategy not in _API_STRATEGIES:
-            raise _Fail(422, "upload_unsupported",
+            raise Refusal(422, "upload_unsupported",
                         f"strategy must be one of {', '.join(_API_STRATEGIES)}")
         row = direct.initiate(self.app, profile, filename=filename, strategy=strategy,
                               byte_size=size, content_type=content_type,
                               expires_in=self.expires_in, actor_id=actor)
-        return _json(201, {"id": str(row.id), "uploadId": str(row.id), "key": row.upload_key,
-                           "strategy": row.upload_strategy, "state": row.state,
-                           "asset_id": str(row.asset_id), "expires_at": _iso(row.expires_at)})
+        return json_response(201, {
+            "id": str(row.id), "uploadId": str(row.id), "key": row.upload_key,
+            "strategy": row.upload_strategy, "state": row.state,
+            "asset_id": str(row.asset_id), "expires_at": _iso(row.expires_at)})
 
     def _sign(self, request: Request, sid: str) -> Response:
         row, _ = self._session(request, sid)
@@ -306,16 +291,16 @@ class UploadAPI:
         if expires_in is not None and (isinstance(expires_in, bool)
                                        or not isinstance(expires_in, int)
                                        or not 1 <= expires_in <= 7 * 24 * 3600):
-            raise _Fail(422, "invalid_upload", "expires_in must be 1..604800 seconds")
+            raise Refusal(422, "invalid_upload", "expires_in must be 1..604800 seconds")
         signed = direct.sign(self.app, row.id, expires_in=expires_in)
-        return _json(200, {"method": signed.method, "url": signed.url, "fields": {},
-                           "headers": dict(signed.headers),
-                           "expires_at": _iso(signed.expires_at)})
+        return json_response(200, {"method": signed.method, "url": signed.url, "fields": {},
+                                   "headers": dict(signed.headers),
+                                   "expires_at": _iso(signed.expires_at)})
 
     def _sign_part(self, request: Request, sid: str, raw: str) -> Response:
         row, _ = self._session(request, sid)
         if not raw.isascii() or not raw.isdigit() or len(raw) > 5 or not 1 <= int(raw) <= 10000:
-            raise _Fail(422, "invalid_multipart_parts", "the part number must be 1..10000")
+            raise Refusal(422, "invalid_multipart_parts", "the part number must be 1..10000")
         self._body(request)
         left = (row.expires_at - utcnow()).total_seconds()
         if left <= 0:
@@ -323,9 +308,9 @@ class UploadAPI:
                                                     "a new one")
         signed = direct.sign_part(self.app, row.id, int(raw),
                                   expires_in=max(1, math.ceil(left)))
-        return _json(200, {"url": signed.url, "method": signed.method,
-                           "headers": dict(signed.headers),
-                           "expires_at": _iso(signed.expires_at)})
+        return json_response(200, {"url": signed.url, "method": signed.method,
+                                   "headers": dict(signed.headers),
+                                   "expires_at": _iso(signed.expires_at)})
 
     def _list_parts(self, request: Request, sid: str) -> Response:
         row, asset = self._session(request, sid)
@@ -336,30 +321,30 @@ class UploadAPI:
                                     detail="the multipart upload is closed")
         parts = self.app.storage_for(asset.profile).list_parts(row.upload_key,
                                                                row.multipart_upload_id)
-        return _json(200, [{"PartNumber": p["part_number"], "Size": p["size"],
-                            "ETag": p["etag"]} for p in parts])
+        return json_response(200, [{"PartNumber": p["part_number"], "Size": p["size"],
+                                    "ETag": p["etag"]} for p in parts])
 
     def _complete(self, request: Request, sid: str) -> Response:
         row, _ = self._session(request, sid)
         data = self._body(request)
         raw_parts = data.get("parts")
         if not isinstance(raw_parts, list) or not raw_parts or len(raw_parts) > 10000:
-            raise _Fail(422, "invalid_multipart_parts",
+            raise Refusal(422, "invalid_multipart_parts",
                         "parts must be a list of 1 to 10000 {PartNumber, ETag} objects")
         parts: list[dict[str, Any]] = []
         for item in raw_parts:
             if not isinstance(item, Mapping):
-                raise _Fail(422, "invalid_multipart_parts", "each part must be an object")
+                raise Refusal(422, "invalid_multipart_parts", "each part must be an object")
             number = item.get("PartNumber", item.get("part_number"))
             etag = item.get("ETag", item.get("etag"))
             if (isinstance(number, bool) or not isinstance(number, int)
                     or not 1 <= number <= 10000 or not isinstance(etag, str)
                     or not etag or len(etag) > 1024):
-                raise _Fail(422, "invalid_multipart_parts",
+                raise Refusal(422, "invalid_multipart_parts",
                             "each part needs PartNumber 1..10000 and an ETag string")
             parts.append({"part_number": number, "etag": etag})
         if len({p["part_number"] for p in parts}) != len(parts):
-            raise _Fail(422, "invalid_multipart_parts", "a part number is listed twice")
+            raise Refusal(422, "invalid_multipart_parts", "a part number is listed twice")
         asset = direct.complete_multipart(self.app, row.id, parts)
         return self._verified(row, asset)
 
@@ -369,13 +354,13 @@ class UploadAPI:
         return self._verified(row, direct.verify(self.app, row.id))
 
     def _verified(self, row: UploadSession, asset: Asset) -> Response:
-        return _json(200, {"id": str(row.id), "asset_id": str(asset.id), "state": asset.state,
-                           "session_state": "completed"})
+        return json_response(200, {"id": str(row.id), "asset_id": str(asset.id),
+                                   "state": asset.state, "session_state": "completed"})
 
     def _abort(self, request: Request, sid: str) -> Response:
         row, _ = self._session(request, sid)
         fresh = direct.abort(self.app, row.id)
-        return _json(200, {"id": str(fresh.id), "state": fresh.state})
+        return json_response(200, {"id": str(fresh.id), "state": fresh.state})
 
 
 def wsgi_app(app: AppContext, *, authorize: Authorize | None = None,
