@@ -96,7 +96,13 @@ def test_stop_without_start_lasts_its_measured_duration(pipeline: Pipeline) -> N
     p.app.telemetry.emit("rindle.media.sweep_orphans.stop", {"duration_ms": 1.5}, {})
     p.app.telemetry.emit("rindle.repair.stop", {"duration_us": 250}, {"result": "ok"})
     p.app.telemetry.emit("rindle.provider.ingest.stop", {"duration": 0.75}, {})
-    sweep, repair, ingest = p.spans()
+    # a job whose worker died: discarded at claim time, no start on this thread
+    p.app.telemetry.emit("rindle.job.stop", {"duration_ms": 0},
+                         {"queue": "q", "kind": "k", "outcome": "discarded"})
+    sweep, repair, ingest, lost = p.spans()
+    assert (lost.status.status_code, lost.status.description) == (StatusCode.ERROR,
+                                                                  "discarded")
+    assert lost.start_time == lost.end_time
     assert sweep.name == "rindle.media.sweep_orphans"
     assert (sweep.end_time or 0) - (sweep.start_time or 0) == 1_500_000
     assert (repair.end_time or 0) - (repair.start_time or 0) == 250_000

@@ -77,6 +77,8 @@ METRICS: dict[str, tuple[str, str]] = {
 
 #: Span prefixes whose ``.exception`` does not end the span (a ``.stop`` always follows).
 _STOP_FOLLOWS_EXCEPTION = frozenset({"rindle.job"})
+#: Job outcomes that mark the job's span failed.
+_FAILED_OUTCOMES = frozenset({"retryable", "discarded"})
 _DURATIONS = (("duration_ms", 1_000_000), ("duration_us", 1_000), ("duration", 1_000_000_000))
 
 
@@ -218,11 +220,6 @@ class OtelBridge:
         except Exception:  # telemetry must never break the work it watches
             log.exception("rindle_otel could not record %s", event)
 
-    def __call__(self, event: str, measurements: dict[str, Any],
-                 metadata: dict[str, Any]) -> None:
-        """The same as :meth:`rindle_event`, as an ``app.telemetry.attach`` handler."""
-        self.rindle_event(event, measurements, metadata)
-
     # --- spans ------------------------------------------------------------------------------
 
     def _spans(self, event: str, measurements: Mapping[str, Any],
@@ -274,6 +271,8 @@ class OtelBridge:
                                           start_time=now - took, attributes=attrs)
             if phase == "exception":
                 span.set_status(Status(StatusCode.ERROR, self._why(metadata)))
+            elif metadata.get("outcome") in _FAILED_OUTCOMES:
+                span.set_status(Status(StatusCode.ERROR, str(metadata["outcome"])))
             span.end(end_time=now)
             return
         while len(stack) > index + 1:  # inner work that never reported its end
@@ -289,7 +288,7 @@ class OtelBridge:
             span.add_event(f"{prefix}.exception", attrs, timestamp=now)
             if prefix in _STOP_FOLLOWS_EXCEPTION:
                 return
-        elif not entry.failed and metadata.get("outcome") in ("retryable", "discarded"):
+        elif not entry.failed and metadata.get("outcome") in _FAILED_OUTCOMES:
             span.set_status(Status(StatusCode.ERROR, str(metadata["outcome"])))
         stack.pop(index)
         span.end(end_time=now)
