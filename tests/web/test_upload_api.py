@@ -4,6 +4,9 @@ and the same API as a native ASGI app under uvicorn."""
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,9 @@ import pytest
 import requests
 
 from rindle import Rindle
+from rindle.cli.serve import make_threading_server
 from rindle.delivery import wsgi_app as delivery_wsgi
+from rindle.domain.models import UploadSession
 from rindle.errors import ConfigError
 from rindle.testing.servers import free_port
 from rindle.web import upload_api_asgi, upload_api_wsgi
@@ -57,13 +62,9 @@ def served(make_app: MakeApp, tmp_path: Path) -> Iterator[tuple[Rindle, str]]:
     app = make_app(profiles=[Photo, Other], storages={"default": {
         "backend": "local", "root": str(tmp_path / "media"),
         "base_url": f"http://127.0.0.1:{port}"}})
-    from rindle.cli.serve import make_threading_server
-
     api = upload_api_wsgi(app, authorize=header_actor, mount="/api", max_json_bytes=4096)
     server = make_threading_server(_joined(api, delivery_wsgi(app)), "127.0.0.1", port,
                                    quiet=True)
-    import threading
-
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -133,7 +134,7 @@ def test_sessions_are_bound_to_their_actor(served: tuple[Rindle, str]) -> None:
 
 
 def test_error_paths(served: tuple[Rindle, str]) -> None:
-    _, base = served
+    app, base = served
     alice = Client(base, "alice")
     cases: list[tuple[requests.Response, int, str]] = [
         (start(alice, size=MAX_BYTES + 1), 413, "max_bytes_exceeded"),
@@ -173,6 +174,13 @@ def test_error_paths(served: tuple[Rindle, str]) -> None:
     assert alice("DELETE", f"/uploads/{sid}").status_code == 200
     closed = alice("POST", f"/uploads/{sid}/sign")
     assert closed.status_code == 409 and code(closed) == "invalid_transition"
+    late = start(alice).json()["id"]
+    with app.db.transaction() as s:
+        row = s.get(UploadSession, uuid.UUID(late))
+        assert row is not None
+        row.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    expired = alice("POST", f"/uploads/{late}/sign")
+    assert expired.status_code == 410 and code(expired) == "session_expired"
 
 
 def test_mounting_needs_authorize(web_app: Rindle) -> None:
