@@ -16,6 +16,7 @@ import pytest
 import rindle_celery.plugin
 from rindle import Rindle
 from rindle.plugins import make_plugin_manager
+from rindle.testing.postgres import TempPostgres
 from rindle_celery.testing import CeleryWorker, RedisServer, redis_server, start_celery_worker
 
 HERE = Path(__file__).resolve().parent
@@ -83,6 +84,20 @@ class Rig:
     def close(self) -> None:
         self._stack.close()
         self.app.close()
+
+
+@pytest.fixture
+def pg_rig(pg_server: TempPostgres, tmp_path: Path, redis: RedisServer) -> Iterator[Rig]:
+    """A :class:`Rig` on a fresh migrated PostgreSQL database only (the cases that need
+    concurrent writers)."""
+    name = f"celery_{os.getpid()}_{next(_prefixes)}"
+    rig = Rig(pg_server.create_database(name, template="rindle_template"), tmp_path, redis,
+              {})
+    try:
+        yield rig
+    finally:
+        rig.close()
+        pg_server.drop_database(name)
 
 
 @pytest.fixture

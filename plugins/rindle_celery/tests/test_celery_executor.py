@@ -156,12 +156,8 @@ def test_the_relay_command_publishes_what_was_never_published(
     assert wait_for("two rows", lambda: probe_rows(rig) == (2, 2))
 
 
-def test_four_workers_drain_2000_jobs_exactly_once(make_rig: Callable[..., Rig],
-                                                   dialect: str) -> None:
-    if dialect != "postgresql":
-        pytest.skip("four concurrent workers are the PostgreSQL case (SQLite serialises "
-                    "writers; the other tests cover it)")
-    rig = make_rig()
+def test_four_workers_drain_2000_jobs_exactly_once_on_postgresql(pg_rig: Rig) -> None:
+    rig = pg_rig
     make_probe_table(rig)
     rig.workers(4)
     with rig.app.db.transaction() as s:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 
 from rindle.database import Database
 from rindle.domain.models import Job
@@ -48,20 +50,42 @@ _PINNED: ContextVar[tuple[Database, Connection] | None] = ContextVar("rindle_pin
                                                                      default=None)
 
 
+#: Per thread: the autocommit connection :func:`pinned` keeps between blocks.
+_KEPT = threading.local()
+
+
+def _kept_connection(db: Database) -> Connection:
+    """This thread's kept autocommit connection to ``db`` (opened on first use)."""
+    kept: tuple[Database, Connection] | None = getattr(_KEPT, "conn", None)
+    if kept is not None and kept[0] is db and not kept[1].closed and not kept[1].invalidated:
+        return kept[1]
+    if kept is not None:
+        kept[1].close()
+    conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    _KEPT.conn = (db, conn)
+    return conn
+
+
 @contextmanager
 def pinned(db: Database) -> Iterator[None]:
     """Within the block, this thread's single writes on ``db`` (:func:`claim_one`,
-    :func:`settle`, :func:`extend`) share one autocommit connection on PostgreSQL: one pool
-    checkout (and its liveness ping) for a claim and its settle. Nothing on SQLite."""
+    :func:`settle`, :func:`extend`) share one autocommit connection on PostgreSQL, kept
+    for the thread's next block: no pool checkout (nor its liveness ping) per job. A
+    database error inside the block closes it (the next block opens a fresh one). Nothing
+    on SQLite."""
     if db.dialect_name != "postgresql" or _PINNED.get() is not None:
         yield
         return
-    with db.engine.connect() as conn:
-        token = _PINNED.set((db, conn.execution_options(isolation_level="AUTOCOMMIT")))
-        try:
-            yield
-        finally:
-            _PINNED.reset(token)
+    conn = _kept_connection(db)
+    token = _PINNED.set((db, conn))
+    try:
+        yield
+    except DBAPIError:
+        _KEPT.conn = None
+        conn.invalidate()
+        raise
+    finally:
+        _PINNED.reset(token)
 
 
 @contextmanager
@@ -203,11 +227,23 @@ def settle(db: Database, job_id: uuid.UUID, worker_id: str | None, *, now: dt.da
            **values: Any) -> bool:
     """Write one job's outcome (``updated_at`` = ``now``) if ``worker_id`` still owns it;
     False when it does not."""
+    params = {"job_id": job_id, "worker": worker_id, "now": now,
+              **{f"v_{key}": value for key, value in values.items()}}
     with _one_statement(db) as conn:
-        res = conn.execute(update(_T).where(
-            _T.c.id == job_id, _T.c.state == "executing", _T.c.locked_by == worker_id
-        ).values(updated_at=now, locked_by=None, locked_until=None, **values))
+        res = conn.execute(_settle_statement(tuple(sorted(values))), params)
     return bool(res.rowcount)
+
+
+@functools.cache
+def _settle_statement(keys: tuple[str, ...]) -> Update:
+    """The guarded outcome write for one set of written columns (built once per set: a
+    settle is on every job's path, and building the statement cost more than sending
+    it)."""
+    return update(_T).where(
+        _T.c.id == bindparam("job_id", type_=_T.c.id.type), _T.c.state == "executing",
+        _T.c.locked_by == _WORKER,
+    ).values(updated_at=_NOW, locked_by=None, locked_until=None,
+             **{key: bindparam(f"v_{key}", type_=_T.c[key].type) for key in keys})
 
 
 def complete(db: Database, owned: Sequence[tuple[uuid.UUID, str | None]], *,
