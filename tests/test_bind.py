@@ -243,3 +243,19 @@ def test_the_binding_belongs_to_one_thread(bapp: Rindle, host: Engine) -> None:
             assert seen == {"bound": None}
         conn.rollback()
     assert bound(bapp.db) is None
+
+
+@pytest.mark.parametrize("commit", [False, True])
+def test_cancelling_a_job_rides_in_the_hosts_transaction(bapp: Rindle, host: Engine,
+                                                         commit: bool) -> None:
+    asset = bapp.upload("photo", jpeg_bytes(), filename="a.jpg")  # enqueues its promotion
+    with bapp.db.engine.connect() as conn:
+        job_id = conn.scalar(select(Job.id).where(Job.args["asset_id"].as_string()
+                                                  == str(asset.id)))
+    with host.connect() as conn:
+        with bapp.bind(conn):
+            assert bapp.jobs.cancel(job_id) is True
+        conn.commit() if commit else conn.rollback()
+    with bapp.db.engine.connect() as conn:
+        state = conn.scalar(select(Job.state).where(Job.id == job_id))
+    assert state == ("cancelled" if commit else "available")

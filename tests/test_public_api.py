@@ -57,3 +57,27 @@ def test_the_core_never_imports_a_plugin() -> None:
     plugin = re.compile(r"^\s*(from|import)\s+(rindle_\w+|boto3|botocore|httpx|google)\b", re.M)
     hits = [str(p) for p in core.rglob("*.py") if plugin.search(p.read_text())]
     assert len(list(core.rglob("*.py"))) > 50 and hits == []
+
+
+def test_host_app_surface_urls_bind_authorizer_inline() -> None:
+    """Issue 12 (part 2): the names a host app uses for URLs, transactions and tests."""
+    import inspect
+
+    from rindle import Rindle, errors
+    from rindle.config import DeliverySettings
+    from rindle.database import Binding, Database, after_commit, bound
+    from rindle.delivery.urls import asset_urls, bucket_expiry
+
+    assert callable(after_commit) and callable(bound) and callable(asset_urls)
+    assert bucket_expiry(1, 900, 300) == 1200
+    assert {"bind", "when_committed", "if_rolled_back"} <= set(vars(Database))
+    assert {"defer", "on_rollback", "ended"} <= set(vars(Binding))
+    assert list(inspect.signature(Rindle.urls).parameters) == [
+        "self", "assets", "variant", "expires_in", "disposition", "actor"]
+    assert "actor" in inspect.signature(Rindle.url).parameters
+    assert list(inspect.signature(Rindle.bind).parameters) == ["self", "host"]
+    assert {"authorizer", "jobs"} <= set(inspect.signature(Rindle).parameters)
+    assert "Forbidden" in errors.__all__ and errors.Forbidden.code == "delivery_forbidden"
+    assert issubclass(errors.Forbidden, errors.Rejected)
+    assert {"signed_url_ttl", "signed_url_bucket", "authorizer"} <= {
+        f for f in DeliverySettings.__dataclass_fields__}

@@ -204,7 +204,7 @@ class Rindle:
         tmp_dir: str | os.PathLike[str] | None = _UNSET,
         cron: Mapping[str, Any] = _UNSET,
         streaming: Mapping[str, Any] = _UNSET,
-        jobs: Mapping[str, Any] = _UNSET,
+        jobs: Mapping[str, Any] | str = _UNSET,
         delivery: Mapping[str, Any] = _UNSET,
         authorizer: Callable[[Any, Asset, str | None], bool] | str | None = _UNSET,
         settings: Settings | None = None,
@@ -214,6 +214,8 @@ class Rindle:
         from dataclasses import replace
 
         base = settings or Settings()
+        if jobs == "inline":  # Rindle(jobs="inline"): the app's tests need no worker
+            jobs = {**vars(base.jobs), "executor": "inline"}
         given = {
             "database_url": database_url,
             "storages": storages,

@@ -52,6 +52,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "rindle.default_plugins.local_storage",
     "rindle.default_plugins.image_probe",
     "rindle.default_plugins.image_processor",
+    "rindle.default_plugins.inline_jobs",
 )
 
 
