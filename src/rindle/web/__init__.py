@@ -6,7 +6,9 @@
   ``tus_asgi``.
 
 Both bind every session to the actor the host's ``authorize(request, profile)`` returns
-(:mod:`rindle.web.auth`). The names load on first use (PEP 562).
+(:mod:`rindle.web.auth`). Cross-origin browsers need CORS answers from the host (wrap the
+app in its CORS middleware); the tus server already lists its headers in
+``Access-Control-Expose-Headers``. The names load on first use (PEP 562).
 """
 
 from __future__ import annotations
