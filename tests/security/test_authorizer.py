@@ -156,3 +156,25 @@ def test_the_authorizer_by_import_path(make_app: MakeApp,
         make_app(profiles=URL_PROFILES, authorizer="h12_auth_rules:not_callable")
     with pytest.raises(ConfigError, match="not an import path"):
         make_app(profiles=URL_PROFILES, authorizer="h12_auth_rules.only_alice")
+
+
+def test_a_streamed_profile_asks_before_its_playback_or_progressive_url(
+        make_app: MakeApp) -> None:
+    from rindle.plugins import make_plugin_manager
+    from tests.streaming.conftest import Stream, _Plugin, add_row
+
+    pm = make_plugin_manager(load_entrypoints=False)
+    pm.register(_Plugin(), name="loop-plugin")
+    asked: list[Any] = []
+
+    def only_alice(actor: Any, asset: Asset, variant: str | None) -> bool:
+        asked.append((actor, asset.id, variant))
+        return bool(actor == "alice")
+
+    app = make_app(plugin_manager=pm, profiles=[Stream], streaming={"loop": {}},
+                   authorizer=only_alice)
+    row = add_row(app, state="processing")  # no playable stream yet: progressive fallback
+    with pytest.raises(Forbidden):
+        app.url(row.asset_id, actor="mallory")
+    assert asked == [("mallory", row.asset_id, None)]
+    assert "token=" in app.url(row.asset_id, actor="alice")
