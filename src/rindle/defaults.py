@@ -40,7 +40,8 @@ JOBS_BACKOFF_BASE: Final = 5.0
 JOBS_BACKOFF_CAP: Final = 3600.0
 #: Seconds an idle worker thread waits before looking for work again.
 JOBS_POLL_INTERVAL: Final = 1.0
-#: Jobs one worker thread claims at a time.
+#: Jobs one worker thread claims at a time to start with; while the queue is deep and the
+#: jobs short, the worker doubles it (up to 32; see :mod:`rindle.jobs.worker`).
 JOBS_PREFETCH: Final = 1
 #: Who runs the jobs: ``"worker"`` is rindle's own ``rindle worker``; another name selects
 #: an executor a plugin registers (``register_executors``, e.g. ``"celery"``).
@@ -69,7 +70,6 @@ DELIVERY_SIGNED_URL_TTL: Final = 900
 #: Signed URLs expire on a multiple of this many seconds (Unix time): the same URL for up
 #: to this long, so it can be cached.
 DELIVERY_SIGNED_URL_BUCKET: Final = 300
-
 
 # --- operations (rindle.ops and the command line) -------------------------------------------
 #: ``runtime-status``: uploads and jobs older than this many seconds are reported.

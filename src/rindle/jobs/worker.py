@@ -4,7 +4,10 @@
 (or :meth:`Worker.stop`); running jobs finish first, and a second signal exits at once
 (unfinished jobs then come back when their leases expire). Each thread claims up to
 ``prefetch`` jobs at a time (default 1, so a busy thread never hoards work) and
-acknowledges their successes together. The heartbeat refreshes this worker's row in
+acknowledges their successes together. The prefetch is adaptive: while the queue is deep
+(a claim came back full) and the jobs are short (the batch ran within
+:data:`ADAPTIVE_WINDOW` seconds), the next claim takes twice as many, up to
+:data:`ADAPTIVE_PREFETCH_MAX`; a short claim or a slow batch drops back to ``prefetch``. The heartbeat refreshes this worker's row in
 ``rindle_worker_heartbeats`` and extends the leases of the jobs it holds. Heartbeat
 times, lease deadlines and cron slots come from the queue's clock (``app.jobs.clock``);
 only the pauses between polls and beats are real time.
@@ -35,12 +38,18 @@ if TYPE_CHECKING:
     from rindle.config import Settings
     from rindle.database import Database
 
-__all__ = ["DEFAULT_CONCURRENCY", "Worker", "WorkerApp"]
+__all__ = ["ADAPTIVE_PREFETCH_MAX", "ADAPTIVE_WINDOW", "DEFAULT_CONCURRENCY", "Worker",
+           "WorkerApp"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = {"promote": 2, "process": 2, "purge": 1, "maintenance": 1, "provider": 1}
 _HB: Table = WorkerHeartbeat.__table__  # type: ignore[assignment]
+#: The most jobs one claim takes when the adaptive prefetch has grown.
+ADAPTIVE_PREFETCH_MAX = 32
+#: A full batch that ran within this many seconds lets the next claim take twice as many;
+#: a slower one (long jobs) drops back to ``prefetch``, so long jobs are never hoarded.
+ADAPTIVE_WINDOW = 0.25
 
 #: Longest the main thread of :meth:`Worker.run` blocks at a time. CPython runs signal
 #: handlers only in the main thread, and a signal the kernel hands to a job thread does
@@ -196,9 +205,10 @@ class Worker:
     # --- loops ----------------------------------------------------------------------------
 
     def _loop(self, queue: str, slot: int, until_empty: bool) -> None:
+        limit = self.prefetch
         while not self._stop.is_set():
             try:
-                jobs = self.jobs.claim([queue], self.worker_id, limit=self.prefetch,
+                jobs = self.jobs.claim([queue], self.worker_id, limit=limit,
                                        lease_seconds=self.lease_seconds)
             except Exception:
                 log.exception("claim failed on %s; retrying", queue)
@@ -211,7 +221,10 @@ class Worker:
                 self._stop.wait(self.poll_interval if not until_empty else 0.02)
                 continue
             self._idle[slot] = False
+            started = time.monotonic()
             self._run_batch(jobs)
+            limit = next_prefetch(self.prefetch, limit, len(jobs),
+                                  time.monotonic() - started)
 
     def _run_batch(self, jobs: list[JobContext]) -> None:
         with self._lock:
@@ -281,6 +294,16 @@ class Worker:
                 conn.execute(delete(_HB).where(_HB.c.worker_id == self.worker_id))
         except Exception:
             log.exception("could not remove heartbeat row")
+
+
+def next_prefetch(base: int, limit: int, claimed: int, seconds: float) -> int:
+    """How many jobs the next claim asks for, after a claim of ``limit`` that returned
+    ``claimed`` jobs which ran in ``seconds``: twice ``limit`` (at most
+    :data:`ADAPTIVE_PREFETCH_MAX`, never below ``base``) when the claim came back full and
+    the batch ran within :data:`ADAPTIVE_WINDOW`; otherwise ``base``."""
+    if claimed >= limit and seconds <= ADAPTIVE_WINDOW:
+        return max(base, min(limit * 2, ADAPTIVE_PREFETCH_MAX))
+    return base
 
 
 def _resolve_queues(queues: Mapping[str, int] | Sequence[str] | None,
