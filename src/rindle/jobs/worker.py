@@ -7,10 +7,11 @@
 acknowledges their successes together. The prefetch is adaptive: while the queue is deep
 (a claim came back full) and the jobs are short (the batch ran within
 :data:`ADAPTIVE_WINDOW` seconds), the next claim takes twice as many, up to
-:data:`ADAPTIVE_PREFETCH_MAX`; a short claim or a slow batch drops back to ``prefetch``. The heartbeat refreshes this worker's row in
-``rindle_worker_heartbeats`` and extends the leases of the jobs it holds. Heartbeat
-times, lease deadlines and cron slots come from the queue's clock (``app.jobs.clock``);
-only the pauses between polls and beats are real time.
+:data:`ADAPTIVE_PREFETCH_MAX`; a short claim or a slow batch drops back to ``prefetch``.
+The heartbeat refreshes this worker's row in ``rindle_worker_heartbeats`` and extends
+the leases of the jobs it holds. Heartbeat times, lease deadlines and cron slots come from
+the queue's clock (``app.jobs.clock``); only the pauses between polls and beats are real
+time.
 """
 
 from __future__ import annotations
