@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from rindle import Rindle
 from rindle.domain.models import Asset, UploadSession
+from rindle.upload import tus_backing
 from rindle.web import tus_wsgi
 from rindle.web.tus import MAX_METADATA_BYTES
 from tests.apps import local_storage
@@ -156,3 +158,25 @@ def test_another_actors_url(web_app: Rindle, tus_url: str) -> None:
     assert stolen.status_code == 404
     assert requests.head(location, headers=ALICE, timeout=30).headers["Upload-Offset"] == "4"
     assert patch(location, "4", b"efgh").status_code == 204
+
+
+def test_a_body_shorter_than_its_length_keeps_nothing(web_app: Rindle, tus_url: str) -> None:
+    location = create(tus_url, {}).headers["Location"]
+    parts = urlsplit(location)
+    with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80),
+                                  timeout=30) as sock:
+        sock.sendall((f"PATCH {parts.path} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\n"
+                      "X-Actor: alice\r\nUpload-Offset: 0\r\nContent-Length: 8\r\n"
+                      "Content-Type: application/offset+octet-stream\r\n\r\nabcd").encode())
+        sock.shutdown(socket.SHUT_WR)  # the client goes away 4 bytes short
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.0 400 ")
+    assert b'"body_incomplete"' in answer
+    with web_app.db.sessionmaker() as s:
+        row = s.execute(select(UploadSession)).scalars().one()
+    assert row.last_known_offset == 0
+    part = tus_backing.part_path(local_storage(web_app), row)
+    assert not part.exists() or part.stat().st_size == 0
+    assert patch(location, "0", b"abcdefgh").status_code == 204

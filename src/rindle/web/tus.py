@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from rindle.clock import Clock, system_clock
+from rindle.delivery.body import BodyIncomplete
 from rindle.errors import ConfigError, NotFound, RindleError
 from rindle.upload import direct, tus
 from rindle.upload.tus_backing import BodyCut
@@ -193,7 +194,7 @@ class TusServer:
             response = self._route(request)
         except Refusal as refusal:
             response = refusal.response()
-        except BodyCut as exc:
+        except (BodyCut, BodyIncomplete) as exc:  # nothing of this chunk was kept
             response = json_error(400, "body_incomplete", str(exc))
         except RindleError as exc:
             status, code, message = public_error(exc, request)
