@@ -223,3 +223,50 @@ def test_a_collection_profile_in_a_single_field_is_an_error() -> None:
     messages = [m for m in field.check() if m.id.startswith("rindle_django")]
     assert [(m.id, m.hint) for m in messages] == [
         ("rindle_django.E003", "use RindleCollectionField for it")]
+
+
+def _stored(app: Rindle) -> set[str]:
+    from pathlib import Path
+
+    root = Path(app.settings.storages["default"]["root"])
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rollback_deletes_the_bytes_an_upload_stored_and_commit_keeps_them(
+        rindle_app: Rindle, make_image: Callable[..., bytes]) -> None:
+    from rindle_django.db import run_rollback_effects
+
+    run_rollback_effects()  # what earlier tests' rolled-back transactions left
+    before = _stored(rindle_app)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Photo.objects.create(title="r", image=Upload(make_image(), "r.png"))
+        inside = _stored(rindle_app) - before
+        assert len(inside) == 1  # stored, waiting for the outcome
+        raise RuntimeError("roll back")
+    assert _stored(rindle_app) - before == inside  # the block has ended: nothing ran yet
+    assert run_rollback_effects() == 1
+    assert _stored(rindle_app) == before
+    with transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():  # a savepoint rolled back
+            Photo.objects.create(title="s", image=Upload(make_image(), "s.png"))
+            raise RuntimeError("inner")
+        kept = Photo.objects.create(title="k", image=Upload(make_image(), "k.png"))
+    assert run_rollback_effects() == 1  # the savepoint's object only
+    assert kept.image is not None
+    assert len(_stored(rindle_app) - before) == 1
+    assert run_rollback_effects() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_that_rolled_back_leaves_no_bytes(
+        client: object, rindle_app: Rindle, make_image: Callable[..., bytes]) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    before = _stored(rindle_app)
+    with pytest.raises(RuntimeError, match="after save"):
+        client.post("/photos/fail", {  # type: ignore[attr-defined]
+            "title": "fail after save",
+            "image": SimpleUploadedFile("x.png", make_image())})
+    assert _stored(rindle_app) == before
+    assert Photo.objects.count() == 0

@@ -19,9 +19,17 @@ class RindleConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Connect the settings-changed receiver; nothing else."""
-        from django.core.signals import setting_changed
+        """Connect the settings-changed and request-finished receivers; nothing else."""
+        from django.core.signals import request_finished, setting_changed
 
         from rindle_django.conf import on_setting_changed
 
         setting_changed.connect(on_setting_changed, dispatch_uid="rindle_django.settings")
+        request_finished.connect(_after_request, dispatch_uid="rindle_django.rollbacks")
+
+
+def _after_request(**_: object) -> None:
+    """``request_finished``: run what a rolled-back block of the request left to undo."""
+    from rindle_django.db import run_rollback_effects
+
+    run_rollback_effects()

@@ -13,9 +13,13 @@ leaves it with an exception. So
 * effects rindle runs after a commit (:meth:`DjangoDatabase.when_committed`, and those a
   session hangs on its commit: jobs handed to an executor such as ``inline``, telemetry)
   wait for Django's commit (``transaction.on_commit``) and are dropped with a rollback.
-  Undo effects rindle would run on a host's rollback are not run (Django has no rollback
-  callbacks): an object an upload stored inside a rolled-back block stays in storage,
-  unattached.
+  Undo effects rindle asks for on a host's rollback (:meth:`DjangoDatabase.if_rolled_back`:
+  deleting the object a proxied upload stored) are kept until Django's outermost block
+  ends; a commit drops them (through ``on_commit``), and those still held after a
+  rollback run when the request finishes, or when :func:`run_rollback_effects` is called
+  (outside requests: commands, workers, shells). Django has no rollback callback, and a
+  rindle call cannot tell a rolled-back block from one whose commit hooks are still
+  running, so neither runs them.
 
 The pool (``SingletonThreadPool``) keeps one wrapper per thread and never closes Django's
 connection; SQLAlchemy's reset-on-return is off (the wrapper's rollback only ever rolls
@@ -25,6 +29,7 @@ back the atomic block it entered itself).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -35,7 +40,9 @@ from sqlalchemy.pool import SingletonThreadPool
 from rindle import database as database_module
 from rindle.database import Database
 
-__all__ = ["DjangoConnection", "DjangoDatabase"]
+__all__ = ["DjangoConnection", "DjangoDatabase", "run_rollback_effects"]
+
+log = logging.getLogger(__name__)
 
 
 class _RindleRollback(Exception):
@@ -224,12 +231,65 @@ class DjangoDatabase(Database):
         """Always None: Django creates and owns the database (file)."""
         return None
 
+    def if_rolled_back(self, effect: Callable[[], object]) -> None:
+        """Inside a Django atomic block: run ``effect`` if that block's transaction rolls
+        back (see the module docstring for when); outside one, rindle's own transaction has
+        committed and there is nothing to undo."""
+        from django.db import connections, transaction
+
+        wrapper = connections[self.alias]
+        if not wrapper.in_atomic_block:
+            return
+        pending: list[_Undo] = wrapper.__dict__.setdefault(_UNDO, [])
+        item = _Undo(effect)
+        pending.append(item)
+        transaction.on_commit(item.cancel, using=self.alias)
+
     def when_committed(self, effect: Callable[[], object]) -> None:
         """Run ``effect`` once Django commits (at once outside an atomic block); dropped if
         Django rolls back."""
         from django.db import transaction
 
         transaction.on_commit(effect, using=self.alias)
+
+
+_UNDO = "_rindle_rollback_effects"
+
+
+class _Undo:
+    """One rollback effect; :meth:`cancel` (run on Django's commit) disarms it."""
+
+    def __init__(self, effect: Callable[[], object]) -> None:
+        self.effect: Callable[[], object] | None = effect
+
+    def cancel(self) -> None:
+        self.effect = None
+
+
+def run_rollback_effects(wrapper: Any = None) -> int:
+    """Run the rollback effects still held for a Django connection (default: every
+    connection of this thread) whose transaction has ended; returns how many ran.
+
+    An effect is still held after its outermost atomic block ended only if that block (or
+    the savepoint it was registered in) rolled back: a commit cancels it. One that raises
+    is logged and the others still run.
+    """
+    from django.db import connections
+
+    ran = 0
+    for conn in [wrapper] if wrapper is not None else connections.all(initialized_only=True):
+        if conn.in_atomic_block or not conn.__dict__.get(_UNDO):
+            continue
+        held, conn.__dict__[_UNDO] = conn.__dict__[_UNDO], []
+        for item in held:
+            if item.effect is None:
+                continue
+            try:
+                item.effect()
+                ran += 1
+            except Exception:
+                log.exception("rindle_django: an effect run after a rollback failed")
+    return ran
 
 
 class _DjangoCommit:

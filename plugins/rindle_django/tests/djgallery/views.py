@@ -47,3 +47,14 @@ def direct_photo(request: HttpRequest) -> HttpResponse:
 def show_photo(request: HttpRequest, pk: int) -> HttpResponse:
     """The photo with its thumbnail picture."""
     return render(request, "djgallery/show.html", {"photo": get_object_or_404(Photo, pk=pk)})
+
+
+def upload_then_fail(request: HttpRequest) -> HttpResponse:
+    """Save the photo inside a transaction, then fail: the whole request rolls back."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        form = PhotoForm(request.POST, request.FILES)
+        if form.is_valid():
+            form.save()
+        raise RuntimeError("after save")

@@ -10,4 +10,5 @@ urlpatterns = [
     path("photos/new", views.upload_photo, name="photo-new"),
     path("photos/direct", views.direct_photo, name="photo-direct"),
     path("photos/<int:pk>", views.show_photo, name="photo-show"),
+    path("photos/fail", views.upload_then_fail),
 ]
