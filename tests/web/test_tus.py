@@ -9,8 +9,10 @@ import datetime as dt
 import hashlib
 import io
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -21,10 +23,11 @@ from tusclient.exceptions import TusCommunicationError
 from rindle import Rindle
 from rindle.clock import ManualClock
 from rindle.domain.models import Asset, UploadSession
+from rindle.testing.servers import free_port, serving
 from rindle.upload import tus_backing
 from rindle.web import tus_asgi, tus_wsgi
-from tests.apps import MakeApp, local_storage
-from tests.web.conftest import MAX_BYTES, Other, Photo, header_actor, serve_asgi, serve_wsgi
+from tests.apps import local_storage
+from tests.web.conftest import MAX_BYTES, header_actor, serve_asgi, serve_wsgi
 
 V = {"Tus-Resumable": "1.0.0"}
 ALICE = {**V, "X-Actor": "alice"}
@@ -260,25 +263,38 @@ def test_concatenation_of_three_partial_uploads(web_app: Rindle, tus_url: str) -
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "invalid_concat"
 
 
-def test_resume_on_a_new_server_process(make_app: MakeApp, tmp_path: Path) -> None:
+def test_resume_on_a_new_server_process(web_app: Rindle, db_url: str, tmp_path: Path
+                                        ) -> None:
+    """The first server process is killed after one chunk; a new process on the same
+    database and storage answers HEAD with the offset and takes the rest."""
     data = os.urandom(60_000)
-    first = make_app(profiles=[Photo, Other])
-    with serve_wsgi(tus_wsgi(first, authorize=header_actor, mount="/files")) as base:
-        uploader = tus_client.TusClient(base + "/files/", headers={"X-Actor": "alice"}).uploader(
+    root = str(local_storage(web_app).root)
+
+    def server(port: int) -> Any:
+        argv = [sys.executable, "-m", "tests.web.tus_server_process", db_url, root,
+                str(tmp_path / "tmp"), str(port)]
+        return serving(argv, ready_url=f"http://127.0.0.1:{port}/files/",
+                       name="tus server", cwd=Path(__file__).resolve().parents[2])
+
+    port = free_port()
+    with server(port) as first:
+        uploader = tus_client.TusClient(f"http://127.0.0.1:{port}/files/",
+                                        headers={"X-Actor": "alice"}).uploader(
             file_stream=io.BytesIO(data), chunk_size=25_000,
             metadata={"filename": "cat.jpg", "profile": "photo"})
         uploader.upload_chunk()
-        url = uploader.url
-        path_part = url.split("/files/", 1)[1]
-    first.close()
-    second = make_app(profiles=[Photo, Other])  # a new app: same database and storage
-    with serve_wsgi(tus_wsgi(second, authorize=header_actor, mount="/files")) as base:
-        resumed = tus_client.TusClient(base + "/files/", headers={"X-Actor": "alice"}).uploader(
-            file_stream=io.BytesIO(data), chunk_size=25_000, url=f"{base}/files/{path_part}")
-        assert resumed.offset == 25_000  # from HEAD on the new server
+        token = uploader.url.rsplit("/", 1)[1]
+        first.kill()  # no goodbye: the process dies between chunks
+        first.wait()
+    port = free_port()
+    with server(port):
+        base = f"http://127.0.0.1:{port}/files/"
+        resumed = tus_client.TusClient(base, headers={"X-Actor": "alice"}).uploader(
+            file_stream=io.BytesIO(data), chunk_size=25_000, url=base + token)
+        assert resumed.offset == 25_000  # from HEAD on the new process
         resumed.upload()
-        row = session_of(second, resumed.url)
-        assert row.state == "completed" and stored(second, row) == data
+    row = session_of(web_app, resumed.url)
+    assert row.state == "completed" and stored(web_app, row) == data
 
 
 def test_abort_and_cleanup_ops_remove_expired_tus_uploads(web_app: Rindle,
