@@ -18,10 +18,12 @@ import pytest
 
 PLUGINS = {"rindle_s3": "boto3", "rindle_gcs": "google.cloud.storage",
            "rindle_mux": "httpx", "rindle_ffmpeg": "pymediainfo",
-           "rindle_otel": "opentelemetry", "rindle_celery": "celery"}
+           "rindle_otel": "opentelemetry", "rindle_celery": "celery",
+           "rindle_django": "django"}
 #: The module a host imports first: the entry-point module, or the package for a plugin
-#: without one (rindle-otel is set up by a call, ``rindle_otel.instrument(app)``).
-ENTRY = {"rindle_otel": "rindle_otel"}
+#: without one (rindle-otel is set up by a call, ``rindle_otel.instrument(app)``;
+#: rindle-django is a Django app in ``INSTALLED_APPS``).
+ENTRY = {"rindle_otel": "rindle_otel", "rindle_django": "rindle_django"}
 
 PROBE = """
 import json, sys
