@@ -116,7 +116,8 @@ def test_out_of_range_values_are_usage_errors(
 def test_one_past_the_maximum_is_a_usage_error(
         case: tuple[tuple[str, ...], click.Command, click.Option], tmp_path: Path) -> None:
     path, command, option = case
-    assert isinstance(option.type, click.IntRange) and option.type.max is not None
+    assert isinstance(option.type, click.IntRange | click.FloatRange)
+    assert option.type.max is not None
     value = str(option.type.max + 1)
     result = CliRunner().invoke(cli, invocation(path, command, option, value, tmp_path))
     usage_error_for(result, option)

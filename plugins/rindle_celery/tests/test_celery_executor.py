@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import redis
 from conftest import Rig
 from PIL import Image
 from sqlalchemy import Table, func, select, text, update
@@ -154,6 +156,30 @@ def test_the_relay_command_publishes_what_was_never_published(
     assert probe_rows(rig) == (0, 0)  # published, not run: no worker yet
     rig.workers(1)
     assert wait_for("two rows", lambda: probe_rows(rig) == (2, 2))
+
+
+def test_the_relay_runs_until_sigterm(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    make_probe_table(rig)
+    with rig.app.db.engine.begin() as conn:  # a bare Connection: nothing published at commit
+        rig.app.jobs.enqueue_many(conn, "test.insert", [{"n": 1}])
+        earlier = rig.app.jobs.clock() - dt.timedelta(seconds=5)
+        conn.execute(update(_T).values(run_at=earlier, updated_at=earlier))
+    env = {**os.environ, **rig.env, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "rindle"), "--json", "relay",
+                             "--interval", "0.1"], env=env, cwd=rig.dir, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        broker = redis.Redis.from_url(rig.redis.url + "/0")
+        # kombu's Redis transport keeps each queue as a list named after it
+        wait_for("the job's message", lambda: broker.llen(f"{rig.prefix}process") == 1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=DEADLINE)
+    assert proc.returncode == 0, err
+    # however many ticks ran, the job went out once (republished only after 60 s)
+    assert json.loads(out) == {"published": 1}
+    assert "rindle relay: executor celery, every 0.1 s" in err
 
 
 def test_four_workers_drain_2000_jobs_exactly_once_on_postgresql(pg_rig: Rig) -> None:
