@@ -18,7 +18,7 @@ How it stays off the event loop and within flat memory:
   read; ``send`` waits while the client is slow. When the client disconnects
   (``http.disconnect``) the stream stops and the file is closed.
 * ``lifespan`` is answered (nothing to start or stop: the host owns the :class:`Rindle`);
-  a ``websocket`` connection is closed (403).
+  a ``websocket`` connection is closed at once (code 1008, policy violation).
 
 A request the core refuses before reading its body (a large or chunked body) is answered
 at once; the body is never waited for, and the server closes the connection.
