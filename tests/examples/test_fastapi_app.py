@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
-
 from examples.fastapi_app import Photo, create_app
 from examples.fastapi_app.app import Photos
+from PIL import Image
+
 from rindle import Rindle
 from tests.html_support import untokened
 from tests.uvicorn_server import UvicornThread
