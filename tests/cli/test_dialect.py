@@ -55,7 +55,7 @@ def leaf_id(case: tuple[tuple[str, ...], click.Command]) -> str:
 
 def test_the_walk_finds_every_built_in_leaf() -> None:
     names = {" ".join(path) for path, _ in LEAVES}
-    assert {"init", "migrate", "plugins", "worker", "serve", "upload", "url", "show",
+    assert {"init", "migrate", "plugins", "worker", "relay", "serve", "upload", "url", "show",
             "attach", "detach", "doctor", "runtime-status", "reprobe", "requeue",
             "regenerate-variants", "verify-storage", "backfill-metadata",
             "abort-incomplete-uploads", "cleanup-orphans", "sweep-orphaned-temp-files",

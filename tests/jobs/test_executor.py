@@ -287,3 +287,21 @@ def test_a_tick_schedules_cron_then_sweeps(make_app: MakeApp) -> None:
     assert relay.tick().to_dict() == {"scheduled": 0, "published": 1, "failed": 0}
     assert recorder(app).published[0].queue == "maintenance"
     assert app.relay(cron=False).cron_entries == []
+
+
+def test_rindle_relay_needs_an_external_executor(db_url: str, tmp_path: Any) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from rindle.cli import cli
+
+    config = tmp_path / "rindle.toml"
+    config.write_text(f'database_url = "{db_url}"\nsecret_key = "s"\n\n[storages.default]\n'
+                      f'backend = "local"\nroot = "{tmp_path / "media"}"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "relay", "--once", "--json"])
+    assert result.exit_code == 1, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["code"] == "config_error"
+    assert error["message"].startswith("rindle relay publishes jobs to an external executor, "
+                                       "but [jobs] executor is \"worker\"")
