@@ -383,3 +383,29 @@ def test_asgi_tuspy_upload_offsets_and_checksums(web_app: Rindle, asgi_url: str)
     assert head(location).headers["Upload-Offset"] == "0"
     assert head(location, actor="bob").status_code == 404
 
+
+
+def test_completion_is_retried_after_a_crash(web_app: Rindle, tus_url: str) -> None:
+    """All bytes committed and the object linked, then the process died before verify:
+    an empty PATCH at the end completes the upload (and a lock's empty part file left
+    behind does not get in the way)."""
+    location = create(tus_url, 8).headers["Location"]
+    assert patch(location, 0, b"abcd").status_code == 204
+    row = session_of(web_app, location)
+    storage = local_storage(web_app)
+    with open(tus_backing.part_path(storage, row), "ab") as part:
+        part.write(b"efgh")
+    with web_app.db.transaction() as s:
+        live = s.get(UploadSession, row.id)
+        assert live is not None
+        live.last_known_offset = 8
+    tus_backing.finish(storage, session_of(web_app, location))  # then the crash
+    assert head(location).headers["Upload-Offset"] == "8"
+    done = patch(location, 8, b"")
+    assert done.status_code == 204 and done.headers["Upload-Offset"] == "8"
+    final = session_of(web_app, location)
+    assert done.headers["Rindle-Asset-Id"] == str(final.asset_id)
+    assert final.state == "completed" and stored(web_app, final) == b"abcdefgh"
+    assert not tus_backing.part_path(storage, final).exists()
+    again = patch(location, 8, b"")
+    assert again.status_code == 204

@@ -218,8 +218,9 @@ def _finish_local(storage: LocalStorage, row: UploadSession) -> None:
     path = part_path(storage, row)
     final = storage.path_for(row.upload_key)
     try:
-        if not path.exists() and final.exists():
-            return  # finished by an earlier attempt whose verify did not complete
+        if final.exists():  # an earlier attempt finished (its verify did not complete);
+            path.unlink(missing_ok=True)  # a later lock may have left an empty part file
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(exist_ok=True)  # an empty upload never wrote its part file
         try:
