@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -159,3 +160,37 @@ def test_form_accepts_only_its_own_fresh_tokens(rindle_app: Rindle,
         expired = asset_token(asset.id, "photo")
     assert errors(fresh_enough) == []
     assert errors(expired) == ["invalid_upload_token"]
+
+
+@pytest.mark.django_db
+def test_delivery_under_asgi_serves_ranges_and_takes_a_presigned_put(
+        rindle_app: Rindle, delivered: tuple[str, bytes],
+        make_image: Callable[..., bytes]) -> None:
+    """Django's ASGI handler (AsyncClient): no ``wsgi.input`` in META, same answers."""
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    url, data = delivered
+    client = AsyncClient()
+
+    async def body(response: Any) -> bytes:
+        content = response.streaming_content
+        if hasattr(content, "__aiter__"):
+            return b"".join([chunk async for chunk in content])
+        return b"".join(content)  # a sync iterator (Django serves it from a thread)
+
+    upload = make_image(30, 20)
+    session = rindle_app.initiate_upload("photo", filename="a.png", byte_size=len(upload),
+                                         content_type="image/png")
+    signed = rindle_app.sign_upload(session.id)
+
+    async def run() -> tuple[Any, bytes, Any, bytes]:
+        part = await client.get(url, headers={"Range": "bytes=2-5"})
+        part_body = await body(part)
+        put = await client.generic("PUT", signed.url, upload, content_type="image/png")
+        return part, part_body, put, await body(put)
+
+    part, part_body, put, put_body = async_to_sync(run)()
+    assert (part.status_code, part_body) == (206, data[2:6])
+    _secured(part)
+    assert put.status_code == 201, put_body

@@ -17,6 +17,7 @@ signed grant the widget was rendered with, Django's CSRF token, and ``applicatio
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -55,6 +56,11 @@ def _wsgi() -> Any:
 def delivery(request: HttpRequest, path: str) -> HttpResponse | StreamingHttpResponse:
     """Serve ``<mount>/<path>`` through rindle's delivery app (see the module docstring)."""
     environ = dict(request.META)
+    # the body through Django's own stream (bounded by CONTENT_LENGTH; under ASGI there
+    # is no wsgi.input at all)
+    environ["wsgi.input"] = request
+    environ.setdefault("wsgi.url_scheme", request.scheme)
+    environ.setdefault("wsgi.errors", sys.stderr)
     rest = "/" + path
     full = request.path_info
     environ["SCRIPT_NAME"] = request.META.get("SCRIPT_NAME", "") + full[: len(full) - len(rest)]
