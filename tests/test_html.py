@@ -179,8 +179,8 @@ def test_register_jinja_filters_and_globals_are_not_escaped_twice(app: Rindle, p
     assert isinstance(marked, markupsafe.Markup) and untokened(marked) == second
 
 
-def test_picture_reads_the_asset_once_and_signs_without_reading(app: Rindle, photo: Asset
-                                                                 ) -> None:
+def test_picture_reads_an_id_once_and_a_loaded_asset_not_at_all(app: Rindle, photo: Asset
+                                                                  ) -> None:
     from sqlalchemy import event
 
     statements: list[str] = []
@@ -188,14 +188,32 @@ def test_picture_reads_the_asset_once_and_signs_without_reading(app: Rindle, pho
     def count(*args: object) -> None:
         statements.append(str(args[2]))
 
+    def selects() -> int:
+        return sum(q.lstrip().upper().startswith("SELECT") for q in statements)
+
     event.listen(app.db.engine, "before_cursor_execute", count)
     try:
-        out = picture(app, photo.id, ["small", "large", "jpeg"])
+        by_id = picture(app, photo.id, ["small", "large", "jpeg"])
+        assert selects() == 2, statements  # the asset, then its variants (selectinload)
+        loaded = app.get_asset(photo.id)
+        statements.clear()
+        assert untokened(picture(app, loaded, ["small", "large", "jpeg"])) == untokened(by_id)
+        assert selects() == 0, statements  # signed from the row given
     finally:
         event.remove(app.db.engine, "before_cursor_execute", count)
-    assert out.count("token=") == 4  # three variants, the largest jpeg twice (src, srcset)
-    selects = [q for q in statements if q.lstrip().upper().startswith("SELECT")]
-    assert len(selects) == 2, statements  # the asset, then its variants (selectinload)
+    assert by_id.count("token=") == 4  # three variants, the largest jpeg twice (src, srcset)
+
+
+def test_a_loaded_asset_renders_as_it_was_read(app: Rindle) -> None:
+    """The Asset upload returns was read before promotion: it shows nothing even once
+    processing is done; its id shows the variants."""
+    stale = app.upload("gallery", png_bytes(), filename="p.png")
+    app.jobs.drain()
+    assert picture(app, stale, "small") == ""
+    small = _key(app, stale.id, "small")
+    assert untokened(picture(app, stale.id, "small")) == (
+        f'<picture><img src="{small}" srcset="{small} 64w" alt="" width="64" height="48">'
+        '</picture>')
 
 
 def test_the_actor_reaches_the_authorizer(make_app: Callable[..., Rindle]) -> None:
@@ -211,15 +229,16 @@ def test_the_actor_reaches_the_authorizer(make_app: Callable[..., Rindle]) -> No
     asset = app.upload("gallery", png_bytes(), filename="p.png")
     app.jobs.drain()
     small = _key(app, asset.id, "small")
-    assert untokened(picture(app, asset, "small", actor="owner")) == (
+    assert untokened(picture(app, asset.id, "small", actor="owner")) == (
         f'<picture><img src="{small}" srcset="{small} 64w" alt="" width="64" height="48">'
         '</picture>')
     assert asked == [("owner", "small")]
     for actor in ("stranger", None):
         with pytest.raises(Forbidden) as exc:
-            picture(app, asset, "small", actor=actor)
+            picture(app, asset.id, "small", actor=actor)
         assert exc.value.code == "delivery_forbidden"
     env = jinja2.Environment(autoescape=True)
     register_jinja(env, app)
-    rendered = env.from_string('{{ a | media_url("small", actor=u) }}').render(a=asset, u="owner")
+    rendered = env.from_string('{{ a | media_url("small", actor=u) }}').render(a=asset.id,
+                                                                               u="owner")
     assert untokened(rendered) == small

@@ -29,9 +29,14 @@ What is used:
   takes its ``poster`` from a ready ``video_poster_scene`` image variant (or the one
   named).
 
-URLs are signed by :meth:`rindle.Rindle.urls` (signed unless the profile is public) from
-the asset row the helper read, so one element costs one read of the asset and its
-variants and nothing per URL. Every helper takes ``actor=``, the user a ``[delivery]
+``asset`` is an id (read when the helper runs: two SELECTs, the asset and its variants)
+or an :class:`~rindle.domain.models.Asset` with its variants loaded, as
+:meth:`~rindle.Rindle.get_asset`, :meth:`~rindle.Rindle.attachment` and
+:meth:`~rindle.Rindle.attachments` return it, which is used as it is: a gallery read with
+one ``app.attachments(owner)`` renders without another query. Pass the id when the object
+may predate processing (the Asset :meth:`~rindle.Rindle.upload` returns does). URLs are
+signed by :meth:`rindle.Rindle.urls` (signed unless the profile is public) from that row,
+with no query per URL. Every helper takes ``actor=``, the user a ``[delivery]
 authorizer`` decides for; its refusal raises :class:`~rindle.errors.Forbidden` as
 ``app.url`` does.
 
@@ -168,14 +173,21 @@ def _extra(attrs: Mapping[str, object], reserved: Iterable[str]) -> list[tuple[s
 # --- rows -----------------------------------------------------------------------------------
 
 def _load(app: HtmlHost, asset: AssetRef) -> Asset | None:
-    """The asset with its variants as stored now (one query), or None when it is absent or
-    not deliverable."""
+    """The asset with its variants, or None when it is absent or not deliverable.
+
+    An :class:`Asset` whose variants are loaded is used as it is (no query), as
+    :meth:`rindle.Rindle.urls` does; an id, or an Asset without its variants, is read (one
+    query for the asset, one for its variants).
+    """
     if asset is None:
         return None
-    try:  # read again even when given a row: the caller's copy may predate processing
-        row = get_asset(app.db, asset.id if isinstance(asset, Asset) else asset)
-    except NotFound:
-        return None
+    if isinstance(asset, Asset) and "variant_rows" in vars(asset):
+        row = asset
+    else:
+        try:
+            row = get_asset(app.db, asset.id if isinstance(asset, Asset) else asset)
+        except NotFound:
+            return None
     return row if row.state in _DELIVERABLE else None
 
 

@@ -59,7 +59,7 @@ def no_db_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rindle]:
 def test_hostile_alt_and_sizes_stay_inside_their_attributes(app: Rindle) -> None:
     asset = app.upload("gallery", png_bytes(), filename="p.png")
     app.jobs.drain()
-    out = picture(app, asset, "small", alt=HOSTILE, sizes=HOSTILE, title=HOSTILE)
+    out = picture(app, asset.id, "small", alt=HOSTILE, sizes=HOSTILE, title=HOSTILE)
     assert f'alt="{ESCAPED}"' in out and f'sizes="{ESCAPED}"' in out
     assert f'title="{ESCAPED}"' in out and "<script" not in out
     tags = _Elements(out).tags
@@ -72,7 +72,7 @@ def test_hostile_alt_and_sizes_stay_inside_their_attributes(app: Rindle) -> None
 def test_hostile_filename_never_reaches_the_markup_raw(app: Rindle) -> None:
     asset = app.upload("gallery", png_bytes(), filename=HOSTILE + ".png")
     assert app.jobs.drain(limit=1) == 1  # promoted; no variant ready: the original is shown
-    out = picture(app, asset, "small")
+    out = picture(app, asset.id, "small")
     assert "<script" not in out and "onerror=" not in out.replace("&#x27;", "")
     tags = _Elements(out).tags
     assert [t for t, _ in tags] == ["picture", "img"]
