@@ -31,8 +31,8 @@ bench: system-deps install
 	$(BIN)/python bench/run_all.py
 
 lint: install
-	$(BIN)/ruff check src tests plugins bench
-	$(BIN)/mypy src/rindle $(foreach d,$(PLUGIN_DIRS),$(d)/src)
+	$(BIN)/ruff check src tests plugins bench examples
+	$(BIN)/mypy src/rindle $(foreach d,$(PLUGIN_DIRS),$(d)/src) examples
 	$(BIN)/lint-imports --no-cache --no-logo .importlinter .importlinter-typing
 
 clean:
