@@ -276,13 +276,14 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                   "multipart_upload_id": appended.upload_id,
                   "upload_length": length, "locked_until": None}
         try:
-            with app.db.transaction() as s:
-                if row.state == "signed" and appended.written:
+            if row.state == "signed" and appended.written:
+                with app.db.transaction() as s:
                     session_fsm.transition(s, row.id, "signed", "uploading",
                                            telemetry=app.telemetry, profile=asset.profile,
                                            values=values)
-                else:
-                    done = s.connection().execute(_ADVANCE, {
+            else:  # the state stays: one guarded UPDATE, no ORM session
+                with app.db.engine.begin() as conn:
+                    done = conn.execute(_ADVANCE, {
                         "sid": row.id, "old_offset": offset, "old_state": row.state,
                         "new_offset": values["last_known_offset"],
                         "new_state": appended.state, "new_upload_id": appended.upload_id,
