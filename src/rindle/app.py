@@ -244,7 +244,6 @@ class Rindle:
         for table in self.settings.storages.values():
             self._storage_registry.get(table["backend"])  # unknown names fail at startup
         storage_set = _Storages(self.settings, self._storage_registry)
-        self._storages = storage_set.built
         from rindle.jobs.executor import Executor
 
         self._executor_registry = BackendRegistry.collect(
@@ -254,6 +253,7 @@ class Rindle:
         self._executors_built: list[Executor] = []  # closed by close()
         self._executor_part: Lazy[Executor | None] = Lazy(functools.partial(
             _build_executor, self._executor_registry, self._executors_built))
+        self._storages = storage_set.built
         # Cheap and connecting to nothing: its costly parts are built on first use.
         self._context = Context(
             settings=self.settings, pm=self.pm, hooks=self._hooks, telemetry=self.telemetry,
@@ -508,6 +508,17 @@ class Rindle:
 
         return asset_urls(self._context, assets, variant, expires_in=expires_in,
                           disposition=disposition, actor=actor)
+
+    def subscribe_token(self, asset_ids: Iterable[uuid.UUID | str], *,
+                        expires_in: int = 3600) -> str:
+        """A token for the live progress stream (``rindle.web.events_wsgi`` /
+        ``events_asgi``): it lets a browser watch exactly ``asset_ids`` (1 to 100) for
+        ``expires_in`` seconds (1 to 604800), signed with ``secret_key``. Hand it only for
+        assets the user may see. :class:`rindle.errors.UsageError` for bad ids or lifetime,
+        :class:`rindle.errors.ConfigError` without ``secret_key``."""
+        from rindle.web.events import subscribe_token
+
+        return subscribe_token(self._context, asset_ids, expires_in=expires_in)
 
     # --- Day-2 operations ------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["NEVER", "SignedClaims", "TokenInvalid", "sign", "verify"]
+__all__ = ["NEVER", "SignedClaims", "TokenInvalid", "open_payload", "sign", "sign_payload",
+           "verify"]
 
 #: The ``expires`` value of a token that never expires.
 NEVER = 0
@@ -58,8 +59,45 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(secret: str, payload: bytes) -> bytes:
-    return hmac.new(secret.encode("utf-8"), b"rindle:url:v1\x00" + payload, hashlib.sha256).digest()
+#: The MAC domain of delivery URL tokens.
+_URL_DOMAIN = "rindle:url:v1"
+
+
+def _mac(secret: str, payload: bytes, domain: bytes) -> bytes:
+    return hmac.new(secret.encode("utf-8"), domain + b"\x00" + payload, hashlib.sha256).digest()
+
+
+def sign_payload(secret: str, domain: str, body: dict[str, Any]) -> str:
+    """A URL-safe token carrying the JSON object ``body``, MACed under ``domain`` (e.g.
+    ``"rindle:events:v1"``): a token made for one domain never opens in another."""
+    payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    return f"{_b64(payload)}.{_b64(_mac(secret, payload, domain.encode('ascii')))}"
+
+
+def open_payload(secret: str, domain: str, token: str) -> dict[str, Any]:
+    """The JSON object a :func:`sign_payload` token of ``domain`` carries.
+
+    The shape is checked first, then the MAC in constant time, and only then is the payload
+    parsed. Raises :class:`TokenInvalid` with reason ``malformed`` or ``bad_signature``;
+    checking what the object grants (and its expiry) is the caller's job.
+    """
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise TokenInvalid("malformed")
+    try:
+        payload_b64, mac_b64 = token.split(".", 1)
+        payload = _unb64(payload_b64)
+        mac = _unb64(mac_b64)
+    except (ValueError, TypeError) as exc:  # binascii.Error is a ValueError
+        raise TokenInvalid("malformed") from exc
+    if not hmac.compare_digest(mac, _mac(secret, payload, domain.encode("ascii"))):
+        raise TokenInvalid("bad_signature")
+    try:
+        body = json.loads(payload)
+    except ValueError as exc:
+        raise TokenInvalid("malformed") from exc
+    if not isinstance(body, dict):
+        raise TokenInvalid("malformed")
+    return body
 
 
 def sign(secret: str, claims: SignedClaims) -> str:
@@ -71,8 +109,7 @@ def sign(secret: str, claims: SignedClaims) -> str:
         body["b"] = claims.max_bytes
     if claims.content_type is not None:
         body["t"] = claims.content_type
-    payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
-    return f"{_b64(payload)}.{_b64(_mac(secret, payload))}"
+    return sign_payload(secret, _URL_DOMAIN, body)
 
 
 def verify(secret: str, token: str, *, method: str, key: str, now: float | None = None
@@ -83,18 +120,8 @@ def verify(secret: str, token: str, *, method: str, key: str, now: float | None 
     ``expires`` is :data:`NEVER` never expires. Raises :class:`TokenInvalid` with reason
     ``malformed``, ``bad_signature``, ``wrong_request`` or ``expired``.
     """
-    if not _TOKEN.fullmatch(token):  # one spelling per token: no padding, no other bytes
-        raise TokenInvalid("malformed")
+    body = open_payload(secret, _URL_DOMAIN, token)  # one spelling per token
     try:
-        payload_b64, mac_b64 = token.split(".", 1)
-        payload = _unb64(payload_b64)
-        mac = _unb64(mac_b64)
-    except (ValueError, TypeError) as exc:  # binascii.Error is a ValueError
-        raise TokenInvalid("malformed") from exc
-    if not hmac.compare_digest(mac, _mac(secret, payload)):
-        raise TokenInvalid("bad_signature")
-    try:
-        body = json.loads(payload)
         claims = SignedClaims(method=body["m"], key=body["k"], expires=int(body["e"]),
                               disposition=body.get("d"), max_bytes=body.get("b"),
                               content_type=body.get("t"))

@@ -15,6 +15,10 @@ measurements ``{"system_time": <ns since the epoch>}`` and metadata ``{"from", "
 (:func:`rindle.database.after_commit`; inside ``app.bind`` the host's commit); a
 transaction or savepoint that rolls back discards the events recorded inside it, so
 subscribers never hear of a state the database does not hold.
+
+On PostgreSQL a transition also sends a ``NOTIFY`` in its own transaction
+(:mod:`rindle.domain.fsm.notify`), which PostgreSQL delivers at commit and drops at rollback:
+the live progress stream hears of committed states only.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ClauseElement
 
 from rindle.database import after_commit
+from rindle.domain.fsm.notify import notify, notify_columns, payload
 from rindle.domain.models import Asset, Base, utcnow
 from rindle.errors import InvalidTransition, NotFound
 from rindle.telemetry import Telemetry
@@ -178,12 +183,17 @@ class StateMachine:
             .values(row_values)
         )
         wanted = self._returned_metadata()  # UPDATE ... RETURNING: SQLite >= 3.35, PostgreSQL
-        rows = session.execute(stmt.returning(table.c.id, *wanted.values())).all()
+        announce = _announces(session)
+        extra = notify_columns(table) if announce else ()
+        rows = session.execute(stmt.returning(table.c.id, *wanted.values(), *extra)).all()
         if len(rows) != 1:
             raise self._lost_race(session, row_id, from_state, to_state)
         self._refresh_identity_map(session, row_id, row_values)
+        returned = rows[0][1:1 + len(wanted)]
+        if announce:
+            notify(session, [payload(self.entity, row_id, to_state, rows[0][1 + len(wanted):])])
         meta: dict[str, Any] = {k: _UNKNOWN if v is None else v
-                                for k, v in zip(wanted, rows[0][1:], strict=True)}
+                                for k, v in zip(wanted, returned, strict=True)}
         meta.update(metadata or {})
         if profile is not None:
             meta["profile"] = profile
@@ -226,13 +236,18 @@ class StateMachine:
             match = table.c.id == any_(bindparam("ids", ids, type_=ARRAY(Uuid())))
         else:
             match = table.c.id.in_(ids)
+        announce = _announces(session)
+        extra = notify_columns(table) if announce else ()
         stmt = (
             update(table)
             .where(match, table.c.state == from_state)
             .values(row_values)
-            .returning(table.c.id, *wanted.values())
+            .returning(table.c.id, *wanted.values(), *extra)
         )
         rows = session.execute(stmt).all()
+        if announce:
+            notify(session, [payload(self.entity, row[0], to_state, row[1 + len(wanted):])
+                             for row in rows])
         now_ns = time.time_ns()
         loaded = bool(session.identity_map)  # batch passes use fresh sessions: nothing to sync
         if telemetry is not None and not telemetry.listening:
@@ -241,8 +256,9 @@ class StateMachine:
             if loaded:
                 self._refresh_identity_map(session, row[0], row_values)
             if telemetry is not None:
-                meta: dict[str, Any] = {k: _UNKNOWN if v is None else v
-                                        for k, v in zip(wanted, row[1:], strict=True)}
+                meta: dict[str, Any] = {
+                    k: _UNKNOWN if v is None else v
+                    for k, v in zip(wanted, row[1:1 + len(wanted)], strict=True)}
                 if profile is not None:
                     meta["profile"] = profile
                 meta.update({"from": from_state, "to": to_state})
@@ -332,6 +348,12 @@ class StateMachine:
                 session.expire(obj, [key])
             else:
                 set_committed_value(obj, key, value)
+
+
+def _announces(session: Session) -> bool:
+    """Whether transitions in ``session`` are announced on the ``NOTIFY`` channel
+    (:mod:`rindle.domain.fsm.notify`): on PostgreSQL."""
+    return session.get_bind().dialect.name == "postgresql"
 
 
 # --- telemetry deferred until commit -------------------------------------------------------

@@ -1,0 +1,565 @@
+"""Live progress: a Server-Sent Events stream of state changes, for any Python web stack.
+
+The host signs a subscribe token for the assets a page may watch
+(``app.subscribe_token([asset_id, ...], expires_in=3600)``, HMAC with the app's
+``secret_key``, binding the exact set of asset ids and an expiry) and the page opens
+``new EventSource("<mount>/events?token=<token>")``. Mount :func:`wsgi_app` or
+:func:`asgi_app` (same route, same answers). The stream is::
+
+    retry: 3000
+
+    event: variant
+    id: variant:<row id>:<at>
+    data: {"kind": "variant", "id": "...", "asset_id": "...", "name": "thumb",
+           "state": "ready", "at": "2026-01-01T00:00:00.000001+00:00"}
+
+    : heartbeat
+
+``event`` (and ``data.kind``) is ``asset``, ``variant``, ``upload_session`` or
+``provider``; ``name`` is the variant name, ``null`` for the other kinds; ``at`` is the
+row's ``updated_at``. The stream opens with ``retry:`` and a snapshot (the current state of
+every watched asset and of its upload sessions, variants and provider assets, so a page that
+connects late still learns that a variant is ready), then sends each change as it commits
+(:mod:`rindle.web.events_source`: PostgreSQL ``LISTEN``/``NOTIFY``, SQLite polling) and a
+``: heartbeat`` comment every ``heartbeat`` seconds. One state of one row is sent once per
+stream. The ``id`` names that state of that row; a reconnecting ``EventSource`` sends the last
+one as ``Last-Event-ID`` and gets a fresh snapshot (leaving out that very state), so nothing
+is missed across a reconnect.
+
+The stream ends (a ``: closed <reason>`` comment, then the end of the body) when the token
+expires (``expired``) or after ``max_lifetime`` seconds (``lifetime``); ``EventSource`` then
+reconnects, and an expired token is refused. Answers other than the stream are JSON
+``{"error": {"code", "message"}}``: a missing, malformed, tampered or expired token is 403
+``forbidden`` (``reason`` says which), more than ``max_streams`` open streams on this mount
+503 ``too_many_streams`` (``Retry-After``), another method 405, another path 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import parse_qs, quote
+from wsgiref.types import StartResponse, WSGIEnvironment
+
+from rindle.delivery.asgi import Receive, Scope, Send, serve_lifespan
+from rindle.delivery.headers import SECURITY_HEADERS
+from rindle.errors import ConfigError, TransientError, UsageError
+from rindle.signing import TokenInvalid, open_payload, sign_payload
+from rindle.web.events_source import Change, Hub, Subscriber, snapshot
+from rindle.web.http import status_line
+
+if TYPE_CHECKING:
+    from rindle.clock import Clock
+    from rindle.context import AppContext
+
+__all__ = [
+    "DEFAULT_HEARTBEAT",
+    "DEFAULT_MAX_LIFETIME",
+    "DEFAULT_MAX_STREAMS",
+    "DEFAULT_POLL_INTERVAL",
+    "DEFAULT_RETRY_MS",
+    "DEFAULT_TOKEN_TTL",
+    "MAX_ASSETS",
+    "EventsCore",
+    "Subscription",
+    "asgi_app",
+    "events_url",
+    "open_subscription",
+    "sign_subscription",
+    "subscribe_token",
+    "wsgi_app",
+]
+
+log = logging.getLogger(__name__)
+
+#: The MAC domain of subscribe tokens (a delivery URL token never opens as one).
+TOKEN_DOMAIN: Final = "rindle:events:v1"
+#: The most asset ids one subscribe token may bind.
+MAX_ASSETS: Final = 100
+#: Seconds a subscribe token is valid unless ``expires_in`` says otherwise.
+DEFAULT_TOKEN_TTL: Final = 3600
+#: Seconds between two ``: heartbeat`` comments.
+DEFAULT_HEARTBEAT: Final = 15.0
+#: Open streams one mount serves at most; one more is answered 503.
+DEFAULT_MAX_STREAMS: Final = 100
+#: Seconds a stream lasts at most (the browser reconnects).
+DEFAULT_MAX_LIFETIME: Final = 3600.0
+#: Seconds between two reads of the watched rows on SQLite.
+DEFAULT_POLL_INTERVAL: Final = 1.0
+#: The ``retry:`` the stream opens with (milliseconds before ``EventSource`` reconnects).
+DEFAULT_RETRY_MS: Final = 3000
+
+_JSON = "application/json"
+_STREAM_HEADERS: Final = (("Content-Type", "text/event-stream"),
+                          ("Cache-Control", "no-store"),
+                          ("X-Accel-Buffering", "no"), *SECURITY_HEADERS)
+HEARTBEAT: Final = b": heartbeat\n\n"
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a valid subscribe token grants: watching exactly ``asset_ids`` until
+    ``expires`` (Unix seconds)."""
+
+    asset_ids: frozenset[uuid.UUID]
+    expires: int
+
+
+def _asset_ids(asset_ids: Iterable[uuid.UUID | str]) -> list[str]:
+    if isinstance(asset_ids, (str, bytes, uuid.UUID)):
+        raise UsageError("asset_ids must be a list of asset ids, not one id",
+                         code="invalid_subscription")
+    try:
+        ids = sorted({str(i if isinstance(i, uuid.UUID) else uuid.UUID(str(i)))
+                      for i in asset_ids})
+    except ValueError:
+        raise UsageError("asset_ids must be asset ids (UUIDs)",
+                         code="invalid_subscription") from None
+    if not 1 <= len(ids) <= MAX_ASSETS:
+        raise UsageError(f"a subscribe token binds 1 to {MAX_ASSETS} asset ids, not "
+                         f"{len(ids)}; open one stream per page of assets",
+                         code="invalid_subscription")
+    return ids
+
+
+def sign_subscription(secret: str, asset_ids: Iterable[uuid.UUID | str], expires: int
+                      ) -> str:
+    """The subscribe token for exactly ``asset_ids`` (1 to :data:`MAX_ASSETS`; order and
+    repeats do not matter), valid until the Unix time ``expires``."""
+    return sign_payload(secret, TOKEN_DOMAIN, {"a": _asset_ids(asset_ids), "e": int(expires)})
+
+
+def subscribe_token(app: AppContext, asset_ids: Iterable[uuid.UUID | str], *,
+                    expires_in: int = DEFAULT_TOKEN_TTL, now: float | None = None) -> str:
+    """A token letting a browser watch ``asset_ids`` for ``expires_in`` seconds (1 to one
+    week) from ``now`` (default: the app's clock). :class:`UsageError` for bad ids or
+    lifetimes, :class:`ConfigError` without ``secret_key``."""
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not (
+            1 <= expires_in <= 7 * 24 * 3600):
+        raise UsageError("expires_in must be 1..604800 seconds", code="invalid_subscription")
+    start = app.clock().timestamp() if now is None else now
+    return sign_subscription(_secret(app), asset_ids, int(start) + expires_in)
+
+
+def open_subscription(secret: str, token: str, *, now: float) -> Subscription:
+    """The subscription ``token`` grants at Unix time ``now``. Raises
+    :class:`~rindle.signing.TokenInvalid` with reason ``malformed``, ``bad_signature`` or
+    ``expired`` (the token is good through its ``expires`` second)."""
+    body = open_payload(secret, TOKEN_DOMAIN, token)
+    ids, expires = body.get("a"), body.get("e")
+    if (not isinstance(ids, list) or not 1 <= len(ids) <= MAX_ASSETS
+            or isinstance(expires, bool) or not isinstance(expires, int)):
+        raise TokenInvalid("malformed")
+    try:
+        parsed = frozenset(uuid.UUID(i) for i in ids if isinstance(i, str))
+    except ValueError:
+        raise TokenInvalid("malformed") from None
+    if len(parsed) != len(ids):
+        raise TokenInvalid("malformed")
+    if expires < now:
+        raise TokenInvalid("expired")
+    return Subscription(parsed, expires)
+
+
+def _secret(app: AppContext) -> str:
+    secret = app.settings.secret_key
+    if not secret:
+        raise ConfigError("live progress needs secret_key (it signs subscribe tokens); set "
+                          "secret_key in rindle.toml or RINDLE_SECRET_KEY")
+    return secret
+
+
+# --- the stream ---------------------------------------------------------------------------
+
+
+def _frame(change: Change) -> bytes:
+    data = json.dumps(change.data(), separators=(",", ":"))
+    return f"event: {change.kind}\nid: {change.event_id}\ndata: {data}\n\n".encode()
+
+
+class _Stream:
+    """One stream's state: what it sent (per row), when it ends; frames bytes to send."""
+
+    def __init__(self, core: EventsCore, sub: Subscription, last_event_id: str | None
+                 ) -> None:
+        self.core = core
+        self.sub = sub
+        self.last_event_id = last_event_id
+        self.sent: dict[tuple[str, str], tuple[str | None, str]] = {}
+        self.ends_at = core.now() + core.max_lifetime
+
+    def fresh(self, change: Change) -> bool:
+        """Whether ``change`` is news to this stream: a row not sent yet, or a state later
+        than (or other than, at the same instant) the one sent; records it."""
+        last = self.sent.get(change.row)
+        if last is not None:
+            at, state = last
+            if (change.at or "") < (at or "") or (change.at == at and change.state == state):
+                return False
+        self.sent[change.row] = (change.at, change.state)
+        return True
+
+    def opening(self) -> bytes:
+        """``retry:`` and the snapshot."""
+        head = f"retry: {self.core.retry_ms}\n\n".encode()
+        return head + self.resync(skip=self.last_event_id)
+
+    def resync(self, skip: str | None = None) -> bytes:
+        """The snapshot's rows this stream has not sent (in their current state)."""
+        rows = snapshot(self.core.app.db, self.sub.asset_ids)
+        return b"".join(_frame(c) for c in rows if self.fresh(c) and c.event_id != skip)
+
+    def frame(self, item: Change | str) -> bytes:
+        """The bytes for one delivered item (a change, or :data:`RESYNC`)."""
+        if isinstance(item, str):
+            return self.resync()
+        return _frame(item) if self.fresh(item) else b""
+
+    def ended(self) -> str | None:
+        """``expired`` / ``lifetime`` once the stream must end, else ``None``."""
+        now = self.core.now()
+        if now > self.sub.expires:
+            return "expired"
+        if now >= self.ends_at:
+            return "lifetime"
+        return None
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str, *,
+                 reason: str | None = None, headers: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.reason = status, code, message, reason
+        self.headers = list(headers)
+
+    def answer(self) -> tuple[str, list[tuple[str, str]], bytes]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.reason is not None:
+            error["reason"] = self.reason
+        body = json.dumps({"error": error}, separators=(",", ":")).encode()
+        headers = [("Content-Type", _JSON), ("Content-Length", str(len(body))),
+                   ("Cache-Control", "no-store"), *self.headers, *SECURITY_HEADERS]
+        return status_line(self.status), headers, body
+
+
+class EventsCore:
+    """The request handling :func:`wsgi_app` and :func:`asgi_app` share: the route, the
+    token check, the bound on open streams and the hub. ``open_streams`` is how many
+    streams are open now."""
+
+    def __init__(self, app: AppContext, *, mount: str = "",
+                 heartbeat: float = DEFAULT_HEARTBEAT,
+                 max_streams: int = DEFAULT_MAX_STREAMS,
+                 max_lifetime: float = DEFAULT_MAX_LIFETIME,
+                 poll_interval: float = DEFAULT_POLL_INTERVAL,
+                 retry_ms: int = DEFAULT_RETRY_MS, clock: Clock | None = None) -> None:
+        if not (heartbeat > 0 and max_lifetime > 0 and poll_interval > 0):
+            raise ConfigError("live progress needs heartbeat, max_lifetime and poll_interval "
+                              "> 0 seconds")
+        if isinstance(max_streams, bool) or not isinstance(max_streams, int) or max_streams < 1:
+            raise ConfigError(f"live progress needs max_streams >= 1, not {max_streams!r}")
+        if isinstance(retry_ms, bool) or not isinstance(retry_ms, int) or retry_ms < 0:
+            raise ConfigError(f"live progress needs retry_ms >= 0, not {retry_ms!r}")
+        self.app = app
+        self.secret = _secret(app)
+        self.mount = mount.rstrip("/")
+        self.heartbeat = float(heartbeat)
+        self.max_streams = max_streams
+        self.max_lifetime = float(max_lifetime)
+        self.retry_ms = retry_ms
+        self.clock: Clock = clock or app.clock
+        self.hub = Hub(app.db, poll_interval=poll_interval)
+        self._lock = threading.Lock()
+        self._open = 0
+        self.slot_freed = threading.Condition(self._lock)
+
+    @property
+    def open_streams(self) -> int:
+        """How many streams this mount holds open now."""
+        with self._lock:
+            return self._open
+
+    def now(self) -> float:
+        """The clock's time as Unix seconds."""
+        return self.clock().timestamp()
+
+    def admit(self, method: str, path: str, query: str, headers: Mapping[str, str]
+              ) -> tuple[Subscription, str | None]:
+        """Check one request (path below the host's root); raises :class:`_Refused`.
+        Returns the subscription and the ``Last-Event-ID``; takes a stream slot, which the
+        caller must :meth:`release`."""
+        inner = path if not self.mount else (
+            path[len(self.mount):] if path.startswith(self.mount + "/") else None)
+        if inner != "/events":
+            raise _Refused(404, "not_found", "no such endpoint")
+        if method != "GET":
+            raise _Refused(405, "method_not_allowed", "this endpoint takes GET",
+                           headers=[("Allow", "GET")])
+        tokens = parse_qs(query, keep_blank_values=True).get("token", [])
+        if len(tokens) != 1:
+            raise _Refused(403, "forbidden", "pass exactly one token= (from "
+                           "app.subscribe_token)", reason="missing")
+        try:
+            sub = open_subscription(self.secret, tokens[0], now=self.now())
+        except TokenInvalid as exc:
+            raise _Refused(403, "forbidden", f"the token is refused ({exc.reason}); ask the "
+                           "page for a new one", reason=exc.reason) from None
+        with self._lock:
+            if self._open >= self.max_streams:
+                raise _Refused(503, "too_many_streams", "too many live progress streams are "
+                               "open; try again later", headers=[("Retry-After", "5")])
+            self._open += 1
+        last = headers.get("last-event-id")
+        return sub, (last if last and len(last) <= 512 else None)
+
+    def release(self) -> None:
+        """Free a stream slot taken by :meth:`admit`."""
+        with self._lock:
+            self._open -= 1
+            self.slot_freed.notify_all()
+
+    def close(self) -> None:
+        """Stop the hub's thread (open streams end at their next wake-up)."""
+        self.hub.close()
+
+
+# --- WSGI ---------------------------------------------------------------------------------
+
+
+class _WSGIStream:
+    """The body iterator of one stream; ``close()`` (the server calls it when the client is
+    gone or the body ended) unsubscribes and frees the slot."""
+
+    def __init__(self, core: EventsCore, sub: Subscription, last: str | None) -> None:
+        self.core = core
+        self.queue: queue.SimpleQueue[Change | str] = queue.SimpleQueue()
+        self.stream = _Stream(core, sub, last)
+        self.subscriber: Subscriber | None = None
+        self._closed = False
+        self._done = False
+        self._next_beat = time.monotonic() + core.heartbeat
+        try:
+            self.subscriber = core.hub.subscribe((str(i) for i in sub.asset_ids),
+                                                 self.queue.put)
+            self._opening: bytes | None = self.stream.opening()
+        except BaseException:
+            self.close()
+            raise
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._done or self._closed:
+            raise StopIteration
+        if self._opening is not None:
+            out, self._opening = self._opening, None
+            return out
+        while True:
+            reason = self.stream.ended()
+            if reason is not None:
+                self._done = True
+                return f": closed {reason}\n\n".encode()
+            wait = self._next_beat - time.monotonic()
+            if wait <= 0:
+                self._next_beat = time.monotonic() + self.core.heartbeat
+                return HEARTBEAT
+            try:
+                item = self.queue.get(timeout=wait)
+            except queue.Empty:
+                continue
+            out = self.stream.frame(item)
+            if out:
+                return out
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.subscriber is not None:
+            self.core.hub.unsubscribe(self.subscriber)
+        self.core.release()
+
+
+class EventsWSGIApp:
+    """The WSGI callable :func:`wsgi_app` returns; ``core`` holds the counters."""
+
+    def __init__(self, core: EventsCore) -> None:
+        self.core = core
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
+                 ) -> Iterable[bytes]:
+        headers = {k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items()
+                   if k.startswith("HTTP_")}
+        try:
+            sub, last = self.core.admit(str(environ.get("REQUEST_METHOD", "GET")).upper(),
+                                        str(environ.get("PATH_INFO") or "/"),
+                                        str(environ.get("QUERY_STRING", "")), headers)
+        except _Refused as refused:
+            status, out, body = refused.answer()
+            start_response(status, out)
+            return [body]
+        try:
+            body_iter = _WSGIStream(self.core, sub, last)
+        except Exception as exc:  # no listener, or the snapshot failed (slot already freed)
+            status, out, body = _unavailable(exc).answer()
+            start_response(status, out)
+            return [body]
+        start_response(status_line(200), list(_STREAM_HEADERS))
+        return body_iter
+
+
+# --- ASGI ---------------------------------------------------------------------------------
+
+
+class EventsASGIApp:
+    """The native ASGI 3 callable :func:`asgi_app` returns; ``core`` holds the counters."""
+
+    def __init__(self, core: EventsCore) -> None:
+        self.core = core
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ``http`` stream or a ``lifespan``."""
+        if scope["type"] == "lifespan":
+            await serve_lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", ()):
+            headers[bytes(raw_name).decode("latin-1").lower()] = bytes(raw_value).decode(
+                "latin-1")
+        try:
+            sub, last = self.core.admit(
+                str(scope["method"]).upper(), str(scope.get("path") or "/"),
+                bytes(scope.get("query_string", b"")).decode("latin-1"), headers)
+        except _Refused as refused:
+            await _send_refusal(send, refused)
+            return
+        try:
+            await self._stream(sub, last, receive, send)
+        finally:
+            self.core.release()
+
+    async def _stream(self, sub: Subscription, last: str | None, receive: Receive,
+                      send: Send) -> None:
+        core = self.core
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[Change | str | None] = asyncio.Queue()
+
+        def deliver(item: Change | str) -> None:
+            loop.call_soon_threadsafe(inbox.put_nowait, item)
+
+        try:
+            subscriber = await asyncio.to_thread(
+                core.hub.subscribe, [str(i) for i in sub.asset_ids], deliver)
+        except Exception as exc:
+            await _send_refusal(send, _unavailable(exc))
+            return
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            inbox.put_nowait(None)
+
+        stream = _Stream(core, sub, last)
+        try:
+            opening = await asyncio.to_thread(stream.opening)
+        except Exception as exc:
+            core.hub.unsubscribe(subscriber)
+            await _send_refusal(send, _unavailable(exc))
+            return
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                                    for k, v in _STREAM_HEADERS]})
+            await send({"type": "http.response.body", "body": opening, "more_body": True})
+            next_beat = loop.time() + core.heartbeat
+            while not gone.is_set():
+                reason = stream.ended()
+                if reason is not None:
+                    await send({"type": "http.response.body",
+                                "body": f": closed {reason}\n\n".encode(), "more_body": False})
+                    return
+                wait = next_beat - loop.time()
+                if wait <= 0:
+                    next_beat = loop.time() + core.heartbeat
+                    await send({"type": "http.response.body", "body": HEARTBEAT,
+                                "more_body": True})
+                    continue
+                try:
+                    item = await asyncio.wait_for(inbox.get(), timeout=wait)
+                except TimeoutError:
+                    continue
+                if item is None:
+                    return
+                out = (await asyncio.to_thread(stream.frame, item) if isinstance(item, str)
+                       else stream.frame(item))
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+        except OSError:  # a server that raises on a closed connection
+            return
+        finally:
+            core.hub.unsubscribe(subscriber)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+
+def _unavailable(exc: Exception) -> _Refused:
+    """The 503 for a stream that could not start (no listener, or the snapshot read failed);
+    logged with the error's class only."""
+    log.warning("rindle.web.events: a stream could not start: %s", type(exc).__name__)
+    code = exc.code if isinstance(exc, TransientError) else "events_unavailable"
+    return _Refused(503, code, "the live progress stream cannot start now; try again later",
+                    headers=[("Retry-After", "5")])
+
+
+async def _send_refusal(send: Send, refused: _Refused) -> None:
+    status, out, body = refused.answer()
+    await send({"type": "http.response.start", "status": int(status.split(" ", 1)[0]),
+                "headers": [(k.lower().encode("latin-1"), v.encode("latin-1"))
+                            for k, v in out]})
+    await send({"type": "http.response.body", "body": body})
+
+
+# --- mounting -------------------------------------------------------------------------------
+
+
+def wsgi_app(app: AppContext, *, mount: str = "", **options: Any) -> EventsWSGIApp:
+    """The live progress stream as a WSGI app: ``GET <mount>/events?token=...`` (see the
+    module docstring). ``options``: ``heartbeat`` (seconds, 15), ``max_streams`` (100),
+    ``max_lifetime`` (seconds, 3600), ``poll_interval`` (seconds between reads on SQLite,
+    1), ``retry_ms`` (3000), ``clock`` (default: the app's). Serve it from a threaded
+    server: each open stream holds a thread. :class:`ConfigError` without ``secret_key``
+    or for an option out of range."""
+    return EventsWSGIApp(EventsCore(app, mount=mount, **options))
+
+
+def asgi_app(app: AppContext, *, mount: str = "", **options: Any) -> EventsASGIApp:
+    """The live progress stream as a native ASGI app (a stream waits on the event loop,
+    holding no thread). Same route, answers and options as :func:`wsgi_app`."""
+    return EventsASGIApp(EventsCore(app, mount=mount, **options))
+
+
+def events_url(app: AppContext, base: str, asset_ids: Iterable[uuid.UUID | str], *,
+               expires_in: int = DEFAULT_TOKEN_TTL) -> str:
+    """``<base>/events?token=<subscribe token>`` for ``asset_ids`` (``base``: the URL or
+    path of the events mount)."""
+    token = subscribe_token(app, asset_ids, expires_in=expires_in)
+    return f"{base.rstrip('/')}/events?token={quote(token, safe='')}"

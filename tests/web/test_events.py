@@ -1,0 +1,262 @@
+"""Live progress over real loopback HTTP, on SQLite (polling) and PostgreSQL
+(LISTEN/NOTIFY), served by rindle's threading WSGI server and by uvicorn (native ASGI):
+the opening snapshot, a variant going ready while a worker drains the queue, a rolled-back
+transition announcing nothing, heartbeats, the bound on open streams, a disconnect freeing
+its slot, the token's expiry and the lifetime ending the stream, Last-Event-ID, and the
+subscribe token's known answer. No test waits for time to pass: reads are bounded by a
+socket timeout, waits poll a real condition under a deadline, expiry uses a ManualClock."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rindle import Rindle
+from rindle.clock import ManualClock
+from rindle.domain.fsm import variant as variant_fsm
+from rindle.errors import ConfigError, UsageError
+from rindle.web.events import (
+    HEARTBEAT,
+    MAX_ASSETS,
+    open_subscription,
+    sign_subscription,
+    subscribe_token,
+)
+from tests.apps import MakeApp
+from tests.lifecycle.conftest import PROFILES, jpeg_bytes
+from tests.web.sse import SSE, Block, events, in_thread, served_events, wait_for
+
+SERVERS = ["wsgi", "asgi"]
+ASSET_A = uuid.UUID("01a24414-ffd2-7000-9296-7c2adbec2a2d")
+ASSET_B = uuid.UUID("01a24415-036c-7133-9fc1-158e1c8c0ee5")
+
+
+@pytest.fixture
+def photos(make_app: MakeApp) -> Rindle:
+    return make_app(profiles=PROFILES)
+
+
+def uploaded(app: Rindle, tmp_path: Path, name: str = "a.jpg") -> uuid.UUID:
+    path = tmp_path / name
+    path.write_bytes(jpeg_bytes((96, 64)))
+    return app.upload("photo", path).id
+
+
+def ready(app: Rindle, tmp_path: Path, name: str = "a.jpg") -> uuid.UUID:
+    asset_id = uploaded(app, tmp_path, name)
+    app.jobs.drain()
+    assert app.get_asset(asset_id).state == "ready"
+    return asset_id
+
+
+def is_event(kind: str, name: str | None = None, state: str | None = None) -> Any:
+    def wanted(block: Block) -> bool:
+        data = block.get("data")
+        return (block.get("event") == kind and data is not None
+                and (name is None or data["name"] == name)
+                and (state is None or data["state"] == state))
+    return wanted
+
+
+def opened(base: str, token: str, **headers: str) -> tuple[SSE, list[Block]]:
+    """A stream and its opening: the retry block and the snapshot (read until the first
+    heartbeat, which follows the snapshot)."""
+    sse = SSE(base, f"/events?token={token}", headers)
+    assert sse.status == 200, sse.response.read()
+    first = sse.next()
+    assert first == {"retry": "3000"}
+    return sse, sse.until(lambda b: b.get("comment") == "heartbeat")[:-1]
+
+
+# --- the token ------------------------------------------------------------------------------
+
+
+def test_subscribe_token_known_answer() -> None:
+    token = sign_subscription("test-secret", [ASSET_B, str(ASSET_A), ASSET_A], 1767225600)
+    assert token == ("eyJhIjpbIjAxYTI0NDE0LWZmZDItNzAwMC05Mjk2LTdjMmFkYmVjMmEyZCIsIjAxYTI0"
+                     "NDE1LTAzNmMtNzEzMy05ZmMxLTE1OGUxYzhjMGVlNSJdLCJlIjoxNzY3MjI1NjAwfQ."
+                     "t6gdw99qu8eM96917UGX6jOSOlbZHnXfVkvpsifdS0Y")
+    # the same bytes derived independently: sorted ids, compact JSON, domain-separated MAC
+    payload = (b'{"a":["01a24414-ffd2-7000-9296-7c2adbec2a2d",'
+               b'"01a24415-036c-7133-9fc1-158e1c8c0ee5"],"e":1767225600}')
+    mac = hmac.new(b"test-secret", b"rindle:events:v1\x00" + payload, hashlib.sha256).digest()
+    b64 = base64.urlsafe_b64encode
+    assert token == f"{b64(payload).rstrip(b'=').decode()}.{b64(mac).rstrip(b'=').decode()}"
+    grant = open_subscription("test-secret", token, now=1767225600)
+    assert grant.asset_ids == {ASSET_A, ASSET_B} and grant.expires == 1767225600
+
+
+def test_subscribe_token_bounds(app: Rindle) -> None:
+    now = 1767225000.0
+    ids = [uuid.UUID(int=i) for i in range(MAX_ASSETS + 1)]
+    token = subscribe_token(app, ids[:MAX_ASSETS], expires_in=600, now=now)
+    assert len(open_subscription("test-secret", token, now=now).asset_ids) == MAX_ASSETS
+    assert open_subscription("test-secret", token, now=now + 600).expires == int(now) + 600
+    for bad in ([], ids, ["not-a-uuid"], str(ASSET_A)):
+        with pytest.raises(UsageError) as caught:
+            subscribe_token(app, bad, now=now)  # type: ignore[arg-type]
+        assert caught.value.code == "invalid_subscription"
+    for seconds in (0, 604801, True):
+        with pytest.raises(UsageError):
+            subscribe_token(app, [ASSET_A], expires_in=seconds, now=now)
+    assert subscribe_token(app, [ASSET_A], expires_in=604800, now=now)
+    assert app.subscribe_token([ASSET_A], expires_in=60)
+
+
+def test_mounting_needs_a_secret(make_app: MakeApp) -> None:
+    from rindle.web import events_wsgi
+
+    keyless = make_app(secret_key=None)
+    with pytest.raises(ConfigError):
+        events_wsgi(keyless)
+    with pytest.raises(ConfigError):
+        keyless.subscribe_token([ASSET_A])
+    with pytest.raises(ConfigError):
+        events_wsgi(make_app(), max_streams=0)
+
+
+# --- the stream ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_snapshot_then_the_variant_goes_ready(photos: Rindle, tmp_path: Path, server: str,
+                                              db_url: str) -> None:
+    asset_id = uploaded(photos, tmp_path)
+    state = photos.get_asset(asset_id).state
+    with served_events(photos, server, heartbeat=0.05) as (core, base):
+        sse, snapshot = opened(base, photos.subscribe_token([asset_id]))
+        assert events(snapshot) == [{"kind": "asset", "id": str(asset_id),
+                                     "asset_id": str(asset_id), "name": None,
+                                     "state": state, "at": events(snapshot)[0]["at"]}]
+        assert snapshot[0]["id"] == f"asset:{asset_id}:{events(snapshot)[0]['at']}"
+        worker = in_thread(photos.jobs.drain)
+        finals: set[str] = set()
+
+        def both_ready(block: Block) -> bool:
+            for kind, name in (("variant", "thumb"), ("asset", None)):
+                if is_event(kind, name, "ready")(block):
+                    finals.add(kind)
+            return finals == {"variant", "asset"}
+
+        seen = events(sse.until(both_ready))
+        worker.join(timeout=60)
+        thumb = [e["state"] for e in seen if e["name"] == "thumb"]
+        if db_url.startswith("postgresql"):  # every committed transition is announced
+            assert thumb == ["queued", "processing", "ready"]
+        else:  # polling sees the states it reads: an ordered subset
+            order = ["planned", "queued", "processing", "ready"]
+            assert thumb == sorted(set(thumb), key=order.index) and thumb[-1] == "ready"
+        assert {e["asset_id"] for e in seen} == {str(asset_id)}
+        assert core.open_streams == 1
+        sse.close()
+        wait_for(lambda: core.open_streams == 0, "the slot to be freed")
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_late_subscriber_learns_readiness_from_the_snapshot(
+        photos: Rindle, tmp_path: Path, server: str) -> None:
+    asset_id = ready(photos, tmp_path)
+    with served_events(photos, server, heartbeat=0.05) as (_, base):
+        sse, snapshot = opened(base, photos.subscribe_token([asset_id]))
+        got = {(e["kind"], e["name"]): e["state"] for e in events(snapshot)}
+        assert got == {("asset", None): "ready", ("variant", "large"): "ready",
+                       ("variant", "thumb"): "ready"}  # app.upload opens no upload session
+        # Last-Event-ID: a reconnect's snapshot leaves out the state the client has
+        last = snapshot[-1]["id"]
+        again, resumed = opened(base, photos.subscribe_token([asset_id]),
+                                **{"Last-Event-ID": last})
+        assert [b["id"] for b in resumed] == [b["id"] for b in snapshot[:-1]]
+        sse.close()
+        again.close()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_rolled_back_transition_announces_nothing(photos: Rindle, tmp_path: Path,
+                                                    server: str) -> None:
+    asset_id = ready(photos, tmp_path)
+    variants = photos.ready_variants(asset_id)
+    with served_events(photos, server, heartbeat=0.05) as (_, base):
+        sse, _ = opened(base, photos.subscribe_token([asset_id]))
+        with pytest.raises(RuntimeError), photos.db.transaction() as session:
+            variant_fsm.transition(session, variants["thumb"].id, "ready", "stale")
+            raise RuntimeError("roll back")
+        with photos.db.transaction() as session:  # the marker that follows it
+            variant_fsm.transition(session, variants["large"].id, "ready", "stale")
+        got = events(sse.until(lambda b: "event" in b))
+        assert [(e["name"], e["state"]) for e in got] == [("large", "stale")]
+        sse.close()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_heartbeats_and_the_bound_on_open_streams(app: Rindle, server: str) -> None:
+    token = app.subscribe_token([ASSET_A])
+    with served_events(app, server, heartbeat=0.05, max_streams=2) as (core, base):
+        first, snapshot = opened(base, token)
+        assert snapshot == []  # an unknown asset: nothing to tell yet
+        beats = first.until(lambda b: b.get("comment") == "heartbeat", limit=1)
+        assert beats == [{"comment": "heartbeat"}] and HEARTBEAT == b": heartbeat\n\n"
+        second, _ = opened(base, token)  # at the bound: still served
+        assert core.open_streams == 2
+        refused = SSE(base, f"/events?token={token}")  # one past it
+        assert refused.status == 503 and refused.headers["retry-after"] == "5"
+        assert refused.json()["error"]["code"] == "too_many_streams"
+        assert refused.headers["content-type"] == "application/json"
+        refused.close()
+        first.close()
+        wait_for(lambda: core.open_streams == 1, "the first slot to be freed")
+        third, _ = opened(base, token)
+        assert core.open_streams == 2
+        second.close()
+        third.close()
+        wait_for(lambda: core.open_streams == 0 and core.hub.subscribers == 0,
+                 "every slot and subscription to be freed")
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_tokens_expiry_and_the_lifetime_end_the_stream(app: Rindle, server: str) -> None:
+    clock = ManualClock(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    now = clock().timestamp()
+    token = subscribe_token(app, [ASSET_A], expires_in=60, now=now)
+    with served_events(app, server, heartbeat=0.05, clock=clock,
+                       max_lifetime=40) as (core, base):
+        sse, _ = opened(base, token)
+        clock.advance(39)
+        assert sse.until(lambda b: "comment" in b)[-1] == {"comment": "heartbeat"}
+        clock.advance(1)  # the stream's lifetime is over; the token is still good
+        assert sse.until(lambda b: "comment" in b and b["comment"] != "heartbeat")[-1] == {
+            "comment": "closed lifetime"}
+        assert sse.next() is None
+        sse.close()
+        again, _ = opened(base, token)  # what EventSource does next
+        clock.advance(20)  # the token's last second
+        assert again.until(lambda b: b.get("comment") == "heartbeat")
+        clock.advance(1)
+        assert again.until(lambda b: "comment" in b and b["comment"] != "heartbeat")[-1] == {
+            "comment": "closed expired"}
+        assert again.next() is None
+        again.close()
+        refused = SSE(base, f"/events?token={token}")
+        assert refused.status == 403
+        assert refused.json()["error"] == {
+            "code": "forbidden", "reason": "expired",
+            "message": "the token is refused (expired); ask the page for a new one"}
+        refused.close()
+        wait_for(lambda: core.open_streams == 0, "the slots to be freed")
+
+
+def test_the_poller_and_listener_stop_with_the_last_subscriber(app: Rindle) -> None:
+    with served_events(app, "wsgi", heartbeat=0.05) as (core, base):
+        sse, _ = opened(base, app.subscribe_token([ASSET_A]))
+        thread = core.hub._thread
+        assert thread is not None and thread.is_alive()
+        sse.close()
+        wait_for(lambda: core.hub.subscribers == 0, "the subscriber to leave")
+        thread.join(timeout=20)
+        assert not thread.is_alive()
