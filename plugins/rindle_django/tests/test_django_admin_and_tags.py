@@ -70,3 +70,26 @@ def test_template_tags(rindle_app: Rindle, make_image: Callable[..., bytes],
     assert _render("{% rindle_audio photo.image %}", photo=photo) == ""
     assert _render('{% rindle_picture nothing "thumb" %}', nothing=None) == ""
     assert _render("{% rindle_url nothing %}", nothing=None) == ""
+
+
+@pytest.mark.django_db
+def test_change_list_reads_the_thumbnail_urls_of_a_page_in_one_query(
+        admin_client: Client, rindle_app: Rindle, make_image: Callable[..., bytes],
+        drain: Callable[[], object]) -> None:
+    from sqlalchemy import event
+
+    for n in range(6):
+        Photo.objects.create(title=f"p{n}", image=Upload(make_image(), f"p{n}.png"))
+    drain()
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(rindle_app.db.engine, "before_cursor_execute", count)
+    try:
+        listing = admin_client.get("/admin/djgallery/photo/").content.decode()
+    finally:
+        event.remove(rindle_app.db.engine, "before_cursor_execute", count)
+    assert len(re.findall(r'<img src="/rindle/media/photo/', listing)) == 6
+    assert len(statements) <= 2, statements  # one batch, whatever the page size

@@ -24,9 +24,13 @@ from django.db import models
 from django.utils.html import format_html, format_html_join
 
 from rindle.errors import NotFound
+from rindle_django.conf import get_app
 from rindle_django.fields import RindleField, RindleFile
 
 __all__ = ["RindleAdminMixin", "RindleModelAdmin"]
+
+
+_THUMB = "_rindle_thumbnail_url"
 
 
 def _fields(model: type[models.Model]) -> list[RindleField]:
@@ -55,6 +59,23 @@ class RindleAdminMixin:
             fields.append("rindle_media")
         return fields
 
+    def get_changelist_instance(self, request: Any) -> Any:
+        """The change list, with the thumbnail URLs of its page read in one query
+        (``app.urls``) instead of one per row."""
+        changelist = super().get_changelist_instance(request)  # type: ignore[misc]
+        rows = list(changelist.result_list)
+        if rows:
+            fields = _fields(type(rows[0]))
+            if fields:
+                held = {row.pk: getattr(row, fields[0].name) for row in rows}
+                ids = [h.asset_id for h in held.values() if isinstance(h, RindleFile)]
+                urls = get_app().urls(ids, self.rindle_thumbnail_variant) if ids else {}
+                for row in rows:
+                    handle = held[row.pk]
+                    if isinstance(handle, RindleFile) and handle.asset_id in urls:
+                        row.__dict__[_THUMB] = urls[handle.asset_id]
+        return changelist
+
     @admin.display(description="media")
     def rindle_thumbnail(self, obj: models.Model) -> str:
         """An ``<img>`` of the row's first rindle asset, or "-" when it has none."""
@@ -62,7 +83,7 @@ class RindleAdminMixin:
             handle = getattr(obj, field.name)
             if isinstance(handle, RindleFile):
                 try:
-                    url = handle.url(self.rindle_thumbnail_variant)
+                    url = obj.__dict__.get(_THUMB) or handle.url(self.rindle_thumbnail_variant)
                 except NotFound:  # AssetNotReady included
                     return format_html('<span class="rindle-state">{}</span>',
                                        _state(handle))
