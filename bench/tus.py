@@ -5,7 +5,8 @@ PUTs) and the tus server; the app uses SQLite and local storage, and the bench p
 plays the host (initiate, sign and verify for the PUT) and the client. Each round
 uploads the same 200 MiB file twice: once with tus (creation, then PATCHes of 5 MiB, the
 last one completing the upload and running the trust gate), once as one presigned PUT
-followed by verify. Prints both throughputs (best of the rounds) and their ratio. Bar:
+followed by verify. Prints both throughputs (best of the rounds) and the ratio, as the
+median of each round's tus/PUT ratio (the two uploads of a round see the same load). Bar:
 tus >= 0.8x the presigned PUT.
 
     python bench/tus.py [--mib 200] [--chunk-mib 5] [--rounds 5]
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -132,11 +134,13 @@ def main() -> int:
         assert isinstance(storage, LocalStorage)
         base = f"http://127.0.0.1:{port}"
         best = {"tus": 0.0, "put": 0.0}
+        paired: list[float] = []  # per round: tus throughput / PUT throughput
         ok = True
         with serving([sys.executable, __file__, "--serve", str(tmp), str(port)],
                      ready_url=f"{base}/files/", name="bench server"), \
                 requests.Session() as http:
             for _ in range(args.rounds):
+                this_round: dict[str, float] = {}
                 for name in ("put", "tus"):
                     started = time.perf_counter()
                     if name == "tus":
@@ -145,14 +149,19 @@ def main() -> int:
                         asset_id = put_upload(http, app, source, size)
                     elapsed = time.perf_counter() - started
                     best[name] = max(best[name], args.mib / elapsed)
+                    this_round[name] = args.mib / elapsed
                     stored = storage.path_for(app.get_asset(asset_id).storage_key)
                     ok = ok and stored.stat().st_size == size
                     stored.unlink()
+                paired.append(this_round["tus"] / this_round["put"])
         app.close()
-    ratio = best["tus"] / best["put"]
+    ratio = statistics.median(paired)
     print(f"tus ({args.chunk_mib} MiB PATCHes): {best['tus']:.1f} MiB/s")
     print(f"presigned PUT (one request):  {best['put']:.1f} MiB/s")
-    print(f"ratio tus/PUT: {ratio:.2f}x (bar >= 0.80x: {'met' if ratio >= 0.8 else 'MISSED'})")
+    print(f"ratio of the bests: {best['tus'] / best['put']:.2f}x; per round: "
+          + ", ".join(f"{r:.2f}x" for r in paired))
+    print(f"ratio tus/PUT (median of rounds): {ratio:.2f}x "
+          f"(bar >= 0.80x: {'met' if ratio >= 0.8 else 'MISSED'})")
     if not ok:
         print("an upload stored the wrong number of bytes", file=sys.stderr)
         return 1
