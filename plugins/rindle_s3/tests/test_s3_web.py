@@ -4,16 +4,19 @@ with the bytes below S3's 5 MiB part minimum buffered in the bucket, resumed by 
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import os
 from collections.abc import Callable
 
 import boto3
 import requests
+from sqlalchemy import select
 from tests.web.conftest import header_actor, serve_wsgi
 from tusclient import client as tus_client
 
 from rindle import Profile, Rindle
+from rindle.domain.models import UploadSession
 from rindle.web import tus_wsgi, upload_api_wsgi
 
 MIB = 1024 * 1024
@@ -126,3 +129,29 @@ def test_tus_termination_on_s3_removes_parts_and_tail(make_app: Callable[..., Ri
         uploads = client.list_multipart_uploads(Bucket=bucket)  # type: ignore[attr-defined]
         assert uploads.get("Uploads", []) == []
         assert _keys(s3_settings) == []
+
+
+def test_expired_tus_upload_on_s3_is_cleaned_by_the_ops(make_app: Callable[..., Rindle],
+                                                        s3_settings: dict[str, str]) -> None:
+    app = _app(make_app, s3_settings)
+    with serve_wsgi(tus_wsgi(app, authorize=header_actor)) as base:
+        uploader = tus_client.TusClient(base + "/", headers={"X-Actor": "alice"}).uploader(
+            file_stream=io.BytesIO(os.urandom(12 * MIB)), chunk_size=6 * MIB,
+            metadata={"filename": "big.jpg", "profile": "big"})
+        uploader.upload_chunk()  # one part
+        uploader.chunk_size = 1 * MIB
+        uploader.upload_chunk()  # and a 1 MiB tail in the bucket
+    assert [k for k in _keys(s3_settings) if ".tus-tail-" in k]
+    with app.db.transaction() as s:
+        for row in s.execute(select(UploadSession)).scalars():
+            row.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    report = app.ops.abort_incomplete_uploads()
+    assert (report.tus_aborts, report.abort_errors) == (1, 0)
+    client, bucket = _bucket(s3_settings)
+    uploads = client.list_multipart_uploads(Bucket=bucket)  # type: ignore[attr-defined]
+    assert uploads.get("Uploads", []) == []
+    assert _keys(s3_settings) == []
+    cleaned = app.ops.cleanup_orphans(dry_run=False)
+    assert cleaned.storage_errors == 0
+    with app.db.sessionmaker() as s:
+        assert s.execute(select(UploadSession)).scalars().all() == []
