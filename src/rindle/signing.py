@@ -77,7 +77,8 @@ def sign_payload(secret: str, domain: str, body: dict[str, Any]) -> str:
 def open_payload(secret: str, domain: str, token: str) -> dict[str, Any]:
     """The JSON object a :func:`sign_payload` token of ``domain`` carries.
 
-    The shape is checked first, then the MAC in constant time, and only then is the payload
+    The shape is checked first (one spelling per token: canonical unpadded base64, so no
+    two strings open the same token), then the MAC in constant time, and only then is the payload
     parsed. Raises :class:`TokenInvalid` with reason ``malformed`` or ``bad_signature``;
     checking what the object grants (and its expiry) is the caller's job.
     """
@@ -89,6 +90,8 @@ def open_payload(secret: str, domain: str, token: str) -> dict[str, Any]:
         mac = _unb64(mac_b64)
     except (ValueError, TypeError) as exc:  # binascii.Error is a ValueError
         raise TokenInvalid("malformed") from exc
+    if _b64(payload) != payload_b64 or _b64(mac) != mac_b64:  # unused low bits set
+        raise TokenInvalid("malformed")
     if not hmac.compare_digest(mac, _mac(secret, payload, domain.encode("ascii"))):
         raise TokenInvalid("bad_signature")
     try:
