@@ -41,7 +41,8 @@ def write(path: Path, text: str) -> Path:
 # --- unknown keys ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("table", "key", "allowed"), [
-    ("[jobs]", "lease_secs", "backoff_base, backoff_cap, lease_seconds, poll_interval, prefetch"),
+    ("[jobs]", "lease_secs", "backoff_base, backoff_cap, executor, executor_options, "
+     "lease_seconds, poll_interval, prefetch"),
     ("[delivery]", "max_put_byte", "accel_redirect, authorizer, max_put_bytes, "
      "signed_url_bucket, signed_url_ttl, x_sendfile"),
     ("[streaming.loop]", "provider_polling_floor_second",
@@ -137,6 +138,7 @@ def test_table_defaults_are_the_constants() -> None:
     assert jobs.backoff_cap is defaults.JOBS_BACKOFF_CAP
     assert jobs.poll_interval is defaults.JOBS_POLL_INTERVAL
     assert jobs.prefetch is defaults.JOBS_PREFETCH
+    assert jobs.executor is defaults.JOBS_EXECUTOR and jobs.executor_options == {}
     assert delivery.max_put_bytes is defaults.DELIVERY_MAX_PUT_BYTES
     assert delivery.accel_redirect is defaults.DELIVERY_ACCEL_REDIRECT
     assert delivery.x_sendfile is defaults.DELIVERY_X_SENDFILE
