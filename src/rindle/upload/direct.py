@@ -270,9 +270,14 @@ def sign_part(app: AppContext, session_id: uuid.UUID | str, part_number: int, *,
     request = app.storage(prof.storage).presign_part(
         row.upload_key, row.multipart_upload_id, part_number, expires_in=expires_in)
     if row.state == "initialized":
-        with app.db.transaction() as s:
-            session_fsm.transition(s, row.id, "initialized", "signed",
-                                   telemetry=app.telemetry, profile=prof.name)
+        try:
+            with app.db.transaction() as s:
+                session_fsm.transition(s, row.id, "initialized", "signed",
+                                       telemetry=app.telemetry, profile=prof.name)
+        except InvalidTransition:
+            # parts signed in parallel (Uppy, rindle-upload.js): another one won the move
+            if _load(app, row.id)[0].state != "signed":
+                raise
     return request
 
 

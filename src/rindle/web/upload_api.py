@@ -29,6 +29,9 @@ also keeps plain cross-site form posts out. Routes, relative to the mount:
 ``DELETE /uploads/{id}``
     Aborts the session and removes what was staged (``abortMultipartUpload``):
     ``{"id", "state": "aborted"}``.
+``GET /static/rindle-upload.js``
+    rindle's browser module (an ES module driving these routes; :mod:`rindle.web.static`,
+    ``guides/browser_uploads.md``), public and cacheable.
 
 Errors are ``{"error": {"code": <rindle code>, "message": ...}}``: a policy refusal 422
 (``max_bytes_exceeded`` 413; a refused type or extension 415; ``session_expired`` 410),
@@ -64,6 +67,7 @@ from rindle.errors import (
 )
 from rindle.storage.base import Capability
 from rindle.upload import direct
+from rindle.web import static
 from rindle.web.auth import Authorize, actor_of, admit, require_authorize
 from rindle.web.http import (
     ASGIApp,
@@ -176,6 +180,8 @@ class UploadAPI:
 
     def _route(self, request: Request) -> Response:
         parts = [p for p in request.path.split("/") if p]
+        if len(parts) == 2 and parts[0] == "static":
+            return static.serve(request, parts[1])
         if not parts or parts[0] != "uploads" or len(parts) > 4:
             raise Refusal(404, "not_found", "no such endpoint")
         if len(parts) == 1:

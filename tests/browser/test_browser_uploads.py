@@ -1,0 +1,383 @@
+"""Uploads from a real browser (headless Chromium), through the blocks of
+guides/browser_uploads.md: Uppy with @uppy/tus across a killed and restarted server, Uppy
+with @uppy/aws-s3 to moto's S3, tus-js-client, and rindle's own module (SSE, retry, abort,
+another actor refused). SQLite and PostgreSQL.
+
+Nothing waits on time: each step waits (with a bounded deadline) for a page condition, a
+file the server writes, or a server answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from PIL import Image
+
+from rindle import Rindle
+from rindle.testing.servers import free_port, http
+from tests.apps import MakeApp
+from tests.browser import host as host_module
+from tests.browser.conftest import serve_host
+
+ROOT = Path(__file__).resolve().parents[2]
+GUIDE = ROOT / "guides" / "browser_uploads.md"
+MIB = 1024 * 1024
+#: The colour of the photo rindle's module uploads (and of its thumbnail).
+COLOUR = (200, 30, 120)
+#: Every block of the guide the browser tests load.
+GUIDE_BLOCKS = {"rindle-module.js", "uppy-tus.js", "uppy-s3.js", "tus-js-client.js",
+                "s3-cors.json", "gcs-cors.json"}
+
+# moto's S3 server: the rindle-s3 suite's own fixtures.
+_spec = importlib.util.spec_from_file_location(
+    "rindle_s3_suite_conftest", ROOT / "plugins" / "rindle_s3" / "tests" / "conftest.py")
+assert _spec is not None and _spec.loader is not None
+_s3_suite = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_s3_suite)
+moto_endpoint = _s3_suite.moto_endpoint
+make_bucket = _s3_suite.make_bucket
+
+
+def guide_blocks() -> dict[str, str]:
+    """The guide's code blocks marked ``<!-- browser-test: NAME -->``, by name."""
+    found = re.findall(r"<!-- browser-test: (\S+) -->\n```\w+\n(.*?)```", GUIDE.read_text(),
+                       flags=re.S)
+    return dict(found)
+
+
+def jpeg(colour: tuple[int, int, int], size: int, filler: int = 0, seed: int = 13) -> bytes:
+    """A ``size``x``size`` JPEG of ``colour`` followed by ``filler`` bytes of a seeded PRNG
+    (after the end-of-image marker: the image still decodes)."""
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(out, "JPEG")
+    return out.getvalue() + random.Random(seed).randbytes(filler)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    """The folder the host serves under ``/app/files/``: the guide's blocks, and the test
+    files each test writes."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for name, text in guide_blocks().items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def wait_for(driver: Any, script: str, timeout: float = 60) -> Any:
+    """Poll ``script`` (a JS expression) in the page until it is truthy; its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = driver.execute_script(f"return {script}")
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            logs = [entry["message"] for entry in driver.get_log("browser")]
+            raise AssertionError(f"page condition {script!r} not met in {timeout} s; state="
+                                 f"{driver.execute_script('return window.state')}; "
+                                 f"console={logs[-10:]}")
+        time.sleep(0.05)
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    """Poll ``condition()`` until truthy, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.05)
+    return value
+
+
+def open_page(driver: Any, base: str, page: str, actor: str) -> None:
+    """Load ``page`` of the host with the ``actor`` cookie set (the host's authorize)."""
+    driver.get(f"{base}/app/files/")
+    driver.delete_all_cookies()
+    driver.add_cookie({"name": "actor", "value": actor, "path": "/"})
+    driver.get(f"{base}{page}")
+
+
+def ready_asset(app: Rindle, asset_id: str) -> None:
+    """Run the queued jobs; the asset must end ready, with its thumb."""
+    app.jobs.drain()
+    assert app.get_asset(asset_id).state == "ready"
+    assert set(app.ready_variants(asset_id)) == {"thumb"}
+
+
+def stored(app: Rindle, asset_id: str, tmp_path: Path) -> bytes:
+    """The bytes storage holds for ``asset_id``."""
+    asset = app.get_asset(asset_id)
+    dest = tmp_path / f"stored-{asset_id}"
+    app.storage_for(asset.profile).download(asset.storage_key, dest)
+    return dest.read_bytes()
+
+
+# --- the guide ------------------------------------------------------------------------------
+
+
+def test_every_browser_block_of_the_guide_is_loaded_by_these_tests() -> None:
+    text = GUIDE.read_text()
+    blocks = re.findall(r"```(js|javascript|html|json)\n", text)
+    assert len(blocks) == len(GUIDE_BLOCKS)  # every such block is marked, none twice
+    assert set(guide_blocks()) == GUIDE_BLOCKS
+
+
+def test_gcs_cors_block_has_the_keys_gcs_takes() -> None:
+    rules = json.loads(guide_blocks()["gcs-cors.json"])
+    assert len(rules) == 1
+    assert set(rules[0]) == {"origin", "method", "responseHeader", "maxAgeSeconds"}
+    assert "PUT" in rules[0]["method"] and "ETag" in rules[0]["responseHeader"]
+
+
+# --- Uppy and @uppy/tus across a server restart -----------------------------------------------
+
+
+@pytest.fixture
+def restartable(db_url: str, tmp_path: Path, npm_dir: Path, files: Path
+                ) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start the host as a process on one port, storage and database: ``start(**opts)``."""
+    port = free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    base_opts = {"database_url": db_url, "root": str(tmp_path / "media"),
+                 "tmp_dir": str(tmp_path / "tmp"), "port": port, "npm_dir": str(npm_dir),
+                 "files_dir": str(files)}
+
+    def start(**opts: Any) -> subprocess.Popen[bytes]:
+        path = tmp_path / f"host-{len(procs)}.json"
+        path.write_text(json.dumps({**base_opts, **opts}))
+        proc = subprocess.Popen([sys.executable, "-m", "tests.browser.host", str(path)],
+                                cwd=ROOT, stderr=subprocess.PIPE)
+        procs.append(proc)
+
+        def answers() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"host exited: {proc.stderr.read()!r}")  # type: ignore
+            try:
+                return http("OPTIONS", f"http://127.0.0.1:{port}/tus/", timeout=2)[0] == 204
+            except OSError:
+                return False
+
+        wait_until(answers, "the host answers")
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def test_uppy_tus_resumes_after_the_server_is_killed(
+        browser: Any, make_app: MakeApp, restartable: Callable[..., subprocess.Popen[bytes]],
+        files: Path, tmp_path: Path) -> None:
+    data = jpeg((10, 120, 200), 64, filler=30 * MIB)
+    (files / "big.jpg").write_bytes(data)
+    marker, first_log, second_log = (tmp_path / "held.json", tmp_path / "patches-1.log",
+                                     tmp_path / "patches-2.log")
+    first = restartable(hold_at=10 * MIB, marker=str(marker), patch_log=str(first_log))
+    port = json.loads((tmp_path / "host-0.json").read_text())["port"]
+    base = f"http://127.0.0.1:{port}"
+    open_page(browser, base, "/app/page/uppy.html?config=uppy-tus.js&file=big.jpg"
+              "&type=image/jpeg", "alice")
+
+    held = json.loads(wait_until(lambda: marker.exists() and marker.read_text(),
+                                 "a PATCH at 10 MiB"))
+    tus_headers = {"Tus-Resumable": "1.0.0", "Cookie": "actor=alice"}
+    status, _, head = http("HEAD", f"{base}{held['path']}", headers=tus_headers)
+    assert (status, held["offset"], head["Upload-Offset"]) == (200, 10 * MIB, str(10 * MIB))
+    first.send_signal(signal.SIGKILL)  # mid-upload: the held PATCH never answers
+    first.wait(timeout=10)
+    assert first_log.read_text().split() == ["0", str(5 * MIB), str(10 * MIB)]
+
+    restartable(patch_log=str(second_log))  # same port, storage and database
+    state = wait_for(browser, "window.state.phase === 'done' && window.state", timeout=90)
+    assert (state["successful"], state["failed"]) == (1, [])
+    resumed = [int(n) for n in second_log.read_text().split()]
+    assert resumed[0] == 10 * MIB > 0  # the resume's first PATCH: the server's offset
+    assert resumed == [10 * MIB, 15 * MIB, 20 * MIB, 25 * MIB, 30 * MIB]
+    app = make_app(**host_module.app_options(
+        json.loads((tmp_path / "host-0.json").read_text())["database_url"],
+        tmp_path / "media", tmp_path / "tmp", base))
+    ready_asset(app, state["assetId"])
+    assert hashlib.sha256(stored(app, state["assetId"], tmp_path)).digest() == \
+        hashlib.sha256(data).digest()
+
+
+# --- Uppy and @uppy/aws-s3 to S3 (moto), and rindle's module's multipart ---------------------
+
+
+def test_uppy_aws_s3_multipart_to_moto(browser: Any, make_app: MakeApp, npm_dir: Path,
+                                       files: Path, tmp_path: Path, moto_endpoint: str,
+                                       make_bucket: Callable[[], str]) -> None:
+    bucket = make_bucket()
+    data = jpeg((30, 160, 60), 64, filler=11 * MIB, seed=7)  # parts of 5, 5 and 1+ MiB
+    (files / "parts.jpg").write_bytes(data)
+    settings = {"backend": "s3", "bucket": bucket, "endpoint_url": moto_endpoint,
+                "region": "us-east-1", "access_key_id": "testing",
+                "secret_access_key": "testing"}
+
+    def build(base: str) -> Rindle:
+        return make_app(storages={"default": settings}, profiles=host_module.PROFILES,
+                        load_entrypoints=True)
+
+    with serve_host(build, npm_dir, files) as (base, app):
+        cors = json.loads(guide_blocks()["s3-cors.json"])
+        cors["CORSRules"][0]["AllowedOrigins"] = [base]  # the guide's rules, this origin
+        client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        client.put_bucket_cors(Bucket=bucket, CORSConfiguration=cors)
+        open_page(browser, base, "/app/page/uppy.html?config=uppy-s3.js&file=parts.jpg"
+                  "&type=image/jpeg", "alice")
+        state = wait_for(browser, "window.state.phase !== 'loading' && "
+                         "window.state.phase !== 'uploading' && window.state")
+        assert (state["phase"], state["successful"], state["failed"]) == ("done", 1, []), state
+        ready_asset(app, state["assetId"])
+        assert stored(app, state["assetId"], tmp_path) == data
+
+        # rindle's module: 3 parts in parallel, progress up to the total
+        open_page(browser, base, "/app/page/client.html", "alice")
+        wait_for(browser, "window.ready")
+        done = browser.execute_async_script("""
+            const finish = arguments[arguments.length - 1];
+            const seen = [];
+            fetch("/app/files/parts.jpg").then((r) => r.blob()).then((blob) =>
+              window.rindle.upload(new File([blob], "parts.jpg", { type: "image/jpeg" }), {
+                endpoint: "/api", profile: "photo", strategy: "multipart", concurrency: 3,
+                onProgress: ({ loaded, total }) => seen.push([loaded, total]),
+              })).then((done) => finish({ done, seen }),
+                       (error) => finish({ error: String(error) }));
+        """)
+        assert "error" not in done, done
+        assert done["done"]["session"]["strategy"] == "multipart"
+        assert done["seen"][-1] == [len(data), len(data)]
+        assert all(0 <= loaded <= len(data) for loaded, _ in done["seen"])
+        ready_asset(app, done["done"]["asset_id"])
+        assert stored(app, done["done"]["asset_id"], tmp_path) == data
+
+
+# --- rindle's module on local storage -------------------------------------------------------
+
+
+@pytest.fixture
+def local_host(make_app: MakeApp, db_url: str, tmp_path: Path, npm_dir: Path, files: Path
+               ) -> Callable[..., Any]:
+    """``local_host(**build_options)``: the host over local storage, as a context."""
+
+    def factory(**options: Any) -> Any:
+        def build(base: str) -> Rindle:
+            return make_app(**host_module.app_options(db_url, tmp_path / "media",
+                                                      tmp_path / "tmp", base))
+
+        return serve_host(build, npm_dir, files, **options)
+
+    return factory
+
+
+def test_module_shows_the_thumbnail_when_the_stream_says_ready(
+        browser: Any, local_host: Callable[..., Any], files: Path, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (320, 240), COLOUR).save(photo, "PNG")
+    puts: list[str] = []
+    with local_host(fail_puts=1, put_log=puts) as (base, app):
+        open_page(browser, base, "/app/page/module.html", "alice")
+        browser.find_element("css selector", "#photo").send_keys(str(photo))
+        asset_id = wait_for(browser, "document.body.dataset.asset")
+        assert puts == ["503", "201"]  # the first PUT failed, the retry stored the bytes
+        assert browser.execute_script("return document.querySelector('progress').value") == 1
+        assert browser.execute_script("return document.querySelector('#thumbnail').src") == ""
+        app.jobs.drain()  # the thumbnail is made; the SSE stream tells the page
+        wait_for(browser, "(() => { const i = document.querySelector('#thumbnail');"
+                          " return i.complete && i.naturalWidth === 64; })()")
+        assert set(app.ready_variants(asset_id)) == {"thumb"}
+        shot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
+        box = browser.execute_script(
+            "const r = document.querySelector('#thumbnail').getBoundingClientRect();"
+            "return [r.left, r.top, r.width, r.height, window.devicePixelRatio];")
+        left, top, width, height, ratio = box
+        assert (left, top, width, height) == (40, 80, 64, 64)
+        region = shot.crop((int(left * ratio) + 4, int(top * ratio) + 4,
+                            int((left + width) * ratio) - 4, int((top + height) * ratio) - 4))
+        colours = region.getcolors(maxcolors=64 * 64 * 16)
+        assert colours is not None
+        dominant = max(colours)[1]
+        assert isinstance(dominant, tuple)
+        assert all(abs(a - b) <= 6 for a, b in zip(dominant, COLOUR, strict=True)), dominant
+        outside = shot.getpixel((int(200 * ratio), int(300 * ratio)))
+        assert outside == (255, 255, 255)
+
+
+def test_tus_js_client_upload(browser: Any, local_host: Callable[..., Any],
+                              files: Path, tmp_path: Path) -> None:
+    data = jpeg((90, 90, 20), 48, filler=6 * MIB, seed=3)  # two 5 MiB chunks
+    (files / "small.jpg").write_bytes(data)
+    with local_host() as (base, app):
+        open_page(browser, base, "/app/page/tus-js-client.html", "alice")
+        state = wait_for(browser, "window.state.phase !== 'uploading' && window.state")
+        assert state["phase"] == "done", state
+        ready_asset(app, state["assetId"])
+        assert stored(app, state["assetId"], tmp_path) == data
+
+
+def test_another_actors_session_is_refused_and_abort_cancels(
+        browser: Any, local_host: Callable[..., Any]) -> None:
+    with local_host() as (base, _app):
+        status, body, _ = http("POST", f"{base}/api/uploads", json.dumps({
+            "profile": "photo", "filename": "a.jpg", "content_type": "image/jpeg",
+            "size": 1000}).encode(), {"Content-Type": "application/json",
+                                      "Cookie": "actor=alice"})
+        assert status == 201, body
+        session_id = json.loads(body)["id"]
+
+        open_page(browser, base, "/app/page/client.html", "bob")
+        wait_for(browser, "window.ready")
+        refused = browser.execute_async_script(
+            "window.tryAll(arguments[0]).then(arguments[arguments.length - 1]);", session_id)
+        not_found = {"status": 404, "code": "not_found", "name": "RindleUploadError"}
+        assert refused == {name: not_found for name in
+                           ("sign", "signPart", "listParts", "complete", "verify", "abort")}
+
+        # alice's own page aborts her upload mid-PUT: the session is aborted on the server
+        open_page(browser, base, "/app/page/client.html", "alice")
+        wait_for(browser, "window.ready")
+        aborted = browser.execute_async_script("""
+            const finish = arguments[arguments.length - 1];
+            const controller = new AbortController();
+            let made = null;
+            const bytes = new Uint8Array(8 * 1024 * 1024);
+            bytes.set([0xff, 0xd8, 0xff, 0xe0]);
+            const file = new File([bytes], "big.jpg", { type: "image/jpeg" });
+            const originalFetch = window.fetch;
+            window.fetch = async (...args) => {
+              const answer = await originalFetch(...args);
+              if (String(args[0]).endsWith("/api/uploads") && answer.status === 201) {
+                made = await answer.clone().json();
+              }
+              return answer;
+            };
+            window.rindle.upload(file, { endpoint: "/api", profile: "photo",
+                                         signal: controller.signal,
+                                         onProgress: () => controller.abort() })
+              .then(() => finish({ outcome: "resolved" }),
+                    (error) => finish({ outcome: error.name, id: made && made.id }));
+        """)
+        assert aborted["outcome"] == "AbortError", aborted
+        after = browser.execute_async_script(
+            "window.tryAll(arguments[0]).then(arguments[arguments.length - 1]);",
+            aborted["id"])
+        assert after["sign"]["status"] == 409, after
