@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from rindle import Delivery, Profile, Rindle, variants
 from rindle.domain.models import Asset, Variant
 from rindle.ids import uuid7
+from tests.domain.attach_kit import module_db_url
+
+__all__ = ["URL_PROFILES", "Brief", "Poster", "Shot", "add_asset", "make_url_app",
+           "module_db_url"]
 
 
 class Shot(Profile):
@@ -54,3 +63,26 @@ def add_asset(app: Rindle, profile: str = "shot", *, state: str = "ready",
                           if variant_state == "ready" else None,
                           content_type="image/webp"))
     return aid
+
+
+@pytest.fixture
+def make_url_app(module_db_url: str, tmp_path: Path) -> Iterator[Callable[..., Rindle]]:
+    """Factory: a :class:`Rindle` with :data:`URL_PROFILES` on the module's shared database
+    (one per dialect; tests keep apart by using only the assets they add); keyword options
+    override. Closed after the test."""
+    apps: list[Rindle] = []
+
+    def factory(**options: Any) -> Rindle:
+        opts: dict[str, Any] = {
+            "database_url": module_db_url, "secret_key": "test-secret",
+            "profiles": URL_PROFILES, "tmp_dir": str(tmp_path / "tmp"),
+            "storages": {"default": {"backend": "local", "root": str(tmp_path / "media")}},
+            "load_entrypoints": False}
+        opts.update(options)
+        app = Rindle(**opts)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.close()

@@ -3,7 +3,9 @@
 The host has its own engine (as a web app does) on the same database and its own table.
 Each test checks what is in the database after the host commits or rolls back, and what
 rindle did after the commit (telemetry, deleting a stored object), on SQLite and
-PostgreSQL.
+PostgreSQL. The module shares one database per dialect (:mod:`tests.domain.attach_kit`):
+each test counts only its own rows (its tag, its owner, its assets' jobs) and leaves no
+job due.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from rindle import Rindle
 from rindle.database import bound
 from rindle.domain.models import Asset, Attachment, Job
 from rindle.errors import NotFound, UsageError
-from tests.apps import MakeApp
+from tests.domain import attach_kit
 from tests.lifecycle.conftest import PROFILES, jpeg_bytes
+
+module_db_url = attach_kit.module_db_url
 
 notes_meta = MetaData()
 notes = Table("host_notes", notes_meta, Column("id", Integer, primary_key=True),
@@ -39,9 +43,9 @@ def host_engine_for(url: str) -> Engine:
 
 
 @pytest.fixture
-def host(db_url: str) -> Iterator[Engine]:
+def host(module_db_url: str) -> Iterator[Engine]:
     """The host app's own engine on rindle's database, with a table of its own."""
-    engine = host_engine_for(db_url)
+    engine = host_engine_for(module_db_url)
     notes_meta.create_all(engine)
     try:
         yield engine
@@ -50,8 +54,18 @@ def host(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def bapp(make_app: MakeApp) -> Rindle:
-    return make_app(profiles=PROFILES)
+def bapp(module_db_url: str, tmp_path: Path) -> Iterator[Rindle]:
+    app = Rindle(database_url=module_db_url, secret_key="test-secret", profiles=PROFILES,
+                 tmp_dir=str(tmp_path / "tmp"), load_entrypoints=False,
+                 storages={"default": {"backend": "local", "root": str(tmp_path / "media")}})
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def tag() -> str:
+    """This test's own mark: its notes' text and its owners' id."""
+    return uuid.uuid4().hex[:12]
 
 
 @pytest.fixture
@@ -61,9 +75,18 @@ def events(bapp: Rindle) -> list[str]:
     return seen
 
 
-def count(app: Rindle, table: Any) -> int:
+def count(app: Rindle, table: Any, *where: Any) -> int:
     with app.db.engine.connect() as conn:
-        return int(conn.scalar(select(func.count()).select_from(table)) or 0)
+        return int(conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+
+
+def mine(app: Rindle, tag: str, *asset_ids: uuid.UUID) -> tuple[int, int, int, int]:
+    """This test's rows: notes, attachments of its owners, its assets, their jobs."""
+    ids = [str(a) for a in asset_ids]
+    return (count(app, notes, notes.c.text == tag),
+            count(app, Attachment, Attachment.owner_id == tag),
+            count(app, Asset, Asset.id.in_(asset_ids)),
+            count(app, Job, Job.args["asset_id"].as_string().in_(ids)))
 
 
 def stored_files(app: Rindle) -> list[Path]:
@@ -79,58 +102,58 @@ def ready_asset(app: Rindle) -> uuid.UUID:
 
 # --- a Connection ---------------------------------------------------------------------------
 
-def test_connection_rollback_leaves_nothing(bapp: Rindle, host: Engine,
+def test_connection_rollback_leaves_nothing(bapp: Rindle, host: Engine, tag: str,
                                             events: list[str]) -> None:
     with host.connect() as conn:
-        conn.execute(notes.insert().values(text="hello"))
+        conn.execute(notes.insert().values(text=tag))
         with bapp.bind(conn):
             asset = bapp.upload("photo", jpeg_bytes(), filename="a.jpg")
             assert bapp.get_asset(asset.id).state == "analyzing"  # visible inside
         if bapp.db.dialect_name == "postgresql":  # SQLite: the host holds the write lock
-            assert count(bapp, Asset) == 0  # not committed: other connections see nothing
+            assert mine(bapp, tag, asset.id) == (0, 0, 0, 0)  # others see nothing yet
         conn.rollback()
-    assert (count(bapp, notes), count(bapp, Asset), count(bapp, Job)) == (0, 0, 0)
+    assert mine(bapp, tag, asset.id) == (0, 0, 0, 0)
     assert stored_files(bapp) == []  # the stored original is deleted on the host's rollback
     assert "rindle.upload.stop" not in events
 
 
 def test_connection_commit_keeps_both_and_runs_effects_after_it(
-        bapp: Rindle, host: Engine, events: list[str]) -> None:
+        bapp: Rindle, host: Engine, tag: str, events: list[str]) -> None:
     with host.connect() as conn:
-        conn.execute(notes.insert().values(text="hello"))
+        conn.execute(notes.insert().values(text=tag))
         with bapp.bind(conn):
             asset = bapp.upload("photo", jpeg_bytes(), filename="a.jpg")
         assert "rindle.upload.stop" not in events  # waits for the host's commit
         conn.commit()
         assert "rindle.upload.stop" in events
-    assert (count(bapp, notes), count(bapp, Asset), count(bapp, Job)) == (1, 1, 1)
+    assert mine(bapp, tag, asset.id) == (1, 0, 1, 1)  # the note, the asset, its promotion
     assert len(stored_files(bapp)) == 1
     assert bapp.jobs.drain() >= 1 and bapp.get_asset(asset.id).state == "ready"
 
 
-def test_engine_begin_block_commits_on_exit(bapp: Rindle, host: Engine) -> None:
+def test_engine_begin_block_commits_on_exit(bapp: Rindle, host: Engine, tag: str) -> None:
     aid = ready_asset(bapp)
     with host.begin() as conn:
         with bapp.bind(conn):
-            bapp.attach(aid, ("user", 1), "avatar")
-        conn.execute(notes.insert().values(text="after"))
-    assert (count(bapp, notes), count(bapp, Attachment)) == (1, 1)
+            bapp.attach(aid, ("user", tag), "avatar")
+        conn.execute(notes.insert().values(text=tag))
+    assert mine(bapp, tag)[:2] == (1, 1)
 
 
 # --- a Session ------------------------------------------------------------------------------
 
-def detach_in_host_transaction(bapp: Rindle, host: Engine, events: list[str], *,
+def detach_in_host_transaction(bapp: Rindle, host: Engine, tag: str, events: list[str], *,
                                commit: bool) -> tuple[uuid.UUID, int]:
     """Attach a ready asset, then detach it inside a host Session (writing a note of its
-    own too) and commit or roll back; the asset and the job count before."""
+    own too) and commit or roll back; the asset and how many jobs it had before."""
     aid = ready_asset(bapp)
-    bapp.attach(aid, ("user", 1), "avatar")
-    jobs_before = count(bapp, Job)
+    bapp.attach(aid, ("user", tag), "avatar")
+    jobs_before = mine(bapp, tag, aid)[3]
     events.clear()
     with Session(host) as session:
-        session.execute(notes.insert().values(text="x"))
+        session.execute(notes.insert().values(text=tag))
         with bapp.bind(session):
-            assert bapp.detach(("user", 1), "avatar") is True  # -> deleted + purge job
+            assert bapp.detach(("user", tag), "avatar") is True  # -> deleted + purge job
             assert bapp.get_asset(aid).state == "deleted"  # seen inside the transaction
         assert events == []  # nothing is said before the host's commit
         if commit:
@@ -141,54 +164,54 @@ def detach_in_host_transaction(bapp: Rindle, host: Engine, events: list[str], *,
 
 
 def test_session_rollback_undoes_attach_detach_state_change_and_job(
-        bapp: Rindle, host: Engine, events: list[str]) -> None:
-    aid, jobs_before = detach_in_host_transaction(bapp, host, events, commit=False)
+        bapp: Rindle, host: Engine, tag: str, events: list[str]) -> None:
+    aid, jobs_before = detach_in_host_transaction(bapp, host, tag, events, commit=False)
     assert bapp.get_asset(aid).state == "ready"
-    assert (count(bapp, notes), count(bapp, Attachment), count(bapp, Job)) == (
-        0, 1, jobs_before)
+    assert mine(bapp, tag, aid) == (0, 1, 1, jobs_before)
     assert events == []  # no state_change event for a state the database never held
 
 
 def test_session_commit_keeps_the_state_change_and_emits_after_it(
-        bapp: Rindle, host: Engine, events: list[str]) -> None:
-    aid, jobs_before = detach_in_host_transaction(bapp, host, events, commit=True)
+        bapp: Rindle, host: Engine, tag: str, events: list[str]) -> None:
+    aid, jobs_before = detach_in_host_transaction(bapp, host, tag, events, commit=True)
     assert events == ["rindle.asset.state_change"]
     assert bapp.get_asset(aid).state == "deleted"
-    assert (count(bapp, notes), count(bapp, Attachment), count(bapp, Job)) == (
-        1, 0, jobs_before + 1)
+    assert mine(bapp, tag, aid) == (1, 0, 1, jobs_before + 1)  # + the purge
+    bapp.jobs.drain()  # leave no job due for the module's other tests
 
 
-def test_a_session_closed_without_commit_rolls_back(bapp: Rindle, host: Engine) -> None:
+def test_a_session_closed_without_commit_rolls_back(bapp: Rindle, host: Engine,
+                                                   tag: str) -> None:
     with Session(host) as session, bapp.bind(session):
-        bapp.upload("photo", jpeg_bytes(), filename="a.jpg")
-    assert (count(bapp, Asset), count(bapp, Job)) == (0, 0)
+        asset = bapp.upload("photo", jpeg_bytes(), filename="a.jpg")
+    assert mine(bapp, tag, asset.id) == (0, 0, 0, 0)
     assert stored_files(bapp) == []
 
 
-def test_a_failing_rindle_call_rolls_back_only_its_savepoint(bapp: Rindle,
-                                                            host: Engine) -> None:
+def test_a_failing_rindle_call_rolls_back_only_its_savepoint(bapp: Rindle, host: Engine,
+                                                            tag: str) -> None:
     aid = ready_asset(bapp)
     with Session(host) as session:
-        session.execute(notes.insert().values(text="kept"))
+        session.execute(notes.insert().values(text=tag))
         with bapp.bind(session):
             with pytest.raises(NotFound):
-                bapp.attach(uuid.uuid4(), ("user", 1), "avatar")
-            bapp.attach(aid, ("user", 2), "avatar")
+                bapp.attach(uuid.uuid4(), ("user", tag), "avatar")
+            bapp.attach(aid, ("user", tag), "avatar")
         session.commit()
-    assert (count(bapp, notes), count(bapp, Attachment)) == (1, 1)
+    assert mine(bapp, tag)[:2] == (1, 1)
 
 
 def test_after_the_host_commits_inside_the_block_rindle_runs_on_its_own(
-        bapp: Rindle, host: Engine) -> None:
+        bapp: Rindle, host: Engine, tag: str) -> None:
     aid = ready_asset(bapp)
     with Session(host) as session, bapp.bind(session) as binding:
-        bapp.attach(aid, ("user", 1), "avatar")
+        bapp.attach(aid, ("user", tag), "avatar")
         session.commit()
         assert binding.ended and bound(bapp.db) is None
-        bapp.attach(aid, ("user", 2), "avatar")  # its own transaction, committed now
-        assert count(bapp, Attachment) == 2
+        bapp.attach(aid, ("user", tag), "banner")  # its own transaction, committed now
+        assert mine(bapp, tag)[1] == 2
         session.rollback()  # nothing of rindle's is in the host's transaction any more
-    assert count(bapp, Attachment) == 2
+    assert mine(bapp, tag)[1] == 2
 
 
 # --- misuse -----------------------------------------------------------------------------------
@@ -201,9 +224,10 @@ def test_nested_bind_is_refused(bapp: Rindle, host: Engine) -> None:
         assert "already active" in str(err.value)
 
 
-def test_another_database_is_refused(bapp: Rindle, db_url: str, tmp_path: Path) -> None:
-    other = (f"sqlite:///{tmp_path / 'other.db'}" if db_url.startswith("sqlite")
-             else make_url(db_url).set(database="postgres").render_as_string(False))
+def test_another_database_is_refused(bapp: Rindle, module_db_url: str,
+                                     tmp_path: Path) -> None:
+    other = (f"sqlite:///{tmp_path / 'other.db'}" if module_db_url.startswith("sqlite")
+             else make_url(module_db_url).set(database="postgres").render_as_string(False))
     engine = host_engine_for(other)
     try:
         with engine.connect() as conn, pytest.raises(UsageError) as err, bapp.bind(conn):
@@ -221,12 +245,12 @@ def test_bind_takes_only_a_connection_or_session(bapp: Rindle, host: Engine) -> 
     assert err.value.code == "bind_not_connection"
 
 
-def test_the_binding_belongs_to_one_thread(bapp: Rindle, host: Engine) -> None:
+def test_the_binding_belongs_to_one_thread(bapp: Rindle, host: Engine, tag: str) -> None:
     seen: dict[str, object] = {}
 
     def other_thread() -> None:
         seen["bound"] = bound(bapp.db)
-        seen["attach"] = bapp.attach(aid, ("user", 9), "avatar").slot  # its own commit
+        seen["attach"] = bapp.attach(aid, ("user", tag), "avatar").slot  # its own commit
 
     aid = ready_asset(bapp)
     with host.connect() as conn, bapp.bind(conn) as binding:
@@ -252,6 +276,7 @@ def test_cancelling_a_job_rides_in_the_hosts_transaction(bapp: Rindle, host: Eng
     with bapp.db.engine.connect() as conn:
         job_id = conn.scalar(select(Job.id).where(Job.args["asset_id"].as_string()
                                                   == str(asset.id)))
+    assert job_id is not None
     with host.connect() as conn:
         with bapp.bind(conn):
             assert bapp.jobs.cancel(job_id) is True
@@ -259,3 +284,4 @@ def test_cancelling_a_job_rides_in_the_hosts_transaction(bapp: Rindle, host: Eng
     with bapp.db.engine.connect() as conn:
         state = conn.scalar(select(Job.state).where(Job.id == job_id))
     assert state == ("cancelled" if commit else "available")
+    bapp.jobs.cancel(job_id)  # leave no job due for the module's other tests

@@ -26,7 +26,10 @@ from rindle.delivery import DeliveryApp, DeliveryASGIApp, asgi_app, wsgi_app
 from rindle.domain.models import Asset
 from rindle.ids import uuid7
 from rindle.storage.local import LocalStorage
+from tests.delivery_kit import make_url_app, module_db_url
 from tests.uvicorn_server import UvicornThread
+
+__all__ = ["make_url_app", "module_db_url"]  # fixtures of the URL tests (tests.delivery_kit)
 
 
 @dataclass

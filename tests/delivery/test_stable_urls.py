@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,9 +26,8 @@ from rindle.delivery.urls import bucket_expiry
 from rindle.errors import ConfigError
 from rindle.signing import verify
 from rindle.storage.local import LocalStorage
-from tests.apps import MakeApp
 from tests.delivery.conftest import Served
-from tests.delivery_kit import URL_PROFILES, add_asset
+from tests.delivery_kit import add_asset
 
 #: 2026-03-02 12:00:00 UTC, a Monday, and a multiple of 300 and 3600 seconds.
 NOON = 1_772_452_800
@@ -44,8 +44,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def stable_app(make_app: MakeApp, clock: ManualClock) -> Rindle:
-    app = make_app(profiles=URL_PROFILES)
+def stable_app(make_url_app: Callable[..., Rindle], clock: ManualClock) -> Rindle:
+    app = make_url_app()
     app.jobs.clock = clock
     return app
 
@@ -150,8 +150,8 @@ def test_the_profile_ttl_and_expires_in_are_the_least_lifetime(
 
 
 def test_the_bucket_and_ttl_come_from_the_delivery_settings(
-        make_app: MakeApp, clock: ManualClock) -> None:
-    app = make_app(profiles=URL_PROFILES, delivery={"signed_url_ttl": 120,
+        make_url_app: Callable[..., Rindle], clock: ManualClock) -> None:
+    app = make_url_app(delivery={"signed_url_ttl": 120,
                                               "signed_url_bucket": 3600})
     app.jobs.clock = clock
     aid = add_asset(app)
@@ -162,7 +162,7 @@ def test_the_bucket_and_ttl_come_from_the_delivery_settings(
     clock.set(at(NOON + 3600 - 119))
     assert expiry_of(app.url(aid)) == NOON + 7200
     with pytest.raises(ConfigError, match="signed_url_bucket must be a whole number"):
-        make_app(profiles=URL_PROFILES, delivery={"signed_url_bucket": 0})
+        make_url_app(delivery={"signed_url_bucket": 0})
 
 
 # --- the cache headers that follow ----------------------------------------------------------

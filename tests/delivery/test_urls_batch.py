@@ -7,7 +7,7 @@ The gallery test counts the SQL statements the database receives (a SQLAlchemy
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,15 +19,14 @@ from rindle.clock import ManualClock
 from rindle.domain.models import Asset
 from rindle.errors import AssetNotReady, NotFound
 from rindle.ids import uuid7
-from tests.apps import MakeApp
-from tests.delivery_kit import URL_PROFILES, add_asset
+from tests.delivery_kit import add_asset
 
 NOW = dt.datetime(2026, 3, 2, 12, 0, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def gallery_app(make_app: MakeApp) -> Rindle:
-    app = make_app(profiles=URL_PROFILES)
+def gallery_app(make_url_app: Callable[..., Rindle]) -> Rindle:
+    app = make_url_app()
     app.jobs.clock = ManualClock(NOW)
     return app
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,21 @@ from rindle.config import load_settings
 from rindle.domain.models import Job
 from rindle.errors import ConfigError
 from rindle.jobs import JobContext
-from tests.apps import MakeApp
+from tests.domain import attach_kit
 from tests.lifecycle.conftest import PROFILES, jpeg_bytes
+
+#: One migrated database per dialect for the whole module (tests.domain.attach_kit): each
+#: test reads only the jobs it enqueued and the assets it uploaded.
+module_db_url = attach_kit.module_db_url
 
 
 @pytest.fixture
-def inline_app(make_app: MakeApp) -> Rindle:
-    return make_app(profiles=PROFILES, jobs="inline")
+def inline_app(module_db_url: str, tmp_path: Path) -> Iterator[Rindle]:
+    app = Rindle(database_url=module_db_url, secret_key="test-secret", profiles=PROFILES,
+                 jobs="inline", tmp_dir=str(tmp_path / "tmp"), load_entrypoints=False,
+                 storages={"default": {"backend": "local", "root": str(tmp_path / "media")}})
+    yield app
+    app.close()
 
 
 class Recorder:
@@ -69,9 +78,11 @@ def test_upload_returns_with_the_asset_promoted_and_its_variants_ready(
                                                                 "thumb": "ready"}
     assert f"/{asset.id}/thumb-" in inline_app.url(asset.id, "thumb")
     with inline_app.db.engine.connect() as conn:
-        states = conn.execute(select(Job.kind, Job.state)).all()
-    assert states and {state for _, state in states} == {"completed"}
-    assert inline_app.jobs.drain() == 0  # nothing left for a worker
+        states = conn.execute(select(Job.kind, Job.state).where(
+            Job.args["asset_id"].as_string() == str(asset.id))).all()
+    assert sorted(states) == [("rindle.process_variant", "completed"),
+                              ("rindle.process_variant", "completed"),
+                              ("rindle.promote", "completed")]  # nothing left for a worker
 
 
 def test_jobs_run_in_the_committing_thread_after_the_commit(inline_app: Rindle) -> None:
@@ -121,13 +132,15 @@ def test_a_job_due_later_is_left_for_a_worker(inline_app: Rindle) -> None:
     job_id = enqueue(inline_app, "t.flaky", run_at=later)
     assert rec.runs == []
     assert job_row(inline_app, job_id) == ("available", 0, None)
-    assert inline_app.jobs.drain(with_scheduled=True) == 1
+    inline_app.jobs.execute(inline_app.jobs.claim(["maintenance"], "test", with_scheduled=True,
+                                                  limit=1)[0])
     assert job_row(inline_app, job_id) == ("completed", 1, None)
 
 
-def test_inside_bind_jobs_wait_for_the_hosts_commit(inline_app: Rindle, db_url: str) -> None:
+def test_inside_bind_jobs_wait_for_the_hosts_commit(inline_app: Rindle,
+                                                    module_db_url: str) -> None:
     rec = Recorder(inline_app)
-    parsed = make_url(db_url)
+    parsed = make_url(module_db_url)
     if parsed.get_backend_name() == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     host = create_engine(parsed)
@@ -171,8 +184,9 @@ def test_the_setting_and_its_options(tmp_path: Path) -> None:
         bad.close()
 
 
-def test_jobs_inline_keeps_the_other_jobs_settings(make_app: MakeApp) -> None:
+def test_jobs_inline_keeps_the_other_jobs_settings(tmp_path: Path) -> None:
     from rindle.config import JobsSettings, Settings
 
-    app = make_app(settings=Settings(jobs=JobsSettings(lease_seconds=42)), jobs="inline")
+    app = Rindle(settings=Settings(jobs=JobsSettings(lease_seconds=42)), jobs="inline",
+                 database_url=f"sqlite:///{tmp_path}/x.db", load_entrypoints=False)
     assert (app.settings.jobs.executor, app.settings.jobs.lease_seconds) == ("inline", 42.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import types
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,8 +19,7 @@ from rindle import Rindle
 from rindle.domain.models import Asset
 from rindle.errors import ConfigError, Forbidden, Rejected
 from rindle.ids import uuid7
-from tests.apps import MakeApp
-from tests.delivery_kit import URL_PROFILES, add_asset
+from tests.delivery_kit import add_asset
 
 
 class Owners:
@@ -41,8 +40,8 @@ def owners() -> Owners:
 
 
 @pytest.fixture
-def guarded(make_app: MakeApp, owners: Owners) -> Rindle:
-    return make_app(profiles=URL_PROFILES, authorizer=owners)
+def guarded(make_url_app: Callable[..., Rindle], owners: Owners) -> Rindle:
+    return make_url_app(authorizer=owners)
 
 
 def test_the_owner_gets_the_url_and_the_authorizer_sees_actor_asset_variant(
@@ -77,8 +76,8 @@ def test_no_actor_is_asked_as_none(guarded: Rindle, owners: Owners) -> None:
 
 
 @pytest.mark.parametrize("answer", ["yes", 1, [True], object(), None, False, "True"])
-def test_only_true_itself_allows(make_app: MakeApp, answer: Any) -> None:
-    app = make_app(profiles=URL_PROFILES, authorizer=lambda actor, asset, variant: answer)
+def test_only_true_itself_allows(make_url_app: Callable[..., Rindle], answer: Any) -> None:
+    app = make_url_app(authorizer=lambda actor, asset, variant: answer)
     aid = add_asset(app)
     with pytest.raises(Forbidden):
         app.url(aid, actor="alice")
@@ -86,11 +85,11 @@ def test_only_true_itself_allows(make_app: MakeApp, answer: Any) -> None:
         app.urls([aid], actor="alice")
 
 
-def test_an_authorizer_that_raises_signs_nothing(make_app: MakeApp) -> None:
+def test_an_authorizer_that_raises_signs_nothing(make_url_app: Callable[..., Rindle]) -> None:
     def broken(actor: Any, asset: Asset, variant: str | None) -> bool:
         raise LookupError("permissions service down")
 
-    app = make_app(profiles=URL_PROFILES, authorizer=broken)
+    app = make_url_app(authorizer=broken)
     aid = add_asset(app)
     with pytest.raises(LookupError, match="permissions service down"):
         app.url(aid, actor="alice")
@@ -108,9 +107,9 @@ def test_one_refused_asset_fails_the_whole_batch(guarded: Rindle, owners: Owners
     assert err.value.asset_id == theirs
 
 
-def test_a_variant_can_be_refused_while_the_original_is_allowed(make_app: MakeApp) -> None:
-    app = make_app(profiles=URL_PROFILES,
-                   authorizer=lambda actor, asset, variant: variant is None)
+def test_a_variant_can_be_refused_while_the_original_is_allowed(
+        make_url_app: Callable[..., Rindle]) -> None:
+    app = make_url_app(authorizer=lambda actor, asset, variant: variant is None)
     aid = add_asset(app)
     assert "token=" in app.url(aid, actor="anyone")
     with pytest.raises(Forbidden) as err:
@@ -144,22 +143,22 @@ def auth_module() -> Iterator[types.ModuleType]:
         del sys.modules[module.__name__]
 
 
-def test_the_authorizer_by_import_path(make_app: MakeApp,
+def test_the_authorizer_by_import_path(make_url_app: Callable[..., Rindle],
                                        auth_module: types.ModuleType) -> None:
-    app = make_app(profiles=URL_PROFILES, delivery={"authorizer": "h12_auth_rules:only_alice"})
+    app = make_url_app(delivery={"authorizer": "h12_auth_rules:only_alice"})
     assert app.settings.delivery.authorizer is auth_module.only_alice
     aid = add_asset(app)
     assert "token=" in app.url(aid, actor="alice")
     with pytest.raises(Forbidden):
         app.url(aid, actor="bob")
     with pytest.raises(ConfigError, match="is not callable"):
-        make_app(profiles=URL_PROFILES, authorizer="h12_auth_rules:not_callable")
+        make_url_app(authorizer="h12_auth_rules:not_callable")
     with pytest.raises(ConfigError, match="not an import path"):
-        make_app(profiles=URL_PROFILES, authorizer="h12_auth_rules.only_alice")
+        make_url_app(authorizer="h12_auth_rules.only_alice")
 
 
 def test_a_streamed_profile_asks_before_its_playback_or_progressive_url(
-        make_app: MakeApp) -> None:
+        make_url_app: Callable[..., Rindle]) -> None:
     from rindle.plugins import make_plugin_manager
     from tests.streaming.conftest import Stream, _Plugin, add_row
 
@@ -171,7 +170,7 @@ def test_a_streamed_profile_asks_before_its_playback_or_progressive_url(
         asked.append((actor, asset.id, variant))
         return bool(actor == "alice")
 
-    app = make_app(plugin_manager=pm, profiles=[Stream], streaming={"loop": {}},
+    app = make_url_app(plugin_manager=pm, profiles=[Stream], streaming={"loop": {}},
                    authorizer=only_alice)
     row = add_row(app, state="processing")  # no playable stream yet: progressive fallback
     with pytest.raises(Forbidden):
