@@ -190,6 +190,8 @@ def test_every_leaf_prints_one_json_object(workdir: Path, db_url: str,
     assert missing["error"]["code"] == "not_found"  # type: ignore[index]
     assert run("streaming list") == {"rows": [], "more": False}
     assert run("streaming providers") == {"providers": {}}
+    no_executor = run("relay", "--once", code=1)  # [jobs] executor is "worker": no relay
+    assert no_executor["error"]["code"] == "config_error"  # type: ignore[index]
 
     def stop_at_once(self: ThreadingWSGIServer, poll_interval: float = 0.5) -> None:
         raise KeyboardInterrupt
