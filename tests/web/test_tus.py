@@ -23,6 +23,7 @@ from tusclient.exceptions import TusCommunicationError
 from rindle import Rindle
 from rindle.clock import ManualClock
 from rindle.domain.models import Asset, UploadSession
+from rindle.errors import ConfigError, UnknownProfile
 from rindle.testing.servers import free_port, serving
 from rindle.upload import tus_backing
 from rindle.web import tus_asgi, tus_wsgi
@@ -330,7 +331,13 @@ def _tuspy_failure_statuses(tus_url: str) -> None:
     assert forbidden.value.status_code == 403
 
 
-def test_discovery_version_415_404_403(tus_url: str) -> None:
+def test_discovery_version_415_404_403(web_app: Rindle, tus_url: str) -> None:
+    with pytest.raises(ConfigError, match="authorize"):
+        tus_wsgi(web_app)
+    with pytest.raises(ConfigError, match="authorize"):
+        tus_asgi(web_app, mount="/files")
+    with pytest.raises(UnknownProfile):
+        tus_wsgi(web_app, development_only=True, profile="nope")
     _options_discovery_and_version_check(tus_url)
     _wrong_content_type_is_415(tus_url)
     _tampered_or_foreign_urls_are_404(tus_url)
