@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 PLUGIN_NAMES = {"s3", "gcs", "mux", "ffmpeg"}
-HEAVY = ("rindle_s3", "rindle_gcs", "rindle_mux", "rindle_ffmpeg", "rindle_fakecmd.plugin",
-         "boto3", "botocore", "google.cloud", "httpx", "pymediainfo")
+HEAVY = ("rindle_s3", "rindle_gcs", "rindle_mux", "rindle_ffmpeg", "rindle_celery",
+         "rindle_fakecmd.plugin", "boto3", "botocore", "google.cloud", "httpx", "pymediainfo",
+         "celery", "kombu")
 
 PROBE = """
 import json, sys
