@@ -441,9 +441,13 @@ class EventsASGIApp:
         for raw_name, raw_value in scope.get("headers", ()):
             headers[bytes(raw_name).decode("latin-1").lower()] = bytes(raw_value).decode(
                 "latin-1")
+        path = str(scope.get("path") or "/")
+        root = str(scope.get("root_path") or "")
+        if root and (path == root or path.startswith(root + "/")):  # mounted (Starlette)
+            path = path[len(root):] or "/"
         try:
             sub, last = self.core.admit(
-                str(scope["method"]).upper(), str(scope.get("path") or "/"),
+                str(scope["method"]).upper(), path,
                 bytes(scope.get("query_string", b"")).decode("latin-1"), headers)
         except _Refused as refused:
             await _send_refusal(send, refused)
