@@ -82,12 +82,16 @@ def serve_host(app_factory: Callable[[str], Rindle], npm: Path, files: Path,
     """Serve :func:`tests.browser.host.build` in a thread on a free port; yields the base
     URL and the app (``app_factory(base_url)`` builds it once the port is known, so local
     storage's ``base_url`` is this server)."""
-    built: list[Callable[..., Iterable[bytes]]] = []
+    built: list[host_module.Host] = []
 
     def late(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
         return built[0](environ, start)
 
-    with serve_wsgi(late) as base:
-        app = app_factory(base)
-        built.append(host_module.build(app, npm_dir=npm, files_dir=files, **options))
-        yield base, app
+    try:
+        with serve_wsgi(late) as base:
+            app = app_factory(base)
+            built.append(host_module.build(app, npm_dir=npm, files_dir=files, **options))
+            yield base, app
+    finally:
+        for host in built:
+            host.close()

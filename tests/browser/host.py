@@ -81,7 +81,7 @@ def _file(start: StartResponse, folder: Path, name: str) -> list[bytes]:
 def build(app: Rindle, *, npm_dir: Path, files_dir: Path,
           hold_at: int | None = None, marker: Path | None = None,
           patch_log: Path | None = None, fail_puts: int = 0,
-          put_log: list[str] | None = None) -> Callable[..., Iterable[bytes]]:
+          put_log: list[str] | None = None) -> Host:
     """The host's WSGI app for ``app`` (routes in the module docstring). The first
     ``fail_puts`` presigned PUTs are answered 503 unread; ``put_log`` gets the status code
     of every PUT to the delivery app."""
@@ -162,7 +162,19 @@ def build(app: Rindle, *, npm_dir: Path, files_dir: Path,
             return app_routes(environ, start)
         return delivery_watch(environ, start)
 
-    return host
+    return Host(host, events.core.close)
+
+
+class Host:
+    """The host's WSGI callable; :meth:`close` stops the SSE stream's listener thread."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], close: Callable[[], None]) -> None:
+        self.app = app
+        self.close = close
+
+    def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        """Answer one request (routes in the module docstring)."""
+        return self.app(environ, start)
 
 
 def app_options(database_url: str, root: Path, tmp_dir: Path, base_url: str) -> dict[str, Any]:

@@ -334,6 +334,39 @@ def test_tus_js_client_upload(browser: Any, local_host: Callable[..., Any],
         assert stored(app, state["assetId"], tmp_path) == data
 
 
+def test_retries_are_bounded_and_refusals_are_not_retried(
+        browser: Any, local_host: Callable[..., Any]) -> None:
+    puts: list[str] = []
+    with local_host(fail_puts=3, put_log=puts) as (base, _app):
+        open_page(browser, base, "/app/page/client.html", "alice")
+        wait_for(browser, "window.ready")
+        got = browser.execute_async_script("""
+            const finish = arguments[arguments.length - 1];
+            const r = window.rindle;
+            const jpeg = new File([new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 0])], "a.jpg",
+                                  { type: "image/jpeg" });
+            const gif = new File([new Uint8Array([0x47, 0x49, 0x46, 0x38])], "a.gif",
+                                 { type: "image/gif" });
+            const outcome = (promise) => promise.then(
+              () => "resolved", (e) => ({ name: e.name, status: e.status, code: e.code }));
+            (async () => ({
+              backoff: [0, 1, 2, 3, 4, 5, 6].map((n) => r.backoff(n, 250, 8000)),
+              exhausted: await outcome(r.upload(jpeg, { endpoint: "/api", profile: "photo",
+                                                        retries: 2, retryDelay: 1 })),
+              refused: await outcome(r.upload(gif, { endpoint: "/api", profile: "photo" })),
+              tooSmall: await outcome(r.upload(jpeg, { endpoint: "/api", profile: "photo",
+                                                       partSize: r.MIN_PART_SIZE - 1 })),
+            }))().then(finish, (e) => finish({ error: String(e) }));
+        """)
+        assert got["backoff"] == [250, 500, 1000, 2000, 4000, 8000, 8000]
+        assert got["exhausted"] == {"name": "RindleUploadError", "status": 503,
+                                    "code": "storage_error"}
+        assert puts == ["503", "503", "503"]  # the first try and exactly 2 retries
+        assert got["refused"] == {"name": "RindleUploadError", "status": 415,
+                                  "code": "extension_not_allowed"}
+        assert got["tooSmall"] == {"name": "TypeError", "status": None, "code": None}
+
+
 def test_another_actors_session_is_refused_and_abort_cancels(
         browser: Any, local_host: Callable[..., Any]) -> None:
     with local_host() as (base, _app):
