@@ -7,7 +7,7 @@
   the npm install (Uppy's and tus-js-client's browser bundles); ``/app/files/<name>``: a
   file the test generated; ``/app/variant?asset=&name=``: 302 to the variant's signed URL;
   ``/app/state?asset=``: the asset's and its variants' states; ``/app/events-url?asset=``:
-  the SSE URL with a token for that asset (when the app can issue one);
+  the SSE URL with a token for that asset (``app.subscribe_token``);
 * anything else: the delivery app (presigned PUTs and signed GETs of local storage).
 
 Authorization is the ``actor`` cookie (none: refused). Run as a process
@@ -87,7 +87,6 @@ def build(app: Rindle, *, npm_dir: Path, files_dir: Path,
     of every PUT to the delivery app."""
     from rindle.delivery import wsgi_app as delivery_wsgi
     from rindle.web import tus_wsgi, upload_api_wsgi
-    from rindle.web.events import subscribe_token
     from rindle.web.events import wsgi_app as events_wsgi
 
     api = upload_api_wsgi(app, authorize=cookie_actor, mount="/api",
@@ -146,7 +145,7 @@ def build(app: Rindle, *, npm_dir: Path, files_dir: Path,
             return _json(start, {"state": asset.state, "variants": {
                 name: "ready" for name in app.ready_variants(asset.id)}})
         if path == "events-url":
-            token = subscribe_token(app, [query["asset"]], expires_in=300)
+            token = app.subscribe_token([query["asset"]], expires_in=300)
             return _json(start, {"url": f"/api/events?token={token}"})
         return _send(start, "404 Not Found", b"not found", "text/plain")
 
