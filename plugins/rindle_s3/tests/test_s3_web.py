@@ -8,6 +8,7 @@ import datetime as dt
 import io
 import os
 from collections.abc import Callable
+from typing import Any
 
 import boto3
 import requests
@@ -48,6 +49,19 @@ def _body(settings: dict[str, str], key: str) -> bytes:
     client, bucket = _bucket(settings)
     got = client.get_object(Bucket=bucket, Key=key)  # type: ignore[attr-defined]
     return bytes(got["Body"].read())
+
+
+def _open_uploads(settings: dict[str, str]) -> int:
+    client, bucket = _bucket(settings)
+    listed = client.list_multipart_uploads(Bucket=bucket)  # type: ignore[attr-defined]
+    return len(listed.get("Uploads", []))
+
+
+def _uploader(base: str, size: int) -> Any:
+    """A tuspy uploader of ``size`` random bytes in 6 MiB chunks, as alice."""
+    return tus_client.TusClient(base + "/", headers={"X-Actor": "alice"}).uploader(
+        file_stream=io.BytesIO(os.urandom(size)), chunk_size=6 * MIB,
+        metadata={"filename": "big.jpg", "profile": "big"})
 
 
 def test_api_multipart_flow_as_uppy_drives_it(make_app: Callable[..., Rindle],
@@ -116,18 +130,13 @@ def test_tus_termination_on_s3_removes_parts_and_tail(make_app: Callable[..., Ri
                                                       s3_settings: dict[str, str]) -> None:
     app = _app(make_app, s3_settings)
     with serve_wsgi(tus_wsgi(app, authorize=header_actor)) as base:
-        uploader = tus_client.TusClient(base + "/", headers={"X-Actor": "alice"}).uploader(
-            file_stream=io.BytesIO(os.urandom(8 * MIB)), chunk_size=6 * MIB,
-            metadata={"filename": "big.jpg", "profile": "big"})
+        uploader = _uploader(base, 8 * MIB)
         uploader.upload_chunk()
-        client, bucket = _bucket(s3_settings)
-        uploads = client.list_multipart_uploads(Bucket=bucket)  # type: ignore[attr-defined]
-        assert len(uploads.get("Uploads", [])) == 1
+        assert _open_uploads(s3_settings) == 1
         gone = requests.delete(uploader.url, headers={"X-Actor": "alice",
                                                       "Tus-Resumable": "1.0.0"}, timeout=30)
         assert gone.status_code == 204
-        uploads = client.list_multipart_uploads(Bucket=bucket)  # type: ignore[attr-defined]
-        assert uploads.get("Uploads", []) == []
+        assert _open_uploads(s3_settings) == 0
         assert _keys(s3_settings) == []
 
 
@@ -135,9 +144,7 @@ def test_expired_tus_upload_on_s3_is_cleaned_by_the_ops(make_app: Callable[..., 
                                                         s3_settings: dict[str, str]) -> None:
     app = _app(make_app, s3_settings)
     with serve_wsgi(tus_wsgi(app, authorize=header_actor)) as base:
-        uploader = tus_client.TusClient(base + "/", headers={"X-Actor": "alice"}).uploader(
-            file_stream=io.BytesIO(os.urandom(12 * MIB)), chunk_size=6 * MIB,
-            metadata={"filename": "big.jpg", "profile": "big"})
+        uploader = _uploader(base, 12 * MIB)
         uploader.upload_chunk()  # one part
         uploader.chunk_size = 1 * MIB
         uploader.upload_chunk()  # and a 1 MiB tail in the bucket
@@ -147,9 +154,7 @@ def test_expired_tus_upload_on_s3_is_cleaned_by_the_ops(make_app: Callable[..., 
             row.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     report = app.ops.abort_incomplete_uploads()
     assert (report.tus_aborts, report.abort_errors) == (1, 0)
-    client, bucket = _bucket(s3_settings)
-    uploads = client.list_multipart_uploads(Bucket=bucket)  # type: ignore[attr-defined]
-    assert uploads.get("Uploads", []) == []
+    assert _open_uploads(s3_settings) == 0
     assert _keys(s3_settings) == []
     cleaned = app.ops.cleanup_orphans(dry_run=False)
     assert cleaned.storage_errors == 0
