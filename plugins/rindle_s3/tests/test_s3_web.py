@@ -126,13 +126,20 @@ def test_tus_streams_into_multipart_with_the_tail_in_the_bucket(
     assert len(keys) == 1 and _body(s3_settings, keys[0]) == data
 
 
-def test_tus_termination_on_s3_removes_parts_and_tail(make_app: Callable[..., Rindle],
+def test_tus_lease_and_termination_on_s3(make_app: Callable[..., Rindle],
                                                       s3_settings: dict[str, str]) -> None:
     app = _app(make_app, s3_settings)
     with serve_wsgi(tus_wsgi(app, authorize=header_actor)) as base:
         uploader = _uploader(base, 8 * MIB)
         uploader.upload_chunk()
         assert _open_uploads(s3_settings) == 1
+        with app.db.transaction() as s:  # another process holds the upload's write lease
+            row = s.execute(select(UploadSession)).scalars().one()
+            row.locked_until = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)
+        busy = requests.patch(uploader.url, data=b"x", timeout=30, headers={
+            "X-Actor": "alice", "Tus-Resumable": "1.0.0", "Upload-Offset": str(6 * MIB),
+            "Content-Type": "application/offset+octet-stream"})
+        assert busy.status_code == 423 and busy.json()["error"]["code"] == "upload_busy"
         gone = requests.delete(uploader.url, headers={"X-Actor": "alice",
                                                       "Tus-Resumable": "1.0.0"}, timeout=30)
         assert gone.status_code == 204
