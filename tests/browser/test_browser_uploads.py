@@ -356,6 +356,8 @@ def test_retries_are_bounded_and_refusals_are_not_retried(
               refused: await outcome(r.upload(gif, { endpoint: "/api", profile: "photo" })),
               tooSmall: await outcome(r.upload(jpeg, { endpoint: "/api", profile: "photo",
                                                        partSize: r.MIN_PART_SIZE - 1 })),
+              badToken: await outcome(r.waitForVariants("/api/events?token=forged",
+                                                        { variants: ["thumb"] }).ready),
             }))().then(finish, (e) => finish({ error: String(e) }));
         """)
         assert got["backoff"] == [250, 500, 1000, 2000, 4000, 8000, 8000]
@@ -365,6 +367,8 @@ def test_retries_are_bounded_and_refusals_are_not_retried(
         assert got["refused"] == {"name": "RindleUploadError", "status": 415,
                                   "code": "extension_not_allowed"}
         assert got["tooSmall"] == {"name": "TypeError", "status": None, "code": None}
+        assert got["badToken"] == {"name": "RindleUploadError", "status": 0,
+                                   "code": "events_closed"}  # the stream answered 403
 
 
 def test_another_actors_session_is_refused_and_abort_cancels(
@@ -413,4 +417,5 @@ def test_another_actors_session_is_refused_and_abort_cancels(
         after = browser.execute_async_script(
             "window.tryAll(arguments[0]).then(arguments[arguments.length - 1]);",
             aborted["id"])
-        assert after["sign"]["status"] == 409, after
+        assert after["sign"] == {"status": 409, "code": "invalid_transition",
+                                 "name": "RindleUploadError"}, after
