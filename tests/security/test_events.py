@@ -11,6 +11,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from rindle.signing import SignedClaims, sign, sign_payload
 from rindle.web.events import TOKEN_DOMAIN, sign_subscription
 from tests.apps import MakeApp
 from tests.lifecycle.conftest import PROFILES, jpeg_bytes
-from tests.web.sse import SSE, events, served_events
+from tests.web.sse import SSE, events, served_events, sqlite_app
 
 SERVERS = ["wsgi", "asgi"]
 ASSET_A = uuid.UUID("01a24414-ffd2-7000-9296-7c2adbec2a2d")
@@ -35,6 +36,12 @@ def _b64(data: bytes) -> str:
 
 def _later() -> int:
     return int(time.time()) + 3600
+
+
+@pytest.fixture
+def one_db_app(sqlite_template: Path, tmp_path: Path) -> Iterator[Rindle]:
+    with sqlite_app(sqlite_template, tmp_path) as app:
+        yield app
 
 
 def _ready(app: Rindle, tmp_path: Path, name: str) -> uuid.UUID:
@@ -119,9 +126,10 @@ def _tokens() -> dict[str, tuple[str, str]]:
 
 
 @pytest.mark.parametrize("server", SERVERS)
-def test_hostile_tokens_are_refused_with_their_reason(app: Rindle, server: str,
+def test_hostile_tokens_are_refused_with_their_reason(one_db_app: Rindle, server: str,
                                                       caplog: pytest.LogCaptureFixture
                                                       ) -> None:
+    app = one_db_app  # refusals never read the database: one dialect is enough
     caplog.set_level(logging.DEBUG)
     cases = _tokens()
     with served_events(app, server) as (core, base):

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -105,6 +107,20 @@ def served_events(app: Rindle, server: str, **options: Any
             yield mounted.core, base
     finally:
         mounted.core.close()
+
+
+@contextmanager
+def sqlite_app(template: Path, folder: Path) -> Iterator[Rindle]:
+    """An app on a copy of the migrated SQLite ``template``, for tests whose answers do not
+    depend on the dialect (token checks, refusals): they run once, not once per dialect."""
+    shutil.copyfile(template, folder / "events.db")
+    app = Rindle(database_url=f"sqlite:///{folder / 'events.db'}", secret_key="test-secret",
+                 storages={"default": {"backend": "local", "root": str(folder / "media")}},
+                 tmp_dir=str(folder / "tmp"), load_entrypoints=False)
+    try:
+        yield app
+    finally:
+        app.close()
 
 
 def in_thread(target: Callable[[], object]) -> threading.Thread:

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,15 @@ from rindle.web.events import (
 )
 from tests.apps import MakeApp
 from tests.lifecycle.conftest import PROFILES, jpeg_bytes
-from tests.web.sse import SSE, Block, events, in_thread, served_events, wait_for
+from tests.web.sse import (
+    SSE,
+    Block,
+    events,
+    in_thread,
+    served_events,
+    sqlite_app,
+    wait_for,
+)
 
 SERVERS = ["wsgi", "asgi"]
 ASSET_A = uuid.UUID("01a24414-ffd2-7000-9296-7c2adbec2a2d")
@@ -65,10 +74,11 @@ def is_event(kind: str, name: str | None = None, state: str | None = None) -> An
     return wanted
 
 
-def opened(base: str, token: str, **headers: str) -> tuple[SSE, list[Block]]:
+def opened(base: str, token: str, prefix: str = "", **headers: str
+           ) -> tuple[SSE, list[Block]]:
     """A stream and its opening: the retry block and the snapshot (read until the first
     heartbeat, which follows the snapshot)."""
-    sse = SSE(base, f"/events?token={token}", headers)
+    sse = SSE(base, f"{prefix}/events?token={token}", headers)
     assert sse.status == 200, sse.response.read()
     first = sse.next()
     assert first == {"retry": "3000"}
@@ -93,7 +103,15 @@ def test_subscribe_token_known_answer() -> None:
     assert grant.asset_ids == {ASSET_A, ASSET_B} and grant.expires == 1767225600
 
 
-def test_subscribe_token_bounds(app: Rindle) -> None:
+@pytest.fixture
+def one_db_app(sqlite_template: Path, tmp_path: Path) -> Iterator[Rindle]:
+    """An app on SQLite only: for what no dialect changes."""
+    with sqlite_app(sqlite_template, tmp_path) as app:
+        yield app
+
+
+def test_subscribe_token_bounds(one_db_app: Rindle) -> None:
+    app = one_db_app
     now = 1767225000.0
     ids = [uuid.UUID(int=i) for i in range(MAX_ASSETS + 1)]
     token = subscribe_token(app, ids[:MAX_ASSETS], expires_in=600, now=now)
@@ -110,16 +128,19 @@ def test_subscribe_token_bounds(app: Rindle) -> None:
     assert app.subscribe_token([ASSET_A], expires_in=60)
 
 
-def test_mounting_needs_a_secret(make_app: MakeApp) -> None:
+def test_mounting_needs_a_secret(one_db_app: Rindle, tmp_path: Path) -> None:
     from rindle.web import events_wsgi
 
-    keyless = make_app(secret_key=None)
+    keyless = Rindle(database_url=f"sqlite:///{tmp_path}/none.db", secret_key=None,
+                     load_entrypoints=False)
     with pytest.raises(ConfigError):
         events_wsgi(keyless)
     with pytest.raises(ConfigError):
         keyless.subscribe_token([ASSET_A])
-    with pytest.raises(ConfigError):
-        events_wsgi(make_app(), max_streams=0)
+    for bad in ({"max_streams": 0}, {"heartbeat": 0}, {"max_lifetime": -1},
+                {"poll_interval": 0}, {"retry_ms": -1}):
+        with pytest.raises(ConfigError):
+            events_wsgi(one_db_app, **bad)
 
 
 # --- the stream ---------------------------------------------------------------------------
@@ -260,3 +281,51 @@ def test_the_poller_and_listener_stop_with_the_last_subscriber(app: Rindle) -> N
         wait_for(lambda: core.hub.subscribers == 0, "the subscriber to leave")
         thread.join(timeout=20)
         assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_upload_apis_verify_answer_carries_the_events_url(make_app: MakeApp,
+                                                             tmp_path: Path,
+                                                             server: str) -> None:
+    import requests
+
+    from rindle.cli.serve import make_threading_server
+    from rindle.delivery import wsgi_app as delivery_wsgi
+    from rindle.testing.servers import free_port
+    from rindle.web import upload_api_wsgi
+    from tests.web.conftest import Photo, header_actor
+
+    port = free_port()
+    app = make_app(profiles=[Photo], storages={"default": {
+        "backend": "local", "root": str(tmp_path / "media"),
+        "base_url": f"http://127.0.0.1:{port}"}})
+    api = upload_api_wsgi(app, authorize=header_actor, mount="/api", events="/live/")
+    media = delivery_wsgi(app)
+    front = make_threading_server(
+        lambda env, start: (api if env["PATH_INFO"].startswith("/api/") else media)(
+            env, start), "127.0.0.1", port, quiet=True)
+    in_thread(front.serve_forever)
+    base = f"http://127.0.0.1:{port}"
+    with served_events(app, server, mount="/live", heartbeat=0.05) as (_, live):
+        who = {"X-Actor": "alice"}
+        session = requests.post(f"{base}/api/uploads", json={
+            "profile": "photo", "filename": "a.jpg", "content_type": "image/jpeg",
+            "size": 64}, headers=who, timeout=30).json()
+        signed = requests.post(f"{base}/api/uploads/{session['id']}/sign", headers=who,
+                               timeout=30).json()
+        body = b"\xff\xd8\xff\xe0" + b"\x00" * 60
+        assert requests.put(signed["url"], data=body, headers=signed["headers"],
+                            timeout=30).status_code == 201
+        verified = requests.post(f"{base}/api/uploads/{session['id']}/verify", headers=who,
+                                 timeout=30).json()
+        url = verified.pop("events_url")
+        assert url.startswith("/live/events?token=")
+        assert verified == {"id": session["id"], "asset_id": session["asset_id"],
+                            "state": "validating", "session_state": "completed"}
+        sse, snapshot = opened(live, url.split("token=", 1)[1], "/live")
+        assert [(e["kind"], e["id"], e["state"]) for e in events(snapshot)] == [
+            ("asset", session["asset_id"], "validating"),
+            ("upload_session", session["id"], "completed")]
+        sse.close()
+    front.shutdown()
+    front.server_close()

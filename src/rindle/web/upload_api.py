@@ -25,7 +25,10 @@ also keeps plain cross-site form posts out. Routes, relative to the mount:
     Assembles the multipart upload and runs the trust gate (verify):
     ``{"id", "asset_id", "state", "session_state"}`` (``completeMultipartUpload``).
 ``POST /uploads/{id}/verify``
-    The trust gate for a presigned PUT: the same answer as ``complete``.
+    The trust gate for a presigned PUT: the same answer as ``complete``. When the API is
+    mounted with ``events=<the live progress mount's URL or path>``, both answers also
+    carry ``events_url``: that stream for this asset, with a subscribe token valid for
+    ``expires_in`` seconds (:mod:`rindle.web.events`).
 ``DELETE /uploads/{id}``
     Aborts the session and removes what was staged (``abortMultipartUpload``):
     ``{"id", "state": "aborted"}``.
@@ -69,6 +72,7 @@ from rindle.storage.base import Capability
 from rindle.upload import direct
 from rindle.web import static
 from rindle.web.auth import Authorize, actor_of, admit, require_authorize
+from rindle.web.events import events_url
 from rindle.web.http import (
     ASGIApp,
     Refusal,
@@ -150,14 +154,23 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+#: The longest a subscribe token in ``events_url`` lives (what ``subscribe_token`` allows).
+_WEEK = 7 * 24 * 3600
+
+
 class UploadAPI:
     """The handler behind :func:`wsgi_app` and :func:`asgi_app` (``api(request)``)."""
 
     def __init__(self, app: AppContext, *, authorize: Authorize | None = None,
                  development_only: bool = False, expires_in: int = 3600,
                  multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
-                 max_json_bytes: int = DEFAULT_MAX_JSON_BYTES) -> None:
+                 max_json_bytes: int = DEFAULT_MAX_JSON_BYTES,
+                 events: str | None = None) -> None:
         self.app = app
+        if events is not None and not app.settings.secret_key:
+            raise ConfigError("the upload API's events option needs secret_key (it signs "
+                              "the subscribe token in events_url)")
+        self.events = events.rstrip("/") if events is not None else None
         self.authorize = require_authorize(authorize, development_only, "the upload API")
         if expires_in <= 0 or multipart_threshold < 0 or max_json_bytes <= 0:
             raise ConfigError("the upload API needs expires_in > 0, multipart_threshold >= 0 "
@@ -360,8 +373,12 @@ class UploadAPI:
         return self._verified(row, direct.verify(self.app, row.id))
 
     def _verified(self, row: UploadSession, asset: Asset) -> Response:
-        return json_response(200, {"id": str(row.id), "asset_id": str(asset.id),
-                                   "state": asset.state, "session_state": "completed"})
+        answer = {"id": str(row.id), "asset_id": str(asset.id), "state": asset.state,
+                  "session_state": "completed"}
+        if self.events is not None:
+            answer["events_url"] = events_url(self.app, self.events, [asset.id],
+                                              expires_in=min(self.expires_in, _WEEK))
+        return json_response(200, answer)
 
     def _abort(self, request: Request, sid: str) -> Response:
         row, _ = self._session(request, sid)
@@ -376,7 +393,8 @@ def wsgi_app(app: AppContext, *, authorize: Authorize | None = None,
     ``authorize(environ, profile) -> actor | None`` is required unless
     ``development_only=True`` (:class:`ConfigError` otherwise). ``options``:
     ``expires_in`` (session lifetime, 3600 s), ``multipart_threshold``,
-    ``max_json_bytes``.
+    ``max_json_bytes``, ``events`` (where the live progress stream is mounted: adds
+    ``events_url`` to the verify answer).
     """
     return WSGIApp(UploadAPI(app, authorize=authorize, development_only=development_only,
                              **options), mount=mount)
