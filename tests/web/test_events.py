@@ -208,6 +208,10 @@ def test_a_rolled_back_transition_announces_nothing(photos: Rindle, tmp_path: Pa
         with pytest.raises(RuntimeError), photos.db.transaction() as session:
             variant_fsm.transition(session, variants["thumb"].id, "ready", "stale")
             raise RuntimeError("roll back")
+        with photos.db.engine.connect() as host:  # inside the host's transaction: its
+            with photos.bind(host), photos.db.transaction() as session:  # rollback wins
+                variant_fsm.transition(session, variants["thumb"].id, "ready", "stale")
+            host.rollback()
         with photos.db.transaction() as session:  # the marker that follows it
             variant_fsm.transition(session, variants["large"].id, "ready", "stale")
         got = events(sse.until(lambda b: "event" in b))
@@ -329,3 +333,51 @@ def test_the_upload_apis_verify_answer_carries_the_events_url(make_app: MakeApp,
         sse.close()
     front.shutdown()
     front.server_close()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_listener_reconnects_and_resynchronises(photos: Rindle, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture
+                                                    ) -> None:
+    from sqlalchemy import text
+
+    asset_id = ready(photos, tmp_path)
+    thumb = photos.ready_variants(asset_id)["thumb"].id
+    with served_events(photos, "wsgi", heartbeat=0.05) as (core, base):
+        sse, _ = opened(base, photos.subscribe_token([asset_id]))
+        with photos.db.engine.begin() as conn:  # the listener's connection dies
+            killed = conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE query = 'LISTEN rindle_events'")).all()
+        assert killed == [(True,)]
+        with photos.db.transaction() as session:  # committed while it may be down
+            variant_fsm.transition(session, thumb, "ready", "stale")
+        got = events(sse.until(lambda b: "event" in b))
+        assert [(e["name"], e["state"]) for e in got] == [("thumb", "stale")]
+        assert "the listener's connection failed" in caplog.text
+        sse.close()
+        wait_for(lambda: core.open_streams == 0, "the slot to be freed")
+
+
+def test_one_state_of_a_row_is_sent_once_and_never_an_older_one(one_db_app: Rindle) -> None:
+    from rindle.web.events import EventsCore, Subscription, _Stream
+    from rindle.web.events_source import Change
+
+    core = EventsCore(one_db_app, clock=ManualClock(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
+    stream = _Stream(core, Subscription(frozenset({ASSET_A}), 2_000_000_000), None)
+
+    def change(state: str, second: int) -> Change:
+        return Change("variant", "v1", str(ASSET_A), "thumb", state,
+                      f"2026-01-01T00:00:0{second}+00:00")
+
+    assert stream.frame(change("processing", 1)) != b""
+    assert stream.frame(change("queued", 0)) == b""  # arrived late: older than what was sent
+    assert stream.frame(change("processing", 1)) == b""  # the same state again
+    assert stream.frame(change("ready", 2)) == (
+        b"event: variant\nid: variant:v1:2026-01-01T00:00:02+00:00\n"
+        b'data: {"kind":"variant","id":"v1","asset_id":"01a24414-ffd2-7000-9296-7c2adbec2a2d",'
+        b'"name":"thumb","state":"ready","at":"2026-01-01T00:00:02+00:00"}\n\n')
+    assert Change.from_payload('{"kind":"nope","id":"1","asset_id":"2","name":null,'
+                               '"state":"x","at":null}') is None
+    assert Change.from_payload("not json") is None
+    core.close()
