@@ -44,7 +44,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, quote
@@ -295,11 +295,11 @@ class EventsCore:
         """The clock's time as Unix seconds."""
         return self.clock().timestamp()
 
-    def admit(self, method: str, path: str, query: str, headers: Mapping[str, str]
+    def admit(self, method: str, path: str, query: str, last_event_id: str | None
               ) -> tuple[Subscription, str | None]:
         """Check one request (path below the host's root); raises :class:`_Refused`.
-        Returns the subscription and the ``Last-Event-ID``; takes a stream slot, which the
-        caller must :meth:`release`."""
+        Returns the subscription and the ``Last-Event-ID`` (``None`` when absent or over
+        512 characters); takes a stream slot, which the caller must :meth:`release`."""
         inner = path if not self.mount else (
             path[len(self.mount):] if path.startswith(self.mount + "/") else None)
         if inner != "/events":
@@ -321,8 +321,8 @@ class EventsCore:
                 raise _Refused(503, "too_many_streams", "too many live progress streams are "
                                "open; try again later", headers=[("Retry-After", "5")])
             self._open += 1
-        last = headers.get("last-event-id")
-        return sub, (last if last and len(last) <= 512 else None)
+        keep = last_event_id is not None and 0 < len(last_event_id) <= 512
+        return sub, (last_event_id if keep else None)
 
     def release(self) -> None:
         """Free a stream slot taken by :meth:`admit`."""
@@ -401,12 +401,12 @@ class EventsWSGIApp:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
                  ) -> Iterable[bytes]:
-        headers = {k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items()
-                   if k.startswith("HTTP_")}
+        last_event_id = environ.get("HTTP_LAST_EVENT_ID")
         try:
             sub, last = self.core.admit(str(environ.get("REQUEST_METHOD", "GET")).upper(),
                                         str(environ.get("PATH_INFO") or "/"),
-                                        str(environ.get("QUERY_STRING", "")), headers)
+                                        str(environ.get("QUERY_STRING", "")),
+                                        None if last_event_id is None else str(last_event_id))
         except _Refused as refused:
             status, out, body = refused.answer()
             start_response(status, out)
@@ -437,10 +437,8 @@ class EventsASGIApp:
             return
         if scope["type"] != "http":
             return
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope.get("headers", ()):
-            headers[bytes(raw_name).decode("latin-1").lower()] = bytes(raw_value).decode(
-                "latin-1")
+        last = next((bytes(value).decode("latin-1") for name, value in scope.get("headers", ())
+                     if bytes(name).lower() == b"last-event-id"), None)
         path = str(scope.get("path") or "/")
         root = str(scope.get("root_path") or "")
         if root and (path == root or path.startswith(root + "/")):  # mounted (Starlette)
@@ -448,7 +446,7 @@ class EventsASGIApp:
         try:
             sub, last = self.core.admit(
                 str(scope["method"]).upper(), path,
-                bytes(scope.get("query_string", b"")).decode("latin-1"), headers)
+                bytes(scope.get("query_string", b"")).decode("latin-1"), last)
         except _Refused as refused:
             await _send_refusal(send, refused)
             return
