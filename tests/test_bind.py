@@ -10,6 +10,7 @@ job due.
 
 from __future__ import annotations
 
+import io
 import threading
 import uuid
 from collections.abc import Iterator
@@ -285,3 +286,86 @@ def test_cancelling_a_job_rides_in_the_hosts_transaction(bapp: Rindle, host: Eng
         state = conn.scalar(select(Job.state).where(Job.id == job_id))
     assert state == ("cancelled" if commit else "available")
     bapp.jobs.cancel(job_id)  # leave no job due for the module's other tests
+
+
+# --- every service's after-commit work waits for the host ------------------------------------
+
+def bound_direct_uploads(bapp: Rindle, host: Engine, tag: str, events: list[str], *,
+                         commit: bool) -> tuple[uuid.UUID, Path, list[Any]]:
+    """Inside one host Session: a direct upload initiated, its bytes stored (what the
+    client's presigned PUT does), signed, verified and attached over an asset already in
+    the slot (whose purge that queues), and a second session aborted (its staged object is
+    deleted after commit). Commits or rolls back; the replaced asset, the aborted session's
+    object and the jobs the executor was told of."""
+    old = ready_asset(bapp)
+    bapp.attach(old, ("user", tag), "avatar")
+    events.clear()
+    published: list[Any] = []
+    bapp.jobs.publisher = published.extend
+    data = jpeg_bytes()
+    with Session(host) as session:
+        with bapp.bind(session):
+            first = bapp.initiate_upload("photo", filename="a.jpg", byte_size=len(data))
+            bapp.storage().put(first.upload_key, io.BytesIO(data))
+            bapp.sign_upload(first.id)
+            asset = bapp.verify_upload(first.id)
+            bapp.attach(asset.id, ("user", tag), "avatar")
+            second = bapp.initiate_upload("photo", filename="b.jpg")
+            bapp.storage().put(second.upload_key, io.BytesIO(data))
+            bapp.abort_upload(second.id)
+        aborted = bapp.storage().root / second.upload_key  # type: ignore[attr-defined]
+        # nothing before the host's outcome
+        assert (events, published, aborted.is_file()) == ([], [], True)
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    return old, aborted, published
+
+
+UPLOAD_EVENTS = ("rindle.upload.start", "rindle.upload.stop", "rindle.upload_session.state_change",
+                 "rindle.asset.state_change")
+
+
+def test_bound_direct_upload_rolled_back_has_no_effect(
+        bapp: Rindle, host: Engine, tag: str, events: list[str]) -> None:
+    old, aborted, published = bound_direct_uploads(bapp, host, tag, events, commit=False)
+    assert [e for e in events if e in UPLOAD_EVENTS] == []
+    assert published == []  # no promotion, no purge told to the executor
+    assert aborted.is_file()  # the aborted session's object is not deleted
+    assert bapp.attachment(("user", tag), "avatar").id == old  # type: ignore[union-attr]
+    assert bapp.get_asset(old).state == "ready"
+
+
+def test_bound_direct_upload_committed_runs_each_effect_once(
+        bapp: Rindle, host: Engine, tag: str, events: list[str]) -> None:
+    old, aborted, published = bound_direct_uploads(bapp, host, tag, events, commit=True)
+    assert events.count("rindle.upload.start") == 2
+    assert events.count("rindle.upload.stop") == 1
+    assert sorted(ref.queue for ref in published) == ["promote", "purge"]
+    assert not aborted.exists()  # deleted once the host committed
+    assert bapp.get_asset(old).state == "deleted"
+    bapp.jobs.publisher = None
+    bapp.jobs.drain()  # leave no job due for the module's other tests
+
+
+@pytest.mark.parametrize("commit", [False, True])
+def test_bound_ops_verbs_report_after_the_hosts_commit(
+        bapp: Rindle, host: Engine, events: list[str], commit: bool) -> None:
+    asset = bapp.upload("photo", jpeg_bytes(), filename="a.jpg")
+    bapp.jobs.drain(["promote"])  # its variant jobs wait
+    events.clear()
+    with Session(host) as session:
+        with bapp.bind(session):
+            assert bapp.cancel_processing(asset.id).variants != ()
+            assert bapp.requeue_variants(asset.id).requeued != []
+        said = [e for e in events if e in ("rindle.asset.processing_cancelled",
+                                           "rindle.repair.stop")]
+        assert said == []
+        session.commit() if commit else session.rollback()
+    said = [e for e in events if e in ("rindle.asset.processing_cancelled",
+                                       "rindle.repair.stop")]
+    assert said == (["rindle.asset.processing_cancelled", "rindle.repair.stop"]
+                    if commit else [])
+    bapp.jobs.drain()  # leave no job due for the module's other tests
+    assert bapp.get_asset(asset.id).state == "ready"

@@ -292,9 +292,11 @@ class Database:
         Every session rindle opens in the block works in a savepoint of the host's
         transaction (begun here if the host had none): a rindle call that fails rolls
         back its own savepoint only, and nothing rindle writes is committed until the
-        host commits. Effects rindle runs after a commit (telemetry of state changes, jobs
-        run inline, deferred storage deletes) wait for the host's commit, whenever it
-        happens (inside or after the block), and are dropped if the host rolls back.
+        host commits. Effects rindle runs after a commit (telemetry, jobs handed to the
+        executor or run inline, storage deletes, aborting a backend upload: every service
+        runs them through :meth:`when_committed` or :func:`after_commit`) wait for the
+        host's commit, whenever it happens (inside or after the block), and are dropped if
+        the host rolls back.
 
         Raises :class:`UsageError` with code ``bind_nested`` when this database is already
         bound in this thread or task, and ``bind_other_database`` when ``host`` is
@@ -344,10 +346,16 @@ class Database:
 
     def when_committed(self, effect: Effect) -> None:
         """Run ``effect`` now, or, inside :meth:`bind`, after the host commits (dropped if
-        it rolls back). For effects that follow a transaction rindle has just ended."""
+        it rolls back). The one way rindle's services run what follows a transaction they
+        have just ended (telemetry, storage deletes, abort of a backend upload).
+
+        Unbound, ``effect`` runs at once and what it raises propagates to the caller (the
+        transaction has committed). Bound, it runs in the host's committing thread after
+        the commit, and one that raises is logged (the host's commit cannot be undone).
+        """
         binding = bound(self)
         if binding is None:
-            _run_effects([effect], "commit")
+            effect()
         else:
             binding.defer(effect)
 

@@ -53,7 +53,8 @@ def backfill_metadata(app: AppContext, *, profile: str | None = None,
     names = [p.name for p in profiles_in_scope(app, profile)]
     bar = Progress("backfill-metadata", enabled=progress)
     scope = "profile" if profile else "all"
-    with repair_span(app.telemetry, "backfill_metadata", scope=scope, dry_run=False) as span:
+    with repair_span(app.telemetry, "backfill_metadata", scope=scope, dry_run=False,
+                     when_committed=app.db.when_committed) as span:
         for rows in walk_states(app.db.sessionmaker, select(Asset).where(
                 Asset.profile.in_(names)), Asset.state, LIVE, Asset.id, batch_size=batch_size):
             for (asset,) in rows:

@@ -53,7 +53,8 @@ def regenerate_variants(app: AppContext, *, profile: str | None = None,
     report = RegenerateReport()
     scope = "profile" if profile else "all"
     profiles = profiles_in_scope(app, profile, variant)  # unknown names: UsageError, no span
-    with repair_span(app.telemetry, "regenerate_variants", scope=scope, dry_run=False) as span:
+    with repair_span(app.telemetry, "regenerate_variants", scope=scope, dry_run=False,
+                     when_committed=app.db.when_committed) as span:
         bar = Progress("regenerate-variants", enabled=progress)
         for prof in profiles:
             for name in variant_names(prof, variant):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -32,13 +33,16 @@ class Report:
 
 
 @contextmanager
-def repair_span(telemetry: Telemetry, operation: str, *, scope: str, dry_run: bool
+def repair_span(telemetry: Telemetry, operation: str, *, scope: str, dry_run: bool,
+                when_committed: Callable[[Callable[[], object]], None] | None = None,
                 ) -> Iterator[dict[str, Any]]:
     """Emit ``rindle.repair.start`` / ``stop`` / ``exception`` around an operation.
 
     Metadata is exactly ``operation``, ``scope``, ``result``, ``dry_run`` (low cardinality).
     The caller sets ``span["result"]`` (``ok``, ``partial``, ``noop``...) and may add
-    numeric ``span["measurements"]``.
+    numeric ``span["measurements"]``. ``stop`` reports work done, so it goes through
+    ``when_committed`` (the app's ``db.when_committed``: inside ``app.bind`` it waits for
+    the host's commit and is dropped on its rollback); without one it is emitted at once.
     """
     span: dict[str, Any] = {"result": "ok", "measurements": {}}
     meta = {"operation": operation, "scope": scope, "dry_run": dry_run}
@@ -53,7 +57,12 @@ def repair_span(telemetry: Telemetry, operation: str, *, scope: str, dry_run: bo
                        {**meta, "result": "exception"})
         raise
     measurements = {"duration_us": _us(start), **span["measurements"]}
-    telemetry.emit("rindle.repair.stop", measurements, {**meta, "result": span["result"]})
+    stop = functools.partial(telemetry.emit, "rindle.repair.stop", measurements,
+                             {**meta, "result": span["result"]})
+    if when_committed is None:
+        stop()
+    else:
+        when_committed(stop)
 
 
 def failure_code(exc: BaseException) -> str:

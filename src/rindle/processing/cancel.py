@@ -95,6 +95,7 @@ def cancel_processing(app: AppContext, asset_id: uuid.UUID | str) -> CancelledPr
         if moved:
             aggregate.recompute(s, aid, telemetry=tel)
     result = CancelledProcessing(aid, tuple(sorted(moved)), len(live))
-    tel.emit("rindle.asset.processing_cancelled",
-             {"variants": len(result.variants), "jobs": result.jobs}, {"profile": profile})
+    app.db.when_committed(lambda: tel.emit(
+        "rindle.asset.processing_cancelled",
+        {"variants": len(result.variants), "jobs": result.jobs}, {"profile": profile}))
     return result

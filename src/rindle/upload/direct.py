@@ -178,9 +178,14 @@ def initiate(app: AppContext, profile: type[Profile] | str, *, filename: str,
         if resumable is not None:
             storage.cancel_resumable_upload(key, resumable.session_uri)
         raise
-    app.telemetry.emit("rindle.upload.start", {"system_time": time.time_ns()},
-                       {"profile": prof.name, "adapter": storage.backend_name,
-                        "strategy": strategy})
+    if upload_id is not None:  # a host's rollback (app.bind) forgets the session: end it
+        app.db.if_rolled_back(lambda: storage.abort_multipart(key, upload_id))
+    if resumable is not None:
+        uri = resumable.session_uri
+        app.db.if_rolled_back(lambda: storage.cancel_resumable_upload(key, uri))
+    app.db.when_committed(lambda: app.telemetry.emit(
+        "rindle.upload.start", {"system_time": time.time_ns()},
+        {"profile": prof.name, "adapter": storage.backend_name, "strategy": strategy}))
     return row
 
 
@@ -343,9 +348,10 @@ def verify(app: AppContext, session_id: uuid.UUID | str) -> Asset:
         app.jobs.enqueue(s, PROMOTE, {"asset_id": str(asset.id), "direct": True,
                                       "max_bytes": policy.max_bytes},
                          unique_key=f"promote:{asset.id}")
-    app.telemetry.emit("rindle.upload.stop", {"system_time": time.time_ns(), "bytes": info.size},
-                       {"profile": prof.name, "adapter": app.storage(prof.storage).backend_name,
-                        "strategy": row.upload_strategy})
+    app.db.when_committed(lambda: app.telemetry.emit(
+        "rindle.upload.stop", {"system_time": time.time_ns(), "bytes": info.size},
+        {"profile": prof.name, "adapter": storage.backend_name,
+         "strategy": row.upload_strategy}))
     return get_asset(app.db, asset.id)
 
 
@@ -357,11 +363,22 @@ def _fail_oversized(app: AppContext, prof: type[Profile], row: UploadSession, st
                                profile=prof.name,
                                values={"failure_reason": "max_bytes_exceeded",
                                        "session_uri": None})
-    storage.delete(row.upload_key)
+    app.db.when_committed(lambda: storage.delete(row.upload_key))
     raise UploadRejected(
         "max_bytes_exceeded",
         f"the uploaded object is {size} bytes, over this profile's max_bytes of {max_bytes}; "
         "it was deleted. Upload a smaller file in a new session.")
+
+
+def _discard(storage: Storage, row: UploadSession) -> None:
+    """Remove what an aborted session left in storage (tus part file, open multipart
+    upload, or the staged object)."""
+    if row.upload_strategy == "tus":
+        tus_backing.discard(storage, row)
+    elif row.multipart_upload_id:
+        storage.abort_multipart(row.upload_key, row.multipart_upload_id)
+    else:
+        storage.delete(row.upload_key)
 
 
 def abort(app: AppContext, session_id: uuid.UUID | str) -> UploadSession:
@@ -377,12 +394,7 @@ def abort(app: AppContext, session_id: uuid.UUID | str) -> UploadSession:
     with app.db.transaction() as s:
         session_fsm.transition(s, row.id, row.state, "aborted", telemetry=app.telemetry,
                                profile=prof.name, values={"session_uri": None})
-    if row.upload_strategy == "tus":
-        tus_backing.discard(storage, row)
-    elif row.multipart_upload_id:
-        storage.abort_multipart(row.upload_key, row.multipart_upload_id)
-    else:
-        storage.delete(row.upload_key)
+    app.db.when_committed(lambda: _discard(storage, row))
     with app.db.sessionmaker() as s:
         fresh = s.execute(select(UploadSession).where(UploadSession.id == row.id)).scalar_one()
         return fresh
