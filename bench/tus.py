@@ -33,10 +33,11 @@ os.environ.setdefault("RINDLE_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 from rindle import Profile, Rindle
 from rindle.cli.serve import make_threading_server
+from rindle.delivery import asgi_app as delivery_asgi
 from rindle.delivery import wsgi_app as delivery_wsgi
 from rindle.storage.local import LocalStorage
 from rindle.testing.servers import free_port, serving
-from rindle.web import tus_wsgi
+from rindle.web import tus_asgi, tus_wsgi
 
 MIB = 1024 * 1024
 
@@ -59,27 +60,50 @@ def _router(tus: Callable[..., Iterable[bytes]], media: Callable[..., Iterable[b
     return app
 
 
-def send(url: str, method: str, headers: dict[str, str], body: bytes | BinaryIO | None = None
-         ) -> tuple[int, dict[str, str]]:
-    """One request with :mod:`http.client` (the same light client for both uploads, 1 MiB
-    send blocks); ``(status, lower-case headers)``."""
-    parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
-                                      timeout=300, blocksize=MIB)
-    try:
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        conn.request(method, target, body=body, headers=headers)
-        answer = conn.getresponse()
-        answer.read()
-        return answer.status, {k.lower(): v for k, v in answer.getheaders()}
-    finally:
-        conn.close()
+class Client:
+    """The client of both uploads: :mod:`http.client` with 1 MiB send blocks. With
+    ``keep_alive`` one connection carries every request of an upload (as tus clients and
+    browsers do); without, each request opens its own (rindle's threading server speaks
+    HTTP/1.0 and closes after each answer)."""
+
+    def __init__(self, base: str, *, keep_alive: bool) -> None:
+        parts = urlsplit(base)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port
+        self.keep_alive = keep_alive
+        self._conn: http.client.HTTPConnection | None = None
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection(self.host, self.port, timeout=300,
+                                                    blocksize=MIB)
+        return self._conn
+
+    def close(self) -> None:
+        """Close the open connection, if any."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def send(self, url: str, method: str, headers: dict[str, str],
+             body: bytes | BinaryIO | None = None) -> tuple[int, dict[str, str]]:
+        """One request; ``(status, lower-case headers)``."""
+        parts = urlsplit(url)
+        conn = self._connection()
+        try:
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            conn.request(method, target, body=body, headers=headers)
+            answer = conn.getresponse()
+            answer.read()
+            return answer.status, {k.lower(): v for k, v in answer.getheaders()}
+        finally:
+            if not self.keep_alive:
+                self.close()
 
 
-def tus_upload(base: str, source: Path, size: int, chunk: int) -> str:
+def tus_upload(client: Client, base: str, source: Path, size: int, chunk: int) -> str:
     """Upload ``source`` through the tus server; returns the asset id."""
     tus = {"Tus-Resumable": "1.0.0"}
-    status, made = send(f"{base}/files/", "POST", {
+    status, made = client.send(f"{base}/files/", "POST", {
         **tus, "Upload-Length": str(size), "Content-Length": "0",
         "Upload-Metadata": "filename YmlnLmpwZw==,profile YmVuY2g="})
     assert status == 201, status
@@ -89,7 +113,7 @@ def tus_upload(base: str, source: Path, size: int, chunk: int) -> str:
     with open(source, "rb") as f:
         while offset < size:
             data = f.read(chunk)
-            status, answer = send(location, "PATCH", {
+            status, answer = client.send(location, "PATCH", {
                 **tus, "Upload-Offset": str(offset), "Content-Length": str(len(data)),
                 "Content-Type": "application/offset+octet-stream"}, data)
             assert status == 204, status
@@ -98,13 +122,14 @@ def tus_upload(base: str, source: Path, size: int, chunk: int) -> str:
     return asset
 
 
-def put_upload(app: Rindle, source: Path, size: int) -> str:
+def put_upload(client: Client, app: Rindle, source: Path, size: int) -> str:
     """Upload ``source`` with one presigned PUT, then verify; returns the asset id."""
     session = app.initiate_upload("bench", filename="big.jpg", byte_size=size,
                                   content_type="image/jpeg")
     signed = app.sign_upload(session.id)
     with open(source, "rb") as f:
-        status, _ = send(signed.url, "PUT", {**signed.headers, "Content-Length": str(size)}, f)
+        status, _ = client.send(signed.url, "PUT",
+                                {**signed.headers, "Content-Length": str(size)}, f)
     assert status == 201, status
     return str(app.verify_upload(session.id).id)
 
@@ -117,13 +142,75 @@ def build_app(tmp: Path, port: int) -> Rindle:
                                         "base_url": f"http://127.0.0.1:{port}"}})
 
 
-def serve(tmp: Path, port: int) -> None:
-    """The server process: delivery (presigned PUTs) and tus on one threading server."""
+def _asgi_router(tus: Any, media: Any) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        target = tus if str(scope.get("path", "")).startswith("/files") else media
+        await target(scope, receive, send)
+    return app
+
+
+def serve(tmp: Path, port: int, kind: str) -> None:
+    """The server process: delivery (presigned PUTs) and tus on one server, ``kind``
+    ``threading`` (rindle's, WSGI) or ``uvicorn`` (the ASGI apps, keep-alive)."""
     app = build_app(tmp, port)
+    if kind == "uvicorn":
+        import uvicorn
+
+        router = _asgi_router(tus_asgi(app, authorize=_actor, mount="/files"),
+                              delivery_asgi(app))
+        uvicorn.run(router, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+                    access_log=False)
+        return
     server = make_threading_server(
         _router(tus_wsgi(app, authorize=_actor, mount="/files"), delivery_wsgi(app)),
         "127.0.0.1", port, quiet=True)
     server.serve_forever()
+
+
+#: Why each server: printed with its figures.
+SERVERS = {
+    "threading": "rindle's threading server (rindle serve; wsgiref, HTTP/1.0): a new "
+                 "connection per request for both uploads",
+    "uvicorn": "uvicorn (h11) with the ASGI apps, HTTP/1.1 keep-alive: one connection per "
+               "upload for both (as tus clients and browsers reuse connections)",
+}
+
+
+def run_server(kind: str, tmp: Path, source: Path, args: argparse.Namespace
+               ) -> tuple[dict[str, float], list[float], bool]:
+    """``args.rounds`` rounds of both uploads against a ``kind`` server: the best
+    throughput of each (MiB/s), each round's tus/PUT ratio, and whether every upload
+    stored exactly ``args.mib`` MiB."""
+    size = args.mib * MIB
+    port = free_port()
+    app = build_app(tmp, port)  # the host's process: initiate, sign, verify
+    storage = app.storage()
+    assert isinstance(storage, LocalStorage)
+    base = f"http://127.0.0.1:{port}"
+    best = {"tus": 0.0, "put": 0.0}
+    paired: list[float] = []  # per round: tus throughput / PUT throughput
+    ok = True
+    with serving([sys.executable, __file__, "--serve", str(tmp), str(port), kind],
+                 ready_url=f"{base}/files/", name=f"bench server ({kind})"):
+        for _ in range(args.rounds):
+            this_round: dict[str, float] = {}
+            for name in ("put", "tus"):
+                client = Client(base, keep_alive=kind == "uvicorn")
+                started = time.perf_counter()
+                if name == "tus":
+                    asset_id = tus_upload(client, base, source, size, args.chunk_mib * MIB)
+                else:
+                    asset_id = put_upload(client, app, source, size)
+                elapsed = time.perf_counter() - started
+                client.close()
+                best[name] = max(best[name], args.mib / elapsed)
+                this_round[name] = args.mib / elapsed
+                stored = storage.path_for(app.get_asset(asset_id).storage_key)
+                ok = ok and stored.stat().st_size == size
+                stored.unlink()
+            paired.append(this_round["tus"] / this_round["put"])
+    app.close()
+    return best, paired, ok
 
 
 def main() -> int:
@@ -131,60 +218,47 @@ def main() -> int:
     parser.add_argument("--mib", type=int, default=200)
     parser.add_argument("--chunk-mib", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--server", choices=[*SERVERS, "both"], default="both")
     parser.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                         help="where the database, storage and source file live (default: "
                              "/dev/shm when present, so disk writeback does not swamp the "
                              "protocol cost being measured)")
-    parser.add_argument("--serve", nargs=2, metavar=("DIR", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs=3, metavar=("DIR", "PORT", "KIND"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(Path(args.serve[0]), int(args.serve[1]))
+        serve(Path(args.serve[0]), int(args.serve[1]), args.serve[2])
         return 0
-    size = args.mib * MIB
+    ok = True
+    print(f"{args.mib} MiB, tus in {args.chunk_mib} MiB PATCHes vs one presigned PUT, "
+          f"{args.rounds} rounds, under {args.dir or 'the default temp dir'}; load average "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     with tempfile.TemporaryDirectory(prefix="rindle-bench-tus-", dir=args.dir) as tmp_name:
         tmp = Path(tmp_name)
         source = tmp / "source.bin"
         with open(source, "wb") as out:
             for _ in range(args.mib):
                 out.write(os.urandom(MIB))
-        port = free_port()
-        app = build_app(tmp, port)  # the host's process: initiate, sign, verify
-        app.migrate()
-        storage = app.storage()
-        assert isinstance(storage, LocalStorage)
-        base = f"http://127.0.0.1:{port}"
-        best = {"tus": 0.0, "put": 0.0}
-        paired: list[float] = []  # per round: tus throughput / PUT throughput
-        ok = True
-        with serving([sys.executable, __file__, "--serve", str(tmp), str(port)],
-                     ready_url=f"{base}/files/", name="bench server"):
-            for _ in range(args.rounds):
-                this_round: dict[str, float] = {}
-                for name in ("put", "tus"):
-                    started = time.perf_counter()
-                    if name == "tus":
-                        asset_id = tus_upload(base, source, size, args.chunk_mib * MIB)
-                    else:
-                        asset_id = put_upload(app, source, size)
-                    elapsed = time.perf_counter() - started
-                    best[name] = max(best[name], args.mib / elapsed)
-                    this_round[name] = args.mib / elapsed
-                    stored = storage.path_for(app.get_asset(asset_id).storage_key)
-                    ok = ok and stored.stat().st_size == size
-                    stored.unlink()
-                paired.append(this_round["tus"] / this_round["put"])
-        app.close()
-    ratio = statistics.median(paired)
-    print(f"tus ({args.chunk_mib} MiB PATCHes): {best['tus']:.1f} MiB/s")
-    print(f"presigned PUT (one request):  {best['put']:.1f} MiB/s")
-    print(f"ratio of the bests: {best['tus'] / best['put']:.2f}x; per round: "
-          + ", ".join(f"{r:.2f}x" for r in paired))
-    print(f"ratio tus/PUT (median of rounds): {ratio:.2f}x "
-          f"(bar >= 0.80x: {'met' if ratio >= 0.8 else 'MISSED'})")
+        schema = build_app(tmp, 0)
+        schema.migrate()
+        schema.close()
+        for kind in (SERVERS if args.server == "both" else [args.server]):
+            best, paired, fine = run_server(kind, tmp, source, args)
+            ok = ok and fine
+            ratio = statistics.median(paired)
+            print(f"\n{kind}: {SERVERS[kind]}")
+            print(f"  tus ({args.chunk_mib} MiB PATCHes): {best['tus']:.1f} MiB/s (best)")
+            print(f"  presigned PUT (one request):  {best['put']:.1f} MiB/s (best)")
+            print(f"  ratio of the bests: {best['tus'] / best['put']:.2f}x; per round: "
+                  + ", ".join(f"{r:.2f}x" for r in paired))
+            print(f"  ratio tus/PUT (median of rounds): {ratio:.2f}x "
+                  f"(bar >= 0.80x: {'met' if ratio >= 0.8 else 'MISSED'})")
+    print("load average after: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     if not ok:
         print("an upload stored the wrong number of bytes", file=sys.stderr)
         return 1
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -53,11 +53,13 @@ Send = Callable[[Message], Awaitable[None]]
 class ReceiveStream:
     """A blocking ``read(n)`` file over an ASGI ``receive``, for a worker thread.
 
-    Each call that needs more bytes waits for the next ``http.request`` message on the
-    event loop ``loop``; ``http.disconnect`` before the last one raises
-    :class:`~rindle.delivery.body.BodyIncomplete`. At most one message is buffered. The
-    server has already removed any chunked framing (ASGI servers always do), so the body
-    is read as plain bytes to its end.
+    A call that needs more bytes waits on the event loop ``loop`` for ``http.request``
+    messages until it holds ``n`` bytes or the body ended, in one hop to the loop (a
+    server delivers a large body in many small messages; one hop per message would cost
+    more than the bytes); ``http.disconnect`` before the last one raises
+    :class:`~rindle.delivery.body.BodyIncomplete`. At most ``n`` bytes plus one message
+    are buffered. The server has already removed any chunked framing (ASGI servers always
+    do), so the body is read as plain bytes to its end.
     """
 
     def __init__(self, receive: Receive, loop: asyncio.AbstractEventLoop) -> None:
@@ -65,21 +67,35 @@ class ReceiveStream:
         self._buffer = b""
         self._more = True
 
-    async def _receive_one(self) -> Message:
-        return await self._receive()
+    async def _receive_until(self, want: int) -> tuple[list[bytes], bool, bool]:
+        """Messages' bodies until ``want`` bytes (all when negative) or the body's end:
+        ``(pieces, more_body, disconnected)``."""
+        pieces: list[bytes] = []
+        have = 0
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                return pieces, False, True
+            piece = bytes(message.get("body", b""))
+            pieces.append(piece)
+            have += len(piece)
+            more = bool(message.get("more_body", False))
+            if not more or (want >= 0 and have >= want):
+                return pieces, more, False
 
-    def _next(self) -> None:
-        message = asyncio.run_coroutine_threadsafe(self._receive_one(), self._loop).result()
-        if message["type"] == "http.disconnect":
-            self._more = False
+    def _fill(self, n: int) -> None:
+        want = -1 if n < 0 else n - len(self._buffer)
+        pieces, more, gone = asyncio.run_coroutine_threadsafe(
+            self._receive_until(want), self._loop).result()
+        self._buffer = b"".join([self._buffer, *pieces])
+        self._more = more
+        if gone:
             raise BodyIncomplete("the client disconnected before the body ended")
-        self._buffer += bytes(message.get("body", b""))
-        self._more = bool(message.get("more_body", False))
 
     def read(self, n: int = -1) -> bytes:
         """Up to ``n`` bytes (all that is left when negative); ``b""`` at the end."""
-        while self._more and (n < 0 or not self._buffer):
-            self._next()
+        if self._more and (n < 0 or len(self._buffer) < n):
+            self._fill(n)
         size = len(self._buffer) if n < 0 else min(n, len(self._buffer))
         out, self._buffer = self._buffer[:size], self._buffer[size:]
         return out
