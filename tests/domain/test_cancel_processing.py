@@ -16,6 +16,7 @@ from rindle import Rindle, hookimpl
 from rindle.domain.models import Job, ProcessingRun, Variant
 from rindle.errors import NotFound
 from rindle.processing.cancel import CancelledProcessing
+from rindle.processing.variants import _orphaned
 from tests.domain.attach_kit import uploaded
 
 
@@ -127,6 +128,33 @@ def test_an_executing_job_does_not_resurrect_its_variant(app: Rindle) -> None:
                 for r in s.scalars(select(ProcessingRun).where(ProcessingRun.asset_id == aid))]
     assert runs == [("small", "failed", "cancelled")]
     assert app.get_asset(aid).state == "degraded"
+    # the run stored its rendition before its guarded write failed; it deleted it after
+    assert variant_objects(app, aid) == []
+
+
+def variant_objects(app: Rindle, asset_id: uuid.UUID) -> list[str]:
+    """The variant objects stored in the asset's folder (``<profile>/<asset>/``)."""
+    root: Path = app.storage().root  # type: ignore[attr-defined]
+    folder = root / "thumbed" / str(asset_id)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.rglob("*")
+                  if p.is_file() and p.name.startswith(("small-", "tiny-")))
+
+
+@pytest.mark.parametrize(("row", "orphaned"), [
+    (None, True),  # the variant is gone
+    (Variant(state="cancelled", recipe_digest="d1", storage_key=None), True),
+    (Variant(state="cancelled", recipe_digest="d1", storage_key="p/a/small-d1.jpg"), False),
+    (Variant(state="processing", recipe_digest="d1", storage_key=None), False),  # same run
+    (Variant(state="ready", recipe_digest="d1", storage_key="p/a/small-d1.jpg"), False),
+    (Variant(state="processing", recipe_digest="d2", storage_key=None), True),  # new recipe
+    (Variant(state="ready", recipe_digest="d2", storage_key="p/a/small-d2.jpg"), True),
+])
+def test_which_stored_object_a_refused_run_deletes(row: Variant | None,
+                                                    orphaned: bool) -> None:
+    """A run of the same recipe still under way (or done) stores the same key: kept."""
+    assert _orphaned(row, "p/a/small-d1.jpg", "d1") is orphaned
 
 
 class _FailTiny:

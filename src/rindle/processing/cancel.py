@@ -11,9 +11,9 @@ makes it ``degraded``). Telemetry goes out after commit.
 A job already executing sees the cancellation at its two checkpoints and never brings
 the variant back: before rendering, its job row is no longer ``executing`` (the handler
 stops with :class:`~rindle.jobs.Cancel`); after rendering, the variant is no longer
-``processing``, so the guarded ``processing -> ready`` write does not happen. The object
-such a run already stored is left in storage. ``app.requeue_variants`` starts cancelled
-variants again.
+``processing``, so the guarded ``processing -> ready`` write does not happen, and the object
+such a run already stored is deleted once that run's transaction commits (no variant row
+points at it). ``app.requeue_variants`` starts cancelled variants again.
 """
 
 from __future__ import annotations

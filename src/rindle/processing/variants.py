@@ -12,6 +12,7 @@ row is no longer ``executing``; after it, the variant is no longer ``processing`
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from rindle.database import after_commit
 from rindle.domain import aggregate
 from rindle.domain.fsm import variant as variant_fsm
 from rindle.domain.models import Asset, Job, ProcessingRun, Variant, utcnow
@@ -170,6 +172,9 @@ def _finish(app: AppContext, asset: Asset, name: str, digest: str, run_id: uuid.
             if run is not None and run.state == "processing":
                 run.state, run.finished_at, run.error_reason = "failed", utcnow(), "stale_job"
             # The newer owner of this row will write (or has written) its own result.
+            if _orphaned(row, key, digest):  # nothing will ever point at what we stored
+                storage = app.storage(app.profile(asset.profile).storage)
+                after_commit(s, functools.partial(storage.delete, key))
             return row.state if row is not None else "gone"
         old_key = row.storage_key
         variant_fsm.transition(s, row.id, "processing", "ready", telemetry=tel,
@@ -185,8 +190,22 @@ def _finish(app: AppContext, asset: Asset, name: str, digest: str, run_id: uuid.
         for callback in app.on_variant_ready:  # e.g. streaming's server-push ingest job
             callback(app, s, asset, name, digest)
     if old_key is not None and old_key != key:
-        app.storage(app.profile(asset.profile).storage).delete(old_key)  # old digest
+        storage = app.storage(app.profile(asset.profile).storage)
+        app.db.when_committed(functools.partial(storage.delete, old_key))  # old digest
     return "ready"
+
+
+def _orphaned(row: Variant | None, key: str, digest: str) -> bool:
+    """Whether the object a run stored at ``key`` is left to nobody once its guarded
+    ``processing -> ready`` write did not happen: the variant is gone, cancelled
+    (``app.cancel_processing``) or now wants another recipe (its key differs, as the key
+    holds the digest). A run of the same recipe still under way stores the same key, so it
+    is never deleted then, nor when the row already points at it."""
+    if row is None:
+        return True
+    if row.storage_key == key:
+        return False
+    return row.state == "cancelled" or row.recipe_digest != digest
 
 
 def _fail(app: AppContext, asset: Asset, name: str, run_id: uuid.UUID, reason: str, *,
