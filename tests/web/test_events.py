@@ -22,6 +22,7 @@ import pytest
 from rindle import Rindle
 from rindle.clock import ManualClock
 from rindle.domain.fsm import variant as variant_fsm
+from rindle.domain.models import Variant
 from rindle.errors import ConfigError, UsageError
 from rindle.web.events import (
     HEARTBEAT,
@@ -216,6 +217,9 @@ def test_a_rolled_back_transition_announces_nothing(photos: Rindle, tmp_path: Pa
             variant_fsm.transition(session, variants["large"].id, "ready", "stale")
         got = events(sse.until(lambda b: "event" in b))
         assert [(e["name"], e["state"]) for e in got] == [("large", "stale")]
+        with photos.db.sessionmaker() as session:  # the live "at" is the row's updated_at,
+            row = session.get(Variant, variants["large"].id)  # spelled as the snapshot does
+            assert row is not None and got[0]["at"] == row.updated_at.isoformat()
         sse.close()
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import select
 
-from rindle.domain.fsm.notify import CHANNEL, KINDS
+from rindle.domain.fsm.notify import CHANNEL, KINDS, parse_at
 from rindle.domain.models import Asset, ProviderAsset, UploadSession, Variant
 from rindle.errors import TransientError
 
@@ -74,7 +74,7 @@ class Change:
             data = json.loads(raw)
             change = cls(str(data["kind"]), str(data["id"]), str(data["asset_id"]),
                          None if data["name"] is None else str(data["name"]),
-                         str(data["state"]), None if data["at"] is None else str(data["at"]))
+                         str(data["state"]), parse_at(data["at"]))
         except (ValueError, KeyError, TypeError):
             return None
         return change if change.kind in KINDS.values() else None

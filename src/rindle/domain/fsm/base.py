@@ -16,9 +16,10 @@ measurements ``{"system_time": <ns since the epoch>}`` and metadata ``{"from", "
 transaction or savepoint that rolls back discards the events recorded inside it, so
 subscribers never hear of a state the database does not hold.
 
-On PostgreSQL a transition also sends a ``NOTIFY`` in its own transaction
-(:mod:`rindle.domain.fsm.notify`), which PostgreSQL delivers at commit and drops at rollback:
-the live progress stream hears of committed states only.
+On PostgreSQL a transition's ``UPDATE`` also sends a ``NOTIFY`` per row it moves
+(``pg_notify`` in its ``RETURNING``; :mod:`rindle.domain.fsm.notify`), which PostgreSQL
+delivers at commit and drops at rollback: the live progress stream hears of committed
+states only.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ClauseElement
 
 from rindle.database import after_commit
-from rindle.domain.fsm.notify import notify, notify_columns, payload
+from rindle.domain.fsm.notify import notify_column
 from rindle.domain.models import Asset, Base, utcnow
 from rindle.errors import InvalidTransition, NotFound
 from rindle.telemetry import Telemetry
@@ -183,15 +184,12 @@ class StateMachine:
             .values(row_values)
         )
         wanted = self._returned_metadata()  # UPDATE ... RETURNING: SQLite >= 3.35, PostgreSQL
-        announce = _announces(session)
-        extra = notify_columns(table) if announce else ()
+        extra = (notify_column(self.entity, table),) if _announces(session) else ()
         rows = session.execute(stmt.returning(table.c.id, *wanted.values(), *extra)).all()
         if len(rows) != 1:
             raise self._lost_race(session, row_id, from_state, to_state)
         self._refresh_identity_map(session, row_id, row_values)
         returned = rows[0][1:1 + len(wanted)]
-        if announce:
-            notify(session, [payload(self.entity, row_id, to_state, rows[0][1 + len(wanted):])])
         meta: dict[str, Any] = {k: _UNKNOWN if v is None else v
                                 for k, v in zip(wanted, returned, strict=True)}
         meta.update(metadata or {})
@@ -236,8 +234,7 @@ class StateMachine:
             match = table.c.id == any_(bindparam("ids", ids, type_=ARRAY(Uuid())))
         else:
             match = table.c.id.in_(ids)
-        announce = _announces(session)
-        extra = notify_columns(table) if announce else ()
+        extra = (notify_column(self.entity, table),) if _announces(session) else ()
         stmt = (
             update(table)
             .where(match, table.c.state == from_state)
@@ -245,9 +242,6 @@ class StateMachine:
             .returning(table.c.id, *wanted.values(), *extra)
         )
         rows = session.execute(stmt).all()
-        if announce:
-            notify(session, [payload(self.entity, row[0], to_state, row[1 + len(wanted):])
-                             for row in rows])
         now_ns = time.time_ns()
         loaded = bool(session.identity_map)  # batch passes use fresh sessions: nothing to sync
         if telemetry is not None and not telemetry.listening:

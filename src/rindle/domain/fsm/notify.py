@@ -1,9 +1,10 @@
 """State changes announced on PostgreSQL's ``LISTEN``/``NOTIFY`` channel :data:`CHANNEL`.
 
 On PostgreSQL every persisted FSM transition (:meth:`StateMachine.transition` and
-``transition_many``) also runs ``pg_notify`` in the transition's own transaction, so the
-notification is delivered when that transaction commits and never when it (or the savepoint
-it ran in) rolls back. The payload is a small JSON object::
+``transition_many``) also calls ``pg_notify`` for each row it moves, in the ``RETURNING``
+clause of its guarded ``UPDATE`` (so in the transition's own transaction, at no extra round
+trip): the notification is delivered when that transaction commits and never when it (or
+the savepoint it ran in) rolls back. The payload is a small JSON object::
 
     {"kind": "variant", "id": "<row uuid>", "asset_id": "<asset uuid>", "name": "thumb",
      "state": "ready", "at": "2026-01-01T00:00:00.000001+00:00"}
@@ -17,15 +18,12 @@ mechanism: there the stream polls the rows instead.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, literal, text
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Table, Text, cast, func, literal_column, null
 
-__all__ = ["CHANNEL", "KINDS", "kind_of", "notify", "notify_columns", "payload"]
+__all__ = ["CHANNEL", "KINDS", "kind_of", "notify_column", "parse_at"]
 
 #: The ``LISTEN``/``NOTIFY`` channel.
 CHANNEL = "rindle_events"
@@ -34,36 +32,42 @@ CHANNEL = "rindle_events"
 KINDS: Mapping[str, str] = {"asset": "asset", "variant": "variant",
                             "upload_session": "upload_session", "provider_asset": "provider"}
 
-_NOTIFY_ONE = text("SELECT pg_notify(:channel, :payload)")
-_NOTIFY_MANY = text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")
-
-
 def kind_of(entity: str) -> str:
     """The event kind of an FSM entity (``provider_asset`` is ``provider``)."""
     return KINDS.get(entity, entity)
 
 
-def notify_columns(table: Table) -> tuple[ColumnElement[Any], ...]:
-    """What a transition's ``RETURNING`` adds for the payload: the asset id, the variant
-    name (``NULL`` for other tables) and the new ``updated_at``."""
+def notify_column(entity: str, table: Table) -> ColumnElement[Any]:
+    """A ``RETURNING`` expression that sends the row's change on :data:`CHANNEL`: the
+    ``UPDATE`` itself announces each row it moves, in its own transaction, with no further
+    round trip. ``at`` is PostgreSQL's JSON spelling of ``updated_at`` (read it with
+    :func:`parse_at`)."""
     asset = table.c.asset_id if "asset_id" in table.c else table.c.id
     name: ColumnElement[Any] = (table.c.name if table.name == "media_variants"
-                                else literal(None))
-    return asset, name, table.c.updated_at
+                                else null())
+    fields: list[ColumnElement[Any]] = []
+    for key, value in (("kind", _const(kind_of(entity))), ("id", table.c.id),
+                       ("asset_id", asset), ("name", name), ("state", table.c.state),
+                       ("at", table.c.updated_at)):
+        fields += [_const(key), value]
+    return func.pg_notify(_const(CHANNEL), cast(func.json_build_object(*fields), Text))
 
 
-def payload(entity: str, row_id: uuid.UUID, state: str, extra: Iterable[Any]) -> str:
-    """The JSON payload of one change; ``extra`` is what :func:`notify_columns` returned."""
-    asset_id, name, at = extra
-    when = at.isoformat() if isinstance(at, dt.datetime) else None
-    return json.dumps({"kind": kind_of(entity), "id": str(row_id), "asset_id": str(asset_id),
-                       "name": name, "state": state, "at": when}, separators=(",", ":"))
+def _const(word: str) -> ColumnElement[Any]:
+    """A fixed identifier-like word as an SQL string literal (never user input: the keys,
+    kinds and channel above), so ``json_build_object`` sees typed text, not a parameter of
+    unknown type."""
+    if not word.replace("_", "").isalnum():
+        raise ValueError(f"not a plain word: {word!r}")
+    return literal_column(f"'{word}'", Text)
 
 
-def notify(session: Session, payloads: list[str]) -> None:
-    """Queue ``payloads`` on :data:`CHANNEL` in ``session``'s transaction (PostgreSQL
-    delivers them at commit, drops them at rollback)."""
-    if len(payloads) == 1:
-        session.execute(_NOTIFY_ONE, {"channel": CHANNEL, "payload": payloads[0]})
-    elif payloads:
-        session.execute(_NOTIFY_MANY, {"channel": CHANNEL, "payloads": payloads})
+def parse_at(text: str | None) -> str | None:
+    """``at`` as :meth:`datetime.isoformat` spells it in UTC (PostgreSQL's JSON drops
+    trailing zeros of the microseconds and uses the session's time zone), or ``None``."""
+    if text is None:
+        return None
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).isoformat()
