@@ -385,3 +385,22 @@ def test_one_state_of_a_row_is_sent_once_and_never_an_older_one(one_db_app: Rind
                                '"state":"x","at":null}') is None
     assert Change.from_payload("not json") is None
     core.close()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_batch_transition_announces_every_row_it_moves(photos: Rindle, tmp_path: Path,
+                                                         server: str) -> None:
+    asset_id = ready(photos, tmp_path)
+    variants = photos.ready_variants(asset_id)
+    with served_events(photos, server, heartbeat=0.05) as (_, base):
+        sse, _ = opened(base, photos.subscribe_token([asset_id]))
+        with photos.db.transaction() as session:
+            moved = variant_fsm.transition_many(
+                session, [variants["thumb"].id, variants["large"].id], "ready", "stale")
+        assert len(moved) == 2
+        got: list[dict[str, Any]] = []
+        while len(got) < 2:
+            got += events(sse.until(lambda b: "event" in b))
+        assert sorted((e["name"], e["state"]) for e in got) == [("large", "stale"),
+                                                                ("thumb", "stale")]
+        sse.close()
