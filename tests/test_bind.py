@@ -254,8 +254,9 @@ def test_the_binding_belongs_to_one_thread(bapp: Rindle, host: Engine, tag: str)
         seen["attach"] = bapp.attach(aid, ("user", tag), "avatar").slot  # its own commit
 
     aid = ready_asset(bapp)
+    assert not bapp.db.is_bound()
     with host.connect() as conn, bapp.bind(conn) as binding:
-        assert bound(bapp.db) is binding
+        assert bound(bapp.db) is binding and bapp.db.is_bound()
         if bapp.db.dialect_name == "postgresql":  # SQLite: the host holds the write lock
             worker = threading.Thread(target=other_thread)
             worker.start()
@@ -267,6 +268,7 @@ def test_the_binding_belongs_to_one_thread(bapp: Rindle, host: Engine, tag: str)
             worker.join(timeout=60)
             assert seen == {"bound": None}
         conn.rollback()
+        assert not bapp.db.is_bound()  # the host's transaction ended
     assert bound(bapp.db) is None
 
 

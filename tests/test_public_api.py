@@ -23,7 +23,6 @@ PLUGIN_IMPORTABLE = {"rindle", "rindle.errors", "rindle.storage", "rindle.stream
                      # Django's connection, the delivery app it mounts, and the click group
                      # (with its CliContext) that `manage.py rindle` runs with its app
                      "rindle.config", "rindle.database", "rindle.delivery", "rindle.cli",
-                     "rindle.cli._context",
                      # rindle-celery: the Executor seam (Executor, JobRef, Relay, run_job)
                      "rindle.jobs",
                      # rindle-otel: telemetry's redaction helpers (redact_id, redact_url)
@@ -49,6 +48,58 @@ def test_plugins_import_only_public_core_names() -> None:
     assert bad == []
 
 
+def _private_uses(tree: object) -> list[tuple[int, str]]:
+    """Where a module reaches a private name of rindle: ``from rindle.x import _y``, or
+    ``X._y`` / ``getattr(X, "_y")`` on a name ``X`` imported from rindle."""
+    import ast
+
+    assert isinstance(tree, ast.Module)
+    core: set[str] = set()
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "rindle":
+            for alias in node.names:
+                core.add(alias.asname or alias.name)
+                if alias.name.startswith("_"):
+                    found.append((node.lineno, f"{node.module}.{alias.name}"))
+        elif isinstance(node, ast.Import):
+            core.update((a.asname or a.name).split(".")[0] for a in node.names
+                        if a.name.split(".")[0] == "rindle")
+
+    def private(name: str) -> bool:
+        return name.startswith("_") and not name.startswith("__")
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and private(node.attr) and isinstance(
+                node.value, ast.Name) and node.value.id in core:
+            found.append((node.lineno, f"{node.value.id}.{node.attr}"))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and (
+                node.func.id == "getattr") and len(node.args) >= 2 and isinstance(
+                node.args[0], ast.Name) and node.args[0].id in core and isinstance(
+                node.args[1], ast.Constant) and private(str(node.args[1].value)):
+            found.append((node.lineno, f"getattr({node.args[0].id}, {node.args[1].value!r})"))
+    return found
+
+
+def test_plugins_reach_no_private_core_name() -> None:
+    """rindle-django once read ``rindle.database._BINDING`` and subclassed
+    ``rindle.cli._context.CliContext``; ``Database.use_engine`` and ``rindle.cli.CliContext``
+    are the public ways now."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "plugins"
+    bad = [f"{path.relative_to(root)}:{line} uses {what}"
+           for path in sorted(root.glob("*/src/**/*.py"))
+           for line, what in _private_uses(ast.parse(path.read_text(), str(path)))]
+    assert bad == []
+    probe = ast.parse("from rindle import database as d\nfrom rindle.cli._context import _x\n"
+                      "k = getattr(d, '_BINDING')\nd._sessionmaker = 1\nd.__name__\n")
+    assert sorted(_private_uses(probe)) == [(2, "rindle.cli._context._x"),
+                                            (3, "getattr(d, '_BINDING')"),
+                                            (4, "d._sessionmaker")]
+
+
 def test_the_core_never_imports_a_plugin() -> None:
     import re
     from pathlib import Path
@@ -70,7 +121,15 @@ def test_host_app_surface_urls_bind_authorizer_inline() -> None:
 
     assert callable(after_commit) and callable(bound) and callable(asset_urls)
     assert bucket_expiry(1, 900, 300) == 1200
-    assert {"bind", "when_committed", "if_rolled_back"} <= set(vars(Database))
+    assert {"bind", "when_committed", "if_rolled_back", "use_engine", "is_bound"} <= set(
+        vars(Database))
+    from rindle.cli import CliContext
+    from rindle.cli import __all__ as cli_all
+    from rindle.database import EffectSink
+    from rindle.database import __all__ as db_all
+
+    assert "CliContext" in cli_all and "EffectSink" in db_all
+    assert {"app", "close"} <= set(vars(CliContext)) and callable(EffectSink)
     assert {"defer", "on_rollback", "ended"} <= set(vars(Binding))
     assert list(inspect.signature(Rindle.urls).parameters) == [
         "self", "assets", "variant", "expires_in", "disposition", "actor"]

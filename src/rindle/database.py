@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, quote_plus
 
 from sqlalchemy import Connection, Engine, create_engine, event, orm, text
@@ -26,6 +26,7 @@ __all__ = [
     "UNPARSABLE_URL",
     "Binding",
     "Database",
+    "EffectSink",
     "after_commit",
     "bound",
     "is_secret_parameter",
@@ -267,6 +268,28 @@ class Database:
                 event.listen(self.engine, "do_connect", self._refuse_to_create)
             event.listen(self.engine, "engine_connect", self._check_on_connect)
         self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    def use_engine(self, engine: Engine, *, effects: EffectSink | None = None) -> None:
+        """Run on ``engine`` from now on: the hook for a host framework that lends rindle
+        its own connection (rindle-django's ``DjangoDatabase``).
+
+        ``engine`` replaces :attr:`engine` and the session factory; with
+        ``require_migrated`` its first connection checks the schema, as the engine built
+        here does. With ``effects``, what rindle's sessions would run after their commit
+        (:func:`after_commit`: telemetry, jobs handed to the executor) is handed to
+        ``effects.defer`` at that commit instead, for the host to run after *its* commit.
+        The caller owns ``engine`` (:meth:`dispose` disposes it).
+        """
+        self.engine = engine
+        if self.require_migrated:
+            event.listen(engine, "engine_connect", self._check_on_connect)
+        info: dict[str, Any] = {_BINDING: effects} if effects is not None else {}
+        self._sessionmaker = sessionmaker(engine, expire_on_commit=False, info=info)
+
+    def is_bound(self) -> bool:
+        """Whether, in this thread or task, rindle's writes join a host's transaction
+        (inside :meth:`bind`, until the host's transaction ends)."""
+        return bound(self) is not None
 
     @property
     def sessionmaker(self) -> orm.sessionmaker[Session]:
@@ -572,6 +595,18 @@ _BOUND: ContextVar[tuple[Binding, ...]] = ContextVar("rindle_bound", default=())
 Effect = Callable[[], object]
 
 
+class EffectSink(Protocol):
+    """Where effects that must follow a durable commit go instead of running at a
+    session's commit (see :meth:`Database.use_engine`); :class:`Binding` is one."""
+
+    def defer(self, effect: Effect) -> None:
+        """Run ``effect`` after the commit that makes rindle's work durable; never if it
+        is rolled back."""
+
+    def on_rollback(self, effect: Effect) -> None:
+        """Run ``effect`` if that work is rolled back (or never, if the host cannot tell)."""
+
+
 @dataclass(eq=False)
 class _Effect:
     run: Effect
@@ -611,7 +646,7 @@ def _effects_on_commit(session: Session) -> None:
     if session.in_nested_transaction():  # a savepoint was released: the outer txn may fail
         return
     pending: list[_Effect] = session.info.pop(_EFFECTS, [])
-    binding: Binding | None = session.info.get(_BINDING)
+    binding: EffectSink | None = session.info.get(_BINDING)
     if binding is not None:
         for item in pending:
             binding.defer(item.run)

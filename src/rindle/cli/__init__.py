@@ -11,6 +11,9 @@ commands do not pay for boto3 or google-cloud-storage (commands that build a
   listed by ``rindle --help``, which imports only that module, never the plugin itself;
 * added through the ``register_commands`` hook: resolved when their name is typed (every
   plugin is loaded then), but not listed by ``rindle --help``.
+
+A host running the commands with an app of its own passes a :class:`CliContext` subclass
+as the click object (see its docstring).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from rindle.cli.serve import serve_command
 from rindle.cli.setup import init_command, migrate_command, plugins_command
 from rindle.cli.worker import worker_command
 
-__all__ = ["cli", "main"]
+__all__ = ["CliContext", "cli", "main"]
 
 
 class _RootGroup(click.Group):

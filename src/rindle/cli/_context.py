@@ -21,7 +21,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass
 class CliContext:
-    """Per-invocation state: options of the root group and the lazily built app."""
+    """Per-invocation state: options of the root group and the lazily built app.
+
+    Public as ``rindle.cli.CliContext``: a host that runs the click group with an app it
+    already built (rindle-django's ``manage.py rindle``) passes a subclass as ``obj=``
+    to ``rindle.cli.cli.main``, overriding :meth:`app` (return that app) and
+    :meth:`close` (leave it open).
+    """
 
     config: Path | None = None
     json: bool = False

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from rindle.cli._context import CliContext
+from rindle.cli import CliContext
 from rindle_django.conf import get_app
 
 __all__ = ["run"]

@@ -34,10 +34,9 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import create_engine, event, orm
+from sqlalchemy import create_engine, event
 from sqlalchemy.pool import SingletonThreadPool
 
-from rindle import database as database_module
 from rindle.database import Database
 
 __all__ = ["DjangoConnection", "DjangoDatabase", "run_rollback_effects"]
@@ -211,20 +210,9 @@ class DjangoDatabase(Database):
                                poolclass=SingletonThreadPool, pool_size=1024,
                                pool_reset_on_return=None, **options)
         event.listen(engine, "begin", _begin)
-        if db.require_migrated:
-            event.listen(engine, "engine_connect", db._check_on_connect)
-        db.engine = engine
-        info: dict[str, Any] = {}
-        key = getattr(database_module, "_BINDING", None)
-        if isinstance(key, str):
-            # effects rindle hangs on a session's commit (jobs handed to an executor,
-            # telemetry) wait for Django's commit, as they do for a bound host transaction
-            info[key] = _DjangoCommit(alias)
-        factory = orm.sessionmaker(engine, expire_on_commit=False, info=info)
-        if isinstance(getattr(cls, "sessionmaker", None), property):
-            db._sessionmaker = factory
-        else:  # a rindle whose Database.sessionmaker is a plain attribute
-            db.sessionmaker = factory  # type: ignore[misc]
+        # effects rindle hangs on a session's commit (jobs handed to an executor,
+        # telemetry) wait for Django's commit, as they do for a bound host transaction
+        db.use_engine(engine, effects=_DjangoCommit(alias))
         return db
 
     def missing_file(self) -> None:
