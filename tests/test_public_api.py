@@ -140,3 +140,21 @@ def test_host_app_surface_urls_bind_authorizer_inline() -> None:
     assert issubclass(errors.Forbidden, errors.Rejected)
     assert {"signed_url_ttl", "signed_url_bucket", "authorizer"} <= {
         f for f in DeliverySettings.__dataclass_fields__}
+
+
+def test_live_progress_surface() -> None:
+    """Issue 13: the names a host uses for live progress (the browser module relies on
+    them: the token call, the two mounts and the upload API's events option)."""
+    import inspect
+
+    import rindle.web
+    from rindle import Rindle
+    from rindle.web.events import asgi_app, wsgi_app
+    from rindle.web.upload_api import UploadAPI
+
+    assert list(inspect.signature(Rindle.subscribe_token).parameters) == [
+        "self", "asset_ids", "expires_in"]
+    assert inspect.signature(Rindle.subscribe_token).parameters["expires_in"].default == 3600
+    assert {"events_wsgi", "events_asgi"} <= set(rindle.web.__all__)
+    assert rindle.web.events_wsgi is wsgi_app and rindle.web.events_asgi is asgi_app
+    assert "events" in inspect.signature(UploadAPI).parameters
