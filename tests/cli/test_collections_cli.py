@@ -1,5 +1,5 @@
-"""``rindle attach --collection --position``, ``rindle detach --asset`` and the positions
-``rindle show`` prints, in text and ``--json``, on SQLite and PostgreSQL."""
+"""``rindle attach --collection --position``, ``rindle detach --asset``, ``rindle reorder``
+and the positions ``rindle show`` prints, in text and ``--json``, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -67,3 +67,51 @@ def test_a_negative_position_is_a_usage_error_before_anything_runs(app: Rindle) 
                                       "--position", "-1"])
     assert result.exit_code == 2 and "-1 is not in the range x>=0" in result.output
     assert app.attachments(("user", 7)) == {}
+
+
+def photos(app: Rindle) -> list[str]:
+    held = app.attachments(("user", 7)).get("photos", [])
+    assert isinstance(held, list)
+    return [str(a.id) for a in held]
+
+
+def test_reorder_a_collection_in_json_and_text(app: Rindle) -> None:
+    ids = [str(stored(app).id) for _ in range(3)]
+    for aid in ids:
+        app.attach(aid, ("user", 7), "photos", collection=True)
+    new = [ids[2], ids[0], ids[1]]
+    assert run("reorder", "user:7", "photos", *new) == {
+        "owner_type": "user", "owner_id": "7", "slot": "photos", "assets": new}
+    assert photos(app) == new
+    plain = CliRunner().invoke(cli, ["reorder", "user:7", "photos", *ids])
+    assert plain.exit_code == 0
+    assert plain.stdout == "".join(f"user:7/photos[{i}] {a}\n" for i, a in enumerate(ids))
+    assert photos(app) == ids
+    empty = CliRunner().invoke(cli, ["reorder", "user:8", "photos"])
+    assert (empty.exit_code, empty.stdout) == (0, "user:8/photos holds nothing\n")
+
+
+@pytest.mark.parametrize("pick", ["missing", "extra", "repeated"])
+def test_reorder_needs_a_permutation_and_changes_nothing(app: Rindle, pick: str) -> None:
+    ids = [str(stored(app).id) for _ in range(2)]
+    for aid in ids:
+        app.attach(aid, ("user", 7), "photos", collection=True)
+    other = str(stored(app).id)
+    given, named = {"missing": (ids[:1], f"missing: {ids[1]};"),
+                    "extra": ([*ids, other], f"not in the slot: {other};"),
+                    "repeated": ([ids[1], ids[0], ids[0]], f"repeated: {ids[0]}.")}[pick]
+    out = run("reorder", "user:7", "photos", *given, code=2)
+    assert out["error"]["code"] == "not_a_permutation"
+    assert named in out["error"]["message"]  # the message names the culprit
+    assert photos(app) == ids
+
+
+def test_reorder_errors_and_their_exit_codes(app: Rindle) -> None:
+    aid = str(stored(app).id)
+    app.attach(aid, ("user", 7), "avatar")
+    single = run("reorder", "user:7", "avatar", aid, code=2)
+    assert single["error"]["code"] == "not_a_collection"
+    unknown = run("reorder", "user:7", "photos", "nope", code=1)
+    assert unknown["error"] == {"code": "not_found", "message": "asset 'nope' not found"}
+    bad_owner = CliRunner().invoke(cli, ["reorder", "user7", "photos"])
+    assert bad_owner.exit_code == 2 and "write the owner as TYPE:ID" in bad_owner.output

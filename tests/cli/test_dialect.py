@@ -56,7 +56,7 @@ def leaf_id(case: tuple[tuple[str, ...], click.Command]) -> str:
 def test_the_walk_finds_every_built_in_leaf() -> None:
     names = {" ".join(path) for path, _ in LEAVES}
     assert {"init", "migrate", "plugins", "worker", "relay", "serve", "upload", "url", "show",
-            "attach", "detach", "doctor", "runtime-status", "reprobe", "requeue",
+            "attach", "detach", "reorder", "doctor", "runtime-status", "reprobe", "requeue",
             "regenerate-variants", "verify-storage", "backfill-metadata",
             "abort-incomplete-uploads", "cleanup-orphans", "sweep-orphaned-temp-files",
             "erase-owners", "streaming sync-due", "streaming sync", "streaming list",
@@ -174,6 +174,8 @@ def test_every_leaf_prints_one_json_object(workdir: Path, db_url: str,
          "position": 0}]
     assert str(run("url", asset_id, "--variant", "thumb")["url"]).startswith("http://")
     assert run("detach", "user:1", "avatar") == {"detached": True}
+    assert run("reorder", "user:1", "photos") == {
+        "owner_type": "user", "owner_id": "1", "slot": "photos", "assets": []}
     run("runtime-status")
     run("reprobe", asset_id)
     run("requeue", asset_id)

@@ -60,6 +60,11 @@ def test_exit_codes_usage_2_not_found_1(rindle_app: Rindle,
     assert "takes its settings from settings.RINDLE" in capsys.readouterr().err
     assert _exit_code("cleanup-orphans", "--json") == 0  # a dry run
     assert json.loads(capsys.readouterr().out)["dry_run"] is True
+    assert _exit_code("reorder", "user:1", "photos", "--json") == 0  # an empty collection
+    assert json.loads(capsys.readouterr().out) == {
+        "owner_type": "user", "owner_id": "1", "slot": "photos", "assets": []}
+    assert _exit_code("reorder", "user:1", "photos", MISSING, "--json") == 2
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "not_a_permutation"
 
 
 def test_manage_py_child_process_exit_codes(tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ for _command in (
     init_command, migrate_command, plugins_command, worker_command, relay_command,
     serve_command,
     assets.upload_command, assets.url_command, assets.show_command, assets.attach_command,
-    assets.detach_command,
+    assets.detach_command, assets.reorder_command,
     diagnostics.doctor_command, diagnostics.runtime_status_command,
     repair.reprobe_command, repair.requeue_command, repair.regenerate_command,
     repair.verify_storage_command, repair.backfill_command,

@@ -1,7 +1,8 @@
-"""Asset commands: ``upload``, ``url``, ``show``, ``attach``, ``detach``."""
+"""Asset commands: ``upload``, ``url``, ``show``, ``attach``, ``detach``, ``reorder``."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import click
 from rindle.cli._context import CliContext, emit, handle_errors, pass_cli
 from rindle.cli._limits import duration, require_regular_file
 from rindle.cli._ops_options import EXAMPLE_ID, check_profile, json_option, profile_option
+from rindle.errors import NotFound
 
 #: The most attachments ``rindle show`` lists (``attachments_total`` counts them all).
 SHOW_ATTACHMENTS = 100
@@ -234,3 +236,32 @@ def detach_command(ctx: CliContext, owner: str, slot: str, asset_id: str | None)
     purged."""
     removed = ctx.app().detach(_owner(owner), slot, asset_id)
     emit(ctx, {"detached": removed}, "detached" if removed else "nothing was attached there")
+
+
+def _asset_id(value: str) -> uuid.UUID:
+    """``value`` as an asset id; else :class:`NotFound` quoting at most 40 characters of
+    it, escaped (an argument is echoed to a terminal: no control character reaches it)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound("asset", repr(value[:40]) + ("..." if len(value) > 40 else "")
+                       ) from None
+
+
+@click.command("reorder", epilog=f"Example: rindle reorder user:42 photos {EXAMPLE_ID} "
+                                 "0190a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5c --json")
+@click.argument("owner")
+@click.argument("slot")
+@click.argument("asset_ids", nargs=-1, metavar="ASSET_ID...")
+@json_option
+@pass_cli
+@handle_errors
+def reorder_command(ctx: CliContext, owner: str, slot: str, asset_ids: tuple[str, ...]) -> None:
+    """Put OWNER's (TYPE:ID) collection SLOT in the order of the ASSET_IDs: each asset the
+    slot holds exactly once (else not_a_permutation, exit 2, and nothing changes)."""
+    who = _owner(owner)
+    rows = ctx.app().reorder(who, slot, [_asset_id(a) for a in asset_ids])
+    ids = [str(r.asset_id) for r in rows]
+    data = {"owner_type": who[0], "owner_id": who[1], "slot": slot, "assets": ids}
+    emit(ctx, data, "\n".join(f"{who[0]}:{who[1]}/{slot}[{i}] {a}" for i, a in enumerate(ids))
+         or f"{who[0]}:{who[1]}/{slot} holds nothing")
