@@ -4,7 +4,8 @@ A variant whose object is gone becomes ``missing`` through the variant FSM (then
 ``regenerate-variants`` re-renders it). Only "not found" means missing: any other storage
 failure (network, auth) is counted in ``errors``, flips nothing, and the pass continues.
 Storage checks run on a bounded thread pool; a backend that can list answers a whole asset
-folder per request instead of one HEAD per key. Where the database or the storage waits on
+folder per request instead of one HEAD per key, and one that lists from a key in key order
+(S3) a page of a key range per request. Where the database or the storage waits on
 a socket, the next page is read while the current page's keys are being checked.
 """
 
@@ -71,13 +72,17 @@ def check_keys(storage: Storage, keys: Sequence[str], pool: ThreadPoolExecutor, 
     """The presence of each key, in order, checked the cheapest way the backend allows.
 
     Local storage answers with a bare ``stat`` per key (cheaper than any pool); a backend
-    that can list answers one folder per request, the folders fetched concurrently; any
-    other backend gets its ``exists_many`` spread over the pool.
+    that lists from a key in key order (S3) answers a range of folders per page, the ranges
+    listed concurrently; another backend that can list answers one folder per request, the
+    folders fetched concurrently; any other backend gets its ``exists_many`` spread over the
+    pool.
     """
     if not keys:
         return []
     if storage.supports(Capability.LOCAL):
         return storage.exists_many(keys)
+    if storage.supports(Capability.LIST_AFTER):
+        return _check_ranges(storage, keys, pool, workers=workers)
     if storage.supports(Capability.LIST):
         folders = sorted({posixpath.dirname(key) + "/" for key in keys})
         listed = dict(zip(folders, pool.map(lambda p: _listing(storage, p), folders),
@@ -90,6 +95,59 @@ def check_keys(storage: Storage, keys: Sequence[str], pool: ThreadPoolExecutor, 
     step = max(1, -(-len(keys) // max(1, workers)))
     chunks = [keys[i:i + step] for i in range(0, len(keys), step)]
     return [answer for part in pool.map(storage.exists_many, chunks) for answer in part]
+
+
+#: Fewest keys per key-range listing: a batch is split into at most ``workers`` ranges,
+#: none smaller than this, listed at once. A default batch (500 keys) is one range, about a
+#: page of 1,000 listed objects: on S3 each request costs far more than each listed key.
+RANGE_MIN_KEYS = 500
+#: A range listing gives up after this many listed objects beyond twice its key count (keys
+#: scattered among many others); the keys it has not reached yet get one HEAD each.
+RANGE_SLACK = 1000
+
+
+def _check_range(storage: Storage, run: Sequence[str]) -> dict[str, Presence]:
+    """Presence of each key of ``run`` (sorted, distinct) from one key-ordered listing of
+    the range ``run[0]..run[-1]``; keys past where a too-sparse listing stopped get HEADs."""
+    first, last = run[0], run[-1]
+    prefix = posixpath.commonprefix([first, last])
+    wanted, found = set(run), set()
+    budget = 2 * len(run) + RANGE_SLACK
+    reached = ""
+    try:
+        # first[:-1] sorts just before first, so the listing starts at first itself
+        for listed, info in enumerate(storage.list_after(prefix, first[:-1]), start=1):
+            if info.key > last:
+                reached = last
+                break
+            reached = info.key
+            if info.key in wanted:
+                found.add(info.key)
+            if listed >= budget:
+                break
+        else:
+            reached = last
+    except Exception as exc:  # the whole range is unknowable: never "gone"
+        return dict.fromkeys(run, exc)
+    out: dict[str, Presence] = {key: key in found for key in run if key <= reached}
+    rest = [key for key in run if key > reached]
+    if rest:
+        out.update(zip(rest, storage.exists_many(rest), strict=True))
+    return out
+
+
+def _check_ranges(storage: Storage, keys: Sequence[str], pool: ThreadPoolExecutor, *,
+                  workers: int) -> Sequence[Presence]:
+    """Presence of each key from key-range listings (S3 ``StartAfter``): the sorted keys are
+    cut into up to ``workers`` contiguous ranges of at least :data:`RANGE_MIN_KEYS`, listed
+    concurrently, so a batch costs about one request per page of stored keys in its range."""
+    ordered = sorted(set(keys))
+    step = max(RANGE_MIN_KEYS, -(-len(ordered) // max(1, workers)))
+    runs = [ordered[i:i + step] for i in range(0, len(ordered), step)]
+    answers: dict[str, Presence] = {}
+    for part in pool.map(lambda run: _check_range(storage, run), runs):
+        answers.update(part)
+    return [answers[key] for key in keys]
 
 
 def _check_rows(storage: Storage, rows: Sequence[Any], *, pool: ThreadPoolExecutor, workers: int

@@ -36,6 +36,9 @@ class Capability:
     SIGNED_URL = "signed_url"
     HEAD = "head"
     LIST = "list"
+    #: :meth:`Storage.list_after` answers from an index, a page of keys per request, in key
+    #: order (S3's ``StartAfter``): a range of many folders costs one request per page.
+    LIST_AFTER = "list_after"
     LOCAL = "local"
 
 
@@ -239,6 +242,17 @@ class Storage(ABC):
     @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, streamed (never all in memory)."""
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix`` and sorts after ``start_after``
+        (code-point order, which is UTF-8 byte order), in ascending key order.
+
+        Backends with :attr:`Capability.LIST_AFTER` answer from their index, streamed. This
+        default sorts what :meth:`list` yields for ``prefix``, so it holds the whole prefix
+        in memory: correct, never cheap.
+        """
+        yield from sorted((info for info in self.list(prefix) if info.key > start_after),
+                          key=lambda info: info.key)
 
     def exists_many(self, keys: Sequence[str]) -> Sequence[bool | Exception]:
         """For each key, in order: ``True`` if present, ``False`` if gone, or the exception

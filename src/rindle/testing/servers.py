@@ -7,14 +7,17 @@ a browser would make with :func:`http`.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from email.message import Message
+from io import BufferedReader
 from pathlib import Path
 
 __all__ = ["free_port", "http", "serving"]
@@ -54,6 +57,12 @@ def serving(argv: Sequence[str], *, ready_url: str, name: str, ready_data: bytes
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{name} did not answer within {timeout:.0f} s") from None
                 time.sleep(0.1)
+        if proc.stderr is not None:
+            # a server that logs a line per request (moto, werkzeug) would fill the pipe
+            # (64 KiB) and stall on its next write: keep reading it, and throw it away
+            stderr, proc.stderr = proc.stderr, None  # the drain closes it at end of file
+            threading.Thread(target=_drain, args=(stderr,), daemon=True,
+                             name=f"{name} stderr").start()
         yield proc
     finally:
         proc.terminate()
@@ -64,6 +73,13 @@ def serving(argv: Sequence[str], *, ready_url: str, name: str, ready_data: bytes
             proc.wait()
         if proc.stderr:
             proc.stderr.close()
+
+
+def _drain(stream: BufferedReader) -> None:
+    """Read ``stream`` until its end, discarding what it says; then close it."""
+    with contextlib.suppress(OSError, ValueError), stream:
+        while stream.read1(65536):
+            pass
 
 
 def http(method: str, url: str, data: bytes | None = None,

@@ -98,6 +98,7 @@ class S3Storage(Storage):
         Capability.SIGNED_URL,
         Capability.HEAD,
         Capability.LIST,
+        Capability.LIST_AFTER,
     })
 
     def __init__(self, *, name: str, bucket: str, prefix: str = "", region: str | None = None,
@@ -311,9 +312,18 @@ class S3Storage(Storage):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under ``prefix``: key, size, ETag (the form :meth:`head` reports)
         and last-modified; no content type (listing does not return it)."""
+        return self._list_pages(prefix, {})
+
+    def list_after(self, prefix: str, start_after: str) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` whose key sorts after ``start_after``, in key order:
+        ``ListObjectsV2`` with ``StartAfter``, up to 1,000 keys per request."""
+        return self._list_pages(prefix, {"StartAfter": self.prefix + start_after})
+
+    def _list_pages(self, prefix: str, extra: Mapping[str, str]) -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix,
+                                           **extra):
                 for obj in page.get("Contents", []):
                     yield ObjectInfo(key=self._unprefix(obj["Key"]), size=int(obj["Size"]),
                                      etag=str(obj.get("ETag", "")).strip('"') or None,

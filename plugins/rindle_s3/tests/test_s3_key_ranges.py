@@ -1,0 +1,142 @@
+"""Key-ordered listing on S3 (``list_after``, ``StartAfter``) and how ``verify-storage``'s
+``check_keys`` answers a batch of keys from key-range listings (moto over HTTP)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from rindle.errors import StorageError
+from rindle.ops import verify_storage as verify
+from rindle.storage import Capability
+from rindle_s3 import S3Storage
+
+
+def put(storage: S3Storage, *keys: str) -> None:
+    for key in keys:
+        storage.client.put_object(Bucket=storage.bucket, Key=storage._key(key), Body=b"x")
+
+
+def folders(count: int) -> list[str]:
+    """``count`` asset folders, each with an original and a thumb (``p/0000/o``, ...)."""
+    return [f"p/{i:04d}/{name}" for i in range(count) for name in ("o", "t")]
+
+
+def test_s3_declares_list_after(s3: S3Storage) -> None:
+    assert s3.supports(Capability.LIST_AFTER) and s3.supports(Capability.LIST)
+
+
+def test_list_after_is_exclusive_ordered_and_under_the_prefix(s3: S3Storage) -> None:
+    put(s3, "a/2", "a/10", "a/1", "a/3/x", "b/1", "a")
+    assert [i.key for i in s3.list_after("a/", "a/1")] == ["a/10", "a/2", "a/3/x"]
+    assert [i.key for i in s3.list_after("a/", "")] == ["a/1", "a/10", "a/2", "a/3/x"]
+    assert [i.key for i in s3.list_after("a/", "a/3/x")] == []
+    assert [i.key for i in s3.list_after("", "a/3")] == ["a/3/x", "b/1"]
+    first = next(iter(s3.list_after("b/", "")))
+    assert (first.key, first.size) == ("b/1", 1)
+
+
+def test_list_after_strips_the_storage_prefix(s3_settings: dict[str, str]) -> None:
+    settings = {k: v for k, v in s3_settings.items() if k != "backend"}
+    inner = S3Storage(name="inner", prefix="tenant", **settings)
+    outer = S3Storage(name="outer", **settings)
+    put(inner, "k/1", "k/2")
+    put(outer, "k/0")
+    assert [i.key for i in inner.list_after("k/", "k/1")] == ["k/2"]
+    assert [i.key for i in inner.list_after("", "")] == ["k/1", "k/2"]
+
+
+def test_list_after_pages_past_1000_keys(s3: S3Storage) -> None:
+    keys = [f"many/{i:05d}" for i in range(1003)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: put(s3, k), keys))
+    assert [i.key for i in s3.list_after("many/", "many/00001")] == keys[2:]
+
+
+class Counting(S3Storage):
+    """An S3 storage that records each range listing and each key it HEADs."""
+
+    listings: list[tuple[str, str]]
+    headed: list[str]
+
+    def list_after(self, prefix: str, start_after: str):  # type: ignore[no-untyped-def]
+        self.listings.append((prefix, start_after))
+        return super().list_after(prefix, start_after)
+
+    def exists_many(self, keys: Sequence[str]) -> Sequence[bool | Exception]:
+        self.headed.extend(keys)
+        return super().exists_many(keys)
+
+
+@pytest.fixture
+def counting(s3_settings: dict[str, str]) -> Counting:
+    settings = {k: v for k, v in s3_settings.items() if k != "backend"}
+    storage = Counting(name="default", **settings)
+    storage.listings, storage.headed = [], []
+    return storage
+
+
+def check(storage: S3Storage, keys: Sequence[str], workers: int = 8
+          ) -> Sequence[bool | Exception]:
+    with ThreadPoolExecutor(workers) as pool:
+        return verify.check_keys(storage, keys, pool, workers=workers)
+
+
+def test_a_batch_is_answered_by_range_listings_not_heads(counting: Counting) -> None:
+    stored = folders(150)  # 300 objects
+    gone = {"p/0007/t", "p/0100/o", "p/0149/t"}
+    put(counting, *(k for k in stored if k not in gone))
+    asked = [k for k in stored if k.endswith("/t")] + ["p/0100/o", "p/0003/o", "p/0003/o"]
+    answers = check(counting, asked, workers=8)
+    assert answers == [k not in gone for k in asked]
+    # 152 distinct keys, fewer than RANGE_MIN_KEYS: one range listing, never a HEAD
+    assert verify.RANGE_MIN_KEYS == 500
+    assert counting.listings == [("p/0", "p/0000/")] and counting.headed == []
+
+
+def test_a_large_batch_is_cut_into_ranges_listed_together(
+        counting: Counting, monkeypatch: pytest.MonkeyPatch) -> None:
+    stored = folders(150)
+    put(counting, *stored)
+    monkeypatch.setattr(verify, "RANGE_MIN_KEYS", 128)
+    asked = [k for k in stored if k.endswith("/t")] + ["p/0100/o", "p/0003/o"]
+    assert check(counting, asked, workers=8) == [True] * len(asked)
+    # 152 keys over 8 workers, ranges of at least 128: one of 128 keys and one of 24
+    assert sorted(counting.listings) == [("p/0", "p/0000/"), ("p/01", "p/0126/")]
+    assert counting.headed == []
+
+
+def test_keys_scattered_past_the_budget_fall_back_to_heads(
+        counting: Counting, monkeypatch: pytest.MonkeyPatch) -> None:
+    put(counting, *folders(40))  # 80 objects, most never asked about
+    asked = ["p/0000/o", "p/0010/o", "p/0039/t", "p/0039/zz"]
+    # budget = 2 * 4 keys + 10 = 18 listed objects: p/0000/o .. p/0008/t
+    monkeypatch.setattr(verify, "RANGE_SLACK", 10)
+    assert check(counting, asked) == [True, True, True, False]
+    assert counting.headed == ["p/0010/o", "p/0039/t", "p/0039/zz"]
+    counting.headed.clear()
+    # one object more of budget reaches no further key: the same three are HEADed
+    monkeypatch.setattr(verify, "RANGE_SLACK", 11)
+    assert check(counting, asked) == [True, True, True, False]
+    assert counting.headed == ["p/0010/o", "p/0039/t", "p/0039/zz"]
+    counting.headed.clear()
+    # a budget that reaches p/0010/o (the 21st listed object) answers it from the listing
+    monkeypatch.setattr(verify, "RANGE_SLACK", 13)
+    assert check(counting, asked) == [True, True, True, False]
+    assert counting.headed == ["p/0039/t", "p/0039/zz"]
+
+
+def test_a_missing_bucket_makes_every_key_unknowable_never_gone(
+        s3_settings: dict[str, str]) -> None:
+    settings = {k: v for k, v in s3_settings.items() if k not in {"backend", "bucket"}}
+    storage = S3Storage(name="default", bucket="rindle-no-such-bucket-here", **settings)
+    answers = check(storage, ["p/0001/o", "p/0002/o"])
+    assert len(answers) == 2
+    assert all(isinstance(a, StorageError) for a in answers)
+
+
+def test_an_empty_batch_asks_nothing(counting: Counting) -> None:
+    assert check(counting, []) == []
+    assert counting.listings == [] and counting.headed == []
