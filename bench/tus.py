@@ -1,15 +1,23 @@
 """tus upload throughput against a single presigned PUT, on the same local storage.
 
-One rindle threading server, in its own process, serves both the delivery app (presigned
-PUTs) and the tus server; the app uses SQLite and local storage, and the bench process
-plays the host (initiate, sign and verify for the PUT) and the client. Each round
-uploads the same 200 MiB file twice: once with tus (creation, then PATCHes of 5 MiB, the
-last one completing the upload and running the trust gate), once as one presigned PUT
-followed by verify. Prints both throughputs (best of the rounds) and the ratio, as the
-median of each round's tus/PUT ratio (the two uploads of a round see the same load). Bar:
+One server process serves both the delivery app (presigned PUTs) and the tus server; the
+app uses SQLite and local storage, and the bench process plays the host (initiate, sign
+and verify for the PUT) and the client. Each round uploads the same 200 MiB file twice:
+once with tus (creation, then PATCHes of 5 MiB, the last one completing the upload and
+running the trust gate), once as one presigned PUT followed by verify; which goes first
+alternates. Both contenders always share the server and the client settings, on two
+servers in turn:
+
+* ``threading``: rindle's own threading server (``rindle serve``; wsgiref, HTTP/1.0), so
+  every request opens a new connection: tus pays one per chunk.
+* ``uvicorn``: the ASGI apps under uvicorn with HTTP/1.1 keep-alive and a client that
+  keeps one connection per upload, as tus clients and browsers do.
+
+Prints both throughputs (best of the rounds) and the ratio, as the median of each round's
+tus/PUT ratio (the two uploads of a round see the same load), with the load average. Bar:
 tus >= 0.8x the presigned PUT.
 
-    python bench/tus.py [--mib 200] [--chunk-mib 5] [--rounds 5]
+    python bench/tus.py [--mib 200] [--chunk-mib 5] [--rounds 7] [--server both]
 
 Exits 1 if an upload did not store exactly the bytes sent (correctness), not for a slow
 machine.
@@ -85,7 +93,7 @@ class Client:
             self._conn = None
 
     def send(self, url: str, method: str, headers: dict[str, str],
-             body: bytes | BinaryIO | None = None) -> tuple[int, dict[str, str]]:
+             body: bytes | BinaryIO | Slice | None = None) -> tuple[int, dict[str, str]]:
         """One request; ``(status, lower-case headers)``."""
         parts = urlsplit(url)
         conn = self._connection()
@@ -100,6 +108,22 @@ class Client:
                 self.close()
 
 
+class Slice:
+    """The next ``n`` bytes of ``f`` as a ``read(size)`` body: a chunk is streamed from the
+    file in the client's 1 MiB blocks, exactly like the PUT's body (not read whole into
+    memory first)."""
+
+    def __init__(self, f: BinaryIO, n: int) -> None:
+        self.f, self.left = f, n
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes, never past the slice."""
+        want = self.left if size < 0 else min(size, self.left)
+        data = self.f.read(want)
+        self.left -= len(data)
+        return data
+
+
 def tus_upload(client: Client, base: str, source: Path, size: int, chunk: int) -> str:
     """Upload ``source`` through the tus server; returns the asset id."""
     tus = {"Tus-Resumable": "1.0.0"}
@@ -112,10 +136,11 @@ def tus_upload(client: Client, base: str, source: Path, size: int, chunk: int) -
     asset = ""
     with open(source, "rb") as f:
         while offset < size:
-            data = f.read(chunk)
+            step = min(chunk, size - offset)
+            f.seek(offset)
             status, answer = client.send(location, "PATCH", {
-                **tus, "Upload-Offset": str(offset), "Content-Length": str(len(data)),
-                "Content-Type": "application/offset+octet-stream"}, data)
+                **tus, "Upload-Offset": str(offset), "Content-Length": str(step),
+                "Content-Type": "application/offset+octet-stream"}, Slice(f, step))
             assert status == 204, status
             offset = int(answer["upload-offset"])
             asset = answer.get("rindle-asset-id", asset)
@@ -159,7 +184,7 @@ def serve(tmp: Path, port: int, kind: str) -> None:
         router = _asgi_router(tus_asgi(app, authorize=_actor, mount="/files"),
                               delivery_asgi(app))
         uvicorn.run(router, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                    access_log=False)
+                    access_log=False, http=_uvicorn_http())
         return
     server = make_threading_server(
         _router(tus_wsgi(app, authorize=_actor, mount="/files"), delivery_wsgi(app)),
@@ -167,12 +192,22 @@ def serve(tmp: Path, port: int, kind: str) -> None:
     server.serve_forever()
 
 
+def _uvicorn_http() -> str:
+    """uvicorn's HTTP parser: ``httptools`` (C, uvicorn[standard]) when installed, else
+    ``h11`` (pure Python, slower for both uploads alike)."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
+
+
 #: Why each server: printed with its figures.
 SERVERS = {
     "threading": "rindle's threading server (rindle serve; wsgiref, HTTP/1.0): a new "
                  "connection per request for both uploads",
-    "uvicorn": "uvicorn (h11) with the ASGI apps, HTTP/1.1 keep-alive: one connection per "
-               "upload for both (as tus clients and browsers reuse connections)",
+    "uvicorn": f"uvicorn ({_uvicorn_http()}) with the ASGI apps, HTTP/1.1 keep-alive: one "
+               "connection per upload for both (tus clients and browsers reuse connections)",
 }
 
 
@@ -192,9 +227,10 @@ def run_server(kind: str, tmp: Path, source: Path, args: argparse.Namespace
     ok = True
     with serving([sys.executable, __file__, "--serve", str(tmp), str(port), kind],
                  ready_url=f"{base}/files/", name=f"bench server ({kind})"):
-        for _ in range(args.rounds):
+        for number in range(args.rounds):
             this_round: dict[str, float] = {}
-            for name in ("put", "tus"):
+            # alternate which goes first, so a load burst or a warm cache favours neither
+            for name in ("put", "tus") if number % 2 == 0 else ("tus", "put"):
                 client = Client(base, keep_alive=kind == "uvicorn")
                 started = time.perf_counter()
                 if name == "tus":
@@ -217,7 +253,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=200)
     parser.add_argument("--chunk-mib", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--server", choices=[*SERVERS, "both"], default="both")
     parser.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                         help="where the database, storage and source file live (default: "

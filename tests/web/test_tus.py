@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import event, select
 from tusclient import client as tus_client
 from tusclient.exceptions import TusCommunicationError
 
 from rindle import Rindle
 from rindle.clock import ManualClock
 from rindle.domain.models import Asset, UploadSession
-from rindle.errors import ConfigError, UnknownProfile
+from rindle.errors import ConfigError, UnknownProfile, UploadRejected
 from rindle.testing.servers import free_port, serving
-from rindle.upload import tus_backing
+from rindle.upload import tus, tus_backing
 from rindle.web import tus_asgi, tus_wsgi
 from tests.apps import local_storage
 from tests.web.conftest import MAX_BYTES, header_actor, serve_asgi, serve_wsgi
@@ -416,3 +416,58 @@ def test_completion_is_retried_after_a_crash(web_app: Rindle, tus_url: str) -> N
     assert not tus_backing.part_path(storage, final).exists()
     again = patch(location, 8, b"")
     assert again.status_code == 204
+
+
+def test_a_middle_chunk_costs_one_select_and_one_update(web_app: Rindle, tus_url: str
+                                                        ) -> None:
+    """The per-chunk database work of a PATCH that neither starts nor ends an upload: the
+    session with its asset read once, the new offset committed by one guarded UPDATE."""
+    location = create(tus_url, 12).headers["Location"]
+    assert patch(location, 0, b"abcd").status_code == 204
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    event.listen(web_app.db.engine, "before_cursor_execute", record)
+    try:
+        middle = patch(location, 4, b"efgh")
+    finally:
+        event.remove(web_app.db.engine, "before_cursor_execute", record)
+    assert middle.status_code == 204 and middle.headers["Upload-Offset"] == "8"
+    assert [word for word in seen if word not in ("BEGIN", "COMMIT", "ROLLBACK")] == [
+        "SELECT", "UPDATE"]
+    assert patch(location, 8, b"ijkl").status_code == 204
+    assert stored(web_app, session_of(web_app, location)) == b"abcdefghijkl"
+
+
+def test_a_request_that_read_a_stale_offset_keeps_nothing(web_app: Rindle, tus_url: str,
+                                                          clock: ManualClock) -> None:
+    """A request that read the session before another request committed bytes (or
+    terminated it) is refused ``offset_mismatch`` once it holds the write lock, and the
+    committed bytes stay as they were."""
+    storage = local_storage(web_app)
+    location = create(tus_url, 8).headers["Location"]
+    stale = tus.load(web_app, session_of(web_app, location).id, "alice")
+    assert patch(location, 0, b"abcd").status_code == 204  # commits offset 4 meanwhile
+    with pytest.raises(UploadRejected) as moved:
+        tus.append_chunk(web_app, stale[0].id, actor_id="alice", offset=0,
+                         chunk=tus.Chunk(io.BytesIO(b"wxyz"), declared=4), now=clock(),
+                         loaded=stale)
+    assert moved.value.code == "offset_mismatch"
+    assert head(location).headers["Upload-Offset"] == "4"
+    assert tus_backing.part_path(storage, stale[0]).read_bytes() == b"abcd"
+
+    gone = create(tus_url, 8).headers["Location"]
+    stale = tus.load(web_app, session_of(web_app, gone).id, "alice")
+    assert requests.delete(gone, headers=ALICE, timeout=30).status_code == 204
+    with pytest.raises(UploadRejected) as terminated:
+        tus.append_chunk(web_app, stale[0].id, actor_id="alice", offset=0,
+                         chunk=tus.Chunk(io.BytesIO(b"wxyz"), declared=4), now=clock(),
+                         loaded=stale)
+    assert terminated.value.code == "offset_mismatch"
+    row = session_of(web_app, gone)
+    assert (row.state, row.last_known_offset) == ("aborted", 0)
+    part = tus_backing.part_path(storage, row)
+    assert not part.exists() or part.stat().st_size == 0
+    assert not storage.path_for(row.upload_key).exists()

@@ -29,6 +29,7 @@ import datetime as dt
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -166,23 +167,32 @@ def _release(app: AppContext, row: UploadSession) -> None:
                   .values(locked_until=None).execution_options(synchronize_session=False))
 
 
+@dataclass
+class _Held:
+    """A held write lock: ``released`` is set by a commit that cleared the lease itself;
+    ``part_size`` is the local part file's size once locked (``None`` for a lease)."""
+
+    released: bool = False
+    part_size: int | None = None
+
+
 @contextlib.contextmanager
 def _one_writer(app: AppContext, storage: Storage, row: UploadSession, now: dt.datetime
-                ) -> Iterator[dict[str, bool]]:
+                ) -> Iterator[_Held]:
     """Hold the upload's write lock: the local part file's ``flock`` (no database write),
-    else the ``locked_until`` lease. ``upload_busy`` when another request holds it. The
-    yielded flag ``released`` is set by a commit that cleared the lease itself."""
-    held = {"released": False}
+    else the ``locked_until`` lease. ``upload_busy`` when another request holds it."""
+    held = _Held()
     local = tus_backing.local_lock(storage, row)
     if local is not None:
-        with local:
+        with local as size:
+            held.part_size = size
             yield held
         return
     _lease(app, row, now)
     try:
         yield held
     finally:
-        if not held["released"]:
+        if not held.released:
             _release(app, row)
 
 
@@ -200,6 +210,16 @@ _ADVANCE = (update(_SESSIONS)
                     multipart_upload_id=bindparam("new_upload_id"),
                     upload_length=bindparam("new_length"), locked_until=None,
                     updated_at=bindparam("now")))
+
+
+def _check_current(app: AppContext, row: UploadSession, offset: int) -> None:
+    """``offset_mismatch`` unless the stored offset and state are still ``offset`` and
+    ``row.state`` (read again under the write lock)."""
+    with app.db.engine.connect() as conn:
+        current = conn.execute(_CURRENT, {"sid": row.id}).one()
+    if current.last_known_offset != offset or current.state != row.state:
+        raise UploadRejected("offset_mismatch", "this upload moved on meanwhile; ask "
+                                                "with HEAD and resume from its offset")
 
 
 def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
@@ -259,11 +279,12 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                              "of this upload are left")
     storage = app.storage_for(asset.profile)
     with _one_writer(app, storage, row, now) as held:
-        with app.db.engine.connect() as conn:
-            current = conn.execute(_CURRENT, {"sid": row.id}).one()
-        if current.last_known_offset != offset or current.state != row.state:
-            raise UploadRejected("offset_mismatch", "this upload moved on meanwhile; ask "
-                                                    "with HEAD and resume from its offset")
+        if held.part_size != offset or offset == row.upload_length:
+            _check_current(app, row, offset)
+        # else a locked part file of exactly ``offset`` bytes proves no request committed
+        # bytes past ``offset`` (they reach the part file before their commit, and a
+        # writer only truncates to the offset it read under this lock); a change without
+        # bytes (termination, expiry) is refused by the commit's guard on offset and state.
         if row.upload_length is not None and offset == row.upload_length:
             return _complete(app, row) if state.get("concat") != "partial" else (row, None)
         if length != row.upload_length:
@@ -277,10 +298,14 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                   "upload_length": length, "locked_until": None}
         try:
             if row.state == "signed" and appended.written:
-                with app.db.transaction() as s:
-                    session_fsm.transition(s, row.id, "signed", "uploading",
-                                           telemetry=app.telemetry, profile=asset.profile,
-                                           values=values)
+                try:
+                    with app.db.transaction() as s:
+                        session_fsm.transition(s, row.id, "signed", "uploading",
+                                               telemetry=app.telemetry, profile=asset.profile,
+                                               values=values)
+                except InvalidTransition:  # terminated or expired meanwhile
+                    raise UploadRejected("offset_mismatch", "this upload moved on meanwhile; "
+                                                            "ask with HEAD") from None
             else:  # the state stays: one guarded UPDATE, no ORM session
                 with app.db.engine.begin() as conn:
                     done = conn.execute(_ADVANCE, {
@@ -294,7 +319,7 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
         except BaseException:
             tus_backing.undo(storage, row, appended)
             raise
-        held["released"] = True
+        held.released = True
         tus_backing.after_commit(storage, appended)
     row.last_known_offset = offset + appended.written
     row.protocol_state = appended.state

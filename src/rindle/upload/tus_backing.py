@@ -143,13 +143,22 @@ def part_path(storage: LocalStorage, row: StagedUpload) -> Path:
     return final.parent / f"{_TMP_PREFIX}tus-{row.id.hex}"
 
 
+def _open_part(path: Path) -> int:
+    """A read-write descriptor of the part file ``path``, created (with its folder) when
+    missing; the folder is only made when the first open finds it absent."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
 def _append_local(storage: LocalStorage, row: UploadSession, offset: int,
                   source: ChunkSource, limit: int, hasher: Any | None,
                   expected: bytes | None, declared: int | None) -> Appended:
     path = part_path(storage, row)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open_part(path)
     except OSError as exc:
         raise StorageError(f"cannot open the tus part file of {row.upload_key!r}: {exc}"
                            ) from exc
@@ -186,10 +195,9 @@ def _append_local(storage: LocalStorage, row: UploadSession, offset: int,
 
 
 @contextlib.contextmanager
-def _flocked(path: Path) -> Iterator[None]:
+def _flocked(path: Path) -> Iterator[int]:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open_part(path)
     except OSError as exc:
         raise StorageError(f"cannot open the tus part file {path.name}: {exc}") from exc
     try:
@@ -199,16 +207,21 @@ def _flocked(path: Path) -> Iterator[None]:
             raise UploadRejected("upload_busy", "another request is writing this upload; "
                                                 "wait for it, then ask for the offset again"
                                  ) from None
-        yield
+        try:
+            size = os.fstat(fd).st_size
+        except OSError as exc:
+            raise StorageError(f"cannot read the tus part file {path.name}: {exc}") from exc
+        yield size
     finally:
         os.close(fd)  # releases the lock
 
 
 def local_lock(storage: Storage, row: UploadSession
-               ) -> contextlib.AbstractContextManager[None] | None:
+               ) -> contextlib.AbstractContextManager[int] | None:
     """For a local upload, a context holding an exclusive, non-blocking ``flock`` on its
     part file (``upload_busy`` when another request, in any process on this host, holds
-    it); ``None`` for other backings (the caller leases the row instead)."""
+    it) that yields the part file's size once locked; ``None`` for other backings (the
+    caller leases the row instead)."""
     if isinstance(storage, LocalStorage):
         return _flocked(part_path(storage, row))
     return None
