@@ -68,7 +68,9 @@ __all__ = [
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_RETRY_MS",
     "DEFAULT_TOKEN_TTL",
+    "HEARTBEAT",
     "MAX_ASSETS",
+    "TOKEN_DOMAIN",
     "EventsCore",
     "Subscription",
     "asgi_app",
@@ -102,6 +104,7 @@ _JSON = "application/json"
 _STREAM_HEADERS: Final = (("Content-Type", "text/event-stream"),
                           ("Cache-Control", "no-store"),
                           ("X-Accel-Buffering", "no"), *SECURITY_HEADERS)
+#: The heartbeat comment, as sent.
 HEARTBEAT: Final = b": heartbeat\n\n"
 
 
