@@ -134,6 +134,8 @@ def test_host_app_surface_urls_bind_authorizer_inline() -> None:
     assert list(inspect.signature(Rindle.urls).parameters) == [
         "self", "assets", "variant", "expires_in", "disposition", "actor"]
     assert "actor" in inspect.signature(Rindle.url).parameters
+    assert list(inspect.signature(Rindle.check_upload).parameters) == [
+        "self", "profile", "source", "filename"]
     assert list(inspect.signature(Rindle.bind).parameters) == ["self", "host"]
     assert {"authorizer", "jobs"} <= set(inspect.signature(Rindle).parameters)
     assert "Forbidden" in errors.__all__ and errors.Forbidden.code == "delivery_forbidden"

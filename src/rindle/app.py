@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from rindle.processing.cancel import CancelledProcessing
     from rindle.storage.base import PresignedRequest, ResumableStatus
     from rindle.streaming import Streaming
+    from rindle.upload.validation import ValidatedUpload
 
 __all__ = ["Rindle"]
 
@@ -365,6 +366,22 @@ class Rindle:
         from rindle.upload.proxied import upload
 
         return upload(self._context, profile, source, filename=filename)
+
+    def check_upload(self, profile: type[Profile] | str,
+                     source: str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO,
+                     *, filename: str | None = None) -> ValidatedUpload:
+        """Validate ``source`` against ``profile``'s policy as :meth:`upload` would, and
+        store and record nothing: for a form that reports a bad file with its other
+        errors and uploads only once it saves.
+
+        Raises what :meth:`upload` raises for the source (:class:`rindle.errors.UsageError`)
+        and the policy (:class:`rindle.errors.UploadRejected` with its reason); returns
+        the sniffed type, extension, size, dimensions and sanitised filename. A file object
+        is read to its end: seek it back before uploading it.
+        """
+        from rindle.upload.proxied import check
+
+        return check(self._context, profile, source, filename=filename)
 
     def initiate_upload(self, profile: type[Profile] | str, *, filename: str,
                         strategy: str = "presigned_put", byte_size: int | None = None,

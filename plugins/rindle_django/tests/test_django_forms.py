@@ -132,3 +132,69 @@ def test_direct_form_requires_a_token(client: Client) -> None:
     response = client.post("/photos/direct", {"title": "none"})
     assert response.status_code == 200
     assert [c for c, _ in _form_errors(response, "image")] == ["required"]
+
+
+def _asset_count(app: Rindle) -> int:
+    from sqlalchemy import func, select
+
+    from rindle.domain.models import Asset
+
+    with app.db.sessionmaker() as s:
+        return int(s.scalar(select(func.count()).select_from(Asset)) or 0)
+
+
+def _stored(app: Rindle) -> set[str]:
+    from pathlib import Path
+
+    root = Path(app.settings.storages["default"]["root"])
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.django_db
+def test_an_upload_in_a_form_failing_on_another_field_stores_nothing(
+        client: Client, rindle_app: Rindle, make_image: Callable[..., bytes],
+        drain: Callable[[], object]) -> None:
+    """The image is fine, the title one character too long: no asset, no bytes; at the
+    limit the form saves and stores exactly one asset, attached."""
+    assets, stored = _asset_count(rindle_app), _stored(rindle_app)
+    for length, status in ((101, 200), (100, 302)):
+        response = client.post("/photos/new", {
+            "title": "t" * length,
+            "image": SimpleUploadedFile("p.png", make_image(), content_type="image/png")})
+        assert response.status_code == status
+        if status == 200:
+            form = response.context["form"]
+            assert [e.code for e in form.errors.as_data()["title"]] == ["max_length"]
+            assert "image" not in form.errors
+            assert (_asset_count(rindle_app), _stored(rindle_app)) == (assets, stored)
+            assert Photo.objects.count() == 0
+    photo = Photo.objects.get()
+    assert photo.image is not None and photo.image.filename == "p.png"
+    assert _asset_count(rindle_app) == assets + 1
+    assert len(_stored(rindle_app) - stored) == 1
+    held = rindle_app.attachment(("djgallery.photo", str(photo.pk)), "image")
+    assert held is not None and held.id == photo.image.asset_id
+    drain()
+
+
+@pytest.mark.django_db
+def test_a_cleaned_upload_waits_for_save_and_survives_model_validation(
+        rindle_app: Rindle, make_image: Callable[..., bytes]) -> None:
+    from djgallery.views import PhotoForm
+    from rindle_django.fields import Upload
+
+    old = Photo.objects.create(title="old", image=Upload(make_image(), "old.png"))
+    assert old.image is not None
+    kept = old.image.asset_id
+    assets = _asset_count(rindle_app)
+    form = PhotoForm({"title": "new"}, {"image": SimpleUploadedFile("n.png", make_image())},
+                     instance=old)
+    assert form.is_valid(), form.errors  # full_clean ran on the instance too
+    pending = form.cleaned_data["image"]
+    assert isinstance(pending, Upload) and pending.filename == "n.png"
+    assert old.image is not None and old.image.asset_id == kept  # not stored yet
+    assert _asset_count(rindle_app) == assets
+    saved = form.save()
+    assert saved.image is not None and saved.image.asset_id != kept
+    assert saved.image.filename == "n.png" and _asset_count(rindle_app) == assets + 1
+    assert rindle_app.get_asset(kept).state == "deleted"  # replaced: released

@@ -11,6 +11,8 @@ import io
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -20,13 +22,13 @@ from rindle.errors import UploadRejected, UsageError
 from rindle.ids import uuid7
 from rindle.jobs.kinds import PROMOTE
 from rindle.upload.keys import generate_key
-from rindle.upload.validation import validate_upload
+from rindle.upload.validation import ValidatedUpload, validate_upload
 
 if TYPE_CHECKING:
     from rindle.context import AppContext
     from rindle.domain.profile import Profile
 
-__all__ = ["UploadSource", "upload"]
+__all__ = ["UploadSource", "check", "upload"]
 
 #: What a proxied upload reads: a path, the bytes themselves, or a binary file object.
 UploadSource = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
@@ -90,34 +92,65 @@ def upload(app: AppContext, profile: type[Profile] | str, source: UploadSource,
     anything is stored or written when the bytes break the profile's policy.
     """
     prof = app.profile(profile)
-    policy = prof.upload_policy()
-    stream: Any = None
+    path, stream, name = _readable(source, filename)
+    app.db.check_schema_once()  # an unmigrated database fails here, before anything is stored
+    with _on_disk(app, prof, path, stream) as local:
+        return _store_and_record(app, prof, local, name)
+
+
+def check(app: AppContext, profile: type[Profile] | str, source: UploadSource,
+          *, filename: str | None = None) -> ValidatedUpload:
+    """Validate ``source`` as :func:`upload` would, storing and recording nothing; returns
+    what the check proved (sniffed type, extension, size, dimensions, sanitised name).
+
+    Raises exactly what :func:`upload` raises for the source and the policy
+    (:class:`~rindle.errors.UsageError`, :class:`~rindle.errors.UploadRejected` with
+    its reason, counted as ``rindle.upload.rejected``); never touches the database. A
+    file object is read from its current position to its end: seek it back before
+    uploading it.
+    """
+    prof = app.profile(profile)
+    path, stream, name = _readable(source, filename)
+    with _on_disk(app, prof, path, stream) as local:
+        return validate_upload(local, filename=name, policy=prof.upload_policy())
+
+
+def _readable(source: UploadSource, filename: str | None
+              ) -> tuple[Path | None, Any, str]:
+    """``source`` as a path or a stream to spool, and the filename it is checked with;
+    the :class:`UsageError` of :func:`upload` for a source it cannot read."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
             raise UsageError(f"cannot upload {str(path)!r}: it is not a file",
                              code="source_not_found")
-        filename = filename or path.name
-    elif isinstance(source, (bytes, bytearray, memoryview)):
-        filename = _require_filename(filename, "bytes")
-        stream = io.BytesIO(source)
-    elif callable(getattr(source, "read", None)):
+        return path, None, filename or path.name
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return None, io.BytesIO(source), _require_filename(filename, "bytes")
+    if callable(getattr(source, "read", None)):
         if isinstance(source, io.TextIOBase):
             raise _text_mode()
-        filename = _require_filename(filename, "a file object")
-        stream = source
-    else:
-        raise UsageError(
-            f"cannot upload a {type(source).__name__}: pass a path, bytes, or a binary file "
-            "object (open(path, \"rb\"), io.BytesIO, a framework's uploaded file)",
-            code="invalid_upload_source")
-    app.db.check_schema_once()  # an unmigrated database fails here, before anything is stored
+        return None, source, _require_filename(filename, "a file object")
+    raise UsageError(
+        f"cannot upload a {type(source).__name__}: pass a path, bytes, or a binary file "
+        "object (open(path, \"rb\"), io.BytesIO, a framework's uploaded file)",
+        code="invalid_upload_source")
+
+
+@contextmanager
+def _on_disk(app: AppContext, prof: type[Profile], path: Path | None, stream: Any
+             ) -> Iterator[Path]:
+    """The upload as a local file (a stream is spooled under the tmp dir, bounded by
+    ``max_bytes``, and removed after the block); a rejection is counted as
+    ``rindle.upload.rejected``."""
     spooled: Path | None = None
     try:
         if stream is not None:
-            spooled = path = _spool(stream, app.settings.resolved_tmp_dir / "uploads",
-                                    policy.max_bytes)
-        return _store_and_record(app, prof, path, filename)
+            spooled = _spool(stream, app.settings.resolved_tmp_dir / "uploads",
+                             prof.upload_policy().max_bytes)
+        local = spooled if spooled is not None else path
+        assert local is not None  # _readable gives a path or a stream
+        yield local
     except UploadRejected as exc:
         app.telemetry.emit("rindle.upload.rejected", {"count": 1},
                            {"profile": prof.name, "adapter": "proxied", "code": exc.code})

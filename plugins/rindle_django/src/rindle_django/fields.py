@@ -3,7 +3,8 @@
 ``avatar = RindleField(profile="avatar")`` stores the asset id in a nullable UUID column.
 ``instance.avatar`` is a :class:`RindleFile` (or ``None``); assigning an upload (a Django
 ``UploadedFile``, any binary file object with a name, or bytes via :class:`Upload`) stores
-it through the profile when the instance is saved, an :class:`~rindle.domain.models.Asset`,
+it through the profile when the instance is saved (model validation keeps it pending), an
+:class:`~rindle.domain.models.Asset`,
 a :class:`RindleFile` or an asset id attaches that asset, and ``None`` empties the slot.
 After each save the asset is attached to the owner ``("app_label.model", pk)`` in the slot
 named after the field (so the pk is known); deleting the instance detaches it, and rindle
@@ -254,6 +255,17 @@ class RindleField(models.UUIDField):  # type: ignore[type-arg]
                                       dispatch_uid=uid)
             signals.post_delete.connect(self._after_delete, sender=cls, weak=False,
                                         dispatch_uid=uid)
+
+    def clean(self, value: Any, model_instance: models.Model | None) -> Any:
+        """Django's clean, except that an instance holding an upload waiting for save
+        cleans to that :class:`Upload`: ``Model.full_clean`` assigns the result back, and
+        the upload stays pending (a ModelForm's new file is not dropped for the asset the
+        instance held, nor refused as blank)."""
+        if model_instance is not None:
+            pending = model_instance.__dict__.get(self.pending_key)
+            if pending is not None:
+                return pending
+        return super().clean(value, model_instance)
 
     def to_python(self, value: Any) -> Any:
         """An asset id (UUID) for ids, Assets and RindleFiles; ValidationError otherwise."""

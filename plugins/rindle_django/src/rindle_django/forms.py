@@ -11,14 +11,18 @@ takes either
   a signed token of the verified asset in a hidden input; ``clean()`` accepts only such a
   token, for this field's profile, so a form cannot be made to attach an asset by its id.
 
-Either way the cleaned value is the asset id the model field attaches after save; ``False``
-(the clear checkbox) empties the slot. A proxied upload is stored as soon as its field is
-clean: when another field of the form then fails, that asset is attached to nothing (the
-user's next submission uploads again).
+A proxied upload is only *checked* while the form is cleaned (``app.check_upload``: the
+profile's policy, nothing stored); its cleaned value is a :class:`rindle_django.fields.Upload`
+that the model field stores through the profile and attaches when the instance is saved.
+So a form that fails on another field, or is never saved, leaves no asset and no bytes
+behind. (A plain ``forms.Form`` stores it itself:
+``app.upload(profile, upload.source, filename=upload.filename)``.) A direct upload's cleaned
+value is the verified asset's id. ``False`` (the clear checkbox) empties the slot.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -31,7 +35,7 @@ from django.utils.safestring import SafeString
 
 from rindle.errors import RindleError
 from rindle_django.conf import get_app
-from rindle_django.fields import RindleFile
+from rindle_django.fields import RindleFile, Upload
 
 __all__ = [
     "ASSET_TOKEN_MAX_AGE",
@@ -184,10 +188,12 @@ class RindleFormField(forms.FileField):
         return super().to_python(data)
 
     def clean(self, data: Any, initial: Any = None) -> Any:
-        """Store the upload (proxied) or verify the token (direct); the asset's id.
+        """Check the upload (proxied) or verify the token (direct).
 
-        Returns the new asset id, ``False`` to clear, or the initial value when nothing
-        new came. A rejected upload is a ``ValidationError`` with rindle's code.
+        Returns an :class:`~rindle_django.fields.Upload` stored only when the model is
+        saved (proxied) or the verified asset's id (direct), ``False`` to clear, or the
+        initial value when nothing new came. A rejected upload is a ``ValidationError``
+        with rindle's code, and nothing is stored.
         """
         if self.direct:
             if not data:
@@ -196,13 +202,16 @@ class RindleFormField(forms.FileField):
                 return initial
             return read_asset_token(str(data), self.profile)
         value = super().clean(data, initial)
-        if value is False or value is None or isinstance(value, (uuid.UUID, RindleFile, str)):
+        if value is False or value is None or isinstance(
+                value, (uuid.UUID, RindleFile, str, Upload)):
             return value
         try:
-            asset = get_app().upload(self.profile, value, filename=value.name)
+            get_app().check_upload(self.profile, value, filename=value.name)
         except RindleError as exc:
             raise ValidationError(exc.message, code=exc.code) from None
-        return asset.id
+        finally:
+            value.seek(0)  # the check read it; the save reads it again
+        return Upload(value, os.path.basename(str(value.name)))
 
     def has_changed(self, initial: Any, data: Any) -> bool:
         """True when a new file or token came, or the clear box was ticked."""
