@@ -144,3 +144,26 @@ def test_fsm_table_is_the_reference_one() -> None:
         "deleted": set()}
     assert not fsm.can_transition("ready", "ready")
     assert utcnow().tzinfo is not None
+
+
+@pytest.mark.parametrize("commit", [False, True])
+def test_a_bound_sync_reports_after_the_hosts_commit(stream_app: Rindle, commit: bool) -> None:
+    from sqlalchemy import create_engine
+
+    events: list[str] = []
+    stream_app.telemetry.attach(lambda e, m, md: events.append(e))
+    row = add_row(stream_app, state="uploading", age=dt.timedelta(hours=3))
+    host = create_engine(stream_app.db.url)
+    try:
+        with host.connect() as conn:
+            with stream_app.db.bind(conn):
+                result = stream_app.streaming.sync_provider_asset(str(row.id))
+            assert (result.outcome, events) == ("stuck", [])  # nothing said yet
+            conn.commit() if commit else conn.rollback()
+    finally:
+        host.dispose()
+    assert events == (["rindle.provider_asset.state_change", "rindle.provider.sync.stuck"]
+                      if commit else [])
+    with stream_app.db.sessionmaker() as s:
+        state = s.scalar(select(ProviderAsset.state).where(ProviderAsset.id == row.id))
+    assert state == ("errored" if commit else "uploading")

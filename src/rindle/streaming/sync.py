@@ -25,6 +25,7 @@ while sync is healthy: filter on ``no_change`` before alerting on it).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 import uuid
@@ -134,9 +135,13 @@ def sync_provider_asset(streaming: Streaming, ident: uuid.UUID | str, *,
             "asset_id": redact_id(row.provider_asset_id)}
 
     def emit(event: str, state: str, no_change: bool) -> None:
-        app.telemetry.emit(event, {"system_time": time.time_ns()},
-                           {**base, "provider_state": state, "age_ms": age_ms,
-                            "no_change": no_change})
+        report = functools.partial(
+            app.telemetry.emit, event, {"system_time": time.time_ns()},
+            {**base, "provider_state": state, "age_ms": age_ms, "no_change": no_change})
+        if no_change:
+            report()
+        else:  # after the write it reports (inside app.bind: after the host's commit)
+            app.db.when_committed(report)
 
     if row.state in ACTIVE_STATES and age_ms > cfg.stuck_threshold_seconds * 1000:
         message = f"stuck in :{row.state} past threshold"

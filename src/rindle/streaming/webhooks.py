@@ -50,6 +50,7 @@ Same-state events are idempotent no-ops.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import time
@@ -260,9 +261,7 @@ def handle_webhook(streaming: Streaming, provider: str, body: bytes,
         return _reject(streaming, provider, 503, "", "queue_unavailable",
                        event_type=event.event_type, error=type(exc).__name__)
     if not fresh:
-        streaming.app.telemetry.emit("rindle.provider.webhook.verified",
-                                     {"system_time": time.time_ns()},
-                                     {**meta, "kind": "duplicate"})
+        _verified(streaming, {**meta, "kind": "duplicate"})
         return WebhookResponse(200, "", "duplicate")
     try:
         prune_seen_events(streaming, provider, now=received)
@@ -270,13 +269,9 @@ def handle_webhook(streaming: Streaming, provider: str, body: bytes,
         log.warning("rindle.provider.webhook provider=%s prune failed: %s", provider,
                     type(exc).__name__)
     if stale:
-        streaming.app.telemetry.emit("rindle.provider.webhook.verified",
-                                     {"system_time": time.time_ns()},
-                                     {**meta, "kind": "stale_event"})
+        _verified(streaming, {**meta, "kind": "stale_event"})
         return WebhookResponse(200, "", "stale_event")
-    streaming.app.telemetry.emit("rindle.provider.webhook.verified",
-                                 {"system_time": time.time_ns()},
-                                 {**meta, "kind": "enqueued"})
+    _verified(streaming, {**meta, "kind": "enqueued"})
     return WebhookResponse(202, "", "enqueued")
 
 
@@ -483,3 +478,12 @@ def handle_job_event(streaming: Streaming, args: Mapping[str, Any], attempt: int
     except (TypeError, ValueError, RindleError) as exc:
         raise Cancel(f"unreadable event: {type(exc).__name__}") from None
     return ingest_event(streaming, provider, event, attempt=attempt)
+
+
+def _verified(streaming: Streaming, metadata: dict[str, Any]) -> None:
+    """``rindle.provider.webhook.verified`` for a delivery whose transaction has ended:
+    once it committed (inside ``app.bind`` or a Django atomic block: after the host's
+    commit, never after its rollback)."""
+    streaming.app.db.when_committed(functools.partial(
+        streaming.app.telemetry.emit, "rindle.provider.webhook.verified",
+        {"system_time": time.time_ns()}, metadata))
