@@ -231,8 +231,9 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
     when this chunk finished a non-partial upload, the verified asset.
 
     ``loaded`` is the session and asset the caller already read with :func:`load` for
-    this actor (saves reading them again); the offset is always read again under the
-    write lock.
+    this actor (saves reading them again); under the write lock the offset is checked
+    again: read from the database, or, for a local part file holding exactly ``offset``
+    bytes, proven by that file (a stale ``loaded`` never overwrites committed bytes).
 
     Refusals (nothing is stored): ``offset_mismatch`` (``offset`` is not the stored
     offset), ``max_bytes_exceeded`` (past the declared length or :func:`max_size`),
