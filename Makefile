@@ -28,6 +28,7 @@ test: system-deps install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: system-deps install
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/run_all.py
 
 lint: install

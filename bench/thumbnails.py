@@ -6,13 +6,20 @@ Generates N synthetic 4000x3000 JPEGs (quality 90, varied content) once, then ma
 256x256 ``fill`` WebP (quality 80) of each with three contenders, each in its own child
 process, single-threaded:
 
-* rindle: :func:`rindle.media.image_processor.render_image`;
+* rindle: :func:`rindle.media.image_processor.render_image` (WebP ``method`` =
+  ``WEBP_METHOD``, 2);
+* rindle at equal effort (``rindle-m4``): the same call with WebP ``method=4``, the effort
+  vipsthumbnail uses by default (libwebp's method and libvips' effort are the same knob);
 * naive Pillow: ``Image.open`` -> ``convert("RGB")`` -> ``ImageOps.fit(LANCZOS)`` -> save;
 * vipsthumbnail: one batched invocation per 100 files, ``VIPS_CONCURRENCY=1``.
 
 Reports images/s and peak RSS (``ru_maxrss`` of the child that did the work) and the ratios
 rindle/naive and rindle/vips. The bar: rindle >= 3x naive throughput, >= 0.7x
-vipsthumbnail, and a lower peak RSS than naive Pillow.
+vipsthumbnail, and a lower peak RSS than naive Pillow. At equal effort (rindle-m4 against
+vipsthumbnail, both effort 4) the bar is >= 1.0x vipsthumbnail's images/s, with a mean SSIM
+against vipsthumbnail's outputs >= 0.97 and a mean output size within 10% of vips'. SSIM
+(luma, 7x7 uniform window, sample covariance: scikit-image's defaults) needs numpy, the
+``bench`` extra; without it the SSIM column is left out and reported as such.
 """
 
 from __future__ import annotations
@@ -110,8 +117,15 @@ def run_rindle(files: list[Path], out: Path) -> None:
     from rindle.media.image_processor import render_image
 
     spec = ThumbSpec()
-    for path in files:
-        render_image(path, spec, out)
+    for path in files:  # named after the source, as the others are (one rename syscall)
+        render_image(path, spec, out)["path"].rename(out / f"{path.stem}.webp")
+
+
+def run_rindle_m4(files: list[Path], out: Path) -> None:
+    from rindle.media import image_processor
+
+    setattr(image_processor, "WEBP_METHOD", 4)  # noqa: B010 - Final to mypy, not at runtime
+    run_rindle(files, out)
 
 
 def run_naive(files: list[Path], out: Path) -> None:
@@ -134,7 +148,8 @@ def run_vips(files: list[Path], out: Path) -> None:
         )
 
 
-CONTENDERS = {"rindle": run_rindle, "naive": run_naive, "vips": run_vips}
+CONTENDERS = {"rindle": run_rindle, "rindle-m4": run_rindle_m4, "naive": run_naive,
+              "vips": run_vips}
 
 
 def _self_peak_kb() -> int:
@@ -176,7 +191,47 @@ def measure(name: str, source: Path, out_root: Path) -> dict[str, Any]:
                           env={**os.environ, **SINGLE_THREAD_ENV})
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     result["outputs_ok"] = _check_outputs(out, result["images"])
+    result["bytes"] = sum(p.stat().st_size for p in out.glob("*.webp"))
+    result["out"] = str(out)
     return result
+
+
+def ssim(a: Any, b: Any) -> float:
+    """Mean SSIM of two equal-size greyscale images (scikit-image's defaults: 7x7 uniform
+    window, sample covariance, K1 0.01, K2 0.03, data range 255, borders cropped)."""
+    import numpy as np
+
+    x, y = (np.asarray(im, dtype=np.float64) for im in (a, b))
+    win = 7
+    n = win * win
+
+    def mean(img: Any) -> Any:  # box filter over every full 7x7 window
+        c = np.cumsum(np.cumsum(np.pad(img, ((1, 0), (1, 0))), axis=0), axis=1)
+        return (c[win:, win:] - c[:-win, win:] - c[win:, :-win] + c[:-win, :-win]) / n
+
+    ux, uy = mean(x), mean(y)
+    cov = n / (n - 1)
+    vx, vy = cov * (mean(x * x) - ux * ux), cov * (mean(y * y) - uy * uy)
+    vxy = cov * (mean(x * y) - ux * uy)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return float(s.mean())
+
+
+def mean_ssim(out: Path, reference: Path) -> float | None:
+    """Mean SSIM (luma) of each WebP in ``out`` against the same-named one in ``reference``;
+    None without numpy."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        return None
+    from PIL import Image
+
+    scores = []
+    for path in sorted(out.glob("*.webp")):
+        with Image.open(path) as a, Image.open(reference / path.name) as b:
+            scores.append(ssim(a.convert("L"), b.convert("L")))
+    return sum(scores) / len(scores)
 
 
 def _check_outputs(out: Path, expected: int) -> bool:
@@ -200,8 +255,9 @@ def report(results: dict[str, dict[str, Any]], count: int) -> int:
           "every contender single-threaded (VIPS_CONCURRENCY=1), one child process each.")
     from rindle.media.image_processor import WEBP_METHOD
 
-    print(f"WebP effort: rindle method={WEBP_METHOD}, naive Pillow method=4 (default), "
-          "vipsthumbnail effort=4 (default). vipsthumbnail timings include its start-up "
+    print(f"WebP effort: rindle method={WEBP_METHOD}, rindle-m4 method=4, naive Pillow "
+          "method=4 (default), vipsthumbnail effort=4 (default). vipsthumbnail timings "
+          "include its start-up "
           f"(one invocation per {VIPS_BATCH} files); Python contenders are timed after a "
           "one-image warm-up.")
     print(f"{'contender':<14}{'images/s':>10}{'ms/image':>10}{'peak RSS MB':>13}"
@@ -222,6 +278,7 @@ def report(results: dict[str, dict[str, Any]], count: int) -> int:
         print(f"rindle/vips  throughput: {speed_vips:.2f}x (bar >= 0.7x)")
         if speed_vips < 0.7:
             failures.append("rindle is below 0.7x vipsthumbnail")
+        failures += equal_effort(results, rate)
     rss = results["rindle"]["peak_rss_kb"] / results["naive"]["peak_rss_kb"]
     print(f"rindle/naive peak RSS:   {rss:.2f}x (bar < 1x; rindle's figure includes importing "
           "rindle itself, SQLAlchemy and all)")
@@ -231,6 +288,33 @@ def report(results: dict[str, dict[str, Any]], count: int) -> int:
         failures.append("a contender produced wrong outputs")
     print("result: " + ("bar met" if not failures else "BAR MISSED: " + "; ".join(failures)))
     return 1 if failures else 0
+
+
+def equal_effort(results: dict[str, dict[str, Any]], rate: dict[str, float]) -> list[str]:
+    """Print the equal-effort row (rindle-m4 vs vips, both effort 4); returns the misses."""
+    vips = results["vips"]
+    reference = Path(vips["out"])
+    print("\nat equal effort (WebP method/effort 4 both), against vipsthumbnail's outputs:")
+    print(f"{'contender':<14}{'vs vips images/s':>17}{'mean bytes':>12}{'vs vips bytes':>15}"
+          f"{'SSIM vs vips':>14}")
+    misses = []
+    for name in ("rindle-m4", "rindle", "naive"):  # naive: Pillow LANCZOS, for reference
+        r = results[name]
+        size = r["bytes"] / vips["bytes"]
+        score = mean_ssim(Path(r["out"]), reference)
+        shown = "n/a (no numpy)" if score is None else f"{score:.4f}"
+        print(f"{name:<14}{rate[name] / rate['vips']:>16.2f}x{r['bytes'] / r['images']:>12.0f}"
+              f"{size:>14.2f}x{shown:>14}")
+        if name == "rindle-m4":
+            if rate[name] < rate["vips"]:
+                misses.append("rindle at equal effort is below 1.0x vipsthumbnail")
+            if score is not None and score < 0.97:
+                misses.append(f"rindle-m4 SSIM vs vips {score:.4f} < 0.97")
+            if abs(size - 1) > 0.10:
+                misses.append(f"rindle-m4 output size {size:.2f}x vips (bar within 10%)")
+    print(f"{'vips':<14}{1:>16.2f}x{vips['bytes'] / vips['images']:>12.0f}{1:>14.2f}x"
+          f"{'1':>14}")
+    return misses
 
 
 def main() -> int:
@@ -257,7 +341,7 @@ def main() -> int:
         print(f"generated {args.count} source JPEGs in {time.perf_counter() - started:.1f}s "
               f"({sum(p.stat().st_size for p in source.iterdir()) / args.count / 1e6:.2f} MB "
               "each on average)")
-        contenders = ["rindle", "naive"]
+        contenders = ["rindle", "rindle-m4", "naive"]
         if shutil.which("vipsthumbnail"):
             contenders.append("vips")
         else:
