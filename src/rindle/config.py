@@ -172,6 +172,7 @@ class DeliverySettings:
         return cls(max_put_bytes=cap, authorizer=_authorizer(table.get("authorizer")),
                    accel_redirect=accel, x_sendfile=sendfile, **seconds)
 
+
 #: Characters an ``accel_redirect`` prefix may hold (nginx would decode or split others).
 _ACCEL_PREFIX = re.compile(r"/(?:[A-Za-z0-9._~-]+/)+")
 

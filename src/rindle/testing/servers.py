@@ -7,18 +7,18 @@ a browser would make with :func:`http`.
 
 from __future__ import annotations
 
-import contextlib
+import os
 import socket
 import subprocess
-import threading
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from email.message import Message
-from io import BufferedReader
 from pathlib import Path
+from typing import IO
 
 __all__ = ["free_port", "http", "serving"]
 
@@ -40,46 +40,41 @@ def serving(argv: Sequence[str], *, ready_url: str, name: str, ready_data: bytes
     machine, takes that long) raises ``RuntimeError`` naming ``name`` with the tail of its
     stderr. On exit the server is terminated, then killed if it lingers.
     """
-    proc = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(ready_url, data=ready_data, timeout=1):
-                    break
-            except urllib.error.HTTPError:
-                break  # it answered: ready, whatever it thought of the probe
-            except OSError:
-                if proc.poll() is not None:
-                    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                    raise RuntimeError(f"{name} exited at start-up: {err[-2000:]}") from None
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} did not answer within {timeout:.0f} s") from None
-                time.sleep(0.1)
-        if proc.stderr is not None:
-            # a server that logs a line per request (moto, werkzeug) would fill the pipe
-            # (64 KiB) and stall on its next write: keep reading it, and throw it away
-            stderr, proc.stderr = proc.stderr, None  # the drain closes it at end of file
-            threading.Thread(target=_drain, args=(stderr,), daemon=True,
-                             name=f"{name} stderr").start()
-        yield proc
-    finally:
-        proc.terminate()
+    # stderr goes to an anonymous temporary file, never a pipe: a server that logs a line
+    # per request (moto, werkzeug) would fill a pipe nobody reads and stall on its next
+    # write, and a reader thread can die with the test process's other threads.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with urllib.request.urlopen(ready_url, data=ready_data, timeout=1):
+                        break
+                except urllib.error.HTTPError:
+                    break  # it answered: ready, whatever it thought of the probe
+                except OSError:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{name} exited at start-up: {_tail(log)}") from None
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{name} did not answer within {timeout:.0f} s: "
+                                           f"{_tail(log)}") from None
+                    time.sleep(0.1)
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
-def _drain(stream: BufferedReader) -> None:
-    """Read ``stream`` until its end, discarding what it says; then close it."""
-    with contextlib.suppress(OSError, ValueError), stream:
-        while stream.read1(65536):
-            pass
+def _tail(log: IO[bytes], size: int = 2000) -> str:
+    """The last ``size`` bytes ``log`` holds, decoded leniently."""
+    log.seek(0, os.SEEK_END)
+    log.seek(max(0, log.tell() - size))
+    return log.read().decode(errors="replace")
 
 
 def http(method: str, url: str, data: bytes | None = None,
