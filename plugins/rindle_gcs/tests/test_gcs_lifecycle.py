@@ -5,8 +5,10 @@ gcp-storage-emulator over HTTP)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Callable
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from google.cloud import storage as gcs
@@ -54,7 +56,16 @@ class TestGCSLifecycle(LifecycleContract):
         assert request.headers["x-goog-content-length-range"] == f"0,{byte_size}"
 
     def check_delivery_url(self, url: str) -> None:
-        assert "X-Goog-Signature=" in url and "X-Goog-Expires=300" in url
+        # the profile's 300 s TTL, its expiry rounded up to the 300 s URL bucket: the URL
+        # ends at a bucket boundary at least 300 s (and under 600 s) after it was signed
+        query = dict(parse_qsl(urlsplit(url).query))
+        assert query["X-Goog-Signature"]
+        signed = dt.datetime.strptime(query["X-Goog-Date"], "%Y%m%dT%H%M%SZ").replace(
+            tzinfo=dt.UTC)
+        expires = int(query["X-Goog-Expires"])
+        assert 299 <= expires <= 600
+        # (a second either way: the signer reads its own clock, in whole seconds)
+        assert (int(signed.timestamp()) + expires + 1) % 300 in (0, 1, 2)
 
 
 def gcs_app(make_app: Callable[..., Rindle], settings: dict[str, str]) -> Rindle:
