@@ -26,7 +26,9 @@ PLUGIN_IMPORTABLE = {"rindle", "rindle.errors", "rindle.storage", "rindle.stream
                      # rindle-celery: the Executor seam (Executor, JobRef, Relay, run_job)
                      "rindle.jobs",
                      # rindle-otel: telemetry's redaction helpers (redact_id, redact_url)
-                     "rindle.telemetry"}
+                     "rindle.telemetry",
+                     # every plugin, first: is this the rindle media library? (require_core)
+                     "rindle.core_identity"}
 
 
 def test_plugins_import_only_public_core_names() -> None:
