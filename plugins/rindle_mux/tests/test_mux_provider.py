@@ -145,6 +145,43 @@ def test_rate_limit_paces_requests(mux: FakeMux, keypair: KeyPair) -> None:
         _provider(mux, keypair, rate_limit_per_second=0)
 
 
+class FakeTime:
+    """A stand-in for the provider module's ``time``: ``sleep`` advances ``monotonic``."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.starts: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize(("rate", "most"), [(1, 1), (20, 20), (100, 96), (500, 477)])
+def test_rate_limit_never_puts_more_than_the_limit_in_one_second(
+        mux: FakeMux, keypair: KeyPair, monkeypatch: pytest.MonkeyPatch, rate: int,
+        most: int) -> None:
+    import rindle_mux.provider as module
+
+    clock = FakeTime()
+    monkeypatch.setattr(module, "time", clock)
+    provider = _provider(mux, keypair, rate_limit_per_second=rate)
+    for _ in range(3 * rate + 1):  # a burst: every request asks at once
+        provider._throttle()
+        clock.starts.append(clock.now)
+    gaps = {round(b - a, 9) for a, b in zip(clock.starts, clock.starts[1:], strict=False)}
+    assert gaps == {round(module.RATE_WINDOW_SECONDS / rate, 9)}
+    # the busiest closed one-second window, both ends included: floor(rate / 1.05) + 1,
+    # never more than the limit
+    busiest = max(sum(1 for t in clock.starts if start <= t <= start + 1.0)
+                  for start in clock.starts)
+    assert busiest == most <= rate
+    # starts exactly 1/rate apart (the pacing before) would put rate + 1 in such a window
+    assert sum(1 for i in range(3 * rate + 1) if i / rate <= 1.0) == rate + 1
+
+
 def test_direct_upload_create_and_cancel(mux: FakeMux, keypair: KeyPair) -> None:
     provider = _provider(mux, keypair)
     with pytest.raises(ProviderSyncFailed, match="cors_origin"):

@@ -13,7 +13,8 @@ key                             default                      use
 ``webhook_tolerance_seconds``   300                          signature timestamp window
 ``base_url``                    ``https://api.mux.com``      REST base
 ``stream_base_url``             ``https://stream.mux.com``   playback base
-``rate_limit_per_second``       none                         client-side request pacing
+``rate_limit_per_second``       none                         client-side request pacing (at
+                                                             most this many in any 1.05 s)
 ``max_retries``                 3                            retries on 429, 5xx, network
 ``retry_backoff_seconds``       0.5                          first backoff (doubles)
 ``retry_backoff_cap_seconds``   8                            longest single wait
@@ -63,6 +64,11 @@ log = logging.getLogger("rindle.mux")
 
 DEFAULT_BASE_URL = "https://api.mux.com"
 DEFAULT_STREAM_URL = "https://stream.mux.com"
+#: ``rate_limit_per_second`` paces request starts so that no window this long holds more
+#: than the limit: a second plus room for jitter on the way, so requests that set off in
+#: two of our seconds cannot crowd more than the limit into one of Mux's (paced exactly
+#: one second apart per ``limit`` requests, a second holding both ends counts limit + 1).
+RATE_WINDOW_SECONDS = 1.05
 #: Event types the ingest worker acts on; everything else is answered 200 and dropped.
 DISPATCHED = frozenset({"video.asset.ready", "video.asset.errored", "video.asset.deleted",
                         "video.asset.created", "video.upload.asset_created"})
@@ -256,12 +262,14 @@ class MuxProvider(Provider):
                 self._client = None
 
     def _throttle(self) -> None:
+        """Wait for this request's slot: starts are :data:`RATE_WINDOW_SECONDS` / rate
+        apart, so no window of that length holds more than ``rate_limit_per_second``."""
         if self.rate_limit is None:
             return
         with self._lock:
             now = time.monotonic()
             wait = self._next_slot - now
-            self._next_slot = max(now, self._next_slot) + 1.0 / self.rate_limit
+            self._next_slot = max(now, self._next_slot) + RATE_WINDOW_SECONDS / self.rate_limit
         if wait > 0:
             time.sleep(wait)
 
