@@ -65,7 +65,7 @@ def test_attach_errors_carry_their_code(app: Rindle, args: tuple[str, ...], code
 def test_a_negative_position_is_a_usage_error_before_anything_runs(app: Rindle) -> None:
     result = CliRunner().invoke(cli, ["attach", str(stored(app).id), "user:7", "photos",
                                       "--position", "-1"])
-    assert result.exit_code == 2 and "-1 is not in the range x>=0" in result.output
+    assert result.exit_code == 2 and "-1 is not in the range 0<=x<=2147483647" in result.output
     assert app.attachments(("user", 7)) == {}
 
 

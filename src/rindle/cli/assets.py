@@ -13,6 +13,9 @@ from rindle.cli._limits import duration, require_regular_file
 from rindle.cli._ops_options import EXAMPLE_ID, check_profile, json_option, profile_option
 from rindle.errors import NotFound
 
+#: The largest position the attachments table stores (a 32-bit signed INTEGER column).
+MAX_POSITION = 2**31 - 1
+
 #: The most attachments ``rindle show`` lists (``attachments_total`` counts them all).
 SHOW_ATTACHMENTS = 100
 
@@ -208,7 +211,7 @@ def _owner(value: str) -> tuple[str, str]:
 @click.option("--collection/--single", default=None,
               help="Whether SLOT holds a list (default: what the slot already holds, else "
                    "the profile's collection setting).")
-@click.option("--position", type=click.IntRange(min=0), default=None,
+@click.option("--position", type=click.IntRange(0, MAX_POSITION), default=None,
               help="Where in a collection to insert (0 first; default: at the end).")
 @json_option
 @pass_cli
