@@ -140,3 +140,27 @@ def test_a_missing_bucket_makes_every_key_unknowable_never_gone(
 def test_an_empty_batch_asks_nothing(counting: Counting) -> None:
     assert check(counting, []) == []
     assert counting.listings == [] and counting.headed == []
+
+
+def test_timestamps_parse_fast_for_iso_and_fall_back_for_http_dates() -> None:
+    import datetime as dt
+
+    from rindle_s3.storage import _timestamp
+
+    utc = dt.UTC
+    assert _timestamp("2026-12-05T02:53:50.000Z") == dt.datetime(2026, 12, 5, 2, 53, 50,
+                                                                 tzinfo=utc)
+    assert _timestamp("2026-12-05T02:53:50") == dt.datetime(2026, 12, 5, 2, 53, 50, tzinfo=utc)
+    assert _timestamp("2026-12-05T03:53:50+01:00") == dt.datetime(2026, 12, 5, 2, 53, 50,
+                                                                  tzinfo=utc)
+    http_date = _timestamp("Sat, 05 Dec 2026 02:53:50 GMT")
+    assert http_date == dt.datetime(2026, 12, 5, 2, 53, 50, tzinfo=utc)
+
+
+def test_listing_and_head_agree_on_last_modified(s3: S3Storage) -> None:
+    put(s3, "when/1")
+    [listed] = list(s3.list_after("when/", ""))
+    headed = s3.head("when/1")
+    assert listed.last_modified is not None and headed.last_modified is not None
+    assert listed.last_modified.utcoffset() is not None
+    assert listed.last_modified.replace(microsecond=0) == headed.last_modified

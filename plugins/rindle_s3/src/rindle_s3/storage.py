@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, urlencode
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -21,6 +22,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.utils import parse_timestamp
 
 from rindle.errors import ConfigError, ObjectNotFound, StorageError, StorageUnavailable
 from rindle.storage import (
@@ -76,6 +78,25 @@ def _cloudfront(storage: str, domain: str | None, key_pair_id: str | None, pem: 
                             private_key=pem or "")
 
 
+def _timestamp(value: str) -> dt.datetime:
+    """An S3 timestamp as an aware datetime: ISO 8601 (listings) by ``fromisoformat``,
+    hundreds of times faster than botocore's dateutil parser, which a listing of N keys
+    runs N times; anything else (HTTP dates in headers) by botocore's own parser."""
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return parse_timestamp(value)  # type: ignore[no-any-return]
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _botocore_session() -> botocore.session.Session:
+    """A botocore session whose responses parse timestamps with :func:`_timestamp`."""
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=_timestamp)
+    return session
+
+
 class S3Storage(Storage):
     """A bucket (optionally a key prefix inside it) holding rindle's objects.
 
@@ -126,7 +147,7 @@ class S3Storage(Storage):
         config = Config(signature_version="s3v4", max_pool_connections=max_pool_connections,
                         s3={"addressing_style": addressing_style},
                         retries={"max_attempts": 3, "mode": "standard"})
-        self.client = boto3.session.Session().client(
+        self.client = boto3.session.Session(botocore_session=_botocore_session()).client(
             "s3", region_name=region, endpoint_url=endpoint_url, config=config,
             aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
             aws_session_token=session_token)
