@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -58,12 +58,16 @@ def live_option(*aliases: str, help: str = "Really do it (default: a dry run tha
                                        "pass one of them")
             return func(*args, live=live, **kwargs)
 
-        decorated: Any = wrapper
+        decorated: Callable[..., Any] = wrapper
         for alias, name in zip(aliases, alias_names, strict=True):
             decorated = click.option(alias, name, is_flag=True, hidden=True)(decorated)
         decorated = click.option("--dry-run", "live_dry_run", is_flag=True, hidden=True)(
             decorated)
-        return click.option("--live", "live", is_flag=True, help=help)(decorated)  # type: ignore[no-any-return]
+        decorated = click.option("--live", "live", is_flag=True, help=help)(decorated)
+        # The command click builds calls ``wrapper`` with func's own parameters plus the
+        # flags consumed above, so callers keep func's type; ``functools.wraps`` is typed
+        # as returning ``_Wrapped`` rather than the TypeVar, so the typing needs a cast.
+        return cast(F, decorated)
 
     return decorate
 

@@ -23,7 +23,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from rindle.domain.fsm import asset as asset_fsm
-from rindle.domain.models import Asset, Variant
+from rindle.domain.models import Asset, Variant, table_of
 from rindle.errors import NotFound
 from rindle.telemetry import Telemetry
 
@@ -32,8 +32,8 @@ __all__ = ["IGNORED_VARIANT_STATES", "decide", "recompute"]
 #: Variant states that do not count towards the aggregate.
 IGNORED_VARIANT_STATES = frozenset({"purged"})
 
-_ASSETS: Table = Asset.__table__  # type: ignore[assignment]
-_VARIANTS: Table = Variant.__table__  # type: ignore[assignment]
+_ASSETS: Table = table_of(Asset)
+_VARIANTS: Table = table_of(Variant)
 
 
 def decide(variant_states: Iterable[str]) -> str | None:

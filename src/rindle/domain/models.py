@@ -22,6 +22,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     Uuid,
@@ -43,6 +44,7 @@ __all__ = [
     "Variant",
     "WebhookEvent",
     "WorkerHeartbeat",
+    "table_of",
     "utcnow",
 ]
 
@@ -58,6 +60,22 @@ NAMING_CONVENTION = {
 def utcnow() -> dt.datetime:
     """Return the current time as a timezone-aware UTC datetime."""
     return dt.datetime.now(dt.UTC)
+
+
+def table_of(model: type[Base]) -> Table:
+    """Return the Core :class:`~sqlalchemy.Table` a declarative model is mapped to.
+
+    SQLAlchemy types ``__table__`` as the wider ``FromClause``; every rindle model is
+    mapped to a plain ``Table``, and this narrows to it so Core code can reach ``.c``
+    columns and build guarded UPDATEs with precise types.
+
+    Raises:
+        TypeError: the model is mapped to something other than a ``Table``.
+    """
+    table = model.__table__
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a Table (got {type(table).__name__})")
+    return table
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

@@ -20,7 +20,7 @@ from cronsim import CronSim, CronSimError
 from cronsim.cronsim import Field
 from sqlalchemy import Table, func, select
 
-from rindle.domain.models import Job
+from rindle.domain.models import Job, table_of
 from rindle.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ __all__ = ["CATCH_UP", "CronEntry", "CronExpression", "parse_schedule", "schedul
 #: How far back a late scheduler still enqueues a missed slot (only the latest one).
 CATCH_UP = dt.timedelta(hours=1)
 
-_T: Table = Job.__table__  # type: ignore[assignment]
+_T: Table = table_of(Job)
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
            ("weekday", 0, 7))
 #: cronsim's field parsers, in the order of :data:`_FIELDS`.

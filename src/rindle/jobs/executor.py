@@ -30,7 +30,7 @@ from typing import Any
 
 from sqlalchemy import Table, select
 
-from rindle.domain.models import Job
+from rindle.domain.models import Job, table_of
 from rindle.jobs import leases
 from rindle.jobs.cron import CronEntry, parse_schedule, schedule_due
 from rindle.jobs.queue import JobQueue, JobRef, QueueApp
@@ -39,7 +39,7 @@ __all__ = ["Executor", "Relay", "RelayReport", "run_job"]
 
 log = logging.getLogger(__name__)
 
-_T: Table = Job.__table__  # type: ignore[assignment]
+_T: Table = table_of(Job)
 
 #: The sweep leaves alone a job touched less than this many seconds ago: it was just
 #: enqueued (and published at commit) or just settled.

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Table, update
 
-from rindle.domain.models import Job
+from rindle.domain.models import Job, table_of
 from rindle.jobs.queue import JobQueue, JobRef
 
 __all__ = ["INLINE", "InlineRunner"]
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 #: The ``[jobs] executor`` name that runs jobs inline.
 INLINE = "inline"
 
-_T: Table = Job.__table__  # type: ignore[assignment]
+_T: Table = table_of(Job)
 
 
 class InlineRunner:

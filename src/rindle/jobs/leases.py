@@ -34,12 +34,12 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from rindle.database import Database
-from rindle.domain.models import Job
+from rindle.domain.models import Job, table_of
 
 __all__ = ["any_due", "claim_one", "claim_rows", "complete", "extend", "pinned", "release",
            "settle", "unleased_due"]
 
-_T: Table = Job.__table__  # type: ignore[assignment]
+_T: Table = table_of(Job)
 _NOW = bindparam("now", type_=_T.c.updated_at.type)
 _WORKER = bindparam("worker", type_=_T.c.locked_by.type)
 _WAITING = ("available", "retryable")

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from rindle.clock import Clock, system_clock
 from rindle.database import after_commit
-from rindle.domain.models import LIVE_JOB_STATES, Job
+from rindle.domain.models import LIVE_JOB_STATES, Job, table_of
 from rindle.errors import JobError, RindleError
 from rindle.ids import uuid7
 from rindle.jobs import leases
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 DEFAULT_ATTEMPTS = {"promote": 3, "process": 5, "purge": 3, "maintenance": 3, "provider": 5}
 QUEUES = tuple(DEFAULT_ATTEMPTS)
 _LIVE_PREDICATE = "state IN ('available', 'executing', 'retryable')"
-_T: Table = Job.__table__  # type: ignore[assignment]
+_T: Table = table_of(Job)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy import Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
-from rindle.domain.models import WorkerHeartbeat
+from rindle.domain.models import WorkerHeartbeat, table_of
 from rindle.errors import ConfigError
 from rindle.jobs.cron import parse_schedule, schedule_due
 from rindle.jobs.queue import QUEUES, JobContext, JobQueue
@@ -45,7 +45,7 @@ __all__ = ["ADAPTIVE_PREFETCH_MAX", "ADAPTIVE_WINDOW", "DEFAULT_CONCURRENCY", "W
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY = {"promote": 2, "process": 2, "purge": 1, "maintenance": 1, "provider": 1}
-_HB: Table = WorkerHeartbeat.__table__  # type: ignore[assignment]
+_HB: Table = table_of(WorkerHeartbeat)
 #: The most jobs one claim takes when the adaptive prefetch has grown.
 ADAPTIVE_PREFETCH_MAX = 32
 #: A full batch that ran within this many seconds lets the next claim take twice as many;

@@ -144,11 +144,11 @@ def runtime_status(app: AppContext, *, profile: str | None = None,
     report = RuntimeStatusReport(profile=profile, older_than_sec=older_than, limit=limit)
     scoped = [Asset.profile == profile] if profile else []
     with app.db.engine.connect() as conn:
-        report.assets_by_state = dict(conn.execute(  # type: ignore[arg-type]
-            select(Asset.state, func.count()).where(*scoped).group_by(Asset.state)).all())
+        report.assets_by_state = dict(conn.execute(
+            select(Asset.state, func.count()).where(*scoped).group_by(Asset.state)).tuples().all())
         vjoin = select(Variant.state, func.count()).join(Asset, Asset.id == Variant.asset_id)
-        report.variants_by_state = dict(conn.execute(  # type: ignore[arg-type]
-            vjoin.where(*scoped).group_by(Variant.state)).all())
+        report.variants_by_state = dict(conn.execute(
+            vjoin.where(*scoped).group_by(Variant.state)).tuples().all())
         stuck = (Variant.state.in_(("queued", "processing")), Variant.updated_at < cutoff)
         report.stuck_variant_count = conn.execute(
             select(func.count()).select_from(Variant).join(Asset, Asset.id == Variant.asset_id)

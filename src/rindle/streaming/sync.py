@@ -36,7 +36,7 @@ from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 
 from rindle.domain.fsm import provider_asset as fsm
-from rindle.domain.models import ProviderAsset, utcnow
+from rindle.domain.models import ProviderAsset, table_of, utcnow
 from rindle.errors import InvalidTransition, ProviderAssetNotFound, ProviderSyncFailed
 from rindle.streaming.jobs import SYNC, sync_unique_key
 from rindle.telemetry import redact_id
@@ -215,7 +215,7 @@ def _breadcrumb(streaming: Streaming, row: ProviderAsset, message: str) -> None:
     text = message[:MAX_ERROR]
     if row.last_sync_error == text:
         return
-    table: Table = ProviderAsset.__table__  # type: ignore[assignment]
+    table: Table = table_of(ProviderAsset)
     with streaming.app.db.transaction() as s:
         s.execute(update(table).where(table.c.id == row.id, table.c.state == row.state)
                   .values(last_sync_error=text, updated_at=utcnow()))

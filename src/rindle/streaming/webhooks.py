@@ -64,7 +64,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rindle.domain.fsm import provider_asset as fsm
-from rindle.domain.models import ProviderAsset, WebhookEvent, utcnow
+from rindle.domain.models import ProviderAsset, WebhookEvent, table_of, utcnow
 from rindle.errors import InvalidTransition, RindleError, StreamingNotConfigured, WebhookInvalid
 from rindle.jobs.outcomes import Cancel, Retry
 from rindle.streaming.jobs import WEBHOOK, event_unique_key
@@ -90,7 +90,7 @@ REPLAY_MARGIN = 60
 #: At most this many expired ``rindle_webhook_events`` rows are deleted per prune.
 PRUNE_BATCH = 500
 INVALID = "provider_webhook_invalid"
-_EVENTS: Table = WebhookEvent.__table__  # type: ignore[assignment]
+_EVENTS: Table = table_of(WebhookEvent)
 _EVENT_ID_MAX = 255  # rindle_webhook_events.event_id is VARCHAR(255)
 _TARGET = {"ready": "ready", "errored": "errored", "deleted": "deleted",
            "created": "processing"}
@@ -456,7 +456,7 @@ def _update(streaming: Streaming, row: ProviderAsset, values: dict[str, Any], *,
     """Non-state columns, guarded on the state the row was read in (and on the event
     not being older than the row's ``last_event_at``); ``touch=False`` keeps
     ``updated_at`` (the sync's staleness clock) as it was."""
-    table: Table = ProviderAsset.__table__  # type: ignore[assignment]
+    table: Table = table_of(ProviderAsset)
     with streaming.app.db.transaction() as s:
         _check_current(s, row, values)
         result = s.execute(update(table).where(table.c.id == row.id,

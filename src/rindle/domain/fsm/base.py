@@ -42,7 +42,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from rindle.database import after_commit
 from rindle.domain.fsm.notify import notify_column
-from rindle.domain.models import Asset, Base, utcnow
+from rindle.domain.models import Asset, Base, table_of, utcnow
 from rindle.errors import InvalidTransition, NotFound
 from rindle.telemetry import Telemetry
 
@@ -96,7 +96,7 @@ class StateMachine:
     ) -> None:
         self.entity = entity
         self.model = model
-        self.table: Table = model.__table__  # type: ignore[assignment]
+        self.table: Table = table_of(model)
         self.edges: Edges = merge_edges(edges)
         self.initial = initial
         targets = frozenset().union(*self.edges.values())
@@ -305,7 +305,7 @@ class StateMachine:
         if "profile" in table.c:
             cols["profile"] = table.c.profile
         elif "asset_id" in table.c:
-            assets: Table = Asset.__table__  # type: ignore[assignment]
+            assets: Table = table_of(Asset)
             cols["profile"] = (
                 select(assets.c.profile).where(assets.c.id == table.c.asset_id).scalar_subquery()
             )
