@@ -16,14 +16,15 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from celery import Celery
 from kombu.entity import Queue
 
 from rindle.errors import ConfigError
-from rindle.jobs import Executor, JobRef, Relay, run_job
+from rindle.jobs import Executor, JobQueue, JobRef, Relay, run_job
+from rindle.jobs.queue import QueueApp
 
 __all__ = ["OPTIONS", "RELAY_TASK", "RUN_TASK", "CeleryExecutor", "celery_app"]
 
@@ -41,6 +42,17 @@ OPTIONS = {
 }
 log = logging.getLogger(__name__)
 _DEFAULT_RELAY_INTERVAL = 5.0  # the same as `rindle relay --interval`
+# kombu's Queue.__init__ carries no annotations; it takes the queue's name first.
+_queue: Callable[[str], Queue] = Queue
+
+
+class JobsApp(QueueApp, Protocol):
+    """The app an executor is built with (a :class:`rindle.context.Context` is one): the
+    queue's app, plus the job queue itself, which the tasks and the relay run against."""
+
+    @property
+    def jobs(self) -> JobQueue[Any]:
+        """The app's durable job queue."""
 
 
 def _options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -84,7 +96,9 @@ class CeleryExecutor(Executor):
     tasks, one Celery queue per rindle queue and a beat schedule running the relay.
     """
 
-    def __init__(self, app: Any, options: Mapping[str, Any]) -> None:
+    app: JobsApp
+
+    def __init__(self, app: JobsApp, options: Mapping[str, Any]) -> None:
         super().__init__(app, options)
         self.config = _options(options)
         self.worker_id = f"celery:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -113,10 +127,9 @@ class CeleryExecutor(Executor):
         prefix = self.config["queue_prefix"]
         app = Celery("rindle", broker=self.config["broker_url"],
                      backend=self.config["result_backend"], set_as_current=False)
-        names = self.app.jobs.queue_names()  # type: ignore[attr-defined]
+        names = self.app.jobs.queue_names()
         app.conf.update(
-            task_queues=[Queue(self.celery_queue(q))  # type: ignore[no-untyped-call]
-                         for q in names],
+            task_queues=[_queue(self.celery_queue(q)) for q in names],
             task_default_queue=self.celery_queue("maintenance"),
             task_ignore_result=True,
             broker_connection_retry_on_startup=True,
@@ -127,7 +140,6 @@ class CeleryExecutor(Executor):
         )
         executor = self
 
-        @app.task(name=RUN_TASK, ignore_result=True, shared=False)  # type: ignore[untyped-decorator]
         def run(job_id: str) -> str | None:
             """Claim the job by id, run its handler, settle it (None: not claimable, or
             a message whose id is not a job id: logged, nothing touched)."""
@@ -137,13 +149,17 @@ class CeleryExecutor(Executor):
                 log.warning("rindle_celery: ignored a %s message whose id is not a UUID",
                             RUN_TASK)
                 return None
-            return run_job(executor.app.jobs, parsed,  # type: ignore[attr-defined]
+            return run_job(executor.app.jobs, parsed,
                            worker_id=executor.worker_id, executor=executor)
 
-        @app.task(name=RELAY_TASK, ignore_result=False, shared=False)  # type: ignore[untyped-decorator]
         def relay() -> dict[str, int]:
             """One relay tick: the due ``[cron]`` jobs, then the sweep."""
             return executor.relay().tick().to_dict()
+
+        # Registered by calling app.task(...) rather than as decorators: celery is untyped,
+        # and the plain functions keep their own types here.
+        app.task(name=RUN_TASK, ignore_result=True, shared=False)(run)
+        app.task(name=RELAY_TASK, ignore_result=False, shared=False)(relay)
 
         return app
 
@@ -151,7 +167,7 @@ class CeleryExecutor(Executor):
         """This process's relay (one, so its memory of what it published lasts)."""
         with self._lock:
             if self._relay is None:
-                self._relay = Relay.for_queue(self.app.jobs, self)  # type: ignore[attr-defined]
+                self._relay = Relay.for_queue(self.app.jobs, self)
             return self._relay
 
     # --- publishing ------------------------------------------------------------------------
