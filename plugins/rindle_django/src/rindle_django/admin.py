@@ -17,7 +17,7 @@ the asset's state, file name, size in pixels and each variant with its state.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.contrib import admin
 from django.db import models
@@ -32,6 +32,19 @@ __all__ = ["RindleAdminMixin", "RindleModelAdmin"]
 
 _THUMB = "_rindle_thumbnail_url"
 
+if TYPE_CHECKING:
+    from django.contrib.admin.views.main import ChangeList
+    from django.http import HttpRequest
+
+    # The mixin works for any model. Type checkers see it as the ModelAdmin it is mixed
+    # into, so its super() calls are checked; at runtime ModelAdmin is not subscriptable
+    # and the mixin stays a plain class.
+    _MixinBase = admin.ModelAdmin[models.Model]
+    _ModelAdmin = admin.ModelAdmin[models.Model]
+else:
+    _MixinBase = object
+    _ModelAdmin = admin.ModelAdmin
+
 
 def _fields(model: type[models.Model]) -> list[RindleField]:
     return [f for f in model._meta.get_fields() if isinstance(f, RindleField)]
@@ -44,7 +57,7 @@ def _state(handle: RindleFile) -> str:
         return "missing"
 
 
-class RindleAdminMixin:
+class RindleAdminMixin(_MixinBase):
     """Mix into a ``ModelAdmin`` before it (see the module docstring)."""
 
     #: The variant the change list shows; None shows the original.
@@ -52,17 +65,18 @@ class RindleAdminMixin:
     #: Pixel height of the change-list thumbnail.
     rindle_thumbnail_height = 48
 
-    def get_readonly_fields(self, request: Any, obj: Any = None) -> Any:
+    def get_readonly_fields(self, request: HttpRequest, obj: models.Model | None = None
+                            ) -> list[str]:
         """The ModelAdmin's read-only fields plus ``rindle_media`` on an existing row."""
-        fields = list(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+        fields = list(super().get_readonly_fields(request, obj))
         if obj is not None and "rindle_media" not in fields:
             fields.append("rindle_media")
         return fields
 
-    def get_changelist_instance(self, request: Any) -> Any:
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
         """The change list, with the thumbnail URLs of its page read in one query
         (``app.urls``) instead of one per row."""
-        changelist = super().get_changelist_instance(request)  # type: ignore[misc]
+        changelist = super().get_changelist_instance(request)
         rows = list(changelist.result_list)
         if rows:
             fields = _fields(type(rows[0]))
@@ -114,5 +128,5 @@ class RindleAdminMixin:
         return format_html("<ul>{}</ul>", format_html_join("", "{}", ((r,) for r in rows)))
 
 
-class RindleModelAdmin(RindleAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class RindleModelAdmin(RindleAdminMixin, _ModelAdmin):
     """A ``ModelAdmin`` with :class:`RindleAdminMixin`."""

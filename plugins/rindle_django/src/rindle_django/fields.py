@@ -21,7 +21,7 @@ import os
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from django.db import models
 from django.db.models import signals
@@ -209,7 +209,18 @@ class _Descriptor:
         instance.__dict__[self.field.attname] = _as_asset_id(value)
 
 
-class RindleField(models.UUIDField):  # type: ignore[type-arg]
+if TYPE_CHECKING:
+    from django import forms
+
+    # Assigning takes an upload, an Asset, a RindleFile, an asset id or None (checked at
+    # runtime: TypeError otherwise); reading gives a RindleFile or None (the descriptor).
+    # Django's field classes are not subscriptable at runtime.
+    _AssetIdField = models.UUIDField[object, "RindleFile | None"]
+else:
+    _AssetIdField = models.UUIDField
+
+
+class RindleField(_AssetIdField):
     """A rindle asset of ``profile`` held by a model instance (see the module docstring).
 
     The column is a nullable UUID (the asset id); ``blank=True`` by default. The slot is
@@ -294,17 +305,19 @@ class RindleField(models.UUIDField):  # type: ignore[type-arg]
         elif data is not None:
             setattr(instance, self.attname, data)
 
-    def formfield(self, **kwargs: Any) -> Any:  # type: ignore[override]
-        """:class:`rindle_django.forms.RindleFormField` for this profile."""
+    def formfield(self, form_class: type[forms.Field] | None = None,
+                  choices_form_class: type[forms.ChoiceField] | None = None,
+                  **kwargs: Any) -> forms.Field:
+        """:class:`rindle_django.forms.RindleFormField` for this profile (or ``form_class``,
+        given the same arguments); ``choices_form_class`` is not used."""
         from rindle_django.forms import RindleFormField
 
-        defaults: dict[str, Any] = {"form_class": RindleFormField, "profile": self.profile,
-                                    "required": not self.blank}
+        defaults: dict[str, Any] = {"profile": self.profile, "required": not self.blank}
         defaults.update(kwargs)
         if not _upload_widget(defaults.get("widget")):
             defaults.pop("widget", None)  # the admin's UUID text input, for a UUIDField
-        form_class = defaults.pop("form_class")
-        defaults.pop("choices_form_class", None)
+        if form_class is None:
+            form_class = RindleFormField
         return form_class(**{k: v for k, v in defaults.items()
                              if k in ("profile", "required", "label", "help_text", "widget",
                                       "initial", "direct", "disabled")})
