@@ -16,10 +16,22 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from typing import TypedDict, Unpack
 
 from rindle.errors import ConfigError
 
-__all__ = ["AVSettings"]
+__all__ = ["AVCaps", "AVSettings"]
+
+
+class AVCaps(TypedDict, total=False):
+    """The fields :meth:`AVSettings.with_caps` may override, with their types."""
+
+    ffmpeg: str
+    ffprobe: str
+    timeout_s: float
+    cpu_s: int
+    max_duration_s: int
+    max_output_bytes: int
 
 
 def _number(name: str, default: float) -> float:
@@ -59,6 +71,6 @@ class AVSettings:
             max_output_bytes=int(_number("RINDLE_FFMPEG_MAX_OUTPUT", 500_000_000)),
         )
 
-    def with_caps(self, **caps: float | int | str) -> AVSettings:
+    def with_caps(self, **caps: Unpack[AVCaps]) -> AVSettings:
         """A copy with some caps overridden for one call."""
-        return replace(self, **caps)  # type: ignore[arg-type]
+        return replace(self, **caps)

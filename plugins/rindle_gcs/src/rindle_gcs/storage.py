@@ -12,9 +12,9 @@ import datetime as dt
 import http.client
 import os
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import quote, urlsplit
 
 import google.auth
@@ -72,6 +72,15 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 #: object (generation 0 means "no live object").
 CREATE_ONLY = {"x-goog-if-generation-match": "0"}
 _UNAVAILABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class _KeyFileLoader(Protocol):
+    def __call__(self, filename: str, *, scopes: list[str]) -> Credentials: ...
+
+
+# google-auth leaves these two unannotated; bound here with the types they have.
+_anonymous: Callable[[], Credentials] = AnonymousCredentials
+_key_from_file: _KeyFileLoader = service_account.Credentials.from_service_account_file
 
 
 def _unavailable(status: int) -> bool:
@@ -141,7 +150,7 @@ class GCSStorage(Storage):
         if self.emulator_host:
             # requests go to the emulator unauthenticated; a key only signs URLs
             self.client = gcs.Client(project=project or "rindle-emulator",
-                                     credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+                                     credentials=_anonymous(),
                                      client_options={"api_endpoint": self.emulator_host})
         else:
             credentials = signer if signer is not None else self._default_credentials(name)
@@ -167,8 +176,7 @@ class GCSStorage(Storage):
     def _load_key(name: str, path: str | os.PathLike[str]) -> Credentials:
         try:
             creds: Credentials = (
-                service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
-                    os.fspath(path), scopes=list(_SCOPES)))
+                _key_from_file(os.fspath(path), scopes=list(_SCOPES)))
         except FileNotFoundError:
             raise ConfigError(f"storage {name!r}: credentials_file {os.fspath(path)!r} does "
                               "not exist; point it at a service-account JSON key") from None
