@@ -777,7 +777,11 @@ def _on_host_connection_commit(connection: Connection) -> None:
     with _WAITING_LOCK:
         if not _WAITING.get(connection):
             return
-    connection.connection.dbapi_connection.commit()  # type: ignore[union-attr]
+    dbapi = connection.connection.dbapi_connection
+    if dbapi is None:  # only after invalidation, which a connection mid-commit has not had
+        raise DatabaseUnavailable("the database connection was invalidated before COMMIT; "
+                                  "nothing was committed: run the transaction again")
+    dbapi.commit()
     _end(connection, "committed")
 
 

@@ -96,13 +96,14 @@ def _as_spec(variant: str, value: object) -> _variants.VariantSpec:
     if isinstance(value, Mapping):
         opts = dict(value)
         kind = opts.pop("kind", "image")
-        classes = {"image": _variants.Image, "video": _variants.Video,
-                   "audio": _variants.Audio, "waveform": _variants.Waveform}
+        classes: dict[str, type[_variants.VariantSpec]] = {
+            "image": _variants.Image, "video": _variants.Video,
+            "audio": _variants.Audio, "waveform": _variants.Waveform}
         if kind not in classes:
             raise ProfileError(f"variant {variant!r}: kind must be one of "
                                f"{', '.join(classes)}; got {kind!r}", key="kind")
         try:
-            return classes[kind](**opts)  # type: ignore[no-any-return]
+            return classes[kind](**opts)
         except TypeError as exc:
             raise ProfileError(f"variant {variant!r}: {exc}", key=variant) from None
     raise ProfileError(
