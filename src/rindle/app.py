@@ -28,7 +28,7 @@ from rindle.config import DeliverySettings, Settings, load_settings
 from rindle.context import Context, Lazy
 from rindle.database import Database
 from rindle.domain.profile import Profile
-from rindle.errors import ConfigError, ProfileError
+from rindle.errors import ConfigError, PluginError, ProfileError
 from rindle.hooks import Hooks
 from rindle.plugins import BackendRegistry, make_plugin_manager
 from rindle.storage.base import BackendContext, Storage
@@ -106,14 +106,16 @@ class _Storages:
                     f"{', '.join(sorted(self.settings.storages))}"
                 ) from None
             klass = self.registry.get(table.pop("backend"))
+            if not issubclass(klass, Storage):  # the registry admits Storage subclasses only
+                raise PluginError(f"storage backend {klass!r} is not a rindle Storage")
             context = BackendContext(
                 secret_key=self._require_secret(f"storage {name!r}"),
                 tmp_dir=self.settings.resolved_tmp_dir,
                 base_dir=self.settings.base_dir,
             )
-            storage = klass.from_settings(name, table, context)  # type: ignore[attr-defined]
+            storage = klass.from_settings(name, table, context)
             self.built[name] = storage
-            return storage  # type: ignore[no-any-return]
+            return storage
 
     def _require_secret(self, what: str) -> str:
         if not self.settings.secret_key:

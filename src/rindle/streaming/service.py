@@ -24,7 +24,7 @@ from sqlalchemy import select
 from rindle.config import STREAMING_CORE_KEYS, StreamingProviderSettings
 from rindle.domain.models import ProviderAsset
 from rindle.domain.queries import get_asset
-from rindle.errors import ConfigError, StreamingNotConfigured
+from rindle.errors import ConfigError, PluginError, StreamingNotConfigured
 from rindle.ids import parse_id
 from rindle.plugins import BackendRegistry
 from rindle.streaming import direct as _direct
@@ -102,7 +102,9 @@ class Streaming:
                 return self._providers[name]
             cfg = self.config(name)
             klass = self.registry.get(cfg.backend)
-            provider = klass.from_settings(name, dict(cfg.settings))  # type: ignore[attr-defined]
+            if not issubclass(klass, Provider):  # the registry admits Provider subclasses only
+                raise PluginError(f"streaming backend {klass!r} is not a rindle Provider")
+            provider = klass.from_settings(name, dict(cfg.settings))
             if not isinstance(provider, Provider):
                 raise ConfigError(f"{klass!r}.from_settings did not return a Provider")
             self._providers[name] = provider
