@@ -85,7 +85,9 @@ def _timestamp(value: str) -> dt.datetime:
     try:
         parsed = dt.datetime.fromisoformat(value)
     except (TypeError, ValueError):
-        return parse_timestamp(value)  # type: ignore[no-any-return]
+        # botocore ships no types; parse_timestamp returns an aware datetime or raises
+        stamp: dt.datetime = parse_timestamp(value)
+        return stamp
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
