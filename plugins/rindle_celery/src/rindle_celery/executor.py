@@ -22,9 +22,11 @@ from typing import Any, Protocol
 from celery import Celery
 from kombu.entity import Queue
 
+from rindle.config import Settings
+from rindle.database import Database
 from rindle.errors import ConfigError
 from rindle.jobs import Executor, JobQueue, JobRef, Relay, run_job
-from rindle.jobs.queue import QueueApp
+from rindle.telemetry import Telemetry
 
 __all__ = ["OPTIONS", "RELAY_TASK", "RUN_TASK", "CeleryExecutor", "celery_app"]
 
@@ -46,9 +48,22 @@ _DEFAULT_RELAY_INTERVAL = 5.0  # the same as `rindle relay --interval`
 _queue: Callable[[str], Queue] = Queue
 
 
-class JobsApp(QueueApp, Protocol):
-    """The app an executor is built with (a :class:`rindle.context.Context` is one): the
-    queue's app, plus the job queue itself, which the tasks and the relay run against."""
+class JobsApp(Protocol):
+    """The app an executor is built with (a :class:`rindle.context.Context` is one): what
+    a job queue needs from its app (settings, db, telemetry), plus the job queue itself,
+    which the tasks and the relay run against."""
+
+    @property
+    def settings(self) -> Settings:
+        """The validated settings."""
+
+    @property
+    def db(self) -> Database:
+        """The database the job table lives in."""
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """Where job events go."""
 
     @property
     def jobs(self) -> JobQueue[Any]:
