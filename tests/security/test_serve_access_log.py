@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from rindle.storage.local import LocalStorage
 
 SECRET_KEY = "k" * 40
@@ -60,7 +62,9 @@ def test_the_access_log_shows_paths_without_tokens(db_url: str, tmp_path: Path) 
     get_token = parse_qs(urlsplit(get).query)["token"][0]
     forged = "SECRETforgedTOKEN0123456789"
     raw_line_token = "SECRETinAbadREQUESTline42"
-    env = {**os.environ, "RINDLE_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    # faulthandler: should the server ever fail to stop, SIGABRT makes it print every
+    # thread's stack into the log this test shows
+    env = {**os.environ, "RINDLE_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "rindle", "--config", str(config), "serve", "--port", "0"],
         env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
@@ -84,7 +88,12 @@ def test_the_access_log_shows_paths_without_tokens(db_url: str, tmp_path: Path) 
         bad_status, _ = exchange(port, (  # four words: a bad request line
             f"GET /media/{key}?token={raw_line_token} junk HTTP/1.1\r\n\r\n").encode())
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)  # a few short lines: the pipe never fills
+        try:
+            proc.wait(timeout=60)  # a few short lines: the pipe never fills
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            pytest.fail("rindle serve did not stop on SIGINT within 60 s; its stacks:\n"
+                        + proc.stderr.read()[-6000:])
         rest = proc.stderr.read()  # through the same buffer readline() used
     finally:
         if proc.poll() is None:
