@@ -304,7 +304,7 @@ def equal_effort(results: dict[str, dict[str, Any]], rate: dict[str, float]) -> 
         score = mean_ssim(Path(r["out"]), reference)
         shown = "n/a (no numpy)" if score is None else f"{score:.4f}"
         print(f"{name:<14}{rate[name] / rate['vips']:>16.2f}x{r['bytes'] / r['images']:>12.0f}"
-              f"{size:>14.2f}x{shown:>14}")
+              f"{size:>14.2f}x {shown:>13}")
         if name == "rindle-m4":
             if rate[name] < rate["vips"]:
                 misses.append("rindle at equal effort is below 1.0x vipsthumbnail")
