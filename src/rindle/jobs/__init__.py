@@ -10,6 +10,7 @@ from rindle.jobs.queue import (
     JobContext,
     JobQueue,
     JobRef,
+    QueueApp,
 )
 from rindle.jobs.worker import Worker
 
@@ -23,6 +24,7 @@ __all__ = [
     "JobContext",
     "JobQueue",
     "JobRef",
+    "QueueApp",
     "Relay",
     "RelayReport",
     "Retry",

@@ -22,11 +22,8 @@ from typing import Any, Protocol
 from celery import Celery
 from kombu.entity import Queue
 
-from rindle.config import Settings
-from rindle.database import Database
 from rindle.errors import ConfigError
-from rindle.jobs import Executor, JobQueue, JobRef, Relay, run_job
-from rindle.telemetry import Telemetry
+from rindle.jobs import Executor, JobQueue, JobRef, QueueApp, Relay, run_job
 
 __all__ = ["OPTIONS", "RELAY_TASK", "RUN_TASK", "CeleryExecutor", "celery_app"]
 
@@ -48,22 +45,10 @@ _DEFAULT_RELAY_INTERVAL = 5.0  # the same as `rindle relay --interval`
 _queue: Callable[[str], Queue] = Queue
 
 
-class JobsApp(Protocol):
+class JobsApp(QueueApp, Protocol):
     """The app an executor is built with (a :class:`rindle.context.Context` is one): what
     a job queue needs from its app (settings, db, telemetry), plus the job queue itself,
     which the tasks and the relay run against."""
-
-    @property
-    def settings(self) -> Settings:
-        """The validated settings."""
-
-    @property
-    def db(self) -> Database:
-        """The database the job table lives in."""
-
-    @property
-    def telemetry(self) -> Telemetry:
-        """Where job events go."""
 
     @property
     def jobs(self) -> JobQueue[Any]:
