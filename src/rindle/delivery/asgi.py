@@ -40,7 +40,7 @@ from rindle.delivery.messages import Request, Response, plain
 if TYPE_CHECKING:
     from rindle.delivery.core import DeliveryHost
 
-__all__ = ["DeliveryASGIApp", "ReceiveStream", "asgi_app", "serve_lifespan"]
+__all__ = ["DeliveryASGIApp", "ReceiveStream", "asgi_app", "scope_headers", "serve_lifespan"]
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class ReceiveStream:
         return out
 
 
-def _headers(scope: Scope) -> dict[str, str]:
+def scope_headers(scope: Scope) -> dict[str, str]:
     """Lower-case name -> value; repeated headers joined with ``", "`` as WSGI servers do."""
     out: dict[str, str] = {}
     for raw_name, raw_value in scope.get("headers", ()):
@@ -149,7 +149,7 @@ class DeliveryASGIApp:
             raise ValueError(f"rindle delivery: unsupported ASGI scope type {kind!r}")
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = _headers(scope)
+        headers = scope_headers(scope)
         loop = asyncio.get_running_loop()
         method = str(scope["method"])
 

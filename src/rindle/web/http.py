@@ -21,7 +21,14 @@ from http import HTTPStatus
 from typing import IO, Any, cast
 from wsgiref.types import StartResponse, WSGIEnvironment
 
-from rindle.delivery.asgi import Receive, ReceiveStream, Scope, Send, serve_lifespan
+from rindle.delivery.asgi import (
+    Receive,
+    ReceiveStream,
+    Scope,
+    Send,
+    scope_headers,
+    serve_lifespan,
+)
 from rindle.delivery.body import RequestBody
 from rindle.delivery.headers import SECURITY_HEADERS
 
@@ -188,11 +195,7 @@ class ASGIApp:
         if scope["type"] != "http":
             return
         method = str(scope["method"]).upper()
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in scope.get("headers", []):
-            name = raw_name.decode("latin-1").lower()
-            value = raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        headers = scope_headers(scope)
         path = _strip(str(scope.get("path") or "/"), self.mount)
         stream = ReceiveStream(receive, asyncio.get_running_loop())
         body = RequestBody.from_headers(
