@@ -27,9 +27,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import rindle_mux.plugin
 from rindle import Delivery, Profile, Rindle, variants
-from rindle.domain.models import Asset, ProviderAsset, utcnow
+from rindle.domain.models import Asset, ProviderAsset, Variant, utcnow
 from rindle.plugins import make_plugin_manager
 from rindle.streaming import sign
+from rindle.streaming.ingest import enqueue_server_push
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN_ID, TOKEN_SECRET = "test-token-id", "test-token-secret-do-not-log-0001"
@@ -231,13 +232,16 @@ def mux_settings(mux: FakeMux, keypair: KeyPair, **extra: Any) -> dict[str, Any]
 @pytest.fixture
 def make_mux_app(make_app: Callable[..., Rindle], mux: FakeMux, keypair: KeyPair
                  ) -> Callable[..., Rindle]:
-    """Factory: a migrated app (this test's dialect) with rindle-mux and profile ``clip``."""
+    """Factory: a migrated app (this test's dialect) with rindle-mux and profile ``clip``;
+    keywords join its ``[streaming.mux]`` table, ``app_options`` its other ``Rindle()``
+    options."""
 
-    def factory(**extra: Any) -> Rindle:
+    def factory(app_options: dict[str, Any] | None = None, **extra: Any) -> Rindle:
         pm = make_plugin_manager(load_entrypoints=False)
         pm.register(rindle_mux.plugin, name="mux")
-        return make_app(plugin_manager=pm, profiles=[Clip],
-                        streaming=mux_settings(mux, keypair, **extra))
+        return make_app(**{"plugin_manager": pm, "profiles": [Clip],
+                           "streaming": mux_settings(mux, keypair, **extra),
+                           **(app_options or {})})
 
     return factory
 
@@ -280,3 +284,20 @@ def reload(app: Rindle, row: ProviderAsset) -> ProviderAsset:
         fresh = s.get(ProviderAsset, row.id)
         assert fresh is not None
         return fresh
+
+
+def ready_clip(app: Rindle) -> tuple[Asset, Variant]:
+    """Insert a ready ``clip`` asset with a ready ``web_720p`` variant (no bytes stored) and
+    enqueue its server-push ingest job, in one transaction."""
+    digest = Clip.recipe_digest("web_720p")
+    with app.db.transaction() as s:
+        asset = Asset(profile="clip", storage_key=f"clip/{uuid.uuid4()}/original.mp4",
+                      state="ready", kind="video", content_type="video/mp4")
+        s.add(asset)
+        s.flush()
+        variant = Variant(asset_id=asset.id, name="web_720p", state="ready",
+                          recipe_digest=digest, output_kind="video",
+                          storage_key=f"clip/{asset.id}/web_720p-{digest[:8]}.mp4")
+        s.add(variant)
+        enqueue_server_push(app, s, asset, "web_720p", digest)
+    return asset, variant

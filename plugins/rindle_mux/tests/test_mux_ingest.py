@@ -3,30 +3,14 @@ created from a signed URL of it, on both dialects."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from muxkit import Clip, FakeMux
+from muxkit import FakeMux, ready_clip
 from sqlalchemy import select
 
 from rindle import Rindle
 from rindle.domain.models import Asset, Job, ProviderAsset, Variant
 from rindle.streaming.ingest import INGEST, enqueue_server_push
-
-
-def _ready_clip(app: Rindle) -> tuple[Asset, Variant]:
-    digest = Clip.recipe_digest("web_720p")
-    with app.db.transaction() as s:
-        asset = Asset(profile="clip", storage_key=f"clip/{uuid.uuid4()}/original.mp4",
-                      state="ready", kind="video", content_type="video/mp4")
-        s.add(asset)
-        s.flush()
-        variant = Variant(asset_id=asset.id, name="web_720p", state="ready",
-                          recipe_digest=digest, output_kind="video",
-                          storage_key=f"clip/{asset.id}/web_720p-{digest[:8]}.mp4")
-        s.add(variant)
-        enqueue_server_push(app, s, asset, "web_720p", digest)
-    return asset, variant
 
 
 def _row(app: Rindle, asset: Asset) -> ProviderAsset | None:
@@ -37,7 +21,7 @@ def _row(app: Rindle, asset: Asset) -> ProviderAsset | None:
 
 def test_ready_source_variant_is_pushed_to_mux(mux_app: Rindle, mux: FakeMux,
                                                events: list[Any]) -> None:
-    asset, variant = _ready_clip(mux_app)
+    asset, variant = ready_clip(mux_app)
     assert mux_app.jobs.drain(["provider"]) == 1
     [call] = mux.calls("POST")
     source = call.body["inputs"][0]["url"]
@@ -61,7 +45,7 @@ def test_create_failure_is_retried_while_no_provider_id(mux_app: Rindle, mux: Fa
                                                         ) -> None:
     for _ in range(4):
         mux.then("POST", "/video/v1/assets", 500, {"error": {}})
-    asset, _ = _ready_clip(mux_app)
+    asset, _ = ready_clip(mux_app)
     mux_app.jobs.drain(["provider"])
     row = _row(mux_app, asset)
     assert row is not None and row.state == "uploading" and row.provider_asset_id is None
@@ -71,7 +55,7 @@ def test_create_failure_is_retried_while_no_provider_id(mux_app: Rindle, mux: Fa
 
 
 def test_stale_source_cancels_without_calling_mux(mux_app: Rindle, mux: FakeMux) -> None:
-    _, variant = _ready_clip(mux_app)
+    _, variant = ready_clip(mux_app)
     with mux_app.db.transaction() as s:
         s.get(Variant, variant.id).recipe_digest = "0" * 64  # type: ignore[union-attr]
     mux_app.jobs.drain(["provider"])

@@ -1,16 +1,21 @@
-"""Helpers for the rindle-otel tests: a small profile and the in-memory pipeline's reader."""
+"""Helpers for the rindle-otel tests: a small profile, an in-memory SDK pipeline for an app,
+and its reader."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from rindle import Delivery, Profile, Rindle, variants
-from rindle_otel import Instrumentation
+from rindle_otel import Instrumentation, instrument
 
 
 class Photo(Profile):
@@ -47,3 +52,21 @@ class Pipeline:
                         key = tuple(sorted((p.attributes or {}).items()))
                         out[key] = getattr(p, "value", None) if hasattr(p, "value") else p.count
         return out
+
+
+@contextmanager
+def exporting(app: Rindle) -> Iterator[Pipeline]:
+    """``app`` instrumented on a fresh in-memory SDK pipeline (span exporter, metric reader);
+    uninstrumented and the providers shut down on exit."""
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    otel = instrument(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        yield Pipeline(app, otel, exporter, reader)
+    finally:
+        otel.uninstrument()
+        meter_provider.shutdown()
+        tracer_provider.shutdown()

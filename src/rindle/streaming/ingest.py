@@ -105,7 +105,11 @@ def ingest_asset(streaming: Streaming, args: dict[str, Any]) -> str:
     """Run one server-push ingest (the job's body); returns the row's state afterwards.
 
     Raises :class:`Cancel` for stale sources and rows that can no longer ingest, and
-    :class:`Retry` for provider rate limits and failures.
+    :class:`Retry` for provider rate limits and failures. Telemetry: one
+    ``rindle.provider.ingest.start``, then exactly one ``.stop`` (``result`` ``created``, or
+    ``unchanged`` for a row already pushed) or ``.exception`` (``kind`` ``cancelled``,
+    ``retry`` or ``error``, and a ``reason``: the job outcome's reason, the provider error's
+    code, or the exception's type), so a trace's ingest span always ends with the work.
     """
     app = streaming.app
     tel = app.telemetry
@@ -116,20 +120,46 @@ def ingest_asset(streaming: Streaming, args: dict[str, Any]) -> str:
             "variant_name": args["variant_name"]}
     started = time.monotonic()
     tel.emit("rindle.provider.ingest.start", {"system_time": time.time_ns()}, meta)
+    try:
+        state, provider_asset_id, created = _push(streaming, args, profile.name,
+                                                  provider_name, str(cfg["playback_policy"]))
+    except Exception as exc:
+        if isinstance(exc, Cancel | Retry):
+            kind, reason = ("cancelled" if isinstance(exc, Cancel) else "retry"), exc.reason
+        elif isinstance(exc, ProviderSyncFailed):
+            kind, reason = "error", exc.code
+        else:
+            kind, reason = "error", type(exc).__name__
+        tel.emit("rindle.provider.ingest.exception",
+                 {"duration": time.monotonic() - started},
+                 {**meta, "kind": kind, "reason": reason})
+        raise
+    tel.emit("rindle.provider.ingest.stop",
+             {"system_time": time.time_ns(), "duration": time.monotonic() - started},
+             {**meta, "asset_id": redact_id(provider_asset_id), "state": state,
+              "result": "created" if created else "unchanged"})
+    return state
+
+
+def _push(streaming: Streaming, args: dict[str, Any], profile: str, provider_name: str,
+          policy: str) -> tuple[str, str | None, bool]:
+    """The ingest's steps (see the module docstring): the row's state and provider asset id
+    afterwards, and whether this run created the provider asset (``False``: the row was
+    already pushed); raises what :func:`ingest_asset` documents."""
+    app = streaming.app
+    tel = app.telemetry
     reason = _stale(app, args)
     if reason:
-        tel.emit("rindle.provider.ingest.exception", {}, {**meta, "kind": "cancelled",
-                                                          "reason": reason})
         raise Cancel(reason)
     asset_id = uuid.UUID(args["asset_id"])
-    row = _ensure_row(app, asset_id, profile.name, provider_name, str(cfg["playback_policy"]))
+    row = _ensure_row(app, asset_id, profile, provider_name, policy)
     if row.state == "errored":
         raise Cancel("provider_asset_errored")
     if row.state == "deleted":
         raise Cancel("provider_asset_deleted")
     if row.state in ("processing", "ready") or (row.state == "uploading"
                                                 and row.provider_asset_id):
-        return row.state
+        return row.state, row.provider_asset_id, False
     if row.state == "pending":
         try:
             with app.db.transaction() as s:
@@ -139,13 +169,9 @@ def ingest_asset(streaming: Streaming, args: dict[str, Any]) -> str:
     source_url = app.url(asset_id, args["variant_name"], expires_in=SOURCE_URL_TTL)
     provider = streaming.provider(provider_name)
     try:
-        created = provider.create_asset(source_url, playback_policy=str(cfg["playback_policy"]))
+        created = provider.create_asset(source_url, playback_policy=policy)
     except ProviderQuotaExceeded as exc:
         raise Retry("provider_quota_exceeded", delay=exc.retry_after) from None
-    except ProviderSyncFailed as exc:
-        tel.emit("rindle.provider.ingest.exception", {}, {**meta, "kind": "error",
-                                                          "reason": exc.code})
-        raise
     reason = _stale(app, args)
     try:
         if reason:
@@ -164,7 +190,4 @@ def ingest_asset(streaming: Streaming, args: dict[str, Any]) -> str:
         if isinstance(exc, Cancel):
             raise
         raise Retry(f"could not record the provider asset ({type(exc).__name__})") from None
-    tel.emit("rindle.provider.ingest.stop",
-             {"system_time": time.time_ns(), "duration": time.monotonic() - started},
-             {**meta, "asset_id": redact_id(created.provider_asset_id)})
-    return "processing"
+    return "processing", created.provider_asset_id, True

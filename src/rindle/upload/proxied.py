@@ -161,9 +161,26 @@ def _on_disk(app: AppContext, prof: type[Profile], path: Path | None, stream: An
 
 
 def _store_and_record(app: AppContext, prof: type[Profile], path: Path, filename: str) -> Asset:
-    policy = prof.upload_policy()
+    """Check, store and record one upload between ``rindle.upload.start`` and its end: the
+    ``.stop`` once the row commits, or, when anything raises, ``rindle.upload.exception``
+    (``kind`` ``rejected`` with the rejection's code as ``reason``, else ``error`` with the
+    exception's type) before the error propagates, so an upload span never outlives its
+    work."""
     app.telemetry.emit("rindle.upload.start", {"system_time": _now_ns()},
                        {"profile": prof.name, "adapter": "proxied"})
+    try:
+        return _checked_store(app, prof, path, filename)
+    except BaseException as exc:
+        kind, reason = (("rejected", exc.code) if isinstance(exc, UploadRejected)
+                        else ("error", type(exc).__name__))
+        app.telemetry.emit("rindle.upload.exception", {"system_time": _now_ns()},
+                           {"profile": prof.name, "adapter": "proxied", "kind": kind,
+                            "reason": reason})
+        raise
+
+
+def _checked_store(app: AppContext, prof: type[Profile], path: Path, filename: str) -> Asset:
+    policy = prof.upload_policy()
     checked = validate_upload(path, filename=filename, policy=policy)
     asset_id = uuid7()
     key = generate_key(prof.name, asset_id, checked.extension)
