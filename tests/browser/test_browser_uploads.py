@@ -16,9 +16,12 @@ import json
 import random
 import re
 import signal
+import struct
 import subprocess
 import sys
 import time
+import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,8 @@ import pytest
 from PIL import Image
 
 from rindle import Rindle
-from rindle.testing.servers import free_port, http
+from rindle.domain.models import UploadSession, Variant
+from rindle.testing.servers import free_port, http, serving
 from tests.apps import MakeApp
 from tests.browser import host as host_module
 from tests.browser.conftest import serve_host
@@ -65,6 +69,20 @@ def jpeg(colour: tuple[int, int, int], size: int, filler: int = 0, seed: int = 1
     out = io.BytesIO()
     Image.new("RGB", (size, size), colour).save(out, "JPEG")
     return out.getvalue() + random.Random(seed).randbytes(filler)
+
+
+def broken_png(size: tuple[int, int] = (320, 240)) -> bytes:
+    """A PNG whose pixel data is not a zlib stream, behind a valid chunk checksum: the
+    upload gate (chunk CRCs, no inflate) admits it, decoding it for a variant fails."""
+    out = io.BytesIO()
+    Image.new("RGB", size, COLOUR).save(out, "PNG")
+    data = out.getvalue()
+    start = data.index(b"IDAT") - 4
+    length = struct.unpack(">I", data[start:start + 4])[0]
+    body = random.Random(5).randbytes(length)
+    chunk = struct.pack(">I", length) + b"IDAT" + body + struct.pack(
+        ">I", zlib.crc32(b"IDAT" + body))
+    return data[:start] + chunk + data[start + 12 + length:]
 
 
 @pytest.fixture
@@ -141,6 +159,38 @@ def test_gcs_cors_block_has_the_keys_gcs_takes() -> None:
     assert len(rules) == 1
     assert set(rules[0]) == {"origin", "method", "responseHeader", "maxAgeSeconds"}
     assert "PUT" in rules[0]["method"] and "ETag" in rules[0]["responseHeader"]
+
+
+def test_the_gcs_emulator_applies_no_cors_so_no_browser_test_uploads_to_it(
+        tmp_path: Path) -> None:
+    """What the guide says of gcp-storage-emulator: it keeps a bucket's ``cors`` but answers
+    a preflight 501 and never sends ``Access-Control-*``. Should this fail, the emulator
+    learnt CORS: add a browser upload to it and change the guide."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    origin = "http://127.0.0.1:9"
+    rules = json.loads(guide_blocks()["gcs-cors.json"])
+    rules[0]["origin"] = [origin]
+    with serving([sys.executable, "-m", "gcp_storage_emulator", "start", "--host",
+                  "127.0.0.1", "--port", str(port), "--in-memory", "--quiet"],
+                 ready_url=f"{url}/", name="gcp-storage-emulator", cwd=tmp_path):
+        as_json = {"Content-Type": "application/json"}
+        status, body, _ = http("POST", f"{url}/storage/v1/b",
+                               json.dumps({"name": "cors-probe"}).encode(), as_json)
+        assert status == 200, body
+        status, body, _ = http("PATCH", f"{url}/storage/v1/b/cors-probe",
+                               json.dumps({"cors": rules}).encode(), as_json)
+        assert status == 200, body  # what `gcloud storage buckets update` sends
+        status, body, _ = http("GET", f"{url}/storage/v1/b/cors-probe")
+        assert json.loads(body)["cors"] == rules  # stored...
+        status, _, headers = http("OPTIONS", f"{url}/cors-probe/photo.jpg", headers={
+            "Origin": origin, "Access-Control-Request-Method": "PUT"})
+        assert status == 501  # ...but no preflight is answered
+        status, _, put_headers = http("PUT", f"{url}/cors-probe/photo.jpg", b"abc",
+                                      {"Origin": origin, "Content-Type": "image/jpeg"})
+        assert status == 200
+        for answer in (headers, put_headers):
+            assert not [h for h in answer if h.lower().startswith("access-control-")]
 
 
 # --- Uppy and @uppy/tus across a server restart -----------------------------------------------
@@ -222,12 +272,12 @@ def test_uppy_tus_resumes_after_the_server_is_killed(
 # --- Uppy and @uppy/aws-s3 to S3 (moto), and rindle's module's multipart ---------------------
 
 
-def test_uppy_aws_s3_multipart_to_moto(browser: Any, make_app: MakeApp, npm_dir: Path,
-                                       files: Path, tmp_path: Path, moto_endpoint: str,
-                                       make_bucket: Callable[[], str]) -> None:
+@pytest.fixture
+def s3_host(make_app: MakeApp, npm_dir: Path, files: Path, moto_endpoint: str,
+            make_bucket: Callable[[], str]) -> Iterator[tuple[str, Rindle, str, Any]]:
+    """The host over a fresh moto bucket carrying the guide's CORS rules for the host's
+    origin: yields the base URL, the app, the bucket and a boto3 client."""
     bucket = make_bucket()
-    data = jpeg((30, 160, 60), 64, filler=11 * MIB, seed=7)  # parts of 5, 5 and 1+ MiB
-    (files / "parts.jpg").write_bytes(data)
     settings = {"backend": "s3", "bucket": bucket, "endpoint_url": moto_endpoint,
                 "region": "us-east-1", "access_key_id": "testing",
                 "secret_access_key": "testing"}
@@ -242,34 +292,96 @@ def test_uppy_aws_s3_multipart_to_moto(browser: Any, make_app: MakeApp, npm_dir:
         client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
                               aws_access_key_id="testing", aws_secret_access_key="testing")
         client.put_bucket_cors(Bucket=bucket, CORSConfiguration=cors)
-        open_page(browser, base, "/app/page/uppy.html?config=uppy-s3.js&file=parts.jpg"
-                  "&type=image/jpeg", "alice")
-        state = wait_for(browser, "window.state.phase !== 'loading' && "
-                         "window.state.phase !== 'uploading' && window.state")
-        assert (state["phase"], state["successful"], state["failed"]) == ("done", 1, []), state
-        ready_asset(app, state["assetId"])
-        assert stored(app, state["assetId"], tmp_path) == data
+        yield base, app, bucket, client
 
-        # rindle's module: 3 parts in parallel, progress up to the total
-        open_page(browser, base, "/app/page/client.html", "alice")
-        wait_for(browser, "window.ready")
-        done = browser.execute_async_script("""
-            const finish = arguments[arguments.length - 1];
-            const seen = [];
-            fetch("/app/files/parts.jpg").then((r) => r.blob()).then((blob) =>
-              window.rindle.upload(new File([blob], "parts.jpg", { type: "image/jpeg" }), {
-                endpoint: "/api", profile: "photo", strategy: "multipart", concurrency: 3,
-                onProgress: ({ loaded, total }) => seen.push([loaded, total]),
-              })).then((done) => finish({ done, seen }),
-                       (error) => finish({ error: String(error) }));
-        """)
-        assert "error" not in done, done
-        assert done["done"]["session"]["strategy"] == "multipart"
-        assert done["seen"][-1] == [len(data), len(data)]
-        assert all(0 <= loaded <= len(data) for loaded, _ in done["seen"])
-        ready_asset(app, done["done"]["asset_id"])
-        assert stored(app, done["done"]["asset_id"], tmp_path) == data
 
+def test_uppy_aws_s3_multipart_to_moto(browser: Any, s3_host: tuple[str, Rindle, str, Any],
+                                       files: Path, tmp_path: Path) -> None:
+    data = jpeg((30, 160, 60), 64, filler=11 * MIB, seed=7)  # parts of 5, 5 and 1+ MiB
+    (files / "parts.jpg").write_bytes(data)
+    base, app, _, _ = s3_host
+    open_page(browser, base, "/app/page/uppy.html?config=uppy-s3.js&file=parts.jpg"
+              "&type=image/jpeg", "alice")
+    state = wait_for(browser, "window.state.phase !== 'loading' && "
+                     "window.state.phase !== 'uploading' && window.state")
+    assert (state["phase"], state["successful"], state["failed"]) == ("done", 1, []), state
+    ready_asset(app, state["assetId"])
+    assert stored(app, state["assetId"], tmp_path) == data
+
+    # rindle's module: 3 parts in parallel, progress up to the total
+    open_page(browser, base, "/app/page/client.html", "alice")
+    wait_for(browser, "window.ready")
+    done = browser.execute_async_script("""
+        const finish = arguments[arguments.length - 1];
+        const seen = [];
+        fetch("/app/files/parts.jpg").then((r) => r.blob()).then((blob) =>
+          window.rindle.upload(new File([blob], "parts.jpg", { type: "image/jpeg" }), {
+            endpoint: "/api", profile: "photo", strategy: "multipart", concurrency: 3,
+            onProgress: ({ loaded, total }) => seen.push([loaded, total]),
+          })).then((done) => finish({ done, seen }),
+                   (error) => finish({ error: String(error) }));
+    """)
+    assert "error" not in done, done
+    assert done["done"]["session"]["strategy"] == "multipart"
+    assert done["seen"][-1] == [len(data), len(data)]
+    assert all(0 <= loaded <= len(data) for loaded, _ in done["seen"])
+    ready_asset(app, done["done"]["asset_id"])
+    assert stored(app, done["done"]["asset_id"], tmp_path) == data
+
+
+
+def test_abort_mid_multipart_aborts_the_session_and_the_s3_upload(
+        browser: Any, s3_host: tuple[str, Rindle, str, Any]) -> None:
+    base, app, bucket, client = s3_host
+    open_page(browser, base, "/app/page/client.html", "alice")
+    wait_for(browser, "window.ready")
+    # One part at a time: the page aborts when the module asks for part 2's URL, so part 1
+    # is stored in S3 (listed by the API first) and part 2 never leaves.
+    got = browser.execute_async_script("""
+        const finish = arguments[arguments.length - 1];
+        const controller = new AbortController();
+        const seen = { session: null, partsBefore: null, signed: [] };
+        const originalFetch = window.fetch;
+        window.fetch = async (...args) => {
+          const url = String(args[0]);
+          const part = url.match(/\\/parts\\/(\\d+)$/);
+          if (part) seen.signed.push(Number(part[1]));
+          if (part && part[1] === "2") {
+            const listed = await originalFetch(`/api/uploads/${seen.session.id}/parts`);
+            seen.partsBefore = await listed.json();
+            controller.abort();
+          }
+          const answer = await originalFetch(...args);
+          if (url.endsWith("/api/uploads") && answer.status === 201) {
+            seen.session = await answer.clone().json();
+          }
+          return answer;
+        };
+        const bytes = new Uint8Array(11 * 1024 * 1024);
+        bytes.set([0xff, 0xd8, 0xff, 0xe0]);
+        window.rindle.upload(new File([bytes], "big.jpg", { type: "image/jpeg" }), {
+          endpoint: "/api", profile: "photo", strategy: "multipart", concurrency: 1,
+          signal: controller.signal,
+        }).then(() => finish({ outcome: "resolved", seen }),
+                (error) => finish({ outcome: error.name, seen }))
+          .finally(() => { window.fetch = originalFetch; });
+    """)
+    seen = got["seen"]
+    assert got["outcome"] == "AbortError", got
+    assert seen["session"]["strategy"] == "multipart"
+    assert seen["signed"] == [1, 2]
+    assert [(p["PartNumber"], p["Size"]) for p in seen["partsBefore"]] == [(1, 5 * MIB)]
+    with app.db.sessionmaker() as session:
+        row = session.get(UploadSession, uuid.UUID(seen["session"]["id"]))
+        assert row is not None
+        assert (row.state, row.upload_strategy) == ("aborted", "multipart")
+        upload_id, key = row.multipart_upload_id, row.upload_key
+    assert upload_id
+    open_uploads = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert upload_id not in {u["UploadId"] for u in open_uploads}
+    with pytest.raises(client.exceptions.NoSuchUpload):
+        client.list_parts(Bucket=bucket, Key=key, UploadId=upload_id)
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 # --- rindle's module on local storage -------------------------------------------------------
 
@@ -321,6 +433,52 @@ def test_module_shows_the_thumbnail_when_the_stream_says_ready(
         outside = shot.getpixel((int(200 * ratio), int(300 * ratio)))
         assert outside == (255, 255, 255)
 
+
+def _module_page_upload(browser: Any, base: str, photo: Path) -> str:
+    """Load the guide's module page, choose ``photo``; the asset id once verified (the
+    page's stream is open by then: ``upload`` waits for it before sending bytes)."""
+    open_page(browser, base, "/app/page/module.html", "alice")
+    browser.find_element("css selector", "#photo").send_keys(str(photo))
+    asset_id: str = wait_for(browser, "document.body.dataset.asset")
+    return asset_id
+
+
+def _variant_row(app: Rindle, asset_id: str) -> tuple[str, str | None]:
+    with app.db.sessionmaker() as session:
+        [row] = session.query(Variant).filter_by(asset_id=uuid.UUID(asset_id)).all()
+        return row.state, row.error_reason
+
+
+def test_module_shows_the_error_when_the_variant_fails(
+        browser: Any, local_host: Callable[..., Any], tmp_path: Path) -> None:
+    photo = tmp_path / "broken.png"
+    photo.write_bytes(broken_png())
+    with local_host() as (base, app):
+        asset_id = _module_page_upload(browser, base, photo)
+        app.jobs.drain()  # the thumbnail cannot be decoded: the variant fails
+        state, reason = _variant_row(app, asset_id)
+        assert state == "failed" and reason is not None
+        assert reason.startswith("image_unreadable: ")
+        message = wait_for(browser, "document.querySelector('#message').textContent")
+        assert message == "variant_failed: the variant thumb failed"
+        assert browser.execute_script("return document.querySelector('#thumbnail').src") == ""
+        assert app.get_asset(asset_id).state == "degraded"
+
+
+def test_module_shows_the_error_when_processing_is_cancelled(
+        browser: Any, local_host: Callable[..., Any], tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (320, 240), COLOUR).save(photo, "PNG")
+    with local_host() as (base, app):
+        asset_id = _module_page_upload(browser, base, photo)
+        assert app.jobs.drain(limit=1) == 1  # the promotion: the thumb is planned
+        assert _variant_row(app, asset_id)[0] == "planned"
+        assert app.cancel_processing(asset_id).variants == ("thumb",)
+        message = wait_for(browser, "document.querySelector('#message').textContent")
+        assert message == "variant_cancelled: the variant thumb was cancelled"
+        assert _variant_row(app, asset_id) == ("cancelled", "cancelled")
+        got = browser.execute_script("return document.querySelector('#thumbnail').src")
+        assert got == ""
 
 def test_tus_js_client_upload(browser: Any, local_host: Callable[..., Any],
                               files: Path, tmp_path: Path) -> None:

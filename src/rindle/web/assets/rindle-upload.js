@@ -211,8 +211,9 @@ async function multipart(o, signal, session, file, report) {
  * Wait on a Server-Sent Events stream until every variant named in `variants` of the
  * asset `assetId` is ready. Returns `{ opened, ready, close }`: `opened` resolves once the
  * stream is connected, `ready` with `{ name: event }` for those variants, and rejects when
- * one of them fails, the asset ends quarantined/failed/deleted, the stream is refused, or
- * `signal` aborts.
+ * one of them fails or is cancelled (a RindleUploadError with code "variant_failed" or
+ * "variant_cancelled", its `body` the stream's event), the asset ends quarantined/failed/
+ * deleted ("asset_<state>"), the stream is refused ("events_closed"), or `signal` aborts.
  */
 export function waitForVariants(url, { assetId, variants = [], signal = null } = {}) {
   const wanted = new Set(variants);
@@ -241,15 +242,17 @@ export function waitForVariants(url, { assetId, variants = [], signal = null } =
       if (assetId && event.asset_id !== assetId) return;
       if (!wanted.has(event.name)) return;
       if (event.state === "ready") { seen[event.name] = event; check(); }
-      else if (event.state === "failed") {
-        fail(new RindleUploadError(`variant ${event.name} failed`, { code: "variant_failed" }));
+      else if (event.state === "failed" || event.state === "cancelled") {
+        fail(new RindleUploadError(`the variant ${event.name} ${event.state === "failed"
+          ? "failed" : "was cancelled"}`, { code: `variant_${event.state}`, body: event }));
       }
     });
     source.addEventListener("asset", (message) => {
       const event = JSON.parse(message.data);
       if (assetId && (event.asset_id || event.id) !== assetId) return;
       if (["quarantined", "failed", "deleted"].includes(event.state)) {
-        fail(new RindleUploadError(`the asset is ${event.state}`, { code: `asset_${event.state}` }));
+        fail(new RindleUploadError(`the asset is ${event.state}`, { code: `asset_${event.state}`,
+                                                                body: event }));
       }
     });
     if (!wanted.size) { close(); settleOpen.resolve(); resolve(seen); }
