@@ -158,7 +158,9 @@ def test_live_progress_surface() -> None:
 
     assert list(inspect.signature(Rindle.subscribe_token).parameters) == [
         "self", "asset_ids", "expires_in"]
-    assert inspect.signature(Rindle.subscribe_token).parameters["expires_in"].default == 3600
+    # None: the app's [events] token_ttl (3600 unless set)
+    assert inspect.signature(Rindle.subscribe_token).parameters["expires_in"].default is None
+    assert "events" in inspect.signature(Rindle).parameters  # Rindle(events={...})
     assert {"events_wsgi", "events_asgi"} <= set(rindle.web.__all__)
     assert rindle.web.events_wsgi is wsgi_app and rindle.web.events_asgi is asgi_app
     assert "events" in inspect.signature(UploadAPI).parameters

@@ -1,4 +1,5 @@
-"""The typed settings tables: ``[jobs]``, ``[delivery]``, ``[streaming.NAME]``, ``[cron]``.
+"""The typed settings tables: ``[jobs]``, ``[delivery]``, ``[events]``,
+``[streaming.NAME]``, ``[cron]``.
 
 Unknown keys and wrong types are refused when the settings load, naming the table and the
 key; every default is written once, in :mod:`rindle.defaults`, and read from there by the
@@ -20,8 +21,11 @@ from click.testing import CliRunner
 from rindle import defaults
 from rindle.cli import cli
 from rindle.config import (
+    EVENTS_MAX_ASSETS_LIMIT,
+    EVENTS_TOKEN_TTL_LIMIT,
     STREAMING_CORE_KEYS,
     DeliverySettings,
+    EventsSettings,
     JobsSettings,
     Settings,
     StreamingProviderSettings,
@@ -45,6 +49,8 @@ def write(path: Path, text: str) -> Path:
      "lease_seconds, poll_interval, prefetch"),
     ("[delivery]", "max_put_byte", "accel_redirect, authorizer, max_put_bytes, "
      "signed_url_bucket, signed_url_ttl, x_sendfile"),
+    ("[events]", "heartbeats", "heartbeat, max_assets, max_lifetime, max_streams, "
+     "poll_interval, token_ttl"),
     ("[streaming.loop]", "provider_polling_floor_second",
      ", ".join(sorted(STREAMING_CORE_KEYS))),
 ])
@@ -97,6 +103,27 @@ def test_cron_entry_keys_are_job_arguments(tmp_path: Path) -> None:
     ('[delivery]\nauthorizer = "os.path:nope"', "[delivery] authorizer: module 'os.path' has "
      "no 'nope'"),
     ('[delivery]\nauthorizer = "os:sep"', "[delivery] authorizer 'os:sep' is not callable"),
+    ('[events]\nheartbeat = "15"', "[events] heartbeat must be a number (seconds), not '15'"),
+    ("[events]\nheartbeat = 0", "[events] heartbeat must be a number of seconds > 0, e.g. "
+     "15.0, not 0"),
+    ("[events]\npoll_interval = -0.5", "[events] poll_interval must be a number of seconds "
+     "> 0, e.g. 1.0, not -0.5"),
+    ("[events]\nmax_lifetime = inf", "[events] max_lifetime must be a number of seconds > 0"),
+    ("[events]\nheartbeat = nan", "[events] heartbeat must be a number of seconds > 0"),
+    ("[events]\nmax_streams = 0", "[events] max_streams must be a whole number of streams "
+     ">= 1, e.g. 100, not 0"),
+    ("[events]\nmax_streams = 1.5", "[events] max_streams must be a whole number"),
+    ("[events]\nmax_streams = true", "[events] max_streams must be a whole number"),
+    ("[events]\nmax_assets = 0", "[events] max_assets must be a whole number of asset ids "
+     "from 1 to 1000, e.g. 100, not 0"),
+    ("[events]\nmax_assets = 1001", "[events] max_assets must be a whole number of asset ids "
+     "from 1 to 1000, e.g. 100, not 1001"),
+    ("[events]\ntoken_ttl = 0", "[events] token_ttl must be a whole number of seconds from 1 "
+     "to 604800, e.g. 3600, not 0"),
+    ("[events]\ntoken_ttl = 604801", "[events] token_ttl must be a whole number of seconds "
+     "from 1 to 604800, e.g. 3600, not 604801"),
+    ('[events]\ntoken_ttl = "1h"', "[events] token_ttl must be a whole number"),
+    ("events = 3", "events must be a table"),
     ("[streaming.loop]\nbackend = 3", "[streaming.loop] backend must be a provider name"),
     ('[streaming.loop]\nprovider_polling_batch_size = "x"',
      "[streaming.loop] provider_polling_batch_size must be a positive integer"),
@@ -118,12 +145,25 @@ def test_a_wrong_type_is_refused_naming_the_key_and_the_type(tmp_path: Path, tex
     assert needle in str(err.value)
 
 
+def test_events_bounds_are_inclusive() -> None:
+    top = EventsSettings.parse({"max_assets": EVENTS_MAX_ASSETS_LIMIT,
+                                "token_ttl": EVENTS_TOKEN_TTL_LIMIT, "max_streams": 1,
+                                "heartbeat": 0.001, "poll_interval": 1, "max_lifetime": 2})
+    assert (top.max_assets, top.token_ttl) == (1000, 604800)
+    low = EventsSettings.parse({"max_assets": 1, "token_ttl": 1})
+    assert (low.max_assets, low.token_ttl, low.max_streams) == (1, 1, 100)
+    assert (top.heartbeat, top.poll_interval, top.max_lifetime) == (0.001, 1.0, 2.0)
+    assert isinstance(top.poll_interval, float)
+
+
 def test_tables_given_as_mappings_in_python_are_typed_too() -> None:
     settings = Settings(jobs={"lease_seconds": 30, "prefetch": 2},
-                        delivery={"max_put_bytes": 10}, streaming={"loop": {}})
+                        delivery={"max_put_bytes": 10}, streaming={"loop": {}},
+                        events={"heartbeat": 5, "max_assets": 3})
     assert settings.jobs == JobsSettings(lease_seconds=30.0, prefetch=2)
     assert isinstance(settings.jobs.lease_seconds, float)
     assert settings.delivery == DeliverySettings(max_put_bytes=10)
+    assert settings.events == EventsSettings(heartbeat=5.0, max_assets=3)
     assert settings.streaming["loop"].backend == "loop"
     with pytest.raises(ConfigError, match="unknown setting"):
         Settings(jobs={"lease": 1})
@@ -145,6 +185,13 @@ def test_table_defaults_are_the_constants() -> None:
     assert delivery.signed_url_ttl is defaults.DELIVERY_SIGNED_URL_TTL
     assert delivery.signed_url_bucket is defaults.DELIVERY_SIGNED_URL_BUCKET
     assert delivery.authorizer is None
+    events = Settings().events
+    assert events.heartbeat is defaults.EVENTS_HEARTBEAT
+    assert events.max_streams is defaults.EVENTS_MAX_STREAMS
+    assert events.max_lifetime is defaults.EVENTS_MAX_LIFETIME
+    assert events.poll_interval is defaults.EVENTS_POLL_INTERVAL
+    assert events.max_assets is defaults.EVENTS_MAX_ASSETS
+    assert events.token_ttl is defaults.EVENTS_TOKEN_TTL
     provider = StreamingProviderSettings.parse("loop", {})
     assert provider.polling_floor_seconds is defaults.STREAMING_POLLING_FLOOR_SECONDS
     assert provider.polling_batch_size is defaults.STREAMING_POLLING_BATCH_SIZE
@@ -180,6 +227,14 @@ def test_consumers_use_the_same_default_objects() -> None:
     assert _default(Operations.sweep_orphaned_temp_files,
                     "threshold_sec") is defaults.SWEEP_THRESHOLD
     assert wsgi.DEFAULT_MAX_PUT_BYTES is defaults.DELIVERY_MAX_PUT_BYTES
+    from rindle.web import events
+
+    assert events.MAX_ASSETS is defaults.EVENTS_MAX_ASSETS
+    assert events.DEFAULT_TOKEN_TTL is defaults.EVENTS_TOKEN_TTL
+    assert events.DEFAULT_HEARTBEAT is defaults.EVENTS_HEARTBEAT
+    assert events.DEFAULT_MAX_STREAMS is defaults.EVENTS_MAX_STREAMS
+    assert events.DEFAULT_MAX_LIFETIME is defaults.EVENTS_MAX_LIFETIME
+    assert events.DEFAULT_POLL_INTERVAL is defaults.EVENTS_POLL_INTERVAL
     assert _option_default(["runtime-status"],
                            "older_than") is defaults.RUNTIME_STATUS_OLDER_THAN
     assert _option_default(["runtime-status"], "limit") is defaults.RUNTIME_STATUS_LIMIT
@@ -190,7 +245,8 @@ def test_consumers_use_the_same_default_objects() -> None:
 #: Files that once repeated a default; the literal must not come back in any of them.
 CONSUMERS = ["config.py", "jobs/queue.py", "jobs/worker.py", "delivery/wsgi.py",
              "delivery/core.py", "streaming/service.py", "ops/runtime_status.py",
-             "ops/sweep.py", "ops/facade.py", "cli/diagnostics.py", "cli/maintenance.py"]
+             "ops/sweep.py", "ops/facade.py", "cli/diagnostics.py", "cli/maintenance.py",
+             "web/events.py"]
 
 
 def _code(text: str) -> str:
@@ -224,6 +280,7 @@ def test_the_file_rindle_init_writes_loads(tmp_path: Path,
     config = tmp_path / "rindle.toml"
     settings = load_settings(config, environ={})
     assert settings.jobs == JobsSettings() and settings.delivery == DeliverySettings()
+    assert settings.events == EventsSettings()
     assert settings.cron == {} and settings.streaming == {}
     # the commented-out cron examples load too
     text = re.sub(r"(?m)^# (\w+ = )", r"\1", config.read_text(encoding="utf-8"))
@@ -232,7 +289,7 @@ def test_the_file_rindle_init_writes_loads(tmp_path: Path,
 
 
 #: Top-level keys a block of rindle settings may have (others: pyproject or [cron] parts).
-SETTINGS_TABLES = {"cron", "streaming", "jobs", "delivery", "storages"}
+SETTINGS_TABLES = {"cron", "streaming", "jobs", "delivery", "events", "storages"}
 
 
 def _toml_blocks() -> list[tuple[str, str]]:
@@ -260,3 +317,10 @@ def test_every_settings_block_in_the_docs_loads_commented_keys_included(
             assert provider.polling_batch_size == defaults.STREAMING_POLLING_BATCH_SIZE
             assert (provider.stuck_threshold_seconds
                     == defaults.STREAMING_STUCK_THRESHOLD_SECONDS)
+
+
+def test_the_events_block_of_the_live_progress_guide_shows_the_real_defaults(
+        tmp_path: Path) -> None:
+    [block] = [b for where, b in _toml_blocks() if where.startswith("guides/live_progress.md")]
+    assert load_settings(write(tmp_path / "rindle.toml", block), environ={}).events == (
+        EventsSettings())

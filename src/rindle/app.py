@@ -209,6 +209,7 @@ class Rindle:
         streaming: Mapping[str, Any] = _UNSET,
         jobs: Mapping[str, Any] | str = _UNSET,
         delivery: Mapping[str, Any] = _UNSET,
+        events: Mapping[str, Any] = _UNSET,
         authorizer: Callable[[Any, Asset, str | None], bool] | str | None = _UNSET,
         settings: Settings | None = None,
         load_entrypoints: bool | None = None,
@@ -229,6 +230,7 @@ class Rindle:
             "streaming": streaming,
             "jobs": jobs,
             "delivery": delivery,
+            "events": events,
         }
         overrides: dict[str, Any] = {k: v for k, v in given.items() if v is not _UNSET}
         self.settings = replace(base, **overrides)  # validated again by __post_init__
@@ -529,11 +531,12 @@ class Rindle:
                           disposition=disposition, actor=actor)
 
     def subscribe_token(self, asset_ids: Iterable[uuid.UUID | str], *,
-                        expires_in: int = 3600) -> str:
+                        expires_in: int | None = None) -> str:
         """A token for the live progress stream (``rindle.web.events_wsgi`` /
-        ``events_asgi``): it lets a browser watch exactly ``asset_ids`` (1 to 100) for
-        ``expires_in`` seconds (1 to 604800), signed with ``secret_key``. Hand it only for
-        assets the user may see. :class:`rindle.errors.UsageError` for bad ids or lifetime,
+        ``events_asgi``): it lets a browser watch exactly ``asset_ids`` (1 to ``[events]
+        max_assets``, default 100) for ``expires_in`` seconds (1 to 604800; None: ``[events]
+        token_ttl``, default 3600), signed with ``secret_key``. Hand it only for assets the
+        user may see. :class:`rindle.errors.UsageError` for bad ids or lifetime,
         :class:`rindle.errors.ConfigError` without ``secret_key``."""
         from rindle.web.events import subscribe_token
 

@@ -5,11 +5,11 @@ Resolution order, last wins: built-in defaults, the file, the environment
 to :class:`rindle.Rindle` directly. ``RINDLE_CONFIG`` names the file when no path is given.
 
 The tables are typed and checked when :class:`Settings` is built: ``[jobs]`` is a
-:class:`JobsSettings`, ``[delivery]`` a :class:`DeliverySettings` (unknown keys refused in
-both), each ``[streaming.NAME]`` a :class:`StreamingProviderSettings` (rindle's own keys
-checked, the provider's keys handed to the provider, which checks them), and ``[cron]`` a
-mapping of entries whose extra keys are the job's arguments. Defaults come from
-:mod:`rindle.defaults`.
+:class:`JobsSettings`, ``[delivery]`` a :class:`DeliverySettings`, ``[events]`` an
+:class:`EventsSettings` (unknown keys refused in all three), each ``[streaming.NAME]`` a
+:class:`StreamingProviderSettings` (rindle's own keys checked, the provider's keys handed to
+the provider, which checks them), and ``[cron]`` a mapping of entries whose extra keys are
+the job's arguments. Defaults come from :mod:`rindle.defaults`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ from rindle.errors import ConfigError
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_STORAGES",
+    "EVENTS_MAX_ASSETS_LIMIT",
+    "EVENTS_TOKEN_TTL_LIMIT",
     "STREAMING_CORE_KEYS",
     "DeliverySettings",
+    "EventsSettings",
     "JobsSettings",
     "Settings",
     "StreamingProviderSettings",
@@ -223,6 +226,76 @@ def _authorizer(value: Any) -> Callable[[Any, Any, str | None], bool] | None:
     return authorizer
 
 
+#: The most asset ids ``[events] max_assets`` may allow (a token's URL grows by about 52
+#: bytes per id: 1000 ids make a 52 KB URL, past what most servers accept).
+EVENTS_MAX_ASSETS_LIMIT = 1000
+#: The longest a subscribe token may live, in seconds (one week).
+EVENTS_TOKEN_TTL_LIMIT = 604_800  # 7 days
+
+
+def _whole(table: Mapping[str, Any], key: str, default: int, low: int, high: int | None,
+           unit: str) -> int:
+    """``[events] key``: a whole number from ``low`` to ``high`` (None: no ceiling)."""
+    value = table.get(key, default)
+    if (isinstance(value, bool) or not isinstance(value, int) or value < low
+            or (high is not None and value > high)):
+        bound = f">= {low}" if high is None else f"from {low} to {high}"
+        raise ConfigError(f"[events] {key} must be a whole number of {unit} {bound}, "
+                          f"e.g. {default}, not {value!r}")
+    return value
+
+
+def _seconds(table: Mapping[str, Any], key: str, default: float) -> float:
+    """``[events] key``: a finite number of seconds > 0."""
+    number = _number("[events]", table, key, default)
+    if not 0 < number < float("inf"):
+        raise ConfigError(f"[events] {key} must be a number of seconds > 0, e.g. {default}, "
+                          f"not {table[key]!r}")
+    return number
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventsSettings:
+    """The ``[events]`` table: the live progress stream's defaults (``rindle.web.events``).
+
+    ``heartbeat``: seconds between two ``: heartbeat`` comments (a number > 0).
+    ``max_streams``: open streams one events mount serves; one more is answered 503 (a
+    whole number >= 1). ``max_lifetime``: seconds a stream lasts at most (a number > 0).
+    ``poll_interval``: seconds between two reads of the watched rows on SQLite (a number
+    > 0; PostgreSQL listens instead). ``max_assets``: the most asset ids one subscribe
+    token binds (1 to :data:`EVENTS_MAX_ASSETS_LIMIT`). ``token_ttl``: seconds a subscribe
+    token lives when the caller gives no ``expires_in`` (1 to
+    :data:`EVENTS_TOKEN_TTL_LIMIT`). Options passed to ``events_wsgi``/``events_asgi``
+    override the stream's keys for that mount. Any other key is a :class:`ConfigError`.
+    """
+
+    heartbeat: float = defaults.EVENTS_HEARTBEAT
+    max_streams: int = defaults.EVENTS_MAX_STREAMS
+    max_lifetime: float = defaults.EVENTS_MAX_LIFETIME
+    poll_interval: float = defaults.EVENTS_POLL_INTERVAL
+    max_assets: int = defaults.EVENTS_MAX_ASSETS
+    token_ttl: int = defaults.EVENTS_TOKEN_TTL
+
+    @classmethod
+    def parse(cls, value: Any) -> EventsSettings:
+        """Validate an ``[events]`` table (or pass an instance through); every problem is a
+        :class:`ConfigError` naming the key and what it takes."""
+        if isinstance(value, EventsSettings):
+            return value
+        table = _as_table("events", value)
+        _unknown_keys("[events]", table, (f.name for f in fields(cls)))
+        return cls(
+            heartbeat=_seconds(table, "heartbeat", defaults.EVENTS_HEARTBEAT),
+            max_lifetime=_seconds(table, "max_lifetime", defaults.EVENTS_MAX_LIFETIME),
+            poll_interval=_seconds(table, "poll_interval", defaults.EVENTS_POLL_INTERVAL),
+            max_streams=_whole(table, "max_streams", defaults.EVENTS_MAX_STREAMS, 1, None,
+                               "streams"),
+            max_assets=_whole(table, "max_assets", defaults.EVENTS_MAX_ASSETS, 1,
+                              EVENTS_MAX_ASSETS_LIMIT, "asset ids"),
+            token_ttl=_whole(table, "token_ttl", defaults.EVENTS_TOKEN_TTL, 1,
+                             EVENTS_TOKEN_TTL_LIMIT, "seconds"))
+
+
 #: Keys of ``[streaming.NAME]`` that rindle reads itself (not passed to the provider).
 STREAMING_CORE_KEYS = frozenset({"backend", "provider_polling_floor_seconds",
                                  "provider_polling_batch_size",
@@ -329,6 +402,7 @@ class Settings:
     streaming: Mapping[str, StreamingProviderSettings] = field(default_factory=dict)
     jobs: JobsSettings = field(default_factory=JobsSettings)
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    events: EventsSettings = field(default_factory=EventsSettings)
     base_dir: Path = field(default_factory=Path.cwd)
     source: Path | None = None
 
@@ -359,6 +433,7 @@ class Settings:
         object.__setattr__(self, "streaming", _parse_streaming(self.streaming))
         object.__setattr__(self, "jobs", JobsSettings.parse(self.jobs))
         object.__setattr__(self, "delivery", DeliverySettings.parse(self.delivery))
+        object.__setattr__(self, "events", EventsSettings.parse(self.events))
         if self.tmp_dir is not None and not isinstance(self.tmp_dir, str):
             raise ConfigError("tmp_dir must be a path string")
 

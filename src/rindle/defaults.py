@@ -1,7 +1,8 @@
 """The one place rindle's built-in setting and operation defaults are written down.
 
 The settings tables (:class:`rindle.config.JobsSettings`,
-:class:`rindle.config.StreamingProviderSettings`, :class:`rindle.config.DeliverySettings`),
+:class:`rindle.config.StreamingProviderSettings`, :class:`rindle.config.DeliverySettings`,
+:class:`rindle.config.EventsSettings`),
 the operations (``rindle.ops``) and the command line all read their defaults from here, so
 a default has exactly one value wherever it is used.
 """
@@ -16,6 +17,12 @@ __all__ = [
     "DELIVERY_SIGNED_URL_BUCKET",
     "DELIVERY_SIGNED_URL_TTL",
     "DELIVERY_X_SENDFILE",
+    "EVENTS_HEARTBEAT",
+    "EVENTS_MAX_ASSETS",
+    "EVENTS_MAX_LIFETIME",
+    "EVENTS_MAX_STREAMS",
+    "EVENTS_POLL_INTERVAL",
+    "EVENTS_TOKEN_TTL",
     "JOBS_BACKOFF_BASE",
     "JOBS_BACKOFF_CAP",
     "JOBS_EXECUTOR",
@@ -70,6 +77,20 @@ DELIVERY_SIGNED_URL_TTL: Final = 900
 #: Signed URLs expire on a multiple of this many seconds (Unix time): the same URL for up
 #: to this long, so it can be cached.
 DELIVERY_SIGNED_URL_BUCKET: Final = 300
+
+# --- [events] (live progress, rindle.web.events) -------------------------------------------
+#: Seconds between two ``: heartbeat`` comments of a live progress stream.
+EVENTS_HEARTBEAT: Final = 15.0
+#: Open streams one events mount serves at most; one more is answered 503.
+EVENTS_MAX_STREAMS: Final = 100
+#: Seconds a stream lasts at most (the browser then reconnects).
+EVENTS_MAX_LIFETIME: Final = 3600.0
+#: Seconds between two reads of the watched rows on SQLite (PostgreSQL listens instead).
+EVENTS_POLL_INTERVAL: Final = 1.0
+#: The most asset ids one subscribe token may bind (about 52 URL bytes each).
+EVENTS_MAX_ASSETS: Final = 100
+#: Seconds a subscribe token stays valid when the caller gives no ``expires_in``.
+EVENTS_TOKEN_TTL: Final = 3600
 
 # --- operations (rindle.ops and the command line) -------------------------------------------
 #: ``runtime-status``: uploads and jobs older than this many seconds are reported.

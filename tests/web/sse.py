@@ -110,13 +110,14 @@ def served_events(app: Rindle, server: str, **options: Any
 
 
 @contextmanager
-def sqlite_app(template: Path, folder: Path) -> Iterator[Rindle]:
+def sqlite_app(template: Path, folder: Path, **options: Any) -> Iterator[Rindle]:
     """An app on a copy of the migrated SQLite ``template``, for tests whose answers do not
-    depend on the dialect (token checks, refusals): they run once, not once per dialect."""
+    depend on the dialect (token checks, refusals): they run once, not once per dialect.
+    ``options``: more ``Rindle(...)`` arguments (``events={...}``)."""
     shutil.copyfile(template, folder / "events.db")
     app = Rindle(database_url=f"sqlite:///{folder / 'events.db'}", secret_key="test-secret",
                  storages={"default": {"backend": "local", "root": str(folder / "media")}},
-                 tmp_dir=str(folder / "tmp"), load_entrypoints=False)
+                 tmp_dir=str(folder / "tmp"), load_entrypoints=False, **options)
     try:
         yield app
     finally:

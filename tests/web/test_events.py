@@ -25,6 +25,7 @@ from rindle.clock import ManualClock
 from rindle.domain.fsm import variant as variant_fsm
 from rindle.domain.models import Variant
 from rindle.errors import ConfigError, UsageError
+from rindle.signing import TokenInvalid
 from rindle.web.events import (
     HEARTBEAT,
     MAX_ASSETS,
@@ -158,6 +159,60 @@ def test_mounting_needs_a_secret(one_db_app: Rindle, tmp_path: Path) -> None:
                 {"poll_interval": 0}, {"retry_ms": -1}):
         with pytest.raises(ConfigError):
             events_wsgi(one_db_app, **bad)
+
+
+EVENTS_TABLE = {"heartbeat": 2.5, "max_streams": 7, "max_lifetime": 60, "poll_interval": 0.25,
+                "max_assets": 2, "token_ttl": 120}
+
+
+def test_the_events_settings_are_each_mounts_defaults_and_options_override_them(
+        sqlite_template: Path, tmp_path: Path) -> None:
+    from rindle.web import events_asgi, events_wsgi
+
+    with sqlite_app(sqlite_template, tmp_path, events=EVENTS_TABLE) as app:
+        for mount in (events_wsgi, events_asgi):
+            core = mount(app).core
+            assert (core.heartbeat, core.max_streams, core.max_lifetime,
+                    core.hub.poll_interval, core.max_assets) == (2.5, 7, 60.0, 0.25, 2)
+            core.close()
+            core = mount(app, heartbeat=1, max_streams=3, max_lifetime=5,
+                         poll_interval=0.5).core
+            assert (core.heartbeat, core.max_streams, core.max_lifetime,
+                    core.hub.poll_interval, core.max_assets) == (1.0, 3, 5.0, 0.5, 2)
+            core.close()
+        with pytest.raises(ConfigError):
+            events_wsgi(app, max_streams=0)  # an override is checked like the setting
+
+
+def test_token_ttl_and_max_assets_come_from_the_settings(sqlite_template: Path,
+                                                         tmp_path: Path) -> None:
+    now = 1767225000.0
+    with sqlite_app(sqlite_template, tmp_path, events=EVENTS_TABLE) as app:
+        token = subscribe_token(app, [ASSET_A, ASSET_B], now=now)  # max_assets ids
+        assert open_subscription("test-secret", token, now=now).expires == int(now) + 120
+        assert open_subscription("test-secret", token, now=now + 120).expires == int(now) + 120
+        with pytest.raises(TokenInvalid) as late:
+            open_subscription("test-secret", token, now=now + 121)
+        assert late.value.reason == "expired"
+        with pytest.raises(UsageError) as caught:  # one id past max_assets
+            subscribe_token(app, [ASSET_A, ASSET_B, uuid.UUID(int=3)], now=now)
+        assert caught.value.code == "invalid_subscription"
+        assert caught.value.message == ("a subscribe token binds 1 to 2 asset ids, not 3; open "
+                                        "one stream per page of assets")
+        explicit = subscribe_token(app, [ASSET_A], expires_in=30, now=now)
+        assert open_subscription("test-secret", explicit, now=now).expires == int(now) + 30
+
+        # the stream opens tokens of at most max_assets ids too
+        three = sign_subscription("test-secret", [ASSET_A, ASSET_B, uuid.UUID(int=3)],
+                                  int(now) + 10**9)
+        with served_events(app, "wsgi", heartbeat=0.05) as (core, base):
+            refused = SSE(base, f"/events?token={three}")
+            assert (refused.status, refused.json()["error"]["reason"]) == (403, "malformed")
+            refused.close()
+            sse, _ = opened(base, sign_subscription("test-secret", [ASSET_A, ASSET_B],
+                                                    int(now) + 10**9))
+            sse.close()
+            wait_for(lambda: core.open_streams == 0, "the slot to be freed")
 
 
 # --- the stream ---------------------------------------------------------------------------

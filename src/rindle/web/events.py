@@ -50,6 +50,8 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, quote
 from wsgiref.types import StartResponse, WSGIEnvironment
 
+from rindle import defaults
+from rindle.config import EVENTS_TOKEN_TTL_LIMIT
 from rindle.delivery.asgi import Receive, Scope, Send, serve_lifespan
 from rindle.delivery.headers import SECURITY_HEADERS
 from rindle.errors import ConfigError, TransientError, UsageError
@@ -85,18 +87,20 @@ log = logging.getLogger(__name__)
 
 #: The MAC domain of subscribe tokens (a delivery URL token never opens as one).
 TOKEN_DOMAIN: Final = "rindle:events:v1"
-#: The most asset ids one subscribe token may bind.
-MAX_ASSETS: Final = 100
-#: Seconds a subscribe token is valid unless ``expires_in`` says otherwise.
-DEFAULT_TOKEN_TTL: Final = 3600
+# The built-in defaults (:mod:`rindle.defaults`); ``[events]`` in the settings changes them
+# for an app (:class:`rindle.config.EventsSettings`), a mount's options for that mount.
+#: The most asset ids one subscribe token may bind, unless ``[events] max_assets`` says.
+MAX_ASSETS: Final = defaults.EVENTS_MAX_ASSETS
+#: Seconds a subscribe token is valid, unless ``expires_in`` or ``[events] token_ttl`` say.
+DEFAULT_TOKEN_TTL: Final = defaults.EVENTS_TOKEN_TTL
 #: Seconds between two ``: heartbeat`` comments.
-DEFAULT_HEARTBEAT: Final = 15.0
+DEFAULT_HEARTBEAT: Final = defaults.EVENTS_HEARTBEAT
 #: Open streams one mount serves at most; one more is answered 503.
-DEFAULT_MAX_STREAMS: Final = 100
+DEFAULT_MAX_STREAMS: Final = defaults.EVENTS_MAX_STREAMS
 #: Seconds a stream lasts at most (the browser reconnects).
-DEFAULT_MAX_LIFETIME: Final = 3600.0
+DEFAULT_MAX_LIFETIME: Final = defaults.EVENTS_MAX_LIFETIME
 #: Seconds between two reads of the watched rows on SQLite.
-DEFAULT_POLL_INTERVAL: Final = 1.0
+DEFAULT_POLL_INTERVAL: Final = defaults.EVENTS_POLL_INTERVAL
 #: The ``retry:`` the stream opens with (milliseconds before ``EventSource`` reconnects).
 DEFAULT_RETRY_MS: Final = 3000
 
@@ -120,7 +124,7 @@ class Subscription:
     expires: int
 
 
-def _asset_ids(asset_ids: Iterable[uuid.UUID | str]) -> list[str]:
+def _asset_ids(asset_ids: Iterable[uuid.UUID | str], max_assets: int) -> list[str]:
     if isinstance(asset_ids, (str, bytes, uuid.UUID)):
         raise UsageError("asset_ids must be a list of asset ids, not one id",
                          code="invalid_subscription")
@@ -130,39 +134,46 @@ def _asset_ids(asset_ids: Iterable[uuid.UUID | str]) -> list[str]:
     except ValueError:
         raise UsageError("asset_ids must be asset ids (UUIDs)",
                          code="invalid_subscription") from None
-    if not 1 <= len(ids) <= MAX_ASSETS:
-        raise UsageError(f"a subscribe token binds 1 to {MAX_ASSETS} asset ids, not "
+    if not 1 <= len(ids) <= max_assets:
+        raise UsageError(f"a subscribe token binds 1 to {max_assets} asset ids, not "
                          f"{len(ids)}; open one stream per page of assets",
                          code="invalid_subscription")
     return ids
 
 
-def sign_subscription(secret: str, asset_ids: Iterable[uuid.UUID | str], expires: int
-                      ) -> str:
-    """The subscribe token for exactly ``asset_ids`` (1 to :data:`MAX_ASSETS`; order and
+def sign_subscription(secret: str, asset_ids: Iterable[uuid.UUID | str], expires: int, *,
+                      max_assets: int = MAX_ASSETS) -> str:
+    """The subscribe token for exactly ``asset_ids`` (1 to ``max_assets``; order and
     repeats do not matter), valid until the Unix time ``expires``."""
-    return sign_payload(secret, TOKEN_DOMAIN, {"a": _asset_ids(asset_ids), "e": int(expires)})
+    return sign_payload(secret, TOKEN_DOMAIN, {"a": _asset_ids(asset_ids, max_assets),
+                                               "e": int(expires)})
 
 
 def subscribe_token(app: AppContext, asset_ids: Iterable[uuid.UUID | str], *,
-                    expires_in: int = DEFAULT_TOKEN_TTL, now: float | None = None) -> str:
-    """A token letting a browser watch ``asset_ids`` for ``expires_in`` seconds (1 to one
-    week) from ``now`` (default: the app's clock). :class:`UsageError` for bad ids or
-    lifetimes, :class:`ConfigError` without ``secret_key``."""
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int) or not (
-            1 <= expires_in <= 7 * 24 * 3600):
-        raise UsageError("expires_in must be 1..604800 seconds", code="invalid_subscription")
+                    expires_in: int | None = None, now: float | None = None) -> str:
+    """A token letting a browser watch ``asset_ids`` (1 to ``[events] max_assets``) for
+    ``expires_in`` seconds (1 to one week; None: ``[events] token_ttl``) from ``now``
+    (default: the app's clock). :class:`UsageError` for bad ids or lifetimes,
+    :class:`ConfigError` without ``secret_key``."""
+    settings = app.settings.events
+    ttl = settings.token_ttl if expires_in is None else expires_in
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not (
+            1 <= ttl <= EVENTS_TOKEN_TTL_LIMIT):
+        raise UsageError(f"expires_in must be 1..{EVENTS_TOKEN_TTL_LIMIT} seconds",
+                         code="invalid_subscription")
     start = app.clock().timestamp() if now is None else now
-    return sign_subscription(_secret(app), asset_ids, int(start) + expires_in)
+    return sign_subscription(_secret(app), asset_ids, int(start) + ttl,
+                             max_assets=settings.max_assets)
 
 
-def open_subscription(secret: str, token: str, *, now: float) -> Subscription:
-    """The subscription ``token`` grants at Unix time ``now``. Raises
-    :class:`~rindle.signing.TokenInvalid` with reason ``malformed``, ``bad_signature`` or
-    ``expired`` (the token is good through its ``expires`` second)."""
+def open_subscription(secret: str, token: str, *, now: float,
+                      max_assets: int = MAX_ASSETS) -> Subscription:
+    """The subscription ``token`` grants at Unix time ``now`` (binding 1 to ``max_assets``
+    ids). Raises :class:`~rindle.signing.TokenInvalid` with reason ``malformed``,
+    ``bad_signature`` or ``expired`` (the token is good through its ``expires`` second)."""
     body = open_payload(secret, TOKEN_DOMAIN, token)
     ids, expires = body.get("a"), body.get("e")
-    if (not isinstance(ids, list) or not 1 <= len(ids) <= MAX_ASSETS
+    if (not isinstance(ids, list) or not 1 <= len(ids) <= max_assets
             or isinstance(expires, bool) or not isinstance(expires, int)):
         raise TokenInvalid("malformed")
     try:
@@ -260,14 +271,21 @@ class _Refused(Exception):
 class EventsCore:
     """The request handling :func:`wsgi_app` and :func:`asgi_app` share: the route, the
     token check, the bound on open streams and the hub. ``open_streams`` is how many
-    streams are open now."""
+    streams are open now. ``heartbeat``, ``max_streams``, ``max_lifetime`` and
+    ``poll_interval`` left at None take the app's ``[events]`` settings; tokens bind at
+    most ``[events] max_assets`` ids."""
 
     def __init__(self, app: AppContext, *, mount: str = "",
-                 heartbeat: float = DEFAULT_HEARTBEAT,
-                 max_streams: int = DEFAULT_MAX_STREAMS,
-                 max_lifetime: float = DEFAULT_MAX_LIFETIME,
-                 poll_interval: float = DEFAULT_POLL_INTERVAL,
+                 heartbeat: float | None = None,
+                 max_streams: int | None = None,
+                 max_lifetime: float | None = None,
+                 poll_interval: float | None = None,
                  retry_ms: int = DEFAULT_RETRY_MS, clock: Clock | None = None) -> None:
+        settings = app.settings.events
+        heartbeat = settings.heartbeat if heartbeat is None else heartbeat
+        max_streams = settings.max_streams if max_streams is None else max_streams
+        max_lifetime = settings.max_lifetime if max_lifetime is None else max_lifetime
+        poll_interval = settings.poll_interval if poll_interval is None else poll_interval
         if not (heartbeat > 0 and max_lifetime > 0 and poll_interval > 0):
             raise ConfigError("live progress needs heartbeat, max_lifetime and poll_interval "
                               "> 0 seconds")
@@ -281,6 +299,7 @@ class EventsCore:
         self.heartbeat = float(heartbeat)
         self.max_streams = max_streams
         self.max_lifetime = float(max_lifetime)
+        self.max_assets = settings.max_assets
         self.retry_ms = retry_ms
         self.clock: Clock = clock or app.clock
         self.hub = Hub(app.db, poll_interval=poll_interval)
@@ -315,7 +334,8 @@ class EventsCore:
             raise _Refused(403, "forbidden", "pass exactly one token= (from "
                            "app.subscribe_token)", reason="missing")
         try:
-            sub = open_subscription(self.secret, tokens[0], now=self.now())
+            sub = open_subscription(self.secret, tokens[0], now=self.now(),
+                                    max_assets=self.max_assets)
         except TokenInvalid as exc:
             raise _Refused(403, "forbidden", f"the token is refused ({exc.reason}); ask the "
                            "page for a new one", reason=exc.reason) from None
@@ -548,9 +568,10 @@ async def _send_refusal(send: Send, refused: _Refused) -> None:
 
 def wsgi_app(app: AppContext, *, mount: str = "", **options: Any) -> EventsWSGIApp:
     """The live progress stream as a WSGI app: ``GET <mount>/events?token=...`` (see the
-    module docstring). ``options``: ``heartbeat`` (seconds, 15), ``max_streams`` (100),
-    ``max_lifetime`` (seconds, 3600), ``poll_interval`` (seconds between reads on SQLite,
-    1), ``retry_ms`` (3000), ``clock`` (default: the app's). Serve it from a threaded
+    module docstring). ``options`` (each overrides the app's ``[events]`` setting of the
+    same name, whose defaults are given): ``heartbeat`` (seconds, 15), ``max_streams``
+    (100), ``max_lifetime`` (seconds, 3600), ``poll_interval`` (seconds between reads on
+    SQLite, 1); and ``retry_ms`` (3000), ``clock`` (default: the app's). Serve it from a threaded
     server: each open stream holds a thread. :class:`ConfigError` without ``secret_key``
     or for an option out of range."""
     return EventsWSGIApp(EventsCore(app, mount=mount, **options))
@@ -563,8 +584,8 @@ def asgi_app(app: AppContext, *, mount: str = "", **options: Any) -> EventsASGIA
 
 
 def events_url(app: AppContext, base: str, asset_ids: Iterable[uuid.UUID | str], *,
-               expires_in: int = DEFAULT_TOKEN_TTL) -> str:
+               expires_in: int | None = None) -> str:
     """``<base>/events?token=<subscribe token>`` for ``asset_ids`` (``base``: the URL or
-    path of the events mount)."""
+    path of the events mount; ``expires_in`` None: ``[events] token_ttl``)."""
     token = subscribe_token(app, asset_ids, expires_in=expires_in)
     return f"{base.rstrip('/')}/events?token={quote(token, safe='')}"

@@ -53,6 +53,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from rindle.config import EVENTS_TOKEN_TTL_LIMIT
 from rindle.delivery.body import BodyIncomplete, BodyTooLarge
 from rindle.domain.models import utcnow
 from rindle.errors import (
@@ -152,10 +153,6 @@ def public_error(exc: RindleError, request: Request) -> tuple[int, str, str]:
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-#: The longest a subscribe token in ``events_url`` lives (what ``subscribe_token`` allows).
-_WEEK = 7 * 24 * 3600
 
 
 class UploadAPI:
@@ -376,8 +373,9 @@ class UploadAPI:
         answer = {"id": str(row.id), "asset_id": str(asset.id), "state": asset.state,
                   "session_state": "completed"}
         if self.events is not None:
-            answer["events_url"] = events_url(self.app, self.events, [asset.id],
-                                              expires_in=min(self.expires_in, _WEEK))
+            answer["events_url"] = events_url(
+                self.app, self.events, [asset.id],
+                expires_in=min(self.expires_in, EVENTS_TOKEN_TTL_LIMIT))
         return json_response(200, answer)
 
     def _abort(self, request: Request, sid: str) -> Response:
