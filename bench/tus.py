@@ -6,18 +6,26 @@ and verify for the PUT) and the client. Each round uploads the same 200 MiB file
 once with tus (creation, then PATCHes of 5 MiB, the last one completing the upload and
 running the trust gate), once as one presigned PUT followed by verify; which goes first
 alternates. Both contenders always share the server and the client settings, on two
-servers in turn:
+servers in turn, with a client that keeps one connection per upload (HTTP/1.1 keep-alive,
+as tus clients and browsers do):
 
-* ``threading``: rindle's own threading server (``rindle serve``; wsgiref, HTTP/1.0), so
-  every request opens a new connection: tus pays one per chunk.
-* ``uvicorn``: the ASGI apps under uvicorn with HTTP/1.1 keep-alive and a client that
-  keeps one connection per upload, as tus clients and browsers do.
+* ``threading``: rindle's own threading server (``rindle serve``; wsgiref with HTTP/1.1
+  persistent connections).
+* ``uvicorn``: the ASGI apps under uvicorn (HTTP/1.1 keep-alive).
+
+``--close`` makes the client open a new connection for every request instead (an
+HTTP/1.0 client; then tus pays one connection per chunk).
 
 Prints both throughputs (best of the rounds) and the ratio, as the median of each round's
 tus/PUT ratio (the two uploads of a round see the same load), with the load average. Bar:
 tus >= 0.8x the presigned PUT.
 
-    python bench/tus.py [--mib 200] [--chunk-mib 5] [--rounds 7] [--server both]
+    python bench/tus.py [--mib 200] [--chunk-mib 5] [--rounds 7] [--server both] [--close]
+        [--dir /dev/shm]
+
+Everything (database, storage, source file) lives under ``--dir``: ``/dev/shm`` when
+present (memory: the protocol cost is what is measured), else the default temp dir; pass
+``--dir /tmp`` for disk.
 
 Exits 1 if an upload did not store exactly the bytes sent (correctness), not for a slow
 machine.
@@ -71,8 +79,7 @@ def _router(tus: Callable[..., Iterable[bytes]], media: Callable[..., Iterable[b
 class Client:
     """The client of both uploads: :mod:`http.client` with 1 MiB send blocks. With
     ``keep_alive`` one connection carries every request of an upload (as tus clients and
-    browsers do); without, each request opens its own (rindle's threading server speaks
-    HTTP/1.0 and closes after each answer)."""
+    browsers do); without, each request opens its own and closes it after the answer."""
 
     def __init__(self, base: str, *, keep_alive: bool) -> None:
         parts = urlsplit(base)
@@ -204,10 +211,9 @@ def _uvicorn_http() -> str:
 
 #: Why each server: printed with its figures.
 SERVERS = {
-    "threading": "rindle's threading server (rindle serve; wsgiref, HTTP/1.0): a new "
-                 "connection per request for both uploads",
-    "uvicorn": f"uvicorn ({_uvicorn_http()}) with the ASGI apps, HTTP/1.1 keep-alive: one "
-               "connection per upload for both (tus clients and browsers reuse connections)",
+    "threading": "rindle's threading server (rindle serve; wsgiref, HTTP/1.1 persistent "
+                 "connections)",
+    "uvicorn": f"uvicorn ({_uvicorn_http()}) with the ASGI apps, HTTP/1.1 keep-alive",
 }
 
 
@@ -231,7 +237,7 @@ def run_server(kind: str, tmp: Path, source: Path, args: argparse.Namespace
             this_round: dict[str, float] = {}
             # alternate which goes first, so a load burst or a warm cache favours neither
             for name in ("put", "tus") if number % 2 == 0 else ("tus", "put"):
-                client = Client(base, keep_alive=kind == "uvicorn")
+                client = Client(base, keep_alive=not args.close)
                 started = time.perf_counter()
                 if name == "tus":
                     asset_id = tus_upload(client, base, source, size, args.chunk_mib * MIB)
@@ -255,6 +261,8 @@ def main() -> int:
     parser.add_argument("--chunk-mib", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--server", choices=[*SERVERS, "both"], default="both")
+    parser.add_argument("--close", action="store_true",
+                        help="a new connection per request (default: one per upload)")
     parser.add_argument("--dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                         help="where the database, storage and source file live (default: "
                              "/dev/shm when present, so disk writeback does not swamp the "
@@ -267,7 +275,9 @@ def main() -> int:
         return 0
     ok = True
     print(f"{args.mib} MiB, tus in {args.chunk_mib} MiB PATCHes vs one presigned PUT, "
-          f"{args.rounds} rounds, under {args.dir or 'the default temp dir'}; load average "
+          f"{args.rounds} rounds, under {args.dir or tempfile.gettempdir()}, "
+          f"{'a new connection per request' if args.close else 'one connection per upload'}"
+          "; load average "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     with tempfile.TemporaryDirectory(prefix="rindle-bench-tus-", dir=args.dir) as tmp_name:
         tmp = Path(tmp_name)

@@ -448,7 +448,7 @@ def test_a_request_that_read_a_stale_offset_keeps_nothing(web_app: Rindle, tus_u
     committed bytes stay as they were."""
     storage = local_storage(web_app)
     location = create(tus_url, 8).headers["Location"]
-    stale = tus.load(web_app, session_of(web_app, location).id, "alice")
+    stale = tus.load_request(web_app, session_of(web_app, location).id)
     assert patch(location, 0, b"abcd").status_code == 204  # commits offset 4 meanwhile
     with pytest.raises(UploadRejected) as moved:
         tus.append_chunk(web_app, stale[0].id, actor_id="alice", offset=0,
@@ -459,7 +459,7 @@ def test_a_request_that_read_a_stale_offset_keeps_nothing(web_app: Rindle, tus_u
     assert tus_backing.part_path(storage, stale[0]).read_bytes() == b"abcd"
 
     gone = create(tus_url, 8).headers["Location"]
-    stale = tus.load(web_app, session_of(web_app, gone).id, "alice")
+    stale = tus.load_request(web_app, session_of(web_app, gone).id)
     assert requests.delete(gone, headers=ALICE, timeout=30).status_code == 204
     with pytest.raises(UploadRejected) as terminated:
         tus.append_chunk(web_app, stale[0].id, actor_id="alice", offset=0,

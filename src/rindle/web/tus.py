@@ -57,7 +57,7 @@ from urllib.parse import urlsplit
 from rindle.clock import Clock, system_clock
 from rindle.delivery.body import BodyIncomplete
 from rindle.errors import ConfigError, NotFound, RindleError
-from rindle.upload import direct, tus
+from rindle.upload import tus
 from rindle.upload.tus_backing import BodyCut
 from rindle.web.auth import Authorize, actor_of, admit, require_authorize
 from rindle.web.http import ASGIApp, Refusal, Request, Response, WSGIApp, json_error
@@ -65,7 +65,7 @@ from rindle.web.upload_api import public_error
 
 if TYPE_CHECKING:
     from rindle.context import AppContext
-    from rindle.domain.models import Asset, UploadSession
+    from rindle.domain.models import UploadSession
 
 __all__ = [
     "CHECKSUM_ALGORITHMS",
@@ -234,23 +234,24 @@ class TusServer:
                               ("Tus-Max-Size", str(self.max_size)),
                               ("Tus-Checksum-Algorithm", ",".join(CHECKSUM_ALGORITHMS))])
 
-    def _owned(self, request: Request, token: str) -> tuple[UploadSession, str, Asset]:
-        """The session behind ``token`` with the caller's actor and its asset; 404
-        for a malformed or tampered token, another actor's, or a terminated upload."""
+    def _owned(self, request: Request, token: str) -> tuple[UploadSession, str, str]:
+        """The session behind ``token`` with the caller's actor and its asset's profile
+        name; 404 for a malformed or tampered token, another actor's, or a terminated
+        upload."""
         match = _TOKEN.fullmatch(token)
         if match is None:
             raise Refusal(404, "not_found", "no such upload")
         sid = uuid.UUID(hex=match.group(1))
         try:
-            row, asset = direct.load_strategy(self.app, sid, (tus.STRATEGY,))
+            row, profile_name = tus.load_request(self.app, sid)
         except NotFound:
             raise Refusal(404, "not_found", "no such upload") from None
-        profile = self.app.profiles.get(asset.profile)
+        profile = self.app.profiles.get(profile_name)
         actor = actor_of(self.authorize, request.native, profile) if profile else None
         if (actor is None or not hmac.compare_digest(match.group(2), self._mac(sid, actor))
                 or row.actor_id != actor or row.state == "aborted"):
             raise Refusal(404, "not_found", "no such upload")
-        return row, actor, asset
+        return row, actor, profile_name
 
     def _no_body(self, request: Request) -> None:
         body = request.body
@@ -370,13 +371,12 @@ class TusServer:
         body = request.body
         if body.error is not None:
             raise Refusal(body.error[0], "invalid_request", body.error[1])
-        row, actor, asset_row = self._owned(request, token)
+        row, actor, profile = self._owned(request, token)
         self._check_live(row)
         chunk = tus.Chunk(body, declared=body.length, checksum=checksum, length=length)
         fresh, asset = tus.append_chunk(self.app, row.id, actor_id=actor, offset=offset,
                                         chunk=chunk, now=self.clock(),
-                                        server_max=self.max_size,
-                                        loaded=(row, asset_row))
+                                        server_max=self.max_size, loaded=(row, profile))
         return Response(204, [("Upload-Offset", str(fresh.last_known_offset)),
                               self._expires(fresh),
                               *self._asset_header(asset.id if asset else None)])
