@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -61,6 +62,11 @@ STRATEGIES = {
     "resumable": Capability.RESUMABLE_UPLOAD,
     "tus": Capability.APPEND_UPLOAD,
 }
+
+#: What a declared content type may be: ``type/subtype`` and optional ``; parameters``, in
+#: printable ASCII (it reaches a text column and a storage request's ``Content-Type``).
+_MEDIA_TYPE = re.compile(r" *[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+ *"
+                         r"(?:;[ -~]*)?")
 
 
 #: A session and its asset by session id (built once: the tus server runs it per chunk).
@@ -117,9 +123,10 @@ def initiate(app: AppContext, profile: type[Profile] | str, *, filename: str,
 
     Fails fast, before anything is written, on an unknown strategy, a storage without the
     strategy's capability (``upload_unsupported``), or a declared size or extension the
-    profile would refuse anyway. A ``multipart`` or ``resumable`` session is opened at the
-    backend first (``origin``: the browser origin a resumable session admits) and
-    abandoned again if the rows cannot be written.
+    profile would refuse anyway, or a ``content_type`` that is no printable-ASCII media
+    type (``mime_not_allowed``, even with ``check_filename=False``). A ``multipart`` or
+    ``resumable`` session is opened at the backend first (``origin``: the browser origin a
+    resumable session admits) and abandoned again if the rows cannot be written.
     """
     prof = app.profile(profile)
     if strategy not in STRATEGIES:
@@ -138,6 +145,10 @@ def initiate(app: AppContext, profile: type[Profile] | str, *, filename: str,
                              f"declared size {byte_size} is over max_bytes {policy.max_bytes}")
     if expires_in <= 0:
         raise UploadRejected("invalid_upload", "expires_in must be a positive number of seconds")
+    if content_type is not None and not _MEDIA_TYPE.fullmatch(content_type):
+        raise UploadRejected("mime_not_allowed", "the declared content type is not a media "
+                                                 "type: send type/subtype[; parameters] in "
+                                                 "printable ASCII")
     clean = sanitize_filename(filename)
     if check_filename:
         check_declared(filename, content_type=content_type, policy=policy)

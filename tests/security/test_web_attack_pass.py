@@ -1,0 +1,190 @@
+"""A fresh attack pass on the browser-facing surfaces (the tus server, the upload JSON API),
+over real loopback HTTP under rindle's threading WSGI server and uvicorn, on SQLite and
+PostgreSQL.
+
+Closed here: concurrent final concatenations each consuming the same partial upload; a
+declared content type carrying control characters, NUL or lone surrogates (a 500 on
+PostgreSQL, CR/LF stored for a storage request header). The rest pins refusals that were
+already right: every one is JSON with its rindle code.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Iterator
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from rindle import Rindle
+from rindle.domain.models import UploadSession
+from rindle.web import tus_wsgi, upload_api_wsgi
+from tests.lifecycle.conftest import jpeg_bytes
+from tests.web.conftest import header_actor, serve_wsgi, web_app
+
+__all__ = ["web_app"]  # the fixture
+
+V = {"Tus-Resumable": "1.0.0"}
+ALICE = {**V, "X-Actor": "alice"}
+OCTETS = "application/offset+octet-stream"
+
+
+def b64(text: str | bytes) -> str:
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    return base64.b64encode(raw).decode()
+
+
+def meta(filename: str = "cat.jpg", filetype: str | None = None) -> str:
+    out = f"filename {b64(filename)},profile {b64('photo')}"
+    return out + (f",filetype {b64(filetype)}" if filetype is not None else "")
+
+
+def code(answer: requests.Response) -> str:
+    assert answer.headers["Content-Type"] == "application/json", answer.text
+    return str(answer.json()["error"]["code"])
+
+
+@pytest.fixture
+def tus_url(web_app: Rindle) -> Iterator[str]:
+    with serve_wsgi(tus_wsgi(web_app, authorize=header_actor, mount="/files")) as base:
+        yield base + "/files/"
+
+
+def create(url: str, length: int | None, **headers: str) -> requests.Response:
+    sent = {**ALICE, "Upload-Metadata": meta(), **headers}
+    if length is not None:
+        sent["Upload-Length"] = str(length)
+    return requests.post(url, headers=sent, timeout=30)
+
+
+def patch(location: str, offset: int, data: bytes, **headers: str) -> requests.Response:
+    return requests.patch(location, data=data, timeout=30, headers={
+        **ALICE, "Upload-Offset": str(offset), "Content-Type": OCTETS, **headers})
+
+
+# --- concatenation ---------------------------------------------------------------------------
+
+def test_concurrent_finals_consume_a_partial_once(web_app: Rindle, tus_url: str) -> None:
+    """Three final uploads naming one finished partial at the same moment: one is built
+    (201), the others are told it is gone (404) or busy (423); never two assets from one
+    partial's bytes."""
+    data = jpeg_bytes((64, 48))
+    rounds = 3
+    for _ in range(rounds):
+        partial = create(tus_url, len(data), **{"Upload-Concat": "partial"}).headers["Location"]
+        assert patch(partial, 0, data).status_code == 204
+        start = threading.Barrier(3)
+        answers: list[requests.Response] = []
+
+        def final(url: str = partial, start: threading.Barrier = start,
+                  answers: list[requests.Response] = answers) -> None:
+            start.wait(timeout=30)
+            answers.append(requests.post(tus_url, timeout=30, headers={
+                **ALICE, "Upload-Metadata": meta(), "Upload-Concat": f"final;{url}"}))
+
+        threads = [threading.Thread(target=final) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        built = [a for a in answers if a.status_code == 201]
+        assert len(answers) == 3 and len(built) == 1, [(a.status_code, a.text) for a in answers]
+        assert sorted((a.status_code, code(a)) for a in answers if a.status_code != 201) in (
+            [(404, "not_found")] * 2, [(404, "not_found"), (423, "upload_busy")],
+            [(423, "upload_busy")] * 2)
+        assert requests.head(partial, headers=ALICE, timeout=30).status_code == 404
+    with web_app.db.sessionmaker() as s:
+        states = dict(s.execute(select(UploadSession.state, func.count())
+                                .group_by(UploadSession.state)).tuples().all())
+    assert states.get("completed") == rounds and states.get("aborted") == rounds
+
+
+def test_concatenation_refusals_are_pinned(tus_url: str) -> None:
+    def final(value: str, **headers: str) -> requests.Response:
+        return requests.post(tus_url, timeout=30, headers={
+            **ALICE, "Upload-Metadata": meta(), "Upload-Concat": value, **headers})
+
+    whole = create(tus_url, 4).headers["Location"]
+    unfinished = create(tus_url, 4, **{"Upload-Concat": "partial"}).headers["Location"]
+    done = create(tus_url, 2, **{"Upload-Concat": "partial"}).headers["Location"]
+    assert patch(done, 0, b"ab").status_code == 204
+    elsewhere = "http://elsewhere.example/files/" + "0" * 32 + "." + "0" * 32
+    for value, status, expected in (
+            (f"final;{whole}", 400, "invalid_concat"),  # not a partial upload
+            (f"final;{unfinished}", 400, "invalid_concat"),  # a partial still receiving
+            (f"final;{done} {done}", 400, "invalid_concat"),  # the same partial twice
+            ("final;", 400, "invalid_concat"),
+            ("final; ", 400, "invalid_concat"),
+            (f"final;{elsewhere}", 404, "not_found"),  # another host's (forged) URL
+            (f"final ;{done}", 400, "invalid_header"),
+            (f"partial;{done}", 400, "invalid_header")):
+        answer = final(value)
+        assert (answer.status_code, code(answer)) == (status, expected), value
+    with_length = final(f"final;{done}", **{"Upload-Length": "2"})
+    assert (with_length.status_code, code(with_length)) == (400, "invalid_header")
+    deferred = final(f"final;{done}", **{"Upload-Defer-Length": "1"})
+    assert (deferred.status_code, code(deferred)) == (400, "invalid_header")
+    built = final(f"final;{done}")  # still usable: nothing above consumed it
+    assert built.status_code == 201 and built.headers["Rindle-Asset-Id"]
+    to_final = patch(built.headers["Location"], 2, b"xy")
+    assert (to_final.status_code, code(to_final)) == (403, "upload_finished")
+
+
+def test_a_final_over_the_profiles_max_bytes_is_413(web_app: Rindle, tus_url: str) -> None:
+    from tests.web.conftest import MAX_BYTES
+
+    half = MAX_BYTES // 2
+    pieces = []
+    for size in (half, half + 1):  # together one byte over the profile's max_bytes
+        location = create(tus_url, size, **{"Upload-Concat": "partial"}).headers["Location"]
+        assert patch(location, 0, b"\0" * size).status_code == 204
+        pieces.append(location)
+    over = requests.post(tus_url, timeout=30, headers={
+        **ALICE, "Upload-Metadata": meta(), "Upload-Concat": "final;" + " ".join(pieces)})
+    assert (over.status_code, code(over)) == (413, "max_bytes_exceeded")
+    for location in pieces:  # refused before anything was used
+        assert requests.head(location, headers=ALICE, timeout=30).headers[
+            "Upload-Offset"] in (str(half), str(half + 1))
+
+
+# --- declared content types ------------------------------------------------------------------
+
+BAD_TYPES = ("image/jpeg; a=\r\nSet-Cookie: x=y", "image/jpeg; \x00", "image/jpeg; \ud800",
+             "image/jpeg; \x7f", "image/jpeg; caf\u00e9", "image/jpeg\t; x=\x01")
+GOOD_TYPES = ("image/jpeg", "image/jpeg; charset=binary", 'image/jpeg; q="a b"')
+
+
+def test_declared_types_with_control_or_non_ascii_characters_are_refused(
+        web_app: Rindle, tus_url: str) -> None:
+    with serve_wsgi(upload_api_wsgi(web_app, authorize=header_actor)) as api:
+        for declared in (*BAD_TYPES, *GOOD_TYPES):
+            answer = requests.post(f"{api}/uploads", timeout=30, headers={
+                "X-Actor": "alice", "Content-Type": "application/json"},
+                data=('{"profile": "photo", "filename": "a.jpg", "size": 3, '
+                      f'"content_type": {_json_string(declared)}}}').encode())
+            if declared in GOOD_TYPES:
+                assert answer.status_code == 201, (declared, answer.text)
+            else:
+                assert (answer.status_code, code(answer)) == (415, "mime_not_allowed"), declared
+    for declared in (*BAD_TYPES, *GOOD_TYPES):
+        for extra in ({}, {"Upload-Concat": "partial"}):  # a partial's type is stored too
+            answer = create(tus_url, 4, **{"Upload-Metadata": meta(filetype=declared)},
+                            **extra)
+            if declared in GOOD_TYPES:
+                assert answer.status_code == 201, (declared, answer.text)
+            elif "\ud800" in declared or "\x00" in declared:  # not UTF-8, or NUL:
+                assert (answer.status_code, code(answer)) == (400, "invalid_metadata")
+            else:
+                assert (answer.status_code, code(answer)) == (415, "mime_not_allowed"), (
+                    declared, extra)
+    with web_app.db.sessionmaker() as s:
+        stored = set(s.execute(select(UploadSession.content_type)).scalars().all())
+    assert stored == set(GOOD_TYPES)
+
+
+def _json_string(text: str) -> str:
+    """``text`` as a JSON string literal, a lone surrogate spelled as its ``\\u`` escape."""
+    return '"' + "".join(c if 0x20 <= ord(c) < 0x7f and c not in '"\\' else f"\\u{ord(c):04x}"
+                         for c in text) + '"'
