@@ -33,11 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, inspect, or_, select, update
 
 from rindle.domain.fsm import upload_session as session_fsm
 from rindle.domain.models import Asset, UploadSession, utcnow
 from rindle.errors import InvalidTransition, NotFound, UploadRejected
+from rindle.ids import parse_id
 from rindle.upload import direct, tus_backing
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ __all__ = [
     "create",
     "is_finished",
     "load",
+    "load_request",
     "max_size",
     "terminate",
 ]
@@ -101,6 +103,35 @@ def load(app: AppContext, session_id: uuid.UUID | str, actor_id: str
     if row.state == "aborted":
         raise NotFound("upload session", session_id)
     return row, asset
+
+
+_ASSETS = cast("Table", Asset.__table__)
+_SESSION_COLUMNS = cast("Table", UploadSession.__table__)
+#: ``(attribute, column)`` of every column of a session row.
+_SESSION_ATTRIBUTES = [(attr.key, attr.columns[0])
+                       for attr in inspect(UploadSession).column_attrs]
+#: A session's columns and its asset's profile by session id (built once: the tus server
+#: runs it for every request).
+_SESSION_AND_PROFILE = (
+    select(*(column for _, column in _SESSION_ATTRIBUTES),
+           _ASSETS.c.profile.label("rindle_asset_profile"))
+    .join(_ASSETS, _ASSETS.c.id == _SESSION_COLUMNS.c.asset_id)
+    .where(_SESSION_COLUMNS.c.id == bindparam("sid")))
+
+
+def load_request(app: AppContext, session_id: uuid.UUID | str) -> tuple[UploadSession, str]:
+    """The tus session ``session_id`` (of any actor: the caller checks ``actor_id``) and
+    its asset's profile name, in one statement without the ORM (a tus request reads this
+    first); :class:`NotFound` when it does not exist, is not a tus session, or the id is
+    malformed. The session is a detached copy, never added to an ORM session."""
+    sid = parse_id(session_id, "upload session")
+    with app.db.engine.connect() as conn:
+        found = conn.execute(_SESSION_AND_PROFILE, {"sid": sid}).first()
+    if found is None or found.upload_strategy != STRATEGY:
+        raise NotFound("upload session", session_id)
+    values = found._mapping
+    row = UploadSession(**{key: values[column] for key, column in _SESSION_ATTRIBUTES})
+    return row, str(values["rindle_asset_profile"])
 
 
 def is_finished(row: UploadSession) -> bool:
@@ -225,13 +256,14 @@ def _check_current(app: AppContext, row: UploadSession, offset: int) -> None:
 def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                  offset: int, chunk: Chunk, now: dt.datetime,
                  server_max: int = DEFAULT_MAX_SIZE,
-                 loaded: tuple[UploadSession, Asset] | None = None
+                 loaded: tuple[UploadSession, str] | None = None
                  ) -> tuple[UploadSession, Asset | None]:
     """Append one chunk at ``offset``; returns the session as this chunk left it and,
     when this chunk finished a non-partial upload, the verified asset.
 
-    ``loaded`` is the session and asset the caller already read with :func:`load` for
-    this actor (saves reading them again); under the write lock the offset is checked
+    ``loaded`` is the session and its asset's profile name the caller already read with
+    :func:`load_request` and checked for this actor (saves reading them again); under the
+    write lock the offset is checked
     again: read from the database, or, for a local part file holding exactly ``offset``
     bytes, proven by that file (a stale ``loaded`` never overwrites committed bytes).
 
@@ -243,12 +275,16 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
     concatenation). A finished upload whose completion failed (a transient error) is
     completed again by an empty chunk at its end.
     """
-    row, asset = loaded if loaded is not None else load(app, session_id, actor_id)
+    if loaded is not None:
+        row, profile = loaded
+    else:
+        row, asset_row = load(app, session_id, actor_id)
+        profile = asset_row.profile
     _check_open(row, now)
     state = row.protocol_state or {}
     if state.get("concat") == "final":
         raise UploadRejected("upload_finished", "a final concatenation takes no bytes")
-    limit = max_size(app, asset.profile, server_max)
+    limit = max_size(app, profile, server_max)
     length = row.upload_length
     if chunk.length is not None:
         if length is not None and chunk.length != length:
@@ -278,7 +314,7 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
         raise UploadRejected("max_bytes_exceeded",
                              f"the chunk of {chunk.declared} bytes does not fit: {room} bytes "
                              "of this upload are left")
-    storage = app.storage_for(asset.profile)
+    storage = app.storage_for(profile)
     with _one_writer(app, storage, row, now) as held:
         if held.part_size != offset or offset == row.upload_length:
             _check_current(app, row, offset)
@@ -302,7 +338,7 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                 try:
                     with app.db.transaction() as s:
                         session_fsm.transition(s, row.id, "signed", "uploading",
-                                               telemetry=app.telemetry, profile=asset.profile,
+                                               telemetry=app.telemetry, profile=profile,
                                                values=values)
                 except InvalidTransition:  # terminated or expired meanwhile
                     raise UploadRejected("offset_mismatch", "this upload moved on meanwhile; "
