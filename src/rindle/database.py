@@ -268,6 +268,13 @@ class Database:
                 event.listen(self.engine, "do_connect", self._refuse_to_create)
             event.listen(self.engine, "engine_connect", self._check_on_connect)
         self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        #: Threads' kept autocommit connections (:meth:`kept_connection`), by thread.
+        self._kept: dict[threading.Thread, Connection] = {}
+        self._kept_lock = threading.Lock()
+        self._inherited: list[Connection] = []  # a parent process's, see after_fork
+        #: At most this many threads keep a connection: the other half of the pool
+        #: (``pool_size`` + overflow ``pool_size``) stays free for sessions and handlers.
+        self.max_kept = pool_size
 
     def use_engine(self, engine: Engine, *, effects: EffectSink | None = None) -> None:
         """Run on ``engine`` from now on: the hook for a host framework that lends rindle
@@ -576,9 +583,69 @@ class Database:
             conn.close()  # give the pooled connection back before refusing it
             raise
 
+    def kept_connection(self) -> Connection | None:
+        """This thread's kept autocommit connection on PostgreSQL, opened on first use and
+        handed back to the same thread's later calls (no pool checkout, nor its liveness
+        ping, per use); ``None`` on SQLite, and when :attr:`max_kept` other live threads
+        already keep one (the caller then checks a connection out per use).
+
+        Bounded: one per live thread, at most :attr:`max_kept`. Closed by :meth:`dispose`
+        (every thread's), by :meth:`drop_kept` (this thread's), and, for a thread that has
+        ended, by the next call from any thread.
+        """
+        if self.dialect_name != "postgresql":
+            return None
+        me = threading.current_thread()
+        with self._kept_lock:
+            conn = self._kept.get(me)
+            if conn is not None and not (conn.closed or conn.invalidated
+                                         or conn.engine is not self.engine):
+                return conn
+            ended = [t for t, c in self._kept.items() if t is me or not t.is_alive()]
+            stale = [self._kept.pop(t) for t in ended]
+            full = len(self._kept) >= self.max_kept
+        for old in stale:
+            with contextlib.suppress(SQLAlchemyError):
+                old.close()
+        if full:
+            return None
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        with self._kept_lock:
+            self._kept[me] = conn
+        return conn
+
+    def drop_kept(self) -> None:
+        """Invalidate this thread's kept connection, if any (after a database error on it:
+        the next :meth:`kept_connection` opens a fresh one)."""
+        with self._kept_lock:
+            conn = self._kept.pop(threading.current_thread(), None)
+        if conn is not None:
+            conn.invalidate()
+
+    def kept_count(self) -> int:
+        """How many threads keep a connection now (see :meth:`kept_connection`)."""
+        with self._kept_lock:
+            return len(self._kept)
+
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection, and every thread's kept one (call it when no
+        thread uses the database any more, e.g. at a worker's shutdown)."""
+        with self._kept_lock:
+            kept, self._kept = list(self._kept.values()), {}
+        for conn in kept:
+            with contextlib.suppress(SQLAlchemyError):
+                conn.close()
         self.engine.dispose()
+
+    def after_fork(self) -> None:
+        """In a child process just forked from one that used this database: forget the
+        parent's connections without closing them (they are the parent's sockets), so the
+        child opens its own."""
+        with self._kept_lock:
+            # held, never closed nor collected here: closing would end the parent's sessions
+            self._inherited.extend(self._kept.values())
+            self._kept = {}
+        self.engine.dispose(close=False)
 
 
 # --- effects after commit and host-bound transactions -----------------------------------------

@@ -69,12 +69,16 @@ class Rig:
         self._stack = ExitStack()
         self._names = itertools.count()
 
-    def workers(self, count: int = 1) -> list[CeleryWorker]:
-        """Start ``count`` Celery workers (``-P solo``) together; return once all are ready.
-        Each is stopped when the test ends."""
+    def workers(self, count: int = 1, *, pool: str = "solo", concurrency: int = 1,
+                env: dict[str, str] | None = None) -> list[CeleryWorker]:
+        """Start ``count`` Celery workers (``-P pool -c concurrency``, default ``-P solo``)
+        together, with ``env`` added to the rig's; return once all are ready. Each is
+        killed when the test ends (if still running)."""
         started = [start_celery_worker("celery_tasks", directory=self.dir,
-                                       name=f"w{next(self._names)}", env=self.env,
-                                       pythonpath=[HERE]) for _ in range(count)]
+                                       name=f"w{next(self._names)}",
+                                       env={**self.env, **(env or {})}, pool=pool,
+                                       concurrency=concurrency, pythonpath=[HERE])
+                   for _ in range(count)]
         for worker in started:
             self._stack.callback(worker.kill)  # a throwaway worker: no warm shutdown
         for worker in started:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -50,39 +49,23 @@ _PINNED: ContextVar[tuple[Database, Connection] | None] = ContextVar("rindle_pin
                                                                      default=None)
 
 
-#: Per thread: the autocommit connection :func:`pinned` keeps between blocks.
-_KEPT = threading.local()
-
-
-def _kept_connection(db: Database) -> Connection:
-    """This thread's kept autocommit connection to ``db`` (opened on first use)."""
-    kept: tuple[Database, Connection] | None = getattr(_KEPT, "conn", None)
-    if kept is not None and kept[0] is db and not kept[1].closed and not kept[1].invalidated:
-        return kept[1]
-    if kept is not None:
-        kept[1].close()
-    conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    _KEPT.conn = (db, conn)
-    return conn
-
-
 @contextmanager
 def pinned(db: Database) -> Iterator[None]:
     """Within the block, this thread's single writes on ``db`` (:func:`claim_one`,
-    :func:`settle`, :func:`extend`) share one autocommit connection on PostgreSQL, kept
-    for the thread's next block: no pool checkout (nor its liveness ping) per job. A
-    database error inside the block closes it (the next block opens a fresh one). Nothing
-    on SQLite."""
-    if db.dialect_name != "postgresql" or _PINNED.get() is not None:
+    :func:`settle`, :func:`extend`) share one autocommit connection on PostgreSQL: the
+    thread's :meth:`~rindle.database.Database.kept_connection`, kept for its next block
+    (no pool checkout, nor its liveness ping, per job). A database error inside the block
+    drops it (the next block opens a fresh one). Nothing on SQLite, nor when
+    ``db.max_kept`` threads already keep one (each write then checks one out)."""
+    conn = db.kept_connection() if _PINNED.get() is None else None
+    if conn is None:
         yield
         return
-    conn = _kept_connection(db)
     token = _PINNED.set((db, conn))
     try:
         yield
     except DBAPIError:
-        _KEPT.conn = None
-        conn.invalidate()
+        db.drop_kept()
         raise
     finally:
         _PINNED.reset(token)

@@ -6,6 +6,11 @@ an ETA when the job is due later); the task claims the row by id under a lease a
 same handler ``rindle worker`` runs (:func:`rindle.jobs.run_job`), so a lost message is
 published again by ``rindle relay`` (or the ``rindle.relay`` beat task) and a duplicate
 finds the row claimed and does nothing.
+
+Database connections follow the worker's life: a forked pool child drops its parent's
+(``worker_process_init``), and ``worker_shutdown`` / ``worker_process_shutdown`` close every
+connection of the process, the threads' kept ones
+(:meth:`rindle.database.Database.kept_connection`) included.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from celery import Celery
+from celery import Celery, signals
 from kombu.entity import Queue
 
 from rindle.errors import ConfigError
@@ -105,6 +110,7 @@ class CeleryExecutor(Executor):
         self._celery: Celery | None = None
         self._relay: Relay | None = None
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     def __repr__(self) -> str:  # the broker URL may hold a password
         return f"<CeleryExecutor prefix={self.config['queue_prefix']!r}>"
@@ -160,8 +166,30 @@ class CeleryExecutor(Executor):
         # and the plain functions keep their own types here.
         app.task(name=RUN_TASK, ignore_result=True, shared=False)(run)
         app.task(name=RELAY_TASK, ignore_result=False, shared=False)(relay)
-
+        # Weakly held (bound methods): an executor that is gone stops receiving them.
+        signals.worker_process_init.connect(self._on_process_init)
+        signals.worker_process_shutdown.connect(self._on_shutdown)
+        signals.worker_shutdown.connect(self._on_worker_shutdown)
         return app
+
+    # --- the worker's database connections ---------------------------------------------------
+
+    def _on_process_init(self, sender: object = None, **_: object) -> None:
+        """``worker_process_init``: in a pool child forked from the process that built this
+        executor, drop the inherited connections (the child opens its own)."""
+        if os.getpid() != self._pid:
+            self.app.db.after_fork()
+
+    def _on_shutdown(self, sender: object = None, **_: object) -> None:
+        """``worker_process_shutdown`` (a pool child exits): close every database connection
+        of this process, the threads' kept ones included."""
+        self.app.db.dispose()
+
+    def _on_worker_shutdown(self, sender: object = None, **_: object) -> None:
+        """``worker_shutdown`` of a worker of this executor's Celery app (after its pool
+        stopped): close every database connection of this process."""
+        if getattr(sender, "app", None) is self._celery:
+            self.app.db.dispose()
 
     def relay(self) -> Relay:
         """This process's relay (one, so its memory of what it published lasts)."""
@@ -191,9 +219,12 @@ class CeleryExecutor(Executor):
         return sent
 
     def close(self) -> None:
-        """Close the Celery app's broker connections."""
+        """Close the Celery app's broker connections (and stop following worker signals)."""
         with self._lock:
             if self._celery is not None:
+                signals.worker_process_init.disconnect(self._on_process_init)
+                signals.worker_process_shutdown.disconnect(self._on_shutdown)
+                signals.worker_shutdown.disconnect(self._on_worker_shutdown)
                 self._celery.close()
                 self._celery = None
 

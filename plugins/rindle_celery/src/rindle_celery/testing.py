@@ -132,13 +132,15 @@ class CeleryWorker:
 
 def start_celery_worker(app: str, *, directory: Path, name: str,
                         env: Mapping[str, str] | None = None, queues: Sequence[str] = (),
-                        pool: str = "solo", pythonpath: Sequence[Path] = (),
-                        extra: Sequence[str] = ()) -> CeleryWorker:
-    """Start ``celery -A app worker`` (``-P solo``, or ``prefork`` with concurrency 1) in
+                        pool: str = "solo", concurrency: int = 1,
+                        pythonpath: Sequence[Path] = (), extra: Sequence[str] = ()
+                        ) -> CeleryWorker:
+    """Start ``celery -A app worker -P pool -c concurrency`` (default ``-P solo -c 1``) in
     ``directory`` (where its log goes) with ``env`` added and ``pythonpath`` first on
     ``sys.path``; returns at once (:meth:`CeleryWorker.wait_ready` waits for it). ``queues``
     restricts the Celery queues it consumes."""
-    argv = [sys.executable, "-m", "celery", "-A", app, "worker", "-P", pool, "-c", "1",
+    argv = [sys.executable, "-m", "celery", "-A", app, "worker", "-P", pool,
+            "-c", str(concurrency),
             "-n", f"{name}@%h", "-l", "INFO", "--without-gossip", "--without-mingle",
             "--without-heartbeat", *(["-Q", ",".join(queues)] if queues else []), *extra]
     environ = {**os.environ, **(env or {})}
