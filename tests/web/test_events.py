@@ -350,10 +350,11 @@ def test_the_tokens_expiry_and_the_lifetime_end_the_stream(app: Rindle, server: 
 def test_the_poller_and_listener_stop_with_the_last_subscriber(app: Rindle) -> None:
     with served_events(app, "wsgi", heartbeat=0.05) as (core, base):
         sse, _ = opened(base, app.subscribe_token([ASSET_A]))
-        thread = core.hub._thread
+        thread = core.hub.thread
         assert thread is not None and thread.is_alive()
         sse.close()
         wait_for(lambda: core.hub.subscribers == 0, "the subscriber to leave")
+        assert core.hub.thread is None
         thread.join(timeout=20)
         assert not thread.is_alive()
 
@@ -428,6 +429,69 @@ def test_the_listener_reconnects_and_resynchronises(photos: Rindle, tmp_path: Pa
         assert "the listener's connection failed" in caplog.text
         sse.close()
         wait_for(lambda: core.open_streams == 0, "the slot to be freed")
+
+
+def _listen_connections(app: Rindle) -> int:
+    """How many connections ``LISTEN`` on this test's PostgreSQL database now."""
+    from sqlalchemy import text
+
+    with app.db.engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query = 'LISTEN rindle_events' AND pid <> pg_backend_pid()")).scalar_one())
+
+
+def test_mounts_on_one_database_share_one_listener(make_app: MakeApp, db_url: str,
+                                                   tmp_path: Path) -> None:
+    """Two mounts (two apps, WSGI and ASGI) on one PostgreSQL database hold one shared
+    listener: one LISTEN connection, both streams hear the same NOTIFY, the listener
+    outlives the first mount and goes with the last. On SQLite each mount polls alone."""
+    from rindle.web.events_source import shared_listeners
+
+    first, second = make_app(profiles=PROFILES), make_app(profiles=PROFILES)
+    postgres = db_url.startswith("postgresql")
+    asset_id = ready(first, tmp_path)
+    thumb = first.ready_variants(asset_id)["thumb"].id
+    token = first.subscribe_token([asset_id])
+    with (served_events(first, "wsgi", heartbeat=0.05) as (core_a, base_a),
+          served_events(second, "asgi", heartbeat=0.05) as (core_b, base_b)):
+        listener = core_a.hub.listener
+        if postgres:
+            assert listener is not None and core_b.hub.listener is listener
+            assert listener in shared_listeners() and listener.mounts == 2
+            assert not listener.running and _listen_connections(first) == 0
+        else:
+            assert listener is None and core_b.hub.listener is None
+        sse_a, _ = opened(base_a, token)
+        sse_b, _ = opened(base_b, token)
+        thread_a, thread_b = core_a.hub.thread, core_b.hub.thread
+        assert thread_a is not None and thread_b is not None
+        assert (thread_a is thread_b) is postgres  # one listener, or two pollers
+        if postgres:
+            assert _listen_connections(first) == 1
+        with first.db.transaction() as session:
+            variant_fsm.transition(session, thumb, "ready", "stale")
+        for sse in (sse_a, sse_b):
+            got = events(sse.until(lambda b: "event" in b))
+            assert [(e["id"], e["state"]) for e in got] == [(str(thumb), "stale")]
+
+        sse_a.close()
+        core_a.close()  # the first mount goes; the second still listens
+        if postgres:
+            assert listener is not None and listener.mounts == 1
+            assert listener in shared_listeners() and core_b.hub.thread is thread_b
+            assert _listen_connections(first) == 1
+        with second.db.transaction() as session:
+            variant_fsm.transition(session, thumb, "stale", "queued")
+        got = events(sse_b.until(lambda b: "event" in b))
+        assert [(e["id"], e["state"]) for e in got] == [(str(thumb), "queued")]
+        sse_b.close()
+    if postgres:  # the last mount closed: the listener is forgotten and disconnects
+        assert listener is not None and listener.mounts == 0
+        assert listener not in shared_listeners() and not listener.running
+        wait_for(lambda: _listen_connections(first) == 0, "the LISTEN connection to close")
+    else:
+        assert core_a.hub.thread is None and core_b.hub.thread is None
 
 
 def test_one_state_of_a_row_is_sent_once_and_never_an_older_one(one_db_app: Rindle) -> None:

@@ -2,17 +2,22 @@
 
 A :class:`Hub` fans the state changes of assets, variants, upload sessions and provider
 assets out to its subscribers, each watching a set of asset ids (a change is delivered to
-every subscriber watching its ``asset_id``). It runs one background thread, started with
-the first subscriber and stopped after the last one leaves:
+every subscriber watching its ``asset_id``). The changes come from a background thread,
+started with the first subscriber and stopped after the last one leaves:
 
-* on PostgreSQL, a listener: one dedicated connection (taken out of the app's pool) that
-  ``LISTEN`` s on :data:`rindle.domain.fsm.notify.CHANNEL`, where every FSM transition
-  sends a ``NOTIFY`` inside its own transaction (so only committed states arrive). If the
-  connection fails it is opened again, and every subscriber is told to resynchronise
+* on PostgreSQL, a :class:`Listener`: one dedicated connection (taken out of an app's pool)
+  that ``LISTEN`` s on :data:`rindle.domain.fsm.notify.CHANNEL`, where every FSM transition
+  sends a ``NOTIFY`` inside its own transaction (so only committed states arrive). There is
+  one listener per database in the process, shared by every hub (every events mount, of
+  one app or several) on that database URL: each hub holds a reference from its creation
+  to :meth:`Hub.close`, the listener's thread runs while any of them has subscribers and
+  hands each notification to all of those, and the listener is forgotten when the last
+  hub holding it closes (:func:`shared_listeners` lists the live ones). If the connection
+  fails it is opened again, and every subscriber is told to resynchronise
   (:data:`RESYNC`) since notifications may have been missed meanwhile;
-* on SQLite, a poller: every ``poll_interval`` seconds one read of the rows of every watched
-  asset, diffed against what it saw last (a row whose state or ``updated_at`` differs is a
-  change; a row never seen before is one too).
+* on SQLite, a poller per hub: every ``poll_interval`` seconds one read of the rows of every
+  watched asset, diffed against what it saw last (a row whose state or ``updated_at``
+  differs is a change; a row never seen before is one too).
 
 :meth:`Hub.subscribe` returns once the listener is listening, so a snapshot read after it
 (:func:`snapshot`) and the changes delivered after it leave no gap.
@@ -38,7 +43,8 @@ from rindle.errors import TransientError
 if TYPE_CHECKING:
     from rindle.database import Database
 
-__all__ = ["RESYNC", "Change", "Hub", "Subscriber", "snapshot"]
+__all__ = ["RESYNC", "Change", "Hub", "Listener", "Subscriber", "shared_listeners",
+           "snapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +142,9 @@ class Subscriber:
 
 
 class Hub:
-    """Fans changes out to subscribers (see the module docstring). Thread-safe."""
+    """Fans changes out to subscribers (see the module docstring). Thread-safe. On
+    PostgreSQL it holds a reference to its database's shared :class:`Listener` until
+    :meth:`close`."""
 
     def __init__(self, db: Database, *, poll_interval: float) -> None:
         if not poll_interval > 0:
@@ -145,15 +153,31 @@ class Hub:
         self.poll_interval = poll_interval
         self._lock = threading.Lock()
         self._subscribers: set[Subscriber] = set()
-        self._stop: threading.Event | None = None
-        self._listening = threading.Event()
+        self._stop: threading.Event | None = None  # the poller's (SQLite)
         self._thread: threading.Thread | None = None
+        self._listener: Listener | None = None
+        if db.dialect_name == "postgresql":
+            self._listener = _acquire(self)
 
     @property
     def subscribers(self) -> int:
         """How many subscribers are registered now."""
         with self._lock:
             return len(self._subscribers)
+
+    @property
+    def listener(self) -> Listener | None:
+        """The shared listener this hub holds (PostgreSQL, until :meth:`close`), else None."""
+        return self._listener
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The thread bringing this hub its changes now (the shared listener's, or this
+        hub's poller), None while none runs for it."""
+        if self._listener is not None:
+            return self._listener.thread_for(self)
+        with self._lock:
+            return self._thread
 
     def subscribe(self, asset_ids: Iterable[uuid.UUID | str],
                   deliver: Callable[[Change | str], object]) -> Subscriber:
@@ -163,9 +187,14 @@ class Hub:
         sub = Subscriber(frozenset(str(i) for i in asset_ids), deliver)
         with self._lock:
             self._subscribers.add(sub)
-            if self._thread is None or self._stop is None or self._stop.is_set():
-                self._start()
-            listening = self._listening
+            if self.db.dialect_name == "postgresql":
+                if self._listener is None:  # closed, then used again
+                    self._listener = _acquire(self)
+                listening = self._listener.want(self)
+            else:
+                if self._thread is None or self._stop is None or self._stop.is_set():
+                    self._start_poller()
+                listening = _ALWAYS
         if not listening.wait(LISTEN_WAIT):
             self.unsubscribe(sub)
             raise TransientError("the live progress stream cannot listen for changes now; "
@@ -173,33 +202,38 @@ class Hub:
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
-        """Remove ``sub`` (again is fine); the thread stops after the last one leaves."""
+        """Remove ``sub`` (again is fine); after the last one leaves, the poller stops, or
+        the shared listener stops once no hub of its database has subscribers."""
         with self._lock:
             self._subscribers.discard(sub)
-            if not self._subscribers and self._stop is not None:
-                self._stop.set()
-                self._stop = None
-                self._thread = None
+            if not self._subscribers:
+                self._idle()
 
     def close(self) -> None:
-        """Drop every subscriber and stop the thread."""
+        """Drop every subscriber, stop the poller and let go of the shared listener (closed
+        with the last hub holding it)."""
         with self._lock:
             self._subscribers.clear()
-            if self._stop is not None:
-                self._stop.set()
-            self._stop, self._thread = None, None
+            self._idle()
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            _release(listener, self)
 
-    # --- the thread ---------------------------------------------------------------------
+    def _idle(self) -> None:
+        """No subscriber left (lock held): stop what brings changes to this hub."""
+        if self._stop is not None:
+            self._stop.set()
+        self._stop, self._thread = None, None
+        if self._listener is not None:
+            self._listener.unwant(self)
 
-    def _start(self) -> None:
+    # --- delivery -----------------------------------------------------------------------
+
+    def _start_poller(self) -> None:
         stop = threading.Event()
-        listening = threading.Event()
-        target = self._listen if self.db.dialect_name == "postgresql" else self._poll
-        if self.db.dialect_name != "postgresql":
-            listening.set()  # the poller reads the rows: nothing to wait for
-        self._stop, self._listening = stop, listening
-        self._thread = threading.Thread(target=target, args=(stop, listening), daemon=True,
-                                        name="rindle-events")
+        self._stop = stop
+        self._thread = threading.Thread(target=self._poll, args=(stop,), daemon=True,
+                                        name="rindle-events-poll")
         self._thread.start()
 
     def _dispatch(self, stop: threading.Event, change: Change | str) -> None:
@@ -214,11 +248,107 @@ class Hub:
             except Exception:  # a subscriber that went away meanwhile
                 log.debug("rindle.web.events: a subscriber refused a change", exc_info=True)
 
+    def _poll(self, stop: threading.Event) -> None:
+        seen: dict[tuple[str, str], tuple[str, str | None]] = {}
+        while not stop.wait(self.poll_interval):
+            with self._lock:
+                watched = set().union(*(s.asset_ids for s in self._subscribers))
+            try:
+                rows = snapshot(self.db, (uuid.UUID(i) for i in watched))
+            except Exception as exc:
+                log.warning("rindle.web.events: polling failed: %s", type(exc).__name__)
+                continue
+            current: dict[tuple[str, str], tuple[str, str | None]] = {}
+            for change in rows:
+                current[change.row] = (change.state, change.at)
+                if seen.get(change.row) != current[change.row]:
+                    self._dispatch(stop, change)
+            seen = current
+
+
+#: Set forever: what a poller's subscriber waits on (the poller reads the rows itself).
+_ALWAYS = threading.Event()
+_ALWAYS.set()
+
+
+# --- the shared listener (PostgreSQL) -----------------------------------------------------
+
+
+class Listener:
+    """One ``LISTEN`` connection shared by every :class:`Hub` of this process on one
+    database (keyed by the engine's URL): the hubs holding it are its reference count
+    (:func:`_acquire`/:func:`_release`). Its thread runs while at least one of them has
+    subscribers, and hands every notification to each of those hubs."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key  # the URL with its password: never logged or shown
+        self._lock = threading.Lock()
+        self._hubs: list[Hub] = []
+        self._wanting: list[Hub] = []
+        self._stop: threading.Event | None = None
+        self._listening = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"<Listener mounts={self.mounts} running={self.running}>"
+
+    @property
+    def mounts(self) -> int:
+        """How many hubs (events mounts) hold this listener."""
+        with self._lock:
+            return len(self._hubs)
+
+    @property
+    def running(self) -> bool:
+        """Whether its thread is meant to run now (some hub has subscribers)."""
+        with self._lock:
+            return self._thread is not None
+
+    def thread_for(self, hub: Hub) -> threading.Thread | None:
+        """The thread listening for ``hub`` now, None while ``hub`` has no subscribers."""
+        with self._lock:
+            return self._thread if hub in self._wanting else None
+
+    def want(self, hub: Hub) -> threading.Event:
+        """``hub`` has subscribers: start listening unless already; the event set once the
+        connection listens."""
+        with self._lock:
+            if hub not in self._wanting:
+                self._wanting.append(hub)
+            if self._thread is None or self._stop is None or self._stop.is_set():
+                stop = threading.Event()
+                self._stop, self._listening = stop, threading.Event()
+                self._thread = threading.Thread(target=self._listen,
+                                                args=(stop, self._listening), daemon=True,
+                                                name="rindle-events-listen")
+                self._thread.start()
+            return self._listening
+
+    def unwant(self, hub: Hub) -> None:
+        """``hub`` has no subscriber left; the thread stops when no hub has any."""
+        with self._lock:
+            if hub in self._wanting:
+                self._wanting.remove(hub)
+            if not self._wanting and self._stop is not None:
+                self._stop.set()
+                self._stop, self._thread = None, None
+
+    def _targets(self) -> tuple[Database | None, list[Hub]]:
+        with self._lock:
+            return (self._hubs[0].db if self._hubs else None), list(self._wanting)
+
+    def _dispatch(self, stop: threading.Event, change: Change | str) -> None:
+        for hub in self._targets()[1]:
+            hub._dispatch(stop, change)
+
     def _listen(self, stop: threading.Event, listening: threading.Event) -> None:
         first = True
         while not stop.is_set():
+            db = self._targets()[0]
+            if db is None:
+                return
             try:
-                raw = self.db.engine.raw_connection()
+                raw = db.engine.raw_connection()
             except Exception as exc:
                 log.warning("rindle.web.events: cannot connect to listen: %s",
                             type(exc).__name__)
@@ -247,19 +377,38 @@ class Hub:
                 with contextlib.suppress(Exception):
                     raw.close()
 
-    def _poll(self, stop: threading.Event, listening: threading.Event) -> None:
-        seen: dict[tuple[str, str], tuple[str, str | None]] = {}
-        while not stop.wait(self.poll_interval):
-            with self._lock:
-                watched = set().union(*(s.asset_ids for s in self._subscribers))
-            try:
-                rows = snapshot(self.db, (uuid.UUID(i) for i in watched))
-            except Exception as exc:
-                log.warning("rindle.web.events: polling failed: %s", type(exc).__name__)
-                continue
-            current: dict[tuple[str, str], tuple[str, str | None]] = {}
-            for change in rows:
-                current[change.row] = (change.state, change.at)
-                if seen.get(change.row) != current[change.row]:
-                    self._dispatch(stop, change)
-            seen = current
+
+_REGISTRY_LOCK = threading.Lock()
+_LISTENERS: dict[str, Listener] = {}
+
+
+def _acquire(hub: Hub) -> Listener:
+    """The shared listener of ``hub``'s database (made on first use), now held by ``hub``."""
+    key = hub.db.engine.url.render_as_string(hide_password=False)
+    with _REGISTRY_LOCK:
+        listener = _LISTENERS.get(key)
+        if listener is None:
+            listener = _LISTENERS[key] = Listener(key)
+        with listener._lock:
+            listener._hubs.append(hub)
+        return listener
+
+
+def _release(listener: Listener, hub: Hub) -> None:
+    """``hub`` lets go of ``listener``; the last hub to let go stops and forgets it."""
+    listener.unwant(hub)
+    with _REGISTRY_LOCK, listener._lock:
+        if hub in listener._hubs:
+            listener._hubs.remove(hub)
+        if not listener._hubs and _LISTENERS.get(listener.key) is listener:
+            del _LISTENERS[listener.key]
+            if listener._stop is not None:
+                listener._stop.set()
+            listener._stop, listener._thread = None, None
+
+
+def shared_listeners() -> list[Listener]:
+    """The shared listeners this process holds now (one per PostgreSQL database with an
+    events mount that is not closed)."""
+    with _REGISTRY_LOCK:
+        return list(_LISTENERS.values())
