@@ -1,17 +1,22 @@
-"""A long-running worker: threads per queue, leases kept alive, heartbeats, cron.
+"""A long-running worker: a claiming loop and a lazy thread pool per queue, leases kept
+alive, heartbeats, cron.
 
 ``Worker(app, queues={"process": 4, "promote": 2}).run()`` blocks until SIGINT/SIGTERM
 (or :meth:`Worker.stop`); running jobs finish first, and a second signal exits at once
-(unfinished jobs then come back when their leases expire). Each thread claims up to
-``prefetch`` jobs at a time (default 1, so a busy thread never hoards work) and
-acknowledges their successes together. The prefetch is adaptive: while the queue is deep
-(a claim came back full) and the jobs are short (the batch ran within
-:data:`ADAPTIVE_WINDOW` seconds), the next claim takes twice as many, up to
-:data:`ADAPTIVE_PREFETCH_MAX`; a short claim or a slow batch drops back to ``prefetch``.
-The heartbeat refreshes this worker's row in ``rindle_worker_heartbeats`` and extends
-the leases of the jobs it holds. Heartbeat times, lease deadlines and cron slots come from
-the queue's clock (``app.jobs.clock``); only the pauses between polls and beats are real
-time.
+(unfinished jobs then come back when their leases expire).
+
+Each queue has ONE claiming loop and a pool of at most its concurrency in job threads.
+The loop waits for a free slot, claims up to ``prefetch`` jobs for each free slot in one
+statement and hands them out as batches, one per slot; a job thread runs its batch and
+acknowledges its successes together. Job threads start only when a claim hands them work,
+so an idle queue costs one poller and no job threads, whatever its concurrency. The
+prefetch is adaptive: while the queue is deep (a claim came back full) and the jobs are
+short (a batch ran within :data:`ADAPTIVE_WINDOW` seconds), the next claim takes twice as
+many per slot, up to :data:`ADAPTIVE_PREFETCH_MAX`; a short claim or a slow batch drops
+back to ``prefetch``. The heartbeat refreshes this worker's row in
+``rindle_worker_heartbeats`` and extends the leases of the jobs it holds. Heartbeat times,
+lease deadlines and cron slots come from the queue's clock (``app.jobs.clock``); only the
+pauses between polls and beats are real time.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
@@ -44,7 +50,13 @@ __all__ = ["ADAPTIVE_PREFETCH_MAX", "ADAPTIVE_WINDOW", "DEFAULT_CONCURRENCY", "W
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = {"promote": 2, "process": 2, "purge": 1, "maintenance": 1, "provider": 1}
+#: Job threads per queue when none are given. ``provider`` jobs wait on a provider's
+#: network API, not the CPU: 16 of them in flight let a worker sync hundreds of rows per
+#: second, while the provider client's own pacing (``rate_limit_per_second`` in
+#: rindle-mux), shared by every thread of the process, bounds the requests per second.
+#: Job threads start only when there is work, so an idle queue costs one poller.
+DEFAULT_CONCURRENCY = {"promote": 2, "process": 2, "purge": 1, "maintenance": 1,
+                       "provider": 16}
 _HB: Table = table_of(WorkerHeartbeat)
 #: The most jobs one claim takes when the adaptive prefetch has grown.
 ADAPTIVE_PREFETCH_MAX = 32
@@ -75,13 +87,35 @@ class WorkerApp(Protocol):
         """The queue the worker runs jobs from."""
 
 
+class _Pool:
+    """One queue's slots and lazily started job threads; every field is guarded by
+    ``lock`` (``work`` wakes job threads, ``freed`` the queue's claiming loop)."""
+
+    def __init__(self, queue: str, size: int, prefetch: int) -> None:
+        self.queue = queue
+        self.size = size
+        self.lock = threading.Lock()
+        self.work = threading.Condition(self.lock)
+        self.freed = threading.Condition(self.lock)
+        #: Batches handed out and not yet picked up: (jobs, prefetch per slot, claimed
+        #: per free slot).
+        self.pending: deque[tuple[list[JobContext], int, int]] = deque()
+        self.busy = 0  # slots holding a batch (pending or running)
+        self.waiting = 0  # job threads waiting for a batch
+        self.threads: list[threading.Thread] = []
+        self.closing = False
+        self.limit = prefetch  # jobs the next claim asks for per free slot
+
+
 class Worker:
     """Runs jobs from the chosen queues until stopped.
 
-    ``queues`` maps queue name -> threads, or lists names that each get ``concurrency``
-    threads (default 1); without it every queue runs (``concurrency`` each, or
-    :data:`DEFAULT_CONCURRENCY`). An unknown queue or a ``[cron]`` entry whose kind is not
-    registered is a :class:`ConfigError` here, before anything runs.
+    ``queues`` maps queue name -> concurrency (the most jobs of that queue running at
+    once), or lists names that each get ``concurrency`` (default 1); without it every
+    queue runs (``concurrency`` each, or :data:`DEFAULT_CONCURRENCY`). Each queue gets one
+    claiming loop and up to that many job threads, started only when a claim hands them
+    work. An unknown queue or a ``[cron]`` entry whose kind is not registered is a
+    :class:`ConfigError` here, before anything runs.
     """
 
     def __init__(self, app: WorkerApp, queues: Mapping[str, int] | Sequence[str] | None = None,
@@ -103,8 +137,12 @@ class Worker:
         self._stop = threading.Event()
         self._running: dict[uuid.UUID, JobContext] = {}
         self._lock = threading.Lock()
-        self._idle: dict[int, bool] = {}
+        self._idle: dict[str, bool] = {}
+        self._pools: dict[str, _Pool] = {}
         self.executed = 0
+        #: Job threads each queue started so far (they start lazily, when a claim hands
+        #: them work: a queue that never had work started none).
+        self.job_threads: dict[str, int] = dict.fromkeys(self.queues, 0)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -150,8 +188,9 @@ class Worker:
                 signal.signal(sig, handler)
 
     def run_until_empty(self, *, timeout: float | None = None) -> int:
-        """Run until no queue has due work and every thread is idle (or ``timeout``
-        seconds passed); returns how many jobs this worker ran. No cron."""
+        """Run until no queue has due work and no job is running (or ``timeout``
+        seconds passed: running jobs finish, claimed unstarted ones go back); returns how
+        many jobs this worker ran. No cron."""
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while not self._stop.is_set():
@@ -186,16 +225,15 @@ class Worker:
         return {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def _start_threads(self, *, until_empty: bool) -> list[threading.Thread]:
+        """Start one claiming loop per queue (and the cron loop); each loop starts its own
+        job threads as work arrives and joins them before it ends."""
         self._beat()
         threads = []
-        slot = 0
         for queue, count in self.queues.items():
-            for _ in range(count):
-                t = threading.Thread(target=self._loop, args=(queue, slot, until_empty),
-                                     name=f"rindle-{queue}-{slot}", daemon=True)
-                self._idle[slot] = False
-                threads.append(t)
-                slot += 1
+            pool = self._pools[queue] = _Pool(queue, count, self.prefetch)
+            self._idle[queue] = False
+            threads.append(threading.Thread(target=self._loop, args=(pool, until_empty),
+                                            name=f"rindle-{queue}", daemon=True))
         if self.cron_entries and not until_empty:
             threads.append(threading.Thread(target=self._cron_loop, name="rindle-cron",
                                             daemon=True))
@@ -205,27 +243,98 @@ class Worker:
 
     # --- loops ----------------------------------------------------------------------------
 
-    def _loop(self, queue: str, slot: int, until_empty: bool) -> None:
-        limit = self.prefetch
-        while not self._stop.is_set():
-            try:
-                jobs = self.jobs.claim([queue], self.worker_id, limit=limit,
-                                       lease_seconds=self.lease_seconds)
-            except Exception:
-                log.exception("claim failed on %s; retrying", queue)
-                self._stop.wait(max(self.poll_interval, 1.0))
-                continue
-            if not jobs:
-                self._idle[slot] = True
-                if until_empty and all(self._idle.values()):
-                    return
-                self._stop.wait(self.poll_interval if not until_empty else 0.02)
-                continue
-            self._idle[slot] = False
+    def _loop(self, pool: _Pool, until_empty: bool) -> None:
+        """The queue's claiming loop: wait for a free slot, claim for every free slot,
+        hand the jobs out; on stop (or, ``until_empty``, once every queue is idle) let the
+        job threads finish what they hold and join them."""
+        queue = pool.queue
+        try:
+            while not self._stop.is_set():
+                with pool.lock:
+                    while pool.busy >= pool.size and not self._stop.is_set():
+                        pool.freed.wait(_SIGNAL_CHECK)
+                    free, limit = pool.size - pool.busy, pool.limit
+                if self._stop.is_set():
+                    break
+                try:
+                    jobs = self.jobs.claim([queue], self.worker_id, limit=free * limit,
+                                           lease_seconds=self.lease_seconds)
+                except Exception:
+                    log.exception("claim failed on %s; retrying", queue)
+                    self._stop.wait(max(self.poll_interval, 1.0))
+                    continue
+                if jobs:
+                    self._idle[queue] = False
+                    self._hand_out(pool, jobs, free, limit)
+                elif not until_empty:
+                    self._stop.wait(self.poll_interval)
+                else:
+                    with pool.lock:  # a running job may still enqueue more
+                        running = pool.busy > 0
+                        if running:
+                            pool.freed.wait(0.02)
+                    if not running:
+                        self._idle[queue] = True
+                        if all(self._idle.values()):
+                            return
+                        self._stop.wait(0.02)
+        finally:
+            with pool.lock:
+                pool.closing = True
+                pool.work.notify_all()
+                threads = list(pool.threads)
+            for t in threads:
+                t.join()
+
+    def _hand_out(self, pool: _Pool, jobs: list[JobContext], free: int, limit: int) -> None:
+        """Split ``jobs`` (claimed for ``free`` slots, ``limit`` each) into one batch per
+        slot, as even as possible and in claim order, and give each to a waiting job
+        thread, or to a new one (never more than the queue's concurrency)."""
+        with self._lock:
+            self._running.update((job.id, job) for job in jobs)
+        count = min(free, len(jobs))
+        size, extra = divmod(len(jobs), count)
+        per_slot = len(jobs) // free
+        start = 0
+        with pool.lock:
+            for i in range(count):
+                end = start + size + (1 if i < extra else 0)
+                pool.pending.append((jobs[start:end], limit, per_slot))
+                pool.busy += 1
+                start = end
+                if pool.waiting >= len(pool.pending):
+                    pool.work.notify()
+                elif len(pool.threads) < pool.size:
+                    n = len(pool.threads)
+                    t = threading.Thread(target=self._job_thread, args=(pool,),
+                                         name=f"rindle-{pool.queue}-{n}", daemon=True)
+                    pool.threads.append(t)
+                    self.job_threads[pool.queue] += 1
+                    t.start()
+
+    def _job_thread(self, pool: _Pool) -> None:
+        """Run batches from ``pool`` until it closes and none is left; after each, set the
+        next claim's prefetch (:func:`next_prefetch`) and free the slot."""
+        done: tuple[int, int, float] | None = None  # (limit, claimed per slot, seconds)
+        while True:
+            with pool.lock:
+                if done is not None:
+                    pool.limit = next_prefetch(self.prefetch, *done)
+                    pool.busy -= 1
+                    pool.freed.notify_all()
+                while not pool.pending:
+                    if pool.closing:
+                        return
+                    pool.waiting += 1
+                    pool.work.wait()
+                    pool.waiting -= 1
+                jobs, limit, per_slot = pool.pending.popleft()
             started = time.monotonic()
-            self._run_batch(jobs)
-            limit = next_prefetch(self.prefetch, limit, len(jobs),
-                                  time.monotonic() - started)
+            try:
+                self._run_batch(jobs)
+            except Exception:  # _run_batch logs its own failures; never lose the slot
+                log.exception("running a batch on %s failed", pool.queue)
+            done = (limit, per_slot, time.monotonic() - started)
 
     def _run_batch(self, jobs: list[JobContext]) -> None:
         with self._lock:
@@ -298,8 +407,9 @@ class Worker:
 
 
 def next_prefetch(base: int, limit: int, claimed: int, seconds: float) -> int:
-    """How many jobs the next claim asks for, after a claim of ``limit`` that returned
-    ``claimed`` jobs which ran in ``seconds``: twice ``limit`` (at most
+    """How many jobs the next claim asks for per free slot, after a claim of ``limit`` per
+    slot that returned ``claimed`` jobs per slot, a batch of which ran in ``seconds``:
+    twice ``limit`` (at most
     :data:`ADAPTIVE_PREFETCH_MAX`, never below ``base``) when the claim came back full and
     the batch ran within :data:`ADAPTIVE_WINDOW`; otherwise ``base``."""
     if claimed >= limit and seconds <= ADAPTIVE_WINDOW:
@@ -309,7 +419,7 @@ def next_prefetch(base: int, limit: int, claimed: int, seconds: float) -> int:
 
 def _resolve_queues(queues: Mapping[str, int] | Sequence[str] | None,
                     concurrency: int | None, known: Sequence[str]) -> dict[str, int]:
-    """Queue name -> thread count, checked against the queues jobs can be on."""
+    """Queue name -> concurrency, checked against the queues jobs can be on."""
     if queues is None:
         resolved = ({q: concurrency for q in QUEUES} if concurrency
                     else dict(DEFAULT_CONCURRENCY))
