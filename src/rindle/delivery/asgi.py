@@ -10,9 +10,13 @@ server (``uvicorn``, ``hypercorn``).
 How it stays off the event loop and within flat memory:
 
 * The core (database lookups, token checks, the storage write of a PUT) runs in a worker
-  thread (:func:`asyncio.to_thread`). A PUT body is pulled from ``receive`` as the storage
-  write asks for it, one message at a time, so an upload is never held in memory whole;
-  the server has already removed any chunked framing.
+  thread of rindle's own pool (:func:`run_blocking`, up to :data:`WORKERS` threads, so
+  requests waiting on slow clients never exhaust asyncio's small default pool, which the
+  rest of the process shares). A PUT body is pulled from ``receive`` as the storage write
+  asks for it, one message at a time, so an upload is never held in memory whole; the
+  server has already removed any chunked framing. A body that sends nothing for
+  ``body_timeout`` seconds (:data:`BODY_TIMEOUT`, like ``rindle serve``'s idle timeout) is
+  cut (400): a stalled client never holds a worker thread for longer.
 * A GET body is read from the file in blocks of
   :data:`~rindle.delivery.body.BLOCK_SIZE` (each read in a worker thread) and sent as it is
   read; ``send`` waits while the client is slow. When the client disconnects
@@ -28,9 +32,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import IO, TYPE_CHECKING, Any, cast
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import unquote_to_bytes
 
 from rindle.delivery.body import BLOCK_SIZE, BodyIncomplete, RequestBody
@@ -40,7 +48,8 @@ from rindle.delivery.messages import Request, Response, plain
 if TYPE_CHECKING:
     from rindle.delivery.core import DeliveryHost
 
-__all__ = ["DeliveryASGIApp", "ReceiveStream", "asgi_app", "scope_headers", "serve_lifespan"]
+__all__ = ["BODY_TIMEOUT", "WORKERS", "DeliveryASGIApp", "ReceiveStream", "asgi_app",
+           "run_blocking", "scope_headers", "serve_lifespan"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,29 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+T = TypeVar("T")
+
+#: Seconds a request body may send nothing before its read fails (``rindle serve``'s idle
+#: timeout): a stalled client never holds a worker thread longer.
+BODY_TIMEOUT = 60.0
+#: The most worker threads rindle's ASGI apps run blocking work in at once (``rindle
+#: serve``'s connection cap); created as needed.
+WORKERS = 256
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def run_blocking(fn: Callable[..., T], *args: Any) -> Awaitable[T]:
+    """``fn(*args)`` in rindle's worker pool (not asyncio's default one, which a few slow
+    uploads would fill for the whole process), with the caller's context variables."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="rindle-asgi")
+    context = contextvars.copy_context()
+    return asyncio.get_running_loop().run_in_executor(
+        _pool, functools.partial(context.run, fn, *args))
 
 
 class ReceiveStream:
@@ -57,13 +89,15 @@ class ReceiveStream:
     messages until it holds ``n`` bytes or the body ended, in one hop to the loop (a
     server delivers a large body in many small messages; one hop per message would cost
     more than the bytes); ``http.disconnect`` before the last one raises
-    :class:`~rindle.delivery.body.BodyIncomplete`. At most ``n`` bytes plus one message
-    are buffered. The server has already removed any chunked framing (ASGI servers always
+    :class:`~rindle.delivery.body.BodyIncomplete`, and so does a wait of more than
+    ``timeout`` seconds for the next message. At most ``n`` bytes plus one message are
+    buffered. The server has already removed any chunked framing (ASGI servers always
     do), so the body is read as plain bytes to its end.
     """
 
-    def __init__(self, receive: Receive, loop: asyncio.AbstractEventLoop) -> None:
-        self._receive, self._loop = receive, loop
+    def __init__(self, receive: Receive, loop: asyncio.AbstractEventLoop,
+                 timeout: float = BODY_TIMEOUT) -> None:
+        self._receive, self._loop, self._timeout = receive, loop, timeout
         self._buffer = b""
         self._more = True
 
@@ -73,7 +107,12 @@ class ReceiveStream:
         pieces: list[bytes] = []
         have = 0
         while True:
-            message = await self._receive()
+            try:
+                async with asyncio.timeout(self._timeout):  # no task per message
+                    message = await self._receive()
+            except TimeoutError:
+                raise BodyIncomplete(f"the body sent nothing for {self._timeout:g} seconds"
+                                     ) from None
             if message["type"] == "http.disconnect":
                 return pieces, False, True
             piece = bytes(message.get("body", b""))
@@ -130,10 +169,11 @@ def _path(scope: Scope) -> str:
 class DeliveryASGIApp:
     """The ASGI 3 callable :func:`asgi_app` returns; ``routes`` lists what it serves."""
 
-    def __init__(self, core: DeliveryCore) -> None:
+    def __init__(self, core: DeliveryCore, *, body_timeout: float = BODY_TIMEOUT) -> None:
         self.core = core
         self.routes = core.routes
         self.mount = core.mount
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ``http`` request, a ``lifespan``, or refuse a ``websocket``."""
@@ -155,7 +195,7 @@ class DeliveryASGIApp:
 
         def open_body() -> RequestBody:
             return RequestBody.from_headers(
-                cast(IO[bytes], ReceiveStream(receive, loop)),
+                cast(IO[bytes], ReceiveStream(receive, loop, self.body_timeout)),
                 transfer_encoding=headers.get("transfer-encoding", ""),
                 content_length=headers.get("content-length", ""), terminated=True)
 
@@ -163,7 +203,7 @@ class DeliveryASGIApp:
                           bytes(scope.get("query_string", b"")).decode("latin-1"), headers,
                           open_body)
         try:
-            response = await asyncio.to_thread(self.core.handle, request)
+            response = await run_blocking(self.core.handle, request)
         except Exception:
             log.exception("rindle delivery: unexpected error answering %s", method)
             response = plain(500, "internal server error")

@@ -3,8 +3,10 @@
 A surface is a function ``handle(request) -> Response`` on a :class:`Request`;
 :class:`WSGIApp` and :class:`ASGIApp` serve it. The ASGI app is native (no WSGI bridge):
 it reads the body from ``receive`` and runs the handler, which talks to the database and
-storage synchronously, in a worker thread; the handler's body reads are forwarded to the
-event loop as they happen, so a large PATCH streams, never buffered whole.
+storage synchronously, in a worker thread of rindle's pool
+(:func:`rindle.delivery.asgi.run_blocking`); the handler's body reads are forwarded to the
+event loop as they happen, so a large PATCH streams, never buffered whole, and a body that
+sends nothing for ``body_timeout`` seconds is cut (the handler sees it end early).
 
 Both strip ``mount`` (a path prefix, for hosts that route a sub-path without setting
 ``SCRIPT_NAME``/``root_path``) and answer 404 outside it.
@@ -22,10 +24,12 @@ from typing import IO, Any, cast
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from rindle.delivery.asgi import (
+    BODY_TIMEOUT,
     Receive,
     ReceiveStream,
     Scope,
     Send,
+    run_blocking,
     scope_headers,
     serve_lifespan,
 )
@@ -181,11 +185,14 @@ def _run(handler: Handler, request: Request) -> Response:
 
 
 class ASGIApp:
-    """An ASGI 3 callable serving ``handler`` under ``mount`` (``http`` and ``lifespan``)."""
+    """An ASGI 3 callable serving ``handler`` under ``mount`` (``http`` and ``lifespan``);
+    a request body silent for ``body_timeout`` seconds ends early."""
 
-    def __init__(self, handler: Handler, *, mount: str = "") -> None:
+    def __init__(self, handler: Handler, *, mount: str = "",
+                 body_timeout: float = BODY_TIMEOUT) -> None:
         self.handler = handler
         self.mount = mount.rstrip("/")
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one ``http`` request, or a lifespan's startup and shutdown."""
@@ -197,7 +204,7 @@ class ASGIApp:
         method = str(scope["method"]).upper()
         headers = scope_headers(scope)
         path = _strip(str(scope.get("path") or "/"), self.mount)
-        stream = ReceiveStream(receive, asyncio.get_running_loop())
+        stream = ReceiveStream(receive, asyncio.get_running_loop(), self.body_timeout)
         body = RequestBody.from_headers(
             cast(IO[bytes], stream), transfer_encoding=headers.get("transfer-encoding", ""),
             content_length=headers.get("content-length", ""), terminated=True)
@@ -211,7 +218,7 @@ class ASGIApp:
             base = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{self.mount}"
             query = scope.get("query_string", b"").decode("latin-1")
             request = Request(method, path, query, headers, body, scope, base)
-            response = await asyncio.to_thread(_run, self.handler, request)
+            response = await run_blocking(_run, self.handler, request)
         await send({"type": "http.response.start", "status": response.status,
                     "headers": [(k.lower().encode("latin-1"), v.encode("latin-1"))
                                 for k, v in response.finished_headers(method)]})
