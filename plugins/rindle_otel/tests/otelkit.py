@@ -26,6 +26,20 @@ class Photo(Profile):
     delivery = Delivery(public=False, signed_url_ttl=600)
 
 
+#: The queues a job can be on in these apps (rindle's five; no test kind adds one).
+QUEUES = ("maintenance", "process", "promote", "provider", "purge")
+
+
+def depth(**waiting: int) -> dict[tuple[tuple[str, Any], ...], Any]:
+    """The ``rindle.queue.depth`` points expected when ``waiting`` jobs (by queue) wait and
+    none executes: every queue reports both states, 0 when idle."""
+    out: dict[tuple[tuple[str, Any], ...], Any] = {}
+    for queue in QUEUES:
+        out[(("queue", queue), ("state", "executing"))] = 0
+        out[(("queue", queue), ("state", "waiting"))] = waiting.get(queue, 0)
+    return out
+
+
 @dataclass
 class Pipeline:
     """The app, its instrumentation and what the SDK recorded."""

@@ -71,8 +71,11 @@ METRICS: dict[str, tuple[str, str]] = {
     "rindle.state_changes": ("1", "persisted state transitions, by entity, from and to"),
     "rindle.variant.duration": ("ms", "time to render one variant, by profile, variant "
                                       "and outcome"),
-    "rindle.queue.depth": ("1", "jobs waiting or executing now, by queue and state"),
-    "rindle.variants": ("1", "variants now in each state, by state"),
+    # the gauges count in annotation units ("{job}"): a gauge in "1" is a ratio to the
+    # OpenTelemetry collector's Prometheus naming, which would call it ..._ratio
+    "rindle.queue.depth": ("{job}", "jobs waiting or executing now, by queue and state "
+                                    "(every queue a job can be on; 0 when idle)"),
+    "rindle.variants": ("{variant}", "variants now in each state, by state"),
 }
 
 #: Span prefixes whose ``.exception`` does not end the span (a ``.stop`` always follows).
@@ -366,7 +369,10 @@ class Instrumentation:
 
     def _queue_depth(self, options: CallbackOptions) -> Iterable[Observation]:
         def read(status: Any) -> Iterable[Observation]:
-            for queue, info in sorted(status.queues.items()):
+            # every queue a job can be on, idle ones as 0: a series never vanishes
+            idle = {"waiting": 0, "executing": 0}
+            for queue in sorted({*self.app.jobs.queue_names(), *status.queues}):
+                info = status.queues.get(queue, idle)
                 yield Observation(info["waiting"], {"queue": queue, "state": "waiting"})
                 yield Observation(info["executing"], {"queue": queue, "state": "executing"})
 
