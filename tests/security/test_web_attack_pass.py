@@ -188,3 +188,49 @@ def _json_string(text: str) -> str:
     """``text`` as a JSON string literal, a lone surrogate spelled as its ``\\u`` escape."""
     return '"' + "".join(c if 0x20 <= ord(c) < 0x7f and c not in '"\\' else f"\\u{ord(c):04x}"
                          for c in text) + '"'
+
+
+# --- the last chunk racing an empty PATCH at the end -----------------------------------------
+
+def test_the_last_chunk_is_answered_204_when_a_retry_completes_it_first(
+        web_app: Rindle, tus_url: str) -> None:
+    """A client's retries (empty PATCHes at the end offset) race the chunk that completes
+    the upload: the chunk whose bytes were stored is answered 204 at the end offset, never
+    409 invalid_transition because the retry ran the trust gate first; a retry is 204, 403,
+    409 or 423; one asset is built."""
+    data = jpeg_bytes((64, 48))
+    end = len(data)
+    rounds = 12
+    for _ in range(rounds):
+        location = create(tus_url, end).headers["Location"]
+        assert patch(location, 0, data[:-10]).status_code == 204
+        stop = threading.Event()
+        last: list[requests.Response] = []
+        retries: list[requests.Response] = []
+
+        def finish(url: str = location, last: list[requests.Response] = last,
+                   stop: threading.Event = stop) -> None:
+            last.append(patch(url, end - 10, data[-10:]))
+            stop.set()
+
+        def retry(url: str = location, retries: list[requests.Response] = retries,
+                  stop: threading.Event = stop) -> None:
+            for _ in range(500):  # bounded: until one is not "not there yet"
+                answer = patch(url, end, b"")
+                if answer.status_code != 409 or stop.is_set():
+                    retries.append(answer)
+                    return
+
+        threads = [threading.Thread(target=finish),
+                   *(threading.Thread(target=retry) for _ in range(3))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert [(a.status_code, a.headers.get("Upload-Offset")) for a in last] == [
+            (204, str(end))], last[0].text
+        assert {a.status_code for a in retries} <= {204, 403, 409, 423}, [
+            a.text for a in retries]
+    with web_app.db.sessionmaker() as s:
+        states = s.execute(select(UploadSession.state)).scalars().all()
+    assert states == ["completed"] * rounds

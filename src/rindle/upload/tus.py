@@ -323,7 +323,8 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
         # writer only truncates to the offset it read under this lock); a change without
         # bytes (termination, expiry) is refused by the commit's guard on offset and state.
         if row.upload_length is not None and offset == row.upload_length:
-            return _complete(app, row) if state.get("concat") != "partial" else (row, None)
+            return _complete_once(app, row) if state.get("concat") != "partial" else (row,
+                                                                                     None)
         if length != row.upload_length:
             row.upload_length = length  # the backing completes against the declared length
         appended = tus_backing.append(storage, row, tmp_dir=Path(app.settings.resolved_tmp_dir),
@@ -364,8 +365,20 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
     if row.state == "signed" and appended.written:
         row.state = "uploading"
     if is_finished(row) and state.get("concat") != "partial":
-        return _complete(app, row)
+        return _complete_once(app, row)
     return row, None
+
+
+def _complete_once(app: AppContext, row: UploadSession) -> tuple[UploadSession, Asset | None]:
+    """:func:`_complete`; when a concurrent request (a retry at the end offset) ran the
+    trust gate first, the session as that left it and the asset once it is completed."""
+    try:
+        return _complete(app, row)
+    except InvalidTransition:
+        fresh, asset = load(app, row.id, str(row.actor_id))
+        if fresh.state not in ("verifying", "completed"):
+            raise
+        return fresh, asset if fresh.state == "completed" else None
 
 
 def _complete(app: AppContext, row: UploadSession) -> tuple[UploadSession, Asset]:

@@ -238,10 +238,10 @@ def _finish_local(storage: LocalStorage, row: UploadSession) -> None:
         path.touch(exist_ok=True)  # an empty upload never wrote its part file
         try:
             os.link(path, final)  # create-only and atomic: the object appears complete
-        except FileExistsError:
-            if not os.path.samefile(path, final):
+        except FileExistsError:  # a concurrent completion may have linked it first and
+            if not os.path.samefile(path, final) and path.stat().st_size:  # left our touch
                 raise ObjectExists(row.upload_key) from None
-        path.unlink()
+        path.unlink(missing_ok=True)  # (or unlinked it already)
     except OSError as exc:
         raise StorageError(f"cannot complete the tus upload {row.upload_key!r}: {exc}"
                            ) from exc
