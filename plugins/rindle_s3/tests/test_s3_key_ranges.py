@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from rindle.errors import StorageError
 from rindle.ops import verify_storage as verify
-from rindle.storage import Capability
+from rindle.storage import Capability, ObjectInfo
 from rindle_s3 import S3Storage
 
 
@@ -52,18 +52,34 @@ def test_list_after_pages_past_1000_keys(s3: S3Storage) -> None:
     keys = [f"many/{i:05d}" for i in range(1003)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda k: put(s3, k), keys))
+    asked: list[int] = []
+    s3.client.meta.events.register("before-call.s3.ListObjectsV2",
+                                   lambda params, **_: asked.append(params["query_string"]
+                                                                    ["max-keys"]))
     assert [i.key for i in s3.list_after("many/", "many/00001")] == keys[2:]
+    assert asked == [1000, 1000]
+    # a limit caps what each request asks for: nothing past it is sent or parsed
+    asked.clear()
+    assert [i.key for i in s3.list_after("many/", "many/00001", limit=1001)] == keys[2:1003]
+    assert asked == [1000, 1]
+    asked.clear()
+    assert [i.key for i in s3.list_after("many/", "many/00001", limit=1000)] == keys[2:1002]
+    assert [i.key for i in s3.list_after("many/", "many/00999", limit=1)] == ["many/01000"]
+    assert [i.key for i in s3.list_after("many/", "many/01000", limit=5)] == keys[1001:]
+    assert [i.key for i in s3.list_after("many/", "many/01002", limit=5)] == []
+    assert asked == [1000, 1, 5, 5]
 
 
 class Counting(S3Storage):
     """An S3 storage that records each range listing and each key it HEADs."""
 
-    listings: list[tuple[str, str]]
+    listings: list[tuple[str, str, int | None]]
     headed: list[str]
 
-    def list_after(self, prefix: str, start_after: str):  # type: ignore[no-untyped-def]
-        self.listings.append((prefix, start_after))
-        return super().list_after(prefix, start_after)
+    def list_after(self, prefix: str, start_after: str, *, limit: int | None = None
+                   ) -> Iterator[ObjectInfo]:
+        self.listings.append((prefix, start_after, limit))
+        return super().list_after(prefix, start_after, limit=limit)
 
     def exists_many(self, keys: Sequence[str]) -> Sequence[bool | Exception]:
         self.headed.extend(keys)
@@ -91,9 +107,12 @@ def test_a_batch_is_answered_by_range_listings_not_heads(counting: Counting) -> 
     asked = [k for k in stored if k.endswith("/t")] + ["p/0100/o", "p/0003/o", "p/0003/o"]
     answers = check(counting, asked, workers=8)
     assert answers == [k not in gone for k in asked]
-    # 152 distinct keys, fewer than RANGE_MIN_KEYS: one range listing, never a HEAD
+    # 152 distinct keys, fewer than RANGE_MIN_KEYS: one range, never a HEAD. Its first
+    # request asks for one object per key (152) and reaches p/0076/o, passing 77 keys: at
+    # that density the 75 left need 149 more, and the second request runs out of objects
     assert verify.RANGE_MIN_KEYS == 500
-    assert counting.listings == [("p/0", "p/0000/")] and counting.headed == []
+    assert counting.listings == [("p/0", "p/0000/", 152), ("p/0", "p/0076/o", 149)]
+    assert counting.headed == []
 
 
 def test_a_large_batch_is_cut_into_ranges_listed_together(
@@ -103,8 +122,10 @@ def test_a_large_batch_is_cut_into_ranges_listed_together(
     monkeypatch.setattr(verify, "RANGE_MIN_KEYS", 128)
     asked = [k for k in stored if k.endswith("/t")] + ["p/0100/o", "p/0003/o"]
     assert check(counting, asked, workers=8) == [True] * len(asked)
-    # 152 keys over 8 workers, ranges of at least 128: one of 128 keys and one of 24
-    assert sorted(counting.listings) == [("p/0", "p/0000/"), ("p/01", "p/0126/")]
+    # 152 keys over 8 workers, ranges of at least 128: one of 128 keys and one of 24,
+    # each listed in two requests sized by the density its first request found
+    assert sorted(counting.listings) == [("p/0", "p/0000/", 128), ("p/0", "p/0063/t", 125),
+                                         ("p/01", "p/0126/", 24), ("p/01", "p/0137/t", 24)]
     assert counting.headed == []
 
 

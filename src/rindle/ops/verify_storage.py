@@ -11,15 +11,16 @@ a socket, the next page is read while the current page's keys are being checked.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from rindle.domain.fsm import variant as variant_fsm
 from rindle.domain.models import Asset, Variant
@@ -29,6 +30,7 @@ from rindle.ops.batches import (
     keyset_batches,
     overlapped,
     raw_id,
+    raw_ids_match,
     walk_states,
 )
 from rindle.ops.progress import Progress
@@ -107,26 +109,41 @@ RANGE_SLACK = 1000
 
 
 def _check_range(storage: Storage, run: Sequence[str]) -> dict[str, Presence]:
-    """Presence of each key of ``run`` (sorted, distinct) from one key-ordered listing of
-    the range ``run[0]..run[-1]``; keys past where a too-sparse listing stopped get HEADs."""
+    """Presence of each key of ``run`` (sorted, distinct) from key-ordered listings of the
+    range ``run[0]..run[-1]``; keys past where a too-sparse listing stopped get HEADs.
+
+    Each request asks for as many objects as the keys left to reach would span at the
+    density seen so far (a first request: one object per key), so a range holding only
+    the asked keys is one request listing each of them once, and nothing past ``run[-1]``
+    is listed unless keys near the end are gone.
+    """
     first, last = run[0], run[-1]
     prefix = posixpath.commonprefix([first, last])
     wanted, found = set(run), set()
     budget = 2 * len(run) + RANGE_SLACK
+    listed = passed = 0  # objects listed; keys of run at or before the last listed one
+    cursor = first[:-1]  # sorts just before first, so the listing starts at first itself
     reached = ""
     try:
-        # first[:-1] sorts just before first, so the listing starts at first itself
-        for listed, info in enumerate(storage.list_after(prefix, first[:-1]), start=1):
-            if info.key > last:
+        while reached < last and listed < budget:
+            ahead = len(run) - passed
+            want = ahead if not listed else -(-ahead * listed // passed) if passed else budget
+            want = min(max(1, want), budget - listed)
+            got = 0
+            for info in storage.list_after(prefix, cursor, limit=want):
+                got += 1
+                if info.key >= last:
+                    if info.key == last:
+                        found.add(last)
+                    reached = last
+                    break
+                reached = cursor = info.key
+                if info.key in wanted:
+                    found.add(info.key)
+            listed += got
+            if got < want:  # the listing ran out: nothing else lies in the range
                 reached = last
-                break
-            reached = info.key
-            if info.key in wanted:
-                found.add(info.key)
-            if listed >= budget:
-                break
-        else:
-            reached = last
+            passed = bisect.bisect_right(run, reached)
     except Exception as exc:  # the whole range is unknowable: never "gone"
         return dict.fromkeys(run, exc)
     out: dict[str, Presence] = {key: key in found for key in run if key <= reached}
@@ -150,14 +167,78 @@ def _check_ranges(storage: Storage, keys: Sequence[str], pool: ThreadPoolExecuto
     return [answers[key] for key in keys]
 
 
-def _check_rows(storage: Storage, rows: Sequence[Any], *, pool: ThreadPoolExecutor, workers: int
-                ) -> tuple[Sequence[Any], Sequence[Presence]]:
-    """The rows of ``(id, storage_key)`` that have a key, and the presence of each key."""
-    keyed, keys = rows, [row[1] for row in rows]
-    if None in keys:  # keyless rows are counted as checked, never looked up
-        keyed = [row for row in rows if row[1]]
-        keys = [row[1] for row in keyed]
-    return keyed, check_keys(storage, keys, pool, workers=workers)
+#: Asset states whose original is checked: the asset's bytes are live in storage.
+LIVE_STATES = ("available", "ready")
+
+#: One page of a walk: rows of ``(asset id, original key)`` and of ``(variant id, key)``.
+Page = tuple[Sequence[Any], Sequence[Any]]
+Checked = tuple[Sequence[Any], Sequence[Presence]]
+
+
+def _keyed(rows: Sequence[Any]) -> Sequence[Any]:
+    """The rows of ``(id, storage_key)`` that have a key (keyless rows are counted as
+    checked, never looked up)."""
+    return [row for row in rows if row[1]] if any(row[1] is None for row in rows) else rows
+
+
+def _check_page(storage: Storage, page: Page, *, pool: ThreadPoolExecutor, workers: int
+                ) -> tuple[Checked, Checked]:
+    """The keyed rows of both halves of ``page`` and the presence of each one's key, all
+    keys checked together: an asset's original and its variants, neighbours in key order,
+    come from the same listing."""
+    originals, variants = _keyed(page[0]), _keyed(page[1])
+    answers = check_keys(storage, [row[1] for row in (*originals, *variants)], pool,
+                         workers=workers)
+    split = len(originals)
+    return (originals, answers[:split]), (variants, answers[split:])
+
+
+def _pages(app: AppContext, profile: str, names: Sequence[str], originals: bool, *,
+           together: bool, batch_size: int) -> Iterator[Page]:
+    """Every page of one profile's walk: ready variants named ``names``, and the originals
+    of live assets when ``originals`` is set, each row exactly once.
+
+    ``together`` (a backend that lists) walks live assets by id, each page carrying the
+    ready variants of its assets, then the ready variants of every other asset; otherwise
+    variants and originals are walked one after the other, each by its own index.
+    """
+    connect = app.db.engine.connect
+    variants = (select(raw_id(Variant.id), Variant.storage_key)
+                .join(Asset, Asset.id == Variant.asset_id)
+                .where(Asset.profile == profile, Variant.name.in_(names),
+                       Variant.state == "ready"))
+    live = select(raw_id(Asset.id), Asset.storage_key).where(Asset.profile == profile)
+    if names and originals and together:
+        yield from _assets_with_variants(app, live, names, batch_size)
+        for rows in keyset_batches(connect, variants.where(Asset.state.not_in(LIVE_STATES)),
+                                   Variant.id, batch_size=batch_size):
+            yield (), rows
+        return
+    if names:
+        for rows in keyset_batches(connect, variants, Variant.id, batch_size=batch_size):
+            yield (), rows
+    if originals:
+        for rows in walk_states(connect, live, Asset.state, LIVE_STATES, Asset.id,
+                                batch_size=batch_size):
+            yield rows, ()
+
+
+def _assets_with_variants(app: AppContext, live: Select[Any], names: Sequence[str],
+                          batch_size: int) -> Iterator[Page]:
+    """Pages of live assets (``live``'s rows in :data:`LIVE_STATES`, by id) and the ready
+    variants named ``names`` of each page's assets, read by asset id in one short query."""
+    dialect = app.db.engine.dialect.name
+    variants = select(raw_id(Variant.id), Variant.storage_key).where(
+        Variant.name.in_(names), Variant.state == "ready")
+    with app.db.engine.connect() as conn:
+        for rows in walk_states(app.db.engine.connect, live, Asset.state, LIVE_STATES,
+                                Asset.id, batch_size=batch_size):
+            try:
+                found = conn.execute(variants.where(raw_ids_match(
+                    Variant.asset_id, [row[0] for row in rows], dialect))).all()
+            finally:
+                conn.rollback()  # no transaction held while the page is checked
+            yield rows, found
 
 
 class _Missing:
@@ -207,57 +288,26 @@ def verify_storage(app: AppContext, *, profile: str | None = None, variant: str 
             ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, \
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="rindle-verify") as stage:
         bar = Progress("verify-storage", enabled=progress)
-        checked = partial(_check_rows, pool=pool, workers=concurrency)
+        checked = partial(_check_page, pool=pool, workers=concurrency)
         in_process_db = app.db.engine.dialect.name == "sqlite"
         try:
             for prof in profiles:
                 storage = app.storage(prof.storage)
-                names = variant_names(prof, variant)
                 # Overlap page reads with storage checks where one side waits on a socket.
                 # SQLite and local stat are both in-process and short: two threads trading
                 # the GIL every few microseconds lose more than the overlap gains.
-                ahead = None if in_process_db and storage.supports(Capability.LOCAL) else stage
-                if names:
-                    stmt = (select(raw_id(Variant.id), Variant.storage_key)
-                            .join(Asset, Asset.id == Variant.asset_id)
-                            .where(Asset.profile == prof.name, Variant.name.in_(names),
-                                   Variant.state == "ready"))
-                    pages = keyset_batches(app.db.engine.connect, stmt, Variant.id,
-                                           batch_size=batch_size)
-                    for rows, (keyed, answers) in overlapped(
-                            pages, partial(checked, storage), ahead):
-                        present = answers.count(True)
-                        report.present += present
-                        if present != len(answers):  # the rare batch with news in it
-                            for row, answer in zip(keyed, answers, strict=True):
-                                if answer is False:
-                                    missing.add(prof.name, as_uuid(row[0]))
-                                elif answer is not True:
-                                    report.errors += 1
-                                    log_failure(log, "verify-storage", answer, "variant",
-                                                as_uuid(row[0]))
-                        report.checked += len(rows)
-                        bar.advance(len(rows), missing=report.missing + len(missing.ids),
-                                    errors=report.errors)
-                if include_originals and variant is None:
-                    originals = select(raw_id(Asset.id), Asset.storage_key).where(
-                        Asset.profile == prof.name)
-                    pages = walk_states(app.db.engine.connect, originals, Asset.state,
-                                        ("available", "ready"), Asset.id,
-                                        batch_size=batch_size)
-                    for rows, (keyed, answers) in overlapped(
-                            pages, partial(checked, storage), ahead):
-                        report.originals_checked += len(rows)
-                        present = answers.count(True)
-                        if present != len(answers):
-                            gone = answers.count(False)
-                            report.originals_missing += gone
-                            report.errors += len(answers) - present - gone
-                            for row, answer in zip(keyed, answers, strict=True):
-                                if isinstance(answer, Exception):
-                                    log_failure(log, "verify-storage", answer, "original of asset",
-                                                as_uuid(row[0]))
-                        bar.advance(len(rows))
+                local = storage.supports(Capability.LOCAL)
+                ahead = None if in_process_db and local else stage
+                pages = _pages(app, prof.name, variant_names(prof, variant),
+                               include_originals and variant is None,
+                               together=not local and storage.supports(Capability.LIST),
+                               batch_size=batch_size)
+                for page, (originals, variants) in overlapped(
+                        pages, partial(checked, storage), ahead):
+                    _tally_variants(report, missing, prof.name, page[1], *variants)
+                    _tally_originals(report, page[0], *originals)
+                    bar.advance(len(page[0]) + len(page[1]),
+                                missing=report.missing + len(missing.ids), errors=report.errors)
         finally:  # what was found gone before an interruption is still recorded
             missing.flush()
             bar.close()
@@ -265,6 +315,37 @@ def verify_storage(app: AppContext, *, profile: str | None = None, variant: str 
         span["measurements"] = {"checked": report.checked, "missing": report.missing,
                                 "errors": report.errors}
     return report
+
+
+def _tally_variants(report: VerifyStorageReport, missing: _Missing, profile: str,
+                    rows: Sequence[Any], keyed: Sequence[Any], answers: Sequence[Presence]
+                    ) -> None:
+    """Count a page's variant checks; gone ones queue for ``ready -> missing``."""
+    present = answers.count(True)
+    report.present += present
+    if present != len(answers):  # the rare batch with news in it
+        for row, answer in zip(keyed, answers, strict=True):
+            if answer is False:
+                missing.add(profile, as_uuid(row[0]))
+            elif answer is not True:
+                report.errors += 1
+                log_failure(log, "verify-storage", answer, "variant", as_uuid(row[0]))
+    report.checked += len(rows)
+
+
+def _tally_originals(report: VerifyStorageReport, rows: Sequence[Any], keyed: Sequence[Any],
+                     answers: Sequence[Presence]) -> None:
+    """Count a page's original checks (originals are never changed)."""
+    report.originals_checked += len(rows)
+    present = answers.count(True)
+    if present != len(answers):
+        gone = answers.count(False)
+        report.originals_missing += gone
+        report.errors += len(answers) - present - gone
+        for row, answer in zip(keyed, answers, strict=True):
+            if isinstance(answer, Exception):
+                log_failure(log, "verify-storage", answer, "original of asset",
+                            as_uuid(row[0]))
 
 
 def handle(app: AppContext, job: JobContext) -> None:

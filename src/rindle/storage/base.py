@@ -243,16 +243,20 @@ class Storage(ABC):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, streamed (never all in memory)."""
 
-    def list_after(self, prefix: str, start_after: str) -> Iterator[ObjectInfo]:
+    def list_after(self, prefix: str, start_after: str, *, limit: int | None = None
+                   ) -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix`` and sorts after ``start_after``
-        (code-point order, which is UTF-8 byte order), in ascending key order.
+        (code-point order, which is UTF-8 byte order), in ascending key order; the first
+        ``limit`` of them when ``limit`` is set (at least 1).
 
-        Backends with :attr:`Capability.LIST_AFTER` answer from their index, streamed. This
-        default sorts what :meth:`list` yields for ``prefix``, so it holds the whole prefix
-        in memory: correct, never cheap.
+        Backends with :attr:`Capability.LIST_AFTER` answer from their index, streamed, and
+        ask their service for no more than ``limit`` objects. This default sorts what
+        :meth:`list` yields for ``prefix``, so it holds the whole prefix in memory: correct,
+        never cheap.
         """
-        yield from sorted((info for info in self.list(prefix) if info.key > start_after),
-                          key=lambda info: info.key)
+        ordered = sorted((info for info in self.list(prefix) if info.key > start_after),
+                         key=lambda info: info.key)
+        yield from ordered if limit is None else ordered[:max(1, limit)]
 
     def exists_many(self, keys: Sequence[str]) -> Sequence[bool | Exception]:
         """For each key, in order: ``True`` if present, ``False`` if gone, or the exception

@@ -41,6 +41,8 @@ __all__ = ["S3Storage"]
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 #: ``DeleteObjects`` takes at most this many keys per request.
 DELETE_BATCH = 1000
+#: ``ListObjectsV2`` answers at most this many keys per request.
+LIST_PAGE = 1000
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 #: Error codes that say "try again later" (throttling, timeouts, server trouble); a 500,
 #: 502, 503 or 504 answer counts too (a 501 does not). Mapped to :class:`StorageUnavailable`.
@@ -337,20 +339,36 @@ class S3Storage(Storage):
         and last-modified; no content type (listing does not return it)."""
         return self._list_pages(prefix, {})
 
-    def list_after(self, prefix: str, start_after: str) -> Iterator[ObjectInfo]:
-        """Every object under ``prefix`` whose key sorts after ``start_after``, in key order:
-        ``ListObjectsV2`` with ``StartAfter``, up to 1,000 keys per request."""
-        return self._list_pages(prefix, {"StartAfter": self.prefix + start_after})
+    def list_after(self, prefix: str, start_after: str, *, limit: int | None = None
+                   ) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix`` whose key sorts after ``start_after``, in key order
+        (the first ``limit`` of them when set): ``ListObjectsV2`` with ``StartAfter``, up to
+        1,000 keys per request, and no request asking for more than ``limit`` keys in all."""
+        return self._list_pages(prefix, {"StartAfter": self.prefix + start_after}, limit)
 
-    def _list_pages(self, prefix: str, extra: Mapping[str, str]) -> Iterator[ObjectInfo]:
-        paginator = self.client.get_paginator("list_objects_v2")
+    def _list_pages(self, prefix: str, extra: Mapping[str, str], limit: int | None = None
+                    ) -> Iterator[ObjectInfo]:
+        """``ListObjectsV2`` page after page; with ``limit``, each request asks for at most
+        the keys still wanted (``MaxKeys``), so nothing past the limit is sent or parsed."""
+        left = None if limit is None else max(1, limit)
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix,
+                                  **extra}
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix,
-                                           **extra):
+            while True:
+                page = self.client.list_objects_v2(
+                    **params, MaxKeys=LIST_PAGE if left is None else min(left, LIST_PAGE))
                 for obj in page.get("Contents", []):
                     yield ObjectInfo(key=self._unprefix(obj["Key"]), size=int(obj["Size"]),
                                      etag=str(obj.get("ETag", "")).strip('"') or None,
                                      last_modified=obj.get("LastModified"))
+                if left is not None:
+                    left -= len(page.get("Contents", []))
+                    if left <= 0:
+                        return
+                token = page.get("NextContinuationToken")
+                if not page.get("IsTruncated") or not token:
+                    return
+                params["ContinuationToken"] = token
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("LIST", prefix, exc) from exc
 
