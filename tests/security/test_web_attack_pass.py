@@ -11,8 +11,10 @@ already right: every one is JSON with its rindle code.
 from __future__ import annotations
 
 import base64
+import http.client
 import threading
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -234,3 +236,95 @@ def test_the_last_chunk_is_answered_204_when_a_retry_completes_it_first(
     with web_app.db.sessionmaker() as s:
         states = s.execute(select(UploadSession.state)).scalars().all()
     assert states == ["completed"] * rounds
+
+
+# --- refusals that were right, pinned ----------------------------------------------------------
+
+def test_tus_header_refusals_are_pinned(tus_url: str) -> None:
+    def refused(answer: requests.Response, status: int, expected: str) -> None:
+        assert (answer.status_code, code(answer)) == (status, expected), answer.text
+
+    both = create(tus_url, 4, **{"Upload-Defer-Length": "1"})
+    refused(both, 400, "invalid_header")
+    refused(create(tus_url, None), 400, "invalid_header")  # neither
+    refused(create(tus_url, None, **{"Upload-Defer-Length": "0"}), 400, "invalid_header")
+    with_body = requests.post(tus_url, data=b"abcd", timeout=30, headers={
+        **ALICE, "Upload-Length": "4", "Upload-Metadata": meta()})
+    refused(with_body, 400, "invalid_request")  # creation-with-upload is not offered
+    location = create(tus_url, 4).headers["Location"]
+    for checksum, expected in (("sha1", "invalid_checksum"), ("sha1 !!!!", "invalid_checksum"),
+                               ("sha1 " + b64(b"x" * 19), "invalid_checksum"),
+                               ("crc32 " + b64(b"xxxx"), "checksum_unsupported"),
+                               ("sha1  " + b64(b"x" * 20), "invalid_checksum")):
+        refused(patch(location, 0, b"ab", **{"Upload-Checksum": checksum}), 400, expected)
+    parts = urlsplit(location)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    try:  # two Upload-Offset headers: the server never picks one
+        conn.putrequest("PATCH", parts.path)
+        for name, value in (("Tus-Resumable", "1.0.0"), ("X-Actor", "alice"),
+                            ("Upload-Offset", "0"), ("Upload-Offset", "0"),
+                            ("Content-Type", OCTETS), ("Content-Length", "2")):
+            conn.putheader(name, value)
+        conn.endheaders(b"ab")
+        twice = conn.getresponse()
+        assert twice.status == 400 and b'"invalid_header"' in twice.read()
+    finally:
+        conn.close()
+    ok = patch(location, 0, b"ab", **{"Content-Type": OCTETS + "; x=y"})
+    assert (ok.status_code, ok.headers["Upload-Offset"]) == (204, "2")
+    for override, status, expected in (("GET", 405, "method_not_allowed"),
+                                       ("OPTIONS", 405, "method_not_allowed"),
+                                       ("PUT", 405, "method_not_allowed")):
+        refused(requests.post(location, timeout=30, headers={
+            **ALICE, "X-HTTP-Method-Override": override}), status, expected)
+    not_post = requests.put(location, data=b"cd", timeout=30, headers={
+        **ALICE, "X-HTTP-Method-Override": "PATCH", "Upload-Offset": "2", "Content-Type": OCTETS})
+    refused(not_post, 405, "method_not_allowed")  # only a POST is overridden
+    refused(requests.delete(location, data=b"x", headers=ALICE, timeout=30), 400,
+            "invalid_request")
+    deleted = requests.post(location, timeout=30, headers={
+        **ALICE, "X-HTTP-Method-Override": "DELETE"})
+    assert deleted.status_code == 204
+    refused(requests.delete(location, headers=ALICE, timeout=30), 404, "not_found")
+    refused(patch(location, 2, b"cd"), 404, "not_found")
+    assert requests.head(location, headers=ALICE, timeout=30).status_code == 404
+    done = create(tus_url, len(jpeg_bytes((64, 48)))).headers["Location"]
+    assert patch(done, 0, jpeg_bytes((64, 48))).status_code == 204
+    refused(requests.delete(done, headers=ALICE, timeout=30), 403, "upload_finished")
+
+
+def test_upload_api_refusals_are_the_same_for_everyone_but_the_owner(web_app: Rindle) -> None:
+    """Every route answers another actor, an anonymous caller and an id that does not exist
+    with the same 404 (no oracle); the owner's malformed requests get their own codes."""
+    with serve_wsgi(upload_api_wsgi(web_app, authorize=header_actor)) as api:
+        owner = {"X-Actor": "alice"}
+        sid = requests.post(f"{api}/uploads", timeout=30, headers=owner, json={
+            "profile": "photo", "filename": "a.jpg", "size": 10}).json()["id"]
+        ghost = "01a24493-9611-70c9-8339-5122a437e654"
+        for method, tail in (("POST", "/sign"), ("POST", "/parts/1"), ("GET", "/parts"),
+                             ("POST", "/complete"), ("POST", "/verify"), ("DELETE", "")):
+            bodies = set()
+            for who, target in (({"X-Actor": "bob"}, sid), ({}, sid), (owner, ghost)):
+                answer = requests.request(method, f"{api}/uploads/{target}{tail}",
+                                          headers=who, timeout=30)
+                assert (answer.status_code, code(answer)) == (404, "not_found"), (method, tail)
+                bodies.add(answer.text.replace(target, "<id>"))
+            assert len(bodies) == 1, (method, tail, bodies)
+        for number in ("0", "10001", "-1", "abc", "%C2%B2"):
+            answer = requests.post(f"{api}/uploads/{sid}/parts/{number}", headers=owner,
+                                   timeout=30)
+            assert (answer.status_code, code(answer)) == (422, "invalid_multipart_parts")
+        for data, ctype, status, expected in (
+                (b"\xff\xfe{}", "application/json", 400, "invalid_json"),
+                (b"[]", "application/json", 400, "invalid_json"),
+                (b'{"profile": "photo"', "application/json", 400, "invalid_json"),
+                (b'{"profile": "photo"}', "text/plain", 415, "unsupported_media_type"),
+                (b'{"profile": "photo"}', "application/x-www-form-urlencoded", 415,
+                 "unsupported_media_type")):
+            answer = requests.post(f"{api}/uploads", data=data, timeout=30,
+                                   headers={**owner, "Content-Type": ctype})
+            assert (answer.status_code, code(answer)) == (status, expected), data
+        preflight = requests.options(f"{api}/uploads", timeout=30, headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert (preflight.status_code, code(preflight)) == (405, "method_not_allowed")
+        assert "Access-Control-Allow-Origin" not in preflight.headers  # the host's to grant
