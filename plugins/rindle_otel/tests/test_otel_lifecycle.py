@@ -161,3 +161,46 @@ def test_an_operations_verb_is_one_span(pipeline: Pipeline) -> None:
     assert verb.attributes["rindle.measurement.duration_us"] > 0
     assert verb.status.status_code is StatusCode.UNSET
     assert report.checked >= 1 and str(asset.id) not in verb.to_json()
+
+
+@pytest.mark.parametrize("commit", [True, False])
+def test_work_inside_a_hosts_transaction_ends_with_its_decision(pipeline: Pipeline,
+                                                                commit: bool) -> None:
+    """Inside ``app.bind`` the stop of an upload or an operations verb waits for the host's
+    commit; on a rollback the span ends in error. Either way both spans end, each alone
+    (the verb began while the upload's span was open: its child), and later work on the
+    thread has no parent left over."""
+    p = pipeline
+    kept = p.app.upload("photo", jpeg((40, 30)), filename="kept.jpg")
+    _drain(p)
+    p.exporter.clear()
+    with p.app.db.engine.connect() as host:
+        with p.app.bind(host):
+            p.app.upload("photo", jpeg((40, 30)), filename="bound.jpg")
+            p.app.requeue_variants(kept.id)
+        assert p.spans() == []  # both wait for the host's decision
+        host.commit() if commit else host.rollback()
+    upload, repair = p.spans()
+    assert (upload.name, repair.name) == ("rindle.upload", "rindle.repair")
+    assert upload.parent is None
+    assert repair.parent is not None and repair.parent.span_id == upload.context.span_id
+    assert upload.attributes is not None and repair.attributes is not None
+    assert repair.attributes["rindle.operation"] == "requeue_variants"
+    assert "rindle.unfinished" not in repair.attributes
+    if commit:
+        assert upload.status.status_code is repair.status.status_code is StatusCode.UNSET
+        assert repair.attributes["rindle.result"] == "noop"  # nothing had failed
+    else:
+        assert (upload.status.status_code, upload.status.description) == (
+            StatusCode.ERROR, "host_rolled_back")
+        assert upload.attributes["rindle.kind"] == "rolled_back"
+        assert (repair.status.status_code, repair.status.description) == (
+            StatusCode.ERROR, "rolled_back")
+    p.app.upload("photo", jpeg((40, 30)), filename="after.jpg")
+    [after] = [s for s in p.spans("rindle.upload") if s is not upload]
+    assert after.parent is None and after.status.status_code is StatusCode.UNSET
+    stored = 3 if commit else 2
+    assert p.points("rindle.uploads") == {
+        (("adapter", "proxied"), ("profile", "photo")): stored}
+    if commit:
+        _drain(p)  # leave nothing due

@@ -54,7 +54,8 @@ def backfill_metadata(app: AppContext, *, profile: str | None = None,
     bar = Progress("backfill-metadata", enabled=progress)
     scope = "profile" if profile else "all"
     with repair_span(app.telemetry, "backfill_metadata", scope=scope, dry_run=False,
-                     when_committed=app.db.when_committed) as span:
+                     when_committed=app.db.when_committed,
+                     if_rolled_back=app.db.if_rolled_back) as span:
         for rows in walk_states(app.db.sessionmaker, select(Asset).where(
                 Asset.profile.in_(names)), Asset.state, LIVE, Asset.id, batch_size=batch_size):
             for (asset,) in rows:

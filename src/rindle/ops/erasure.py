@@ -54,7 +54,8 @@ def erase_owners(app: AppContext, owners: Iterable[Owner | tuple[str, object]], 
                          "(batch_too_large); split the file")
     report = ErasureReport(mode="preview" if dry_run else "execute", owners=len(unique))
     with repair_span(app.telemetry, "erase_owners", scope="owner", dry_run=dry_run,
-                     when_committed=app.db.when_committed) as span:
+                     when_committed=app.db.when_committed,
+                     if_rolled_back=app.db.if_rolled_back) as span:
         with app.db.transaction() as s:
             for owner in unique:  # preview only reads; execute writes in this one transaction
                 _erase_one(app, s, owner, report, dry_run=dry_run)

@@ -54,7 +54,8 @@ def regenerate_variants(app: AppContext, *, profile: str | None = None,
     scope = "profile" if profile else "all"
     profiles = profiles_in_scope(app, profile, variant)  # unknown names: UsageError, no span
     with repair_span(app.telemetry, "regenerate_variants", scope=scope, dry_run=False,
-                     when_committed=app.db.when_committed) as span:
+                     when_committed=app.db.when_committed,
+                     if_rolled_back=app.db.if_rolled_back) as span:
         bar = Progress("regenerate-variants", enabled=progress)
         for prof in profiles:
             for name in variant_names(prof, variant):

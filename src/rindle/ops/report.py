@@ -35,6 +35,7 @@ class Report:
 @contextmanager
 def repair_span(telemetry: Telemetry, operation: str, *, scope: str, dry_run: bool,
                 when_committed: Callable[[Callable[[], object]], None] | None = None,
+                if_rolled_back: Callable[[Callable[[], object]], None] | None = None,
                 ) -> Iterator[dict[str, Any]]:
     """Emit ``rindle.repair.start`` / ``stop`` / ``exception`` around an operation.
 
@@ -43,6 +44,9 @@ def repair_span(telemetry: Telemetry, operation: str, *, scope: str, dry_run: bo
     numeric ``span["measurements"]``. ``stop`` reports work done, so it goes through
     ``when_committed`` (the app's ``db.when_committed``: inside ``app.bind`` it waits for
     the host's commit and is dropped on its rollback); without one it is emitted at once.
+    ``if_rolled_back`` (the app's ``db.if_rolled_back``) ends the operation on the host's
+    rollback instead: ``exception`` with ``result`` ``rolled_back``. So every ``start`` is
+    followed by exactly one ``stop`` or ``exception``.
     """
     span: dict[str, Any] = {"result": "ok", "measurements": {}}
     meta = {"operation": operation, "scope": scope, "dry_run": dry_run}
@@ -61,8 +65,13 @@ def repair_span(telemetry: Telemetry, operation: str, *, scope: str, dry_run: bo
                              {**meta, "result": span["result"]})
     if when_committed is None:
         stop()
-    else:
-        when_committed(stop)
+        return
+    when_committed(stop)
+    if if_rolled_back is not None:
+        if_rolled_back(functools.partial(
+            telemetry.emit, "rindle.repair.exception",
+            {"duration_us": _us(start), "system_time": time.time_ns()},
+            {**meta, "result": "rolled_back"}))
 
 
 def failure_code(exc: BaseException) -> str:

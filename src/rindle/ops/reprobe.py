@@ -40,7 +40,8 @@ def reprobe(app: AppContext, asset_id: uuid.UUID | str) -> ReprobeReport:
     """Download the original, probe it again, and write the probe-owned columns that differ."""
     aid = parse_id(asset_id, "asset")
     with repair_span(app.telemetry, "reprobe", scope="asset", dry_run=False,
-                     when_committed=app.db.when_committed) as span:
+                     when_committed=app.db.when_committed,
+                     if_rolled_back=app.db.if_rolled_back) as span:
         with app.db.sessionmaker() as s:
             asset = s.get(Asset, aid)
         if asset is None:

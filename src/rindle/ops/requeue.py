@@ -44,7 +44,8 @@ def requeue_variants(app: AppContext, asset_id: uuid.UUID | str,
     aid = parse_id(asset_id, "asset")
     report = RequeueReport(asset_id=str(aid))
     with repair_span(app.telemetry, "requeue_variants", scope="asset", dry_run=False,
-                     when_committed=app.db.when_committed) as span:
+                     when_committed=app.db.when_committed,
+                     if_rolled_back=app.db.if_rolled_back) as span:
         with app.db.transaction() as s:
             asset = s.get(Asset, aid)
             if asset is None:

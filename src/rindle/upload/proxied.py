@@ -164,8 +164,8 @@ def _store_and_record(app: AppContext, prof: type[Profile], path: Path, filename
     """Check, store and record one upload between ``rindle.upload.start`` and its end: the
     ``.stop`` once the row commits, or, when anything raises, ``rindle.upload.exception``
     (``kind`` ``rejected`` with the rejection's code as ``reason``, else ``error`` with the
-    exception's type) before the error propagates, so an upload span never outlives its
-    work."""
+    exception's type) before the error propagates, or (inside ``app.bind``) ``kind``
+    ``rolled_back`` when the host rolls back; so an upload span never outlives its work."""
     app.telemetry.emit("rindle.upload.start", {"system_time": _now_ns()},
                        {"profile": prof.name, "adapter": "proxied"})
     try:
@@ -207,7 +207,14 @@ def _checked_store(app: AppContext, prof: type[Profile], path: Path, filename: s
     except BaseException:
         storage.delete(key)  # nothing half-done survives a failed insert
         raise
-    app.db.if_rolled_back(lambda: storage.delete(key))  # a host's rollback (app.bind)
+
+    def rolled_back() -> None:  # a host's rollback (app.bind): nothing of the upload stays
+        storage.delete(key)
+        app.telemetry.emit("rindle.upload.exception", {"system_time": _now_ns()},
+                           {"profile": prof.name, "adapter": "proxied", "kind": "rolled_back",
+                            "reason": "host_rolled_back"})
+
+    app.db.if_rolled_back(rolled_back)
     app.db.when_committed(lambda: app.telemetry.emit(
         "rindle.upload.stop", {"system_time": _now_ns(), "bytes": info.size},
         {"profile": prof.name, "adapter": "proxied"}))

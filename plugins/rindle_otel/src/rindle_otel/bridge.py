@@ -6,7 +6,8 @@
 * ``<prefix>.start`` opens a span named ``<prefix>`` (``rindle.job``, ``rindle.upload``,
   ``rindle.repair``, ``rindle.provider.ingest``); the matching ``<prefix>.stop`` on the
   same thread ends it, so the span lasts exactly as long as the work. ``<prefix>.exception``
-  marks it failed (and ends it, except for a job, whose ``stop`` always follows). A
+  marks it failed (and ends it, except for a job, whose ``stop`` always follows). A job's
+  end also ends what was opened inside it and never ended (``rindle.unfinished``). A
   ``stop`` without an open ``start`` becomes a span of its own, as long as its
   ``duration_ms``/``duration_us``/``duration`` (seconds) measurement says.
 * Every other event becomes an event on the innermost open span of the thread (a state
@@ -80,6 +81,11 @@ METRICS: dict[str, tuple[str, str]] = {
 
 #: Span prefixes whose ``.exception`` does not end the span (a ``.stop`` always follows).
 _STOP_FOLLOWS_EXCEPTION = frozenset({"rindle.job"})
+#: Span prefixes whose end also ends the spans opened inside them on the thread and still
+#: open (marked ``rindle.unfinished``): a job run is bounded by its thread's run. Any other
+#: span ends alone, as an upload's or an operation's may end after later work began
+#: (inside ``app.bind`` its stop waits for the host's commit or rollback).
+_ENDS_INNER = frozenset({"rindle.job"})
 #: Job outcomes that mark the job's span failed.
 _FAILED_OUTCOMES = frozenset({"retryable", "discarded"})
 _DURATIONS = (("duration_ms", 1_000_000), ("duration_us", 1_000), ("duration", 1_000_000_000))
@@ -278,7 +284,7 @@ class OtelBridge:
                 span.set_status(Status(StatusCode.ERROR, str(metadata["outcome"])))
             span.end(end_time=now)
             return
-        while len(stack) > index + 1:  # inner work that never reported its end
+        while prefix in _ENDS_INNER and len(stack) > index + 1:  # never reported its end
             inner = stack.pop()
             inner.span.set_attribute("rindle.unfinished", True)
             inner.span.end(end_time=now)
