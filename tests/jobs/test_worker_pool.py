@@ -133,20 +133,25 @@ def test_a_running_worker_is_one_poller_per_queue_plus_threads_for_work(app: Rin
         names.extend(t.name for t in threading.enumerate() if t not in before)
         seen.set()
 
+    def started() -> list[str]:
+        return sorted(t.name for t in threading.enumerate() if t not in before)
+
     app.jobs.register("t.look", look, queue="process")
-    app.jobs.enqueue_now("t.look", {})
     worker = Worker(app, cron=False, poll_interval=0.01)
     before = set(threading.enumerate())
     runner = threading.Thread(target=worker.run, kwargs={"install_signals": False},
                               name="test-runner")
+    pollers = sorted(f"rindle-{q}" for q in DEFAULT_CONCURRENCY)
     runner.start()
     try:
+        wait_for(lambda: started() == sorted([*pollers, "test-runner"]),
+                 "one claiming loop per queue")
+        app.jobs.enqueue_now("t.look", {})
         assert seen.wait(PATIENCE)
     finally:
         worker.stop()
         runner.join(PATIENCE)
     assert not runner.is_alive()
-    pollers = sorted(f"rindle-{q}" for q in DEFAULT_CONCURRENCY)
     assert sorted(names) == sorted([*pollers, "rindle-process-0", "test-runner"])
     assert worker.job_threads == {**dict.fromkeys(DEFAULT_CONCURRENCY, 0), "process": 1}
     # every thread the worker started has ended
@@ -219,3 +224,19 @@ def test_run_until_empty_follows_work_a_pool_job_enqueues(app: Rindle) -> None:
     assert worker.run_until_empty(timeout=PATIENCE) == 40
     assert states(app) == {("completed", 1): 40}
     assert worker.job_threads["maintenance"] == 1
+
+
+def test_a_queue_named_without_a_concurrency_gets_its_default(app: Rindle) -> None:
+    assert Worker(app, ["provider", "process", "purge"], cron=False).queues == {
+        "provider": 16, "process": 2, "purge": 1}
+    assert Worker(app, ["provider"], concurrency=3, cron=False).queues == {"provider": 3}
+    app.jobs.register("t.elsewhere", lambda _a, _j: None, queue="elsewhere")
+    assert Worker(app, ["elsewhere"], cron=False).queues == {"elsewhere": 1}
+
+
+def test_cli_queue_option_without_a_number_means_the_default() -> None:
+    from rindle.cli.worker import _parse_queue
+
+    assert _parse_queue(None, None, ("provider", "process=3", "purge")) == {  # type: ignore[arg-type]
+        "provider": 16, "process": 3, "purge": 1}
+    assert _parse_queue(None, None, ("elsewhere",)) == {"elsewhere": 1}  # type: ignore[arg-type]

@@ -7,11 +7,14 @@ import click
 from rindle.cli._context import CliContext, emit, handle_errors, pass_cli
 from rindle.cli._limits import MAX_CONCURRENCY
 from rindle.cli._ops_options import json_option
+from rindle.jobs.worker import DEFAULT_CONCURRENCY
 
 
 def _parse_queue(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
                  ) -> dict[str, int] | None:
-    """``--queue NAME[=N]`` values as ``{name: concurrency}`` (None when none were given).
+    """``--queue NAME[=N]`` values as ``{name: concurrency}`` (None when none were given);
+    a NAME without ``=N`` gets the queue's default concurrency
+    (:data:`~rindle.jobs.worker.DEFAULT_CONCURRENCY`, 1 for a queue not named there).
 
     A missing name, or a concurrency that is not a whole number from 1 to
     :data:`~rindle.cli._limits.MAX_CONCURRENCY`, is a :class:`click.BadParameter`.
@@ -28,13 +31,15 @@ def _parse_queue(_ctx: click.Context, _param: click.Parameter, values: tuple[str
             if not digits or not 1 <= int(count) <= MAX_CONCURRENCY:
                 raise click.BadParameter(f"{value!r}: concurrency must be a whole number "
                                          f"from 1 to {MAX_CONCURRENCY}")
-        out[name] = int(count) if sep else 1
+        out[name] = int(count) if sep else DEFAULT_CONCURRENCY.get(name, 1)
     return out
 
 
 @click.command("worker", epilog="Example: rindle worker --drain --json")
 @click.option("--queue", "queues", multiple=True, callback=_parse_queue, metavar="NAME=N",
-              help="A queue to run and its concurrency (repeatable). Default: every queue.")
+              help="A queue to run and its concurrency (repeatable; NAME alone: its "
+                   "default, " + ", ".join(f"{q}={n}" for q, n in DEFAULT_CONCURRENCY.items())
+                   + "). Default: every queue.")
 @click.option("--drain", is_flag=True, help="Run every due job, then exit.")
 @click.option("--no-cron", is_flag=True, help="Do not schedule the [cron] jobs.")
 @json_option
@@ -49,7 +54,8 @@ def worker_command(ctx: CliContext, queues: dict[str, int] | None, drain: bool,
 
     \b
     rindle worker                         every queue, default concurrency, cron on
-    rindle worker --queue process=4       only the process queue, 4 threads
+    rindle worker --queue process=4       only the process queue, 4 jobs at once
+    rindle worker --queue provider        only the provider queue, 16 jobs at once
     rindle worker --drain                 run what is due, then exit
     """
     app = ctx.app()

@@ -111,8 +111,9 @@ class Worker:
     """Runs jobs from the chosen queues until stopped.
 
     ``queues`` maps queue name -> concurrency (the most jobs of that queue running at
-    once), or lists names that each get ``concurrency`` (default 1); without it every
-    queue runs (``concurrency`` each, or :data:`DEFAULT_CONCURRENCY`). Each queue gets one
+    once), or lists names that each get ``concurrency`` (default: the queue's
+    :data:`DEFAULT_CONCURRENCY`, 1 for a queue not named there); without it every queue
+    runs (``concurrency`` each, or :data:`DEFAULT_CONCURRENCY`). Each queue gets one
     claiming loop and up to that many job threads, started only when a claim hands them
     work. An unknown queue or a ``[cron]`` entry whose kind is not registered is a
     :class:`ConfigError` here, before anything runs.
@@ -426,7 +427,7 @@ def _resolve_queues(queues: Mapping[str, int] | Sequence[str] | None,
     elif isinstance(queues, Mapping):
         resolved = dict(queues)
     else:
-        resolved = {q: concurrency or 1 for q in queues}
+        resolved = {q: concurrency or DEFAULT_CONCURRENCY.get(q, 1) for q in queues}
     bad = {q: n for q, n in resolved.items()
            if isinstance(n, bool) or not isinstance(n, int) or n < 1}
     if bad:
