@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image, features
+from PIL import Image, ImageChops, ImageStat, features
+from PIL.JpegImagePlugin import JpegImageFile
 
 from rindle.default_plugins import image_processor as processor_plugin
 from rindle.errors import ProcessingError
-from rindle.media.image_processor import plan_resize, render_image
+from rindle.media.image_processor import draft_scale, plan_resize, render_image
 from rindle.media.mime import sniff
 from rindle.plugins import make_plugin_manager
 from tests.media import images
@@ -171,6 +175,33 @@ def test_large_jpeg_is_decoded_scaled(tmp_path: Path) -> None:
     assert (out["width"], out["height"]) == (64, 64)
 
 
+
+def _mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / len(a.getbands())
+
+
+@pytest.mark.skipif(shutil.which("vipsthumbnail") is None,
+                    reason="vipsthumbnail (libvips-tools) is not installed")
+@pytest.mark.parametrize("side", [128, 100])
+def test_fill_lines_up_with_vipsthumbnail(side: int, tmp_path: Path) -> None:
+    # Noise band-limited near the output's Nyquist: the most shift-sensitive content there is.
+    noise = Image.effect_noise((512, 384), 100).resize((2048, 1536), Image.Resampling.BICUBIC)
+    source = images.write(tmp_path, "noise.jpg", images.encode(Image.merge("RGB", (
+        noise, noise.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        noise.transpose(Image.Transpose.FLIP_TOP_BOTTOM))), "JPEG", quality=90))
+    subprocess.run(["vipsthumbnail", str(source), "--size", f"{side}x{side}", "--smartcrop",
+                    "centre", "-o", f"{tmp_path}/vips.png"], check=True, timeout=60)
+    vips = Image.open(tmp_path / "vips.png").convert("RGB")
+    ours = _open(render_image(source, Spec(mode="fill", width=side, height=side,
+                                           format="png"), tmp_path)["path"]).convert("RGB")
+    assert _mean_abs_diff(ours, vips) < 1.5  # same decode, grid and kernel; rounding apart
+    with Image.open(source) as drafted:  # control: the exact centre (rindle before), same
+        drafted.draft(None, (512, 384))  # decode; vips' crop sits half a pixel left of it
+        centred = drafted.resize((side, side), Image.Resampling.LANCZOS, reducing_gap=2.0,
+                                 box=(64, 0, 448, 384))
+    assert _mean_abs_diff(centred, vips) > 5
+
+
 @pytest.mark.parametrize("spec", [
     Spec(mode="stretch", width=10, height=10),
     Spec(mode="fit"),
@@ -232,8 +263,63 @@ def test_plan_fill_invariants(w: int, h: int, bw: int, bh: int) -> None:
     assert plan.size == (bw, bh)
     left, top, right, bottom = plan.box
     assert 0 <= left <= right <= w and 0 <= top <= bottom <= h
-    assert abs((left + right) - w) < 1e-6 and abs((top + bottom) - h) < 1e-6  # centred
-    assert abs((right - left) * bh - (bottom - top) * bw) < 1e-6 * max(w, h) * max(bw, bh)
+    scale = max(bw / w, bh / h)  # output pixels per source pixel
+    # centred to within half an output pixel (libvips' whole-pixel crop of the rounded cover)
+    assert abs((left + right) - w) / 2 * scale <= 0.5 + 1e-9
+    assert abs((top + bottom) - h) / 2 * scale <= 0.5 + 1e-9
+    # one pitch on both axes: out pixels span 1/scale source pixels, less a clamp of at
+    # most a quarter of an output pixel at either end
+    assert -0.5 - 1e-9 <= (right - left) * scale - bw <= 1e-9
+    assert -0.5 - 1e-9 <= (bottom - top) * scale - bh <= 1e-9
+
+
+@pytest.mark.parametrize(("source", "box", "crop"), [
+    # 4000x3000 covers 256x256 at 341.33x256, rounded to 341: 42 px cropped from the left,
+    # on a grid centred on the source (origin 1.953125 px in)
+    ((4000, 3000), (256, 256), (494.140625, 0.0, 3494.140625, 3000.0)),
+    ((3000, 4000), (256, 256), (0.0, 494.140625, 3000.0, 3494.140625)),
+    ((300, 100), (50, 50), (100.0, 0.0, 200.0, 100.0)),  # even margin: exactly centred
+    # 150.5 rounds up to 151 on a grid from -0.5; odd margin 101: 50 left, half a px off
+    ((301, 100), (50, 50), (99.5, 0.0, 199.5, 100.0)),
+    ((303, 100), (50, 50), (101.5, 0.0, 201.5, 100.0)),  # 151.5 -> 152, margin 102: 51
+    ((1002, 1000), (256, 256), (0.0, 0.0, 999.046875, 1000.0)),  # grid starts -0.95: clamped
+])
+def test_plan_fill_sits_on_libvips_grid(source: tuple[int, int], box: tuple[int, int],
+                                         crop: tuple[float, float, float, float]) -> None:
+    plan = plan_resize(source, "fill", *box)
+    assert plan.size == box
+    assert plan.box == pytest.approx(crop, abs=1e-9)
+
+
+@pytest.mark.parametrize(("shrink", "scale"), [
+    (1.0, 1), (3.999, 1), (4.0, 2), (7.999, 2), (8.0, 4), (15.999, 4), (16.0, 8), (500.0, 8),
+])
+def test_draft_scale_leaves_a_factor_of_two(shrink: float, scale: int) -> None:
+    assert draft_scale(shrink) == scale
+
+
+@pytest.mark.parametrize(("side", "decoded"), [
+    (256, (1024, 768)),  # shrink 6: 1/2
+    (192, (512, 384)),   # shrink exactly 8: 1/4
+    (193, (1024, 768)),  # shrink 7.96: 1/2
+    (96, (256, 192)),    # shrink exactly 16: 1/8
+    (97, (512, 384)),    # shrink 15.8: 1/4
+])
+def test_jpeg_is_decoded_with_headroom(side: int, decoded: tuple[int, int], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    source = _source(tmp_path, (2048, 1536))
+    sizes: list[tuple[int, int]] = []
+    real_load = JpegImageFile.load
+
+    def load(image: JpegImageFile) -> Any:  # records the size the decoder is set up for
+        sizes.append(image.size)
+        return real_load(image)
+
+    monkeypatch.setattr(JpegImageFile, "load", load)
+    out = render_image(source, Spec(mode="fill", width=side, height=side, format="png"),
+                       tmp_path)
+    assert (out["width"], out["height"]) == (side, side)
+    assert sizes[-1] == decoded
 
 
 @settings(max_examples=15, deadline=None)

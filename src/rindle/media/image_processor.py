@@ -6,15 +6,19 @@ Semantics:
   dimension is unconstrained; never upscales.
 * ``fill`` / ``crop``: scale to cover the box, then centre-crop to exactly ``width`` x
   ``height`` (upscaling when the source is smaller). With one dimension, the image is
-  scaled so that side matches exactly.
+  scaled so that side matches exactly. The crop sits on libvips' grid (``vipsthumbnail
+  --smartcrop centre``, sharp, imgproxy): the whole image scaled to cover with its size
+  rounded, then a whole-pixel centre crop, so an odd margin leaves the crop half an output
+  pixel up/left of the exact centre and the pixels line up with libvips' thumbnails.
 
 Sizes are those of the image as displayed: EXIF orientation is applied and dropped.
 
 Speed and memory: the crop is expressed as a source region of one ``resize`` call, so no
-pixel outside it is resampled; JPEG sources are decoded with DCT scaling (``draft``) at the
-smallest scale that still leaves :data:`DRAFT_GAP` times the output size, then reduced by
-whole factors and finished with a Lanczos filter (``reducing_gap``). A 4000x3000 JPEG made
-into a 256x256 thumbnail is decoded at 500x375, never at full size.
+pixel outside it is resampled; JPEG sources are decoded with DCT scaling (``draft``, libvips'
+shrink-on-load) by the largest factor (1/2, 1/4 or 1/8) that still leaves
+:data:`DRAFT_GAP` times the output size, then reduced by whole factors and finished with a
+Lanczos filter (``reducing_gap``). A 4000x3000 JPEG made into a 256x256 thumbnail is decoded
+at 1000x750, never at full size.
 
 Output keeps only the ICC profile (when it still describes the output's colour space);
 EXIF, XMP and comments are stripped.
@@ -56,6 +60,7 @@ __all__ = [
     "RenderedImage",
     "ResizePlan",
     "check_pixels",
+    "draft_scale",
     "pixel_limit",
     "plan_resize",
     "render_image",
@@ -66,12 +71,13 @@ DEFAULT_QUALITY: Final = 80
 #: The pixel limit when the profile sets no ``max_pixels`` and an application set
 #: ``Image.MAX_IMAGE_PIXELS`` to None: Pillow's default value of it.
 PIXEL_CEILING: Final = 89_478_485
-#: Decode JPEGs (DCT scaling) at no less than this multiple of the final size. DCT scaling
-#: is a block average, so the Lanczos step that follows only has to finish the job: on
-#: 4000x3000 photos made into 256x256 thumbnails, 1.25 (decode at 1/8) measured 42-45 dB
-#: PSNR against a full decode + Lanczos, and 2.0 (decode at 1/4, as Pillow's thumbnail()
-#: and vipsthumbnail do) 48-53 dB for ~18% more time.
-DRAFT_GAP: Final = 1.25
+#: Decode JPEGs (DCT scaling) at no less than this multiple of the final size, as libvips'
+#: thumbnail does ("leave at least a factor of two for the final resize step"; Pillow's
+#: thumbnail() too). DCT scaling is a block average that aliases; the Lanczos step after it
+#: needs room to filter. On 4000x3000 sources made into 256x256 thumbnails, 2.0 (decode at
+#: 1/4) measured 48-53 dB PSNR against a full decode + Lanczos and 1.25 (decode at 1/8)
+#: 42-45 dB; 1/4 costs ~15% more time (bench/RESULTS.md, thumbnails).
+DRAFT_GAP: Final = 2.0
 #: ``Image.resize(reducing_gap=...)``: box-reduce by whole factors down to this multiple.
 REDUCING_GAP: Final = 2.0
 #: libwebp effort (0 fastest .. 6 smallest). 2 encodes in half the time of the default 4
@@ -157,9 +163,31 @@ def plan_resize(source: tuple[int, int], mode: str, width: int | None,
         return ResizePlan((width or max(1, round(src_w * scale)),
                            height or max(1, round(src_h * scale))), full)
     scale = max(width / src_w, height / src_h)
-    crop_w, crop_h = min(src_w, width / scale), min(src_h, height / scale)
-    left, top = (src_w - crop_w) / 2, (src_h - crop_h) / 2
-    return ResizePlan((width, height), (left, top, left + crop_w, top + crop_h))
+    left, right = _cover_crop(src_w, width, scale)
+    top, bottom = _cover_crop(src_h, height, scale)
+    return ResizePlan((width, height), (left, top, right, bottom))
+
+
+def _cover_crop(side: int, out: int, scale: float) -> tuple[float, float]:
+    """One axis of a ``fill`` crop, in source pixels, on libvips' grid: the whole ``side``
+    scaled by ``scale`` to a rounded size (half up), centred on the source, then ``out``
+    whole pixels from its middle (an odd margin rounds the start down). Clamped to the
+    source, which trims at most a quarter of an output pixel at either end."""
+    covered = max(out, math.floor(side * scale + 0.5))
+    start = (side - covered / scale) / 2 + (covered - out) // 2 / scale
+    return max(0.0, start), min(float(side), start + out / scale)
+
+
+def draft_scale(shrink: float) -> int:
+    """The JPEG shrink-on-load factor for an image to be reduced ``shrink`` times overall.
+
+    The largest of 8, 4 and 2 that leaves at least :data:`DRAFT_GAP` for the Lanczos step
+    (libvips' rule: ``shrink`` >= 16 gives 8, >= 8 gives 4, >= 4 gives 2), else 1.
+    """
+    for scale in (8, 4, 2):
+        if shrink >= scale * DRAFT_GAP - 1e-9:
+            return scale
+    return 1
 
 
 def pixel_limit(max_pixels: int | None) -> int:
@@ -247,17 +275,13 @@ def _resized(image: Image.Image, spec: ImageSpec) -> tuple[Image.Image, bytes | 
     plan = plan_resize(source_size, spec.mode, width, height)
     box = plan.box
     if image.format in ("JPEG", "MPO"):
-        factor_x = plan.size[0] / (box[2] - box[0])
-        factor_y = plan.size[1] / (box[3] - box[1])
-        wanted = (math.ceil(source_size[0] * factor_x * DRAFT_GAP),
-                  math.ceil(source_size[1] * factor_y * DRAFT_GAP))
-        if wanted[0] < source_size[0] and wanted[1] < source_size[1]:
-            drafted = image.draft(None, wanted)
+        scale = draft_scale(min((box[2] - box[0]) / plan.size[0],
+                                (box[3] - box[1]) / plan.size[1]))
+        if scale > 1:  # decoded pixel i covers source pixels [scale*i, scale*(i+1))
+            drafted = image.draft(None, (source_size[0] // scale, source_size[1] // scale))
             if drafted is not None:
-                shrink_x = image.width / source_size[0]
-                shrink_y = image.height / source_size[1]
-                box = (box[0] * shrink_x, box[1] * shrink_y, box[2] * shrink_x,
-                       box[3] * shrink_y)
+                scale = round(source_size[0] / drafted[1][2])
+                box = (box[0] / scale, box[1] / scale, box[2] / scale, box[3] / scale)
     working = _working_mode(image)
     out = working.resize(plan.size, Image.Resampling.LANCZOS, box=box,
                          reducing_gap=REDUCING_GAP)
