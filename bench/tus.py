@@ -28,7 +28,8 @@ present (memory: the protocol cost is what is measured), else the default temp d
 ``--dir /tmp`` for disk.
 
 Exits 1 if an upload did not store exactly the bytes sent (correctness), not for a slow
-machine.
+machine. Figures and where a chunk's time goes: ``bench/RESULTS.md``, section
+``bench/tus.py``.
 """
 
 from __future__ import annotations
