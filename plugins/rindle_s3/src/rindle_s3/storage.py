@@ -22,6 +22,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserFactory, RestXMLParser
 from botocore.utils import parse_timestamp
 
 from rindle.errors import ConfigError, ObjectNotFound, StorageError, StorageUnavailable
@@ -93,11 +94,55 @@ def _timestamp(value: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+class _ListingParser(RestXMLParser):  # type: ignore[misc]  # botocore ships no types
+    """botocore's REST-XML parser, with a direct path for the entries of an S3 listing.
+
+    botocore parses each ``<Contents>`` entry through its generic, model-driven walk (a
+    lookup and a call per field); a listing of N keys runs it N times. The entries' plain
+    fields are read here directly, to the same values; an entry with any other field
+    (``Owner``, ``RestoreStatus``) goes the generic way.
+    """
+
+    def _handle_structure(self, shape: Any, node: Any) -> Any:
+        if shape.name != "Object":
+            return super()._handle_structure(shape, node)
+        parsed: dict[str, Any] = {}
+        for child in node:
+            tag, text = child.tag.rpartition("}")[2], child.text or ""
+            if tag in _TEXT_FIELDS:
+                parsed[tag] = text
+            elif tag == "Size":
+                parsed[tag] = int(text)
+            elif tag == "LastModified":
+                parsed[tag] = self._timestamp_parser(text)
+            elif tag == "ChecksumAlgorithm":  # a flattened list: one element per value
+                parsed.setdefault(tag, []).append(text)
+            else:
+                return super()._handle_structure(shape, node)
+        return parsed
+
+
+#: The string fields of a listing entry, taken as their text.
+_TEXT_FIELDS = frozenset({"Key", "ETag", "StorageClass", "ChecksumType"})
+
+
+class _ParserFactory(ResponseParserFactory):  # type: ignore[misc]  # untyped, as above
+    """Hands out :class:`_ListingParser` for S3's protocol (REST-XML)."""
+
+    def create_parser(self, protocol_name: str) -> Any:
+        if protocol_name == "rest-xml":
+            return _ListingParser(**self._defaults)
+        return super().create_parser(protocol_name)
+
+
 def _botocore_session() -> botocore.session.Session:
-    """A botocore session whose responses parse timestamps with :func:`_timestamp`."""
+    """A botocore session whose responses parse timestamps with :func:`_timestamp` and
+    listing entries with :class:`_ListingParser` (this session only: botocore's defaults
+    elsewhere in the process are untouched)."""
     session = botocore.session.get_session()
-    session.get_component("response_parser_factory").set_parser_defaults(
-        timestamp_parser=_timestamp)
+    factory = _ParserFactory()
+    factory.set_parser_defaults(timestamp_parser=_timestamp)
+    session.register_component("response_parser_factory", factory)
     return session
 
 
