@@ -22,9 +22,9 @@ from sqlalchemy import func, select
 
 from rindle import Rindle
 from rindle.domain.models import UploadSession
-from rindle.web import tus_wsgi, upload_api_wsgi
+from rindle.web import tus_asgi, tus_wsgi, upload_api_wsgi
 from tests.lifecycle.conftest import jpeg_bytes
-from tests.web.conftest import header_actor, serve_wsgi, web_app
+from tests.web.conftest import header_actor, serve_asgi, serve_wsgi, web_app
 
 __all__ = ["web_app"]  # the fixture
 
@@ -328,3 +328,44 @@ def test_upload_api_refusals_are_the_same_for_everyone_but_the_owner(web_app: Ri
             "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
         assert (preflight.status_code, code(preflight)) == (405, "method_not_allowed")
         assert "Access-Control-Allow-Origin" not in preflight.headers  # the host's to grant
+
+
+# --- Upload-Metadata is echoed: only what was validated ----------------------------------------
+
+def _create_raw(base: str, metadata: bytes) -> tuple[int, bytes, str | None]:
+    """POST a creation whose Upload-Metadata is ``metadata`` byte for byte."""
+    parts = urlsplit(base)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+    try:
+        conn.putrequest("POST", "/files/")
+        for name, value in (("Tus-Resumable", "1.0.0"), ("X-Actor", "alice"),
+                            ("Upload-Length", "4"), ("Content-Length", "0")):
+            conn.putheader(name, value)
+        conn.putheader("Upload-Metadata", metadata)
+        conn.endheaders()
+        answer = conn.getresponse()
+        return answer.status, answer.read(), answer.getheader("Location")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("server", ["wsgi", "asgi"])
+def test_metadata_pairs_are_separated_by_ascii_blanks_only(web_app: Rindle, server: str
+                                                          ) -> None:
+    """Python's notion of whitespace (NEL, NBSP, the C0 separators) around a pair used to
+    pass validation and be stored, then echoed in HEAD's Upload-Metadata."""
+    serve = serve_wsgi if server == "wsgi" else serve_asgi
+    application = (tus_wsgi if server == "wsgi" else tus_asgi)(
+        web_app, authorize=header_actor, mount="/files")
+    name, profile = b64("a.jpg").encode(), b64("photo").encode()
+    odd = [b"\x85", b"\xa0"] + ([b"\x1f", b"\x1c", b"\x0b", b"\x0c"] if server == "wsgi" else [])
+    with serve(application) as base:
+        for blank in odd:
+            status, body, _ = _create_raw(
+                base, b"filename " + name + blank + b",profile " + profile)
+            assert (status, b'"invalid_metadata"' in body) == (400, True), blank
+        status, _, location = _create_raw(  # spaces and tabs around pairs are fine
+            base, b"filename " + name + b" \t, \tprofile " + profile)
+        assert status == 201 and location is not None
+        echoed = requests.head(location, headers=ALICE, timeout=30).headers["Upload-Metadata"]
+        assert echoed == f"filename {b64('a.jpg')} \t, \tprofile {b64('photo')}"

@@ -89,6 +89,7 @@ MAX_PARTIALS = 100
 _MAX_CONCAT_BYTES = 16 * 1024
 _DIGITS = re.compile(r"[0-9]{1,19}")
 _MAX_INT = 2 ** 63 - 1
+_BLANKS = " \t"  # HTTP's optional whitespace
 _METADATA_KEY = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
 _TOKEN = re.compile(r"([0-9a-f]{32})\.([0-9a-f]{32})")
 _EXPOSE = ("Location, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, "
@@ -111,15 +112,17 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
 
 def parse_metadata(raw: str | None) -> dict[str, bytes]:
     """``Upload-Metadata`` as ``key -> decoded value``; 400 when it is over
-    :data:`MAX_METADATA_BYTES`, a key is malformed or repeated, or a value is not base64."""
-    if raw is None or not raw.strip():
+    :data:`MAX_METADATA_BYTES`, a key is malformed or repeated, or a value is not base64.
+    Only spaces and tabs may surround a pair (the raw header is stored and echoed on HEAD:
+    Python's other whitespace, NEL or NBSP or C0 separators, is refused like any junk)."""
+    if raw is None or not raw.strip(_BLANKS):
         return {}
     if len(raw) > MAX_METADATA_BYTES:
         raise Refusal(400, "invalid_metadata", f"Upload-Metadata is over {MAX_METADATA_BYTES} "
                                              "bytes")
     out: dict[str, bytes] = {}
     for pair in raw.split(","):
-        bits = pair.strip().split(" ")
+        bits = pair.strip(_BLANKS).split(" ")
         if len(bits) > 2 or not _METADATA_KEY.fullmatch(bits[0]) or bits[0] in out:
             raise Refusal(400, "invalid_metadata", "Upload-Metadata must be comma-separated "
                                                  "'key base64value' pairs with unique keys")
