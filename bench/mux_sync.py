@@ -12,8 +12,9 @@ the same database (PostgreSQL by default) and the same fake:
 * rindle: ``app.streaming.sync_due()`` (what ``rindle streaming sync-due`` and the cron job
   run; at most ``provider_polling_batch_size`` = 1,000 rows per run, default) then
   ``Worker(...).run_until_empty()``, repeated until a run enqueues nothing; once with the
-  default worker settings (the ``provider`` queue's default concurrency,
-  ``DEFAULT_CONCURRENCY["provider"]``) and once with the provider queue at ``--threads``.
+  default worker settings (``Worker(app)`` as ``rindle worker`` builds it: every queue,
+  the provider queue at ``DEFAULT_CONCURRENCY["provider"]``) and once with only the
+  provider queue at ``--threads``.
 
 ``[streaming.mux] rate_limit_per_second`` is set to ``--rate-limit`` (rindle has no default:
 unset means no pacing); the fake's busiest second must never exceed it (exit 1 if it
@@ -223,15 +224,19 @@ def run_naive(app: Any) -> float:
 
 
 def run_rindle(app: Any, threads: int | None) -> tuple[float, int]:
-    """``sync_due`` then the worker until idle, until ``sync_due`` finds nothing due."""
+    """``sync_due`` then the worker until idle, until ``sync_due`` finds nothing due.
+
+    Without ``threads`` the worker is built as ``rindle worker`` builds it: every queue at
+    its default concurrency (cron off); with it, only the provider queue at ``threads``."""
     from rindle.jobs import Worker
 
-    queues = {"provider": threads} if threads else ["provider"]
     started = time.perf_counter()
     runs = 0
     while app.streaming.sync_due().jobs_enqueued:
         runs += 1
-        Worker(app, queues, cron=False).run_until_empty()
+        worker = (Worker(app, {"provider": threads}, cron=False) if threads
+                  else Worker(app, cron=False))
+        worker.run_until_empty()
     return time.perf_counter() - started, runs
 
 
