@@ -115,7 +115,8 @@ class Worker:
     :data:`DEFAULT_CONCURRENCY`, 1 for a queue not named there); without it every queue
     runs (``concurrency`` each, or :data:`DEFAULT_CONCURRENCY`). Each queue gets one
     claiming loop and up to that many job threads, started only when a claim hands them
-    work. An unknown queue or a ``[cron]`` entry whose kind is not registered is a
+    work; a started job thread then waits for the next batch without polling until the
+    worker stops. An unknown queue or a ``[cron]`` entry whose kind is not registered is a
     :class:`ConfigError` here, before anything runs.
     """
 
@@ -131,7 +132,8 @@ class Worker:
         self.poll_interval = (poll_interval if poll_interval is not None
                               else app.settings.jobs.poll_interval)
         self.heartbeat_interval = heartbeat_interval
-        #: Jobs one thread claims at a time; successes are acknowledged together.
+        #: Jobs a claim takes per free slot (grown by the adaptive prefetch); a job thread
+        #: runs them as one batch and acknowledges their successes together.
         self.prefetch = max(1, int(prefetch or app.settings.jobs.prefetch))
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.cron_entries = parse_schedule(app.settings.cron, self.jobs) if cron else []
