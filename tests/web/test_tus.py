@@ -418,27 +418,38 @@ def test_completion_is_retried_after_a_crash(web_app: Rindle, tus_url: str) -> N
     assert again.status_code == 204
 
 
-def test_a_middle_chunk_costs_one_select_and_one_update(web_app: Rindle, tus_url: str
-                                                        ) -> None:
+def test_a_middle_chunk_costs_one_update(web_app: Rindle, tus_url: str) -> None:
     """The per-chunk database work of a PATCH that neither starts nor ends an upload: the
-    session with its asset read once, the new offset committed by one guarded UPDATE."""
-    location = create(tus_url, 12).headers["Location"]
+    new offset committed by one guarded UPDATE (the session is the copy the previous PATCH
+    left); a HEAD, and a PATCH whose offset the kept copy does not hold, read the session
+    first."""
+    location = create(tus_url, 16).headers["Location"]
     assert patch(location, 0, b"abcd").status_code == 204
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement.split(None, 1)[0].upper())
 
-    event.listen(web_app.db.engine, "before_cursor_execute", record)
-    try:
-        middle = patch(location, 4, b"efgh")
-    finally:
-        event.remove(web_app.db.engine, "before_cursor_execute", record)
+    def statements(send: Any) -> tuple[Any, list[str]]:
+        seen.clear()
+        event.listen(web_app.db.engine, "before_cursor_execute", record)
+        try:
+            answer = send()
+        finally:
+            event.remove(web_app.db.engine, "before_cursor_execute", record)
+        return answer, [w for w in seen if w not in ("BEGIN", "COMMIT", "ROLLBACK")]
+
+    middle, done = statements(lambda: patch(location, 4, b"efgh"))
     assert middle.status_code == 204 and middle.headers["Upload-Offset"] == "8"
-    assert [word for word in seen if word not in ("BEGIN", "COMMIT", "ROLLBACK")] == [
-        "SELECT", "UPDATE"]
-    assert patch(location, 8, b"ijkl").status_code == 204
-    assert stored(web_app, session_of(web_app, location)) == b"abcdefghijkl"
+    assert done == ["UPDATE"]
+    asked, done = statements(lambda: head(location))
+    assert asked.headers["Upload-Offset"] == "8" and done == ["SELECT"]
+    wrong, done = statements(lambda: patch(location, 4, b"efgh"))  # not the kept offset
+    assert wrong.status_code == 409 and done == ["SELECT"]
+    again, done = statements(lambda: patch(location, 8, b"ijkl"))  # the refusal used it up
+    assert again.status_code == 204 and done == ["SELECT", "UPDATE"]
+    assert patch(location, 12, b"mnop").status_code == 204
+    assert stored(web_app, session_of(web_app, location)) == b"abcdefghijklmnop"
 
 
 def test_a_request_that_read_a_stale_offset_keeps_nothing(web_app: Rindle, tus_url: str,

@@ -79,6 +79,11 @@ class RequestBody:
         return cls(stream, length=int(raw), chunked=False)
 
     @property
+    def received(self) -> int:
+        """Bytes of the body read so far."""
+        return self._total
+
+    @property
     def finished(self) -> bool:
         """True once the whole body has been read (or the framing failed)."""
         return self._done

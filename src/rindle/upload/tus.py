@@ -208,12 +208,13 @@ class _Held:
 
 
 @contextlib.contextmanager
-def _one_writer(app: AppContext, storage: Storage, row: UploadSession, now: dt.datetime
-                ) -> Iterator[_Held]:
-    """Hold the upload's write lock: the local part file's ``flock`` (no database write),
-    else the ``locked_until`` lease. ``upload_busy`` when another request holds it."""
+def _one_writer(app: AppContext, storage: Storage, row: UploadSession, now: dt.datetime,
+                create: bool = True) -> Iterator[_Held]:
+    """Hold the upload's write lock: the local part file's ``flock`` (no database write;
+    ``create``: see :func:`tus_backing.local_lock`), else the ``locked_until`` lease.
+    ``upload_busy`` when another request holds it."""
     held = _Held()
-    local = tus_backing.local_lock(storage, row)
+    local = tus_backing.local_lock(storage, row, create=create)
     if local is not None:
         with local as size:
             held.part_size = size
@@ -256,16 +257,19 @@ def _check_current(app: AppContext, row: UploadSession, offset: int) -> None:
 def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                  offset: int, chunk: Chunk, now: dt.datetime,
                  server_max: int = DEFAULT_MAX_SIZE,
-                 loaded: tuple[UploadSession, str] | None = None
+                 loaded: tuple[UploadSession, str] | None = None, snapshot: bool = False
                  ) -> tuple[UploadSession, Asset | None]:
     """Append one chunk at ``offset``; returns the session as this chunk left it and,
     when this chunk finished a non-partial upload, the verified asset.
 
     ``loaded`` is the session and its asset's profile name the caller already read with
     :func:`load_request` and checked for this actor (saves reading them again); under the
-    write lock the offset is checked
-    again: read from the database, or, for a local part file holding exactly ``offset``
-    bytes, proven by that file (a stale ``loaded`` never overwrites committed bytes).
+    write lock the offset is checked again: read from the database, or, for a local part
+    file holding exactly ``offset`` bytes, proven by that file (a stale ``loaded`` never
+    overwrites committed bytes). ``snapshot``: ``loaded`` is the session as an earlier
+    request of this process left it (not read for this request); a local part file that
+    is gone is then ``offset_mismatch`` before any byte is read, never created again, so
+    the caller can read the session and try once more.
 
     Refusals (nothing is stored): ``offset_mismatch`` (``offset`` is not the stored
     offset), ``max_bytes_exceeded`` (past the declared length or :func:`max_size`),
@@ -315,7 +319,7 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                              f"the chunk of {chunk.declared} bytes does not fit: {room} bytes "
                              "of this upload are left")
     storage = app.storage_for(profile)
-    with _one_writer(app, storage, row, now) as held:
+    with _one_writer(app, storage, row, now, create=not snapshot) as held:
         if held.part_size != offset or offset == row.upload_length:
             _check_current(app, row, offset)
         # else a locked part file of exactly ``offset`` bytes proves no request committed

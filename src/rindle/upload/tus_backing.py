@@ -195,9 +195,14 @@ def _append_local(storage: LocalStorage, row: UploadSession, offset: int,
 
 
 @contextlib.contextmanager
-def _flocked(path: Path) -> Iterator[int]:
+def _flocked(path: Path, create: bool) -> Iterator[int]:
     try:
-        fd = _open_part(path)
+        fd = _open_part(path) if create else os.open(path, os.O_RDWR)
+    except FileNotFoundError as exc:
+        if create:
+            raise StorageError(f"cannot open the tus part file {path.name}: {exc}") from exc
+        raise UploadRejected("offset_mismatch", "this upload moved on meanwhile; ask with "
+                                                "HEAD and resume from its offset") from None
     except OSError as exc:
         raise StorageError(f"cannot open the tus part file {path.name}: {exc}") from exc
     try:
@@ -216,14 +221,16 @@ def _flocked(path: Path) -> Iterator[int]:
         os.close(fd)  # releases the lock
 
 
-def local_lock(storage: Storage, row: UploadSession
+def local_lock(storage: Storage, row: UploadSession, *, create: bool = True
                ) -> contextlib.AbstractContextManager[int] | None:
     """For a local upload, a context holding an exclusive, non-blocking ``flock`` on its
     part file (``upload_busy`` when another request, in any process on this host, holds
     it) that yields the part file's size once locked; ``None`` for other backings (the
-    caller leases the row instead)."""
+    caller leases the row instead). A missing part file is created, unless ``create`` is
+    false: then it is ``offset_mismatch`` (the upload was finished, terminated or expired
+    since ``row`` was read) and nothing is created."""
     if isinstance(storage, LocalStorage):
-        return _flocked(part_path(storage, row))
+        return _flocked(part_path(storage, row), create)
     return None
 
 
