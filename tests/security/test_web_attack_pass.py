@@ -73,7 +73,7 @@ def test_concurrent_finals_consume_a_partial_once(web_app: Rindle, tus_url: str)
     (201), the others are told it is gone (404) or busy (423); never two assets from one
     partial's bytes."""
     data = jpeg_bytes((64, 48))
-    rounds = 3
+    rounds = 2
     for _ in range(rounds):
         partial = create(tus_url, len(data), **{"Upload-Concat": "partial"}).headers["Location"]
         assert patch(partial, 0, data).status_code == 204
@@ -202,7 +202,7 @@ def test_the_last_chunk_is_answered_204_when_a_retry_completes_it_first(
     409 or 423; one asset is built."""
     data = jpeg_bytes((64, 48))
     end = len(data)
-    rounds = 12
+    rounds = 8
     for _ in range(rounds):
         location = create(tus_url, end).headers["Location"]
         assert patch(location, 0, data[:-10]).status_code == 204

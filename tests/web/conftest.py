@@ -57,7 +57,8 @@ def web_app(make_app: MakeApp) -> Rindle:
 def serve_wsgi(application: Callable[..., Any]) -> Iterator[str]:
     """Serve ``application`` with rindle's threading server; yields its base URL."""
     server = make_threading_server(application, "127.0.0.1", 0, quiet=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)  # shutdown() waits for one poll
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

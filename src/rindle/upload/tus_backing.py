@@ -245,10 +245,14 @@ def _finish_local(storage: LocalStorage, row: UploadSession) -> None:
         path.touch(exist_ok=True)  # an empty upload never wrote its part file
         try:
             os.link(path, final)  # create-only and atomic: the object appears complete
-        except FileExistsError:  # a concurrent completion may have linked it first and
-            if not os.path.samefile(path, final) and path.stat().st_size:  # left our touch
-                raise ObjectExists(row.upload_key) from None
-        path.unlink(missing_ok=True)  # (or unlinked it already)
+        except FileExistsError:  # a concurrent completion may have linked it first:
+            try:
+                ours = path.stat()
+            except FileNotFoundError:  # ...and removed the part file already
+                return
+            if not os.path.samestat(ours, final.stat()) and ours.st_size:  # or our touch
+                raise ObjectExists(row.upload_key) from None  # re-made it empty
+        path.unlink(missing_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot complete the tus upload {row.upload_key!r}: {exc}"
                            ) from exc
