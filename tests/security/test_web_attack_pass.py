@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import http.client
 import threading
+import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from sqlalchemy import func, select
 from rindle import Rindle
 from rindle.domain.models import UploadSession
 from rindle.web import tus_asgi, tus_wsgi, upload_api_wsgi
+from rindle.web.tus import TusServer
 from tests.lifecycle.conftest import jpeg_bytes
 from tests.web.conftest import header_actor, serve_asgi, serve_wsgi, web_app
 
@@ -369,3 +371,28 @@ def test_metadata_pairs_are_separated_by_ascii_blanks_only(web_app: Rindle, serv
         assert status == 201 and location is not None
         echoed = requests.head(location, headers=ALICE, timeout=30).headers["Upload-Metadata"]
         assert echoed == f"filename {b64('a.jpg')} \t, \tprofile {b64('photo')}"
+
+
+def test_a_session_of_one_surface_is_unknown_to_the_other(web_app: Rindle) -> None:
+    """An upload API session is not a tus upload even behind a correctly signed tus URL,
+    and a tus session id is unknown to every upload API route."""
+    server = TusServer(web_app, authorize=header_actor)
+    with serve_wsgi(upload_api_wsgi(web_app, authorize=header_actor)) as api, \
+            serve_wsgi(tus_wsgi(web_app, authorize=header_actor, mount="/files")) as base:
+        owner = {"X-Actor": "alice"}
+        api_sid = requests.post(f"{api}/uploads", timeout=30, headers=owner, json={
+            "profile": "photo", "filename": "a.jpg", "size": 4}).json()["id"]
+        signed = f"{base}/files/{server.token(uuid.UUID(api_sid), 'alice')}"
+        for method in ("HEAD", "PATCH", "DELETE"):
+            answer = requests.request(method, signed, timeout=30, headers={
+                **ALICE, "Upload-Offset": "0", "Content-Type": OCTETS})
+            assert answer.status_code == 404, method
+        location = create(base + "/files/", 4).headers["Location"]
+        tus_sid = str(uuid.UUID(location.rsplit("/", 1)[1].split(".")[0]))
+        for method, tail in (("POST", "/sign"), ("POST", "/parts/1"), ("GET", "/parts"),
+                             ("POST", "/complete"), ("POST", "/verify"), ("DELETE", "")):
+            answer = requests.request(method, f"{api}/uploads/{tus_sid}{tail}", headers=owner,
+                                      timeout=30)
+            assert (answer.status_code, code(answer)) == (404, "not_found"), (method, tail)
+        assert requests.head(location, headers=ALICE, timeout=30).headers[
+            "Upload-Offset"] == "0"
