@@ -1,25 +1,41 @@
 """Thumbnail benchmark: rindle's image processor against naive Pillow and libvips.
 
-Run: ``.venv/bin/python bench/thumbnails.py [--count N]`` (default 200).
+Run: ``.venv/bin/python bench/thumbnails.py [--count N] [--sets grain,photo]`` (default 200
+images per set, both sets).
 
-Generates N synthetic 4000x3000 JPEGs (quality 90, varied content) once, then makes a
-256x256 ``fill`` WebP (quality 80) of each with three contenders, each in its own child
-process, single-threaded:
+Two sets of N synthetic 4000x3000 JPEGs (quality 90), each generated once:
+
+* ``grain``: gradients, blurred blobs, hard-edged shapes, 1-8 px lines and strong sensor-like
+  grain (sigma 3 to 18): detail at the output's Nyquist frequency, the hardest case for
+  comparing two resizers;
+* ``photo``: photo-like, smooth 1/f-like texture and soft-edged shapes (edges ~8 px wide as
+  a 12 MP camera's optics leave them) with faint grain (sigma 2).
+
+Each set is made into 256x256 ``fill`` WebPs (quality 80) by each contender, each in its
+own child process, single-threaded:
 
 * rindle: :func:`rindle.media.image_processor.render_image` (WebP ``method`` =
   ``WEBP_METHOD``, 2);
 * rindle at equal effort (``rindle-m4``): the same call with WebP ``method=4``, the effort
   vipsthumbnail uses by default (libwebp's method and libvips' effort are the same knob);
-* naive Pillow: ``Image.open`` -> ``convert("RGB")`` -> ``ImageOps.fit(LANCZOS)`` -> save;
-* vipsthumbnail: one batched invocation per 100 files, ``VIPS_CONCURRENCY=1``.
+* naive Pillow: ``Image.open`` -> ``convert("RGB")`` -> ``ImageOps.fit(LANCZOS)`` -> save
+  (a full decode and an exact-centre crop);
+* vipsthumbnail: one batched invocation per 100 files, ``VIPS_CONCURRENCY=1``;
+* calibration, under no bar: ``rindle-m4-d8`` (rindle-m4 decoding JPEGs at 1/8 instead of
+  libvips' 1/4) and ``vips-lanczos2``/``vips-cubic`` (vipsthumbnail's exact pipeline
+  through the ``vips`` CLI with another kernel, first 40 images). They show how far apart
+  two correct resizers land on SSIM: WebP at q80 alone costs ~0.03 of it, and any
+  resampling difference is amplified by the two encoders' different rounding.
 
 Reports images/s and peak RSS (``ru_maxrss`` of the child that did the work) and the ratios
-rindle/naive and rindle/vips. The bar: rindle >= 3x naive throughput, >= 0.7x
+rindle/naive and rindle/vips. The bar, on each set: rindle >= 3x naive throughput, >= 0.7x
 vipsthumbnail, and a lower peak RSS than naive Pillow. At equal effort (rindle-m4 against
 vipsthumbnail, both effort 4) the bar is >= 1.0x vipsthumbnail's images/s, with a mean SSIM
 against vipsthumbnail's outputs >= 0.97 and a mean output size within 10% of vips'. SSIM
 (luma, 7x7 uniform window, sample covariance: scikit-image's defaults) needs numpy, the
-``bench`` extra; without it the SSIM column is left out and reported as such.
+``bench`` extra; without it the SSIM column is left out and reported as such. SSIM is
+sensitive to sub-pixel shifts (vips against itself moved one output pixel: ~0.6 on the
+grain set), so it holds only because rindle's ``fill`` crops on libvips' pixel grid.
 """
 
 from __future__ import annotations
@@ -110,6 +126,49 @@ def generate(directory: Path, count: int, seed: int = 1234) -> list[Path]:
     return paths
 
 
+def generate_photo(directory: Path, count: int, seed: int = 4321) -> list[Path]:
+    """Write ``count`` photo-like 4000x3000 JPEGs (q90) into ``directory``.
+
+    Smooth content with detail at every scale and soft edges, as a 12 MP camera gives: a
+    1/f-like texture (octaves of noise, amplitude falling with frequency) and a few flat
+    shapes, composed at 1000x750, softened (Gaussian, radius 1) and enlarged bicubically
+    (edges ~8 px wide, as a lens and demosaicing leave them), plus faint grain (sigma 2).
+    """
+    from PIL import Image, ImageChops, ImageDraw, ImageFilter
+
+    rng = random.Random(seed)
+    width, height = SIZE
+    small = (width // 4, height // 4)
+    grain = Image.effect_noise(SIZE, 2)
+    paths = []
+    for index in range(count):
+        bands = []
+        for _ in range(3):
+            band = Image.new("L", small, 128)
+            for divisor, sigma in ((500, 60), (160, 30), (50, 15), (16, 7), (5, 3.5)):
+                octave = Image.effect_noise((width // divisor, height // divisor), sigma)
+                band = ImageChops.add(band, octave.resize(small, Image.Resampling.BICUBIC),
+                                      scale=1.0, offset=-128)
+            bands.append(band)
+        im = Image.merge("RGB", bands)
+        draw = ImageDraw.Draw(im)
+        for _ in range(rng.randint(5, 20)):
+            x, y = rng.randrange(small[0]), rng.randrange(small[1])
+            w, h = rng.randint(25, 375), rng.randint(25, 300)
+            shape = rng.choice((draw.ellipse, draw.rectangle))
+            shape((x, y, x + w, y + h), fill=tuple(rng.randrange(256) for _ in range(3)))
+        im = im.filter(ImageFilter.GaussianBlur(1)).resize(SIZE, Image.Resampling.BICUBIC)
+        noise = ImageChops.offset(grain, rng.randrange(width), rng.randrange(height))
+        im = ImageChops.add(im, Image.merge("RGB", (noise,) * 3), scale=1.0, offset=-128)
+        path = directory / f"img{index:05d}.jpg"
+        im.save(path, "JPEG", quality=90)
+        paths.append(path)
+    return paths
+
+
+SETS = {"grain": generate, "photo": generate_photo}
+
+
 # --- contenders (each runs in a child process) -----------------------------------------------
 
 
@@ -126,6 +185,14 @@ def run_rindle_m4(files: list[Path], out: Path) -> None:
 
     setattr(image_processor, "WEBP_METHOD", 4)  # noqa: B010 - Final to mypy, not at runtime
     run_rindle(files, out)
+
+
+def run_rindle_m4_d8(files: list[Path], out: Path) -> None:
+    """Calibration: rindle-m4 decoding JPEGs at 1/8 (DRAFT_GAP 1.25, rindle's old setting)."""
+    from rindle.media import image_processor
+
+    setattr(image_processor, "DRAFT_GAP", 1.25)  # noqa: B010 - Final to mypy, not at runtime
+    run_rindle_m4(files, out)
 
 
 def run_naive(files: list[Path], out: Path) -> None:
@@ -148,8 +215,38 @@ def run_vips(files: list[Path], out: Path) -> None:
         )
 
 
+def run_vips_kernel(files: list[Path], out: Path, kernel: str) -> None:
+    """Calibration: vipsthumbnail's pipeline spelled out with the ``vips`` CLI (shrink-on-load
+    by its rule, ``resize`` on the loaded image, centre ``smartcrop``, WebP Q80 effort 4),
+    with another resampling ``kernel``. With lanczos3 the files are byte-identical to
+    vipsthumbnail's."""
+    from PIL import Image
+
+    env = {**os.environ, **SINGLE_THREAD_ENV}
+    for path in files:
+        with Image.open(path) as im:
+            width, height = im.size
+        shrink = min(width, height) / BOX  # cover: the smaller shrink
+        load = next((k for k in (8, 4, 2) if shrink >= 2 * k), 1)
+        loaded_w, loaded_h = -(-width // load), -(-height // load)
+        scale = max(BOX / loaded_w, BOX / loaded_h)
+        resized = out / f"{path.stem}.v"
+        subprocess.run(["vips", "resize", f"{path}[shrink={load}]", str(resized), repr(scale),
+                        "--kernel", kernel], check=True, env=env)
+        subprocess.run(["vips", "smartcrop", str(resized), f"{out}/{path.stem}.webp[Q={QUALITY}]",
+                        str(BOX), str(BOX), "--interesting", "centre"], check=True, env=env)
+        resized.unlink()
+
+
 CONTENDERS = {"rindle": run_rindle, "rindle-m4": run_rindle_m4, "naive": run_naive,
-              "vips": run_vips}
+              "vips": run_vips, "rindle-m4-d8": run_rindle_m4_d8,
+              "vips-lanczos2": lambda files, out: run_vips_kernel(files, out, "lanczos2"),
+              "vips-cubic": lambda files, out: run_vips_kernel(files, out, "cubic")}
+#: Calibration rows: timed, but the bars ignore them; they show how far two correct resizers
+#: sit apart on SSIM (vips against itself with another kernel; rindle at another decode scale).
+CALIBRATION = ("rindle-m4-d8", "vips-lanczos2", "vips-cubic")
+#: The vips-CLI calibration rows run on the first this many images only (two processes each).
+CALIBRATION_IMAGES = 40
 
 
 def _self_peak_kb() -> int:
@@ -164,23 +261,34 @@ def _self_peak_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(name: str, source: Path, out: Path) -> None:
     """Run one contender over every file in ``source`` and print one JSON line."""
     files = sorted(source.glob("*.jpg"))
+    if name.startswith("vips-"):
+        files = files[:CALIBRATION_IMAGES]
     run = CONTENDERS[name]
-    if name != "vips":  # import the library and warm caches outside the timed loop
+    if not name.startswith("vips"):  # import the library, warm caches outside the timing
         warm = out / "warmup"
         warm.mkdir()
         run(files[:1], warm)
         shutil.rmtree(warm)
     baseline = _self_peak_kb()
+    external = name.startswith("vips")
+    who = resource.RUSAGE_CHILDREN if external else resource.RUSAGE_SELF
+    cpu_before = _cpu_seconds(who)
     started = time.perf_counter()
     run(files, out)
     elapsed = time.perf_counter() - started
-    who = resource.RUSAGE_CHILDREN if name == "vips" else resource.RUSAGE_SELF
-    peak = resource.getrusage(who).ru_maxrss if name == "vips" else _self_peak_kb()
+    cpu = _cpu_seconds(who) - cpu_before
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if external else _self_peak_kb()
     print(json.dumps({"contender": name, "images": len(files), "seconds": elapsed,
-                      "peak_rss_kb": peak, "baseline_rss_kb": 0 if name == "vips" else baseline}))
+                      "cpu_seconds": cpu, "peak_rss_kb": peak,
+                      "baseline_rss_kb": 0 if external else baseline}))
 
 
 def measure(name: str, source: Path, out_root: Path) -> dict[str, Any]:
@@ -250,23 +358,31 @@ def _check_outputs(out: Path, expected: int) -> bool:
 # --- report ---------------------------------------------------------------------------------
 
 
-def report(results: dict[str, dict[str, Any]], count: int) -> int:
-    print(f"\n{count} x {SIZE[0]}x{SIZE[1]} JPEG (q90) -> {BOX}x{BOX} fill WebP (q{QUALITY}); "
-          "every contender single-threaded (VIPS_CONCURRENCY=1), one child process each.")
+def report(set_name: str, results: dict[str, dict[str, Any]], count: int) -> list[str]:
+    """Print one source set's table and bars; returns its misses."""
     from rindle.media.image_processor import WEBP_METHOD
 
+    print(f"\n== {set_name} set: {count} x {SIZE[0]}x{SIZE[1]} JPEG (q90) -> {BOX}x{BOX} fill "
+          f"WebP (q{QUALITY}); every contender single-threaded (VIPS_CONCURRENCY=1), one "
+          "child process each.")
     print(f"WebP effort: rindle method={WEBP_METHOD}, rindle-m4 method=4, naive Pillow "
           "method=4 (default), vipsthumbnail effort=4 (default). vipsthumbnail timings "
           "include its start-up "
           f"(one invocation per {VIPS_BATCH} files); Python contenders are timed after a "
-          "one-image warm-up.")
-    print(f"{'contender':<14}{'images/s':>10}{'ms/image':>10}{'peak RSS MB':>13}"
-          f"{'after warm-up MB':>17}  outputs")
+          "one-image warm-up. Calibration rows (not under any bar): "
+          f"rindle-m4-d8 decodes at 1/8; vips-lanczos2/-cubic run the first "
+          f"{CALIBRATION_IMAGES} images through the vips CLI, two processes each.")
+    print(f"{'contender':<14}{'images/s':>10}{'ms/image':>10}{'CPU ms/image':>14}"
+          f"{'peak RSS MB':>13}{'after warm-up MB':>17}  outputs")
     for name, r in results.items():
         rate = r["images"] / r["seconds"]
+        cpu = 1000 * r["cpu_seconds"] / r["images"]
         base = f"{r['baseline_rss_kb'] / 1024:.1f}" if r["baseline_rss_kb"] else "-"
-        print(f"{name:<14}{rate:>10.1f}{1000 / rate:>10.1f}{r['peak_rss_kb'] / 1024:>13.1f}"
-              f"{base:>17}  {'ok' if r['outputs_ok'] else 'WRONG'}")
+        print(f"{name:<14}{rate:>10.1f}{1000 / rate:>10.1f}{cpu:>14.1f}"
+              f"{r['peak_rss_kb'] / 1024:>13.1f}{base:>17}  "
+              f"{'ok' if r['outputs_ok'] else 'WRONG'}")
+    print("(the bars are on images/s, wall time; CPU ms/image, user + system, moves less "
+          "when other work shares the machine)")
     rate = {n: r["images"] / r["seconds"] for n, r in results.items()}
     failures = []
     speed_naive = rate["rindle"] / rate["naive"]
@@ -286,8 +402,9 @@ def report(results: dict[str, dict[str, Any]], count: int) -> int:
         failures.append("rindle's peak RSS is not below naive Pillow's")
     if not all(r["outputs_ok"] for r in results.values()):
         failures.append("a contender produced wrong outputs")
-    print("result: " + ("bar met" if not failures else "BAR MISSED: " + "; ".join(failures)))
-    return 1 if failures else 0
+    print(f"{set_name} set: " + ("bar met" if not failures else "BAR MISSED: "
+                                  + "; ".join(failures)))
+    return [f"{set_name}: {failure}" for failure in failures]
 
 
 def equal_effort(results: dict[str, dict[str, Any]], rate: dict[str, float]) -> list[str]:
@@ -298,12 +415,16 @@ def equal_effort(results: dict[str, dict[str, Any]], rate: dict[str, float]) -> 
     print(f"{'contender':<14}{'vs vips images/s':>17}{'mean bytes':>12}{'vs vips bytes':>15}"
           f"{'SSIM vs vips':>14}")
     misses = []
-    for name in ("rindle-m4", "rindle", "naive"):  # naive: Pillow LANCZOS, for reference
+    # naive: Pillow's ImageOps.fit (LANCZOS, exact-centre crop), for reference
+    for name in ("rindle-m4", "rindle", "naive", *CALIBRATION):
+        if name not in results:
+            continue
         r = results[name]
-        size = r["bytes"] / vips["bytes"]
+        mine = r["bytes"] / r["images"]
+        size = mine / (_bytes_of(reference, Path(r["out"])) / r["images"])
         score = mean_ssim(Path(r["out"]), reference)
         shown = "n/a (no numpy)" if score is None else f"{score:.4f}"
-        print(f"{name:<14}{rate[name] / rate['vips']:>16.2f}x{r['bytes'] / r['images']:>12.0f}"
+        print(f"{name:<14}{rate[name] / rate['vips']:>16.2f}x{mine:>12.0f}"
               f"{size:>14.2f}x {shown:>13}")
         if name == "rindle-m4":
             if rate[name] < rate["vips"]:
@@ -317,38 +438,59 @@ def equal_effort(results: dict[str, dict[str, Any]], rate: dict[str, float]) -> 
     return misses
 
 
+def _bytes_of(reference: Path, out: Path) -> int:
+    """Bytes of the reference files named as those in ``out`` (a subset for calibration)."""
+    return sum((reference / p.name).stat().st_size for p in out.glob("*.webp"))
+
+
+def run_set(set_name: str, count: int, tmp: Path) -> list[str]:
+    """Generate one source set, run every contender over it and report; returns misses."""
+    root = tmp / set_name
+    source = root / "src"
+    source.mkdir(parents=True)
+    started = time.perf_counter()
+    # In a child: ru_maxrss is inherited across fork/exec, so the parent stays small.
+    subprocess.run([sys.executable, __file__, "--generate", set_name, str(count), str(source)],
+                   check=True)
+    print(f"\ngenerated {count} {set_name} source JPEGs in {time.perf_counter() - started:.1f}s "
+          f"({sum(p.stat().st_size for p in source.iterdir()) / count / 1e6:.2f} MB "
+          "each on average)")
+    contenders = ["rindle", "rindle-m4", "naive"]
+    if shutil.which("vipsthumbnail"):
+        contenders += ["vips", *CALIBRATION]
+    else:
+        print("vipsthumbnail not found (apt-get install libvips-tools): "
+              "reporting rindle and naive Pillow only")
+    results = {name: measure(name, source, root) for name in contenders}
+    return report(set_name, results, count)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=200, help="number of source images")
+    parser.add_argument("--sets", default=",".join(SETS),
+                        help=f"comma-separated source sets to run ({', '.join(SETS)})")
     parser.add_argument("--child", nargs=3, metavar=("NAME", "SOURCE", "OUT"),
                         help=argparse.SUPPRESS)
-    parser.add_argument("--generate", nargs=2, metavar=("COUNT", "DIR"), help=argparse.SUPPRESS)
+    parser.add_argument("--generate", nargs=3, metavar=("SET", "COUNT", "DIR"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         name, source, out = args.child
         child(name, Path(source), Path(out))
         return 0
     if args.generate:
-        generate(Path(args.generate[1]), int(args.generate[0]))
+        set_name, count, directory = args.generate
+        SETS[set_name](Path(directory), int(count))
         return 0
+    names = [name for name in args.sets.split(",") if name]
+    unknown = [name for name in names if name not in SETS]
+    if unknown or not names:
+        parser.error(f"unknown set(s) {unknown}; choose from {', '.join(SETS)}")
     with tempfile.TemporaryDirectory(prefix="rindle-bench-") as tmp:
-        source = Path(tmp) / "src"
-        source.mkdir()
-        started = time.perf_counter()
-        # In a child: ru_maxrss is inherited across fork/exec, so the parent stays small.
-        subprocess.run([sys.executable, __file__, "--generate", str(args.count), str(source)],
-                       check=True)
-        print(f"generated {args.count} source JPEGs in {time.perf_counter() - started:.1f}s "
-              f"({sum(p.stat().st_size for p in source.iterdir()) / args.count / 1e6:.2f} MB "
-              "each on average)")
-        contenders = ["rindle", "rindle-m4", "naive"]
-        if shutil.which("vipsthumbnail"):
-            contenders.append("vips")
-        else:
-            print("vipsthumbnail not found (apt-get install libvips-tools): "
-                  "reporting rindle and naive Pillow only")
-        results = {name: measure(name, source, Path(tmp)) for name in contenders}
-        return report(results, args.count)
+        failures = [miss for name in names for miss in run_set(name, args.count, Path(tmp))]
+    print("\nresult: " + ("bar met" if not failures else "BAR MISSED: " + "; ".join(failures)))
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
