@@ -12,7 +12,9 @@ variant objects are never put, for verify to find gone. Then, against the same m
   settings); one run.
 
 Both count present and missing objects; the counts must agree. The bar: rindle >= 10x the
-baseline's objects/s.
+baseline's objects/s. Also printed: the 1-minute load average before and after, and the
+``ListObjectsV2`` requests and listed objects of each rindle run (counted on the client as
+the server answered them): each object is listed about once per run.
 
     python bench/verify_s3.py [--objects 20000]
 """
@@ -20,6 +22,7 @@ baseline's objects/s.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -98,15 +101,30 @@ def reset(app: Any) -> None:
                           "WHERE state = 'missing'"))
 
 
-def run_rindle(app: Any) -> tuple[float, int, int]:
-    """One ``verify-storage`` pass: (seconds, objects present, objects missing)."""
+class Listings:
+    """Counts the ``ListObjectsV2`` answers of a boto3 client and the objects they held."""
+
+    def __init__(self, client: Any) -> None:
+        self.requests = self.objects = 0
+        client.meta.events.register("after-call.s3.ListObjectsV2", self._count)
+
+    def _count(self, parsed: dict[str, Any], **_: Any) -> None:
+        self.requests += 1
+        self.objects += len(parsed.get("Contents", []))
+
+
+def run_rindle(app: Any, listings: Listings) -> tuple[float, int, int, int, int]:
+    """One ``verify-storage`` pass: (seconds, objects present, objects missing, listing
+    requests, objects listed)."""
+    listings.requests = listings.objects = 0
     started = time.perf_counter()
     report = app.ops.verify_storage()
     elapsed = time.perf_counter() - started
     if report.errors:
         raise RuntimeError(f"verify-storage reported {report.errors} errors")
     present = report.present + report.originals_checked - report.originals_missing
-    return elapsed, present, report.missing + report.originals_missing
+    return (elapsed, present, report.missing + report.originals_missing, listings.requests,
+            listings.objects)
 
 
 def run_naive(app: Any) -> tuple[float, int, int]:
@@ -137,6 +155,8 @@ def bench(n_objects: int, repeats: int = 3) -> int:
     """Seed, measure both contenders, print the figures; returns the exit status."""
     import boto3
 
+    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+
     from rindle.testing.servers import free_port, serving
 
     port = free_port()
@@ -159,10 +179,11 @@ def bench(n_objects: int, repeats: int = 3) -> int:
               f"never put) in {time.perf_counter() - started:.1f}s; moto server at {endpoint}, "
               "SQLite")
         runs = []
+        listings = Listings(app.storage("default").client)
         for i in range(repeats):
             if i:
                 reset(app)
-            runs.append(run_rindle(app))
+            runs.append(run_rindle(app, listings))
         reset(app)
         naive = run_naive(app)
         app.close()
@@ -172,13 +193,16 @@ def bench(n_objects: int, repeats: int = 3) -> int:
           f"{runs[0][2]:>9}   runs: {', '.join(f'{r[0]:.2f}' for r in runs)}")
     print(f"{'sequential head_object loop':<30}{naive[0]:>9.2f}{total / naive[0]:>11.0f}"
           f"{naive[1]:>9}{naive[2]:>9}")
+    print("rindle listings per run: " + ", ".join(
+        f"{run[4]} objects in {run[3]} requests" for run in runs))
     ratio = naive[0] / best
     failures = []
-    if any(run[1:] != (total - gone, gone) for run in runs) or naive[1:] != (total - gone, gone):
+    if any(run[1:3] != (total - gone, gone) for run in runs) or naive[1:] != (total - gone, gone):
         failures.append(f"counts disagree (expected {total - gone} present, {gone} missing)")
     print(f"\nrindle / sequential HEAD: {ratio:.1f}x (bar >= {BAR:.0f}x)")
     if ratio < BAR:
         failures.append(f"rindle is below {BAR:.0f}x the sequential HEAD loop")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
     print("result: " + ("bar met" if not failures else "BAR MISSED: " + "; ".join(failures)))
     return 1 if failures else 0
 

@@ -31,6 +31,8 @@ def test_verify_s3_counts_agree() -> None:
     rindle = next(line for line in out.splitlines() if line.startswith("rindle verify"))
     naive = next(line for line in out.splitlines() if line.startswith("sequential head"))
     assert rindle.split()[4:6] == ["39", "1"] and naive.split()[5:7] == ["39", "1"]
+    # one page of 20 assets: their 39 stored objects, each listed once, in one request
+    assert "rindle listings per run: 39 objects in 1 requests" in out
 
 
 def test_mux_sync_reaches_ready_within_the_rate_limit() -> None:

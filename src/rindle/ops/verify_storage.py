@@ -5,8 +5,13 @@ A variant whose object is gone becomes ``missing`` through the variant FSM (then
 failure (network, auth) is counted in ``errors``, flips nothing, and the pass continues.
 Storage checks run on a bounded thread pool; a backend that can list answers a whole asset
 folder per request instead of one HEAD per key, and one that lists from a key in key order
-(S3) a page of a key range per request. Where the database or the storage waits on
-a socket, the next page is read while the current page's keys are being checked.
+(S3) a page of a key range per request. On such a backend one walk covers both kinds of
+object: each page of live assets carries its assets' ready variants, and an asset's
+original and variants (neighbours in key order) come from the same listing, so each object
+is listed once; ready variants of assets in other states follow in a walk of their own.
+Local storage keeps two index walks (variants, then originals), a bare ``stat`` per key.
+Where the database or the storage waits on a socket, the next page is read while the
+current page's keys are being checked.
 """
 
 from __future__ import annotations
