@@ -353,7 +353,9 @@ class _SafeErrors(WSGIRequestHandler):
             keep = False  # the application frames it, or refuses it: never reused
         else:
             body = stdin = _Body(self.rfile, int(raw_length))
-        handler = _Exchange(stdin, self.wfile, self.get_stderr(), self.get_environ(),
+        environ = self.get_environ()
+        environ["rindle.socket"] = self.connection  # a stream app checks its client is there
+        handler = _Exchange(stdin, self.wfile, self.get_stderr(), environ,
                             multithread=False, keep=keep, body=body, method=self.command,
                             version="1.1" if self.request_version == "HTTP/1.1" else "1.0")
         handler.request_handler = self  # type: ignore[attr-defined]  # wsgiref's logging

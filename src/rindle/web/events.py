@@ -41,6 +41,8 @@ import contextlib
 import json
 import logging
 import queue
+import select
+import socket
 import threading
 import time
 import uuid
@@ -70,6 +72,7 @@ __all__ = [
     "DEFAULT_POLL_INTERVAL",
     "DEFAULT_RETRY_MS",
     "DEFAULT_TOKEN_TTL",
+    "GONE_CHECK",
     "HEARTBEAT",
     "MAX_ASSETS",
     "TOKEN_DOMAIN",
@@ -361,12 +364,30 @@ class EventsCore:
 # --- WSGI ---------------------------------------------------------------------------------
 
 
+#: Seconds between two checks, while a WSGI stream waits, that its client is still there.
+GONE_CHECK: Final = 1.0
+
+
+def _client_gone(connection: socket.socket) -> bool:
+    """Whether the client closed ``connection`` (it reads as ended; checked without
+    consuming anything it sent)."""
+    try:
+        readable, _, _ = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):  # reset, or already closed
+        return True
+
+
 class _WSGIStream:
     """The body iterator of one stream; ``close()`` (the server calls it when the client is
-    gone or the body ended) unsubscribes and frees the slot."""
+    gone or the body ended) unsubscribes and frees the slot. With the ``connection``
+    (``rindle.socket`` or ``gunicorn.socket`` in the environ) the stream ends within
+    :data:`GONE_CHECK` seconds of its client closing it; without, when a write fails."""
 
-    def __init__(self, core: EventsCore, sub: Subscription, last: str | None) -> None:
+    def __init__(self, core: EventsCore, sub: Subscription, last: str | None,
+                 connection: socket.socket | None = None) -> None:
         self.core = core
+        self.connection = connection
         self.queue: queue.SimpleQueue[Change | str] = queue.SimpleQueue()
         self.stream = _Stream(core, sub, last)
         self.subscriber: Subscriber | None = None
@@ -400,8 +421,12 @@ class _WSGIStream:
                 self._next_beat = time.monotonic() + self.core.heartbeat
                 return HEARTBEAT
             try:
-                item = self.queue.get(timeout=wait)
+                item = self.queue.get(timeout=wait if self.connection is None
+                                      else min(wait, GONE_CHECK))
             except queue.Empty:
+                if self.connection is not None and _client_gone(self.connection):
+                    self._done = True  # the server then calls close(): the slot is free
+                    raise StopIteration from None
                 continue
             out = self.stream.frame(item)
             if out:
@@ -435,7 +460,10 @@ class EventsWSGIApp:
             start_response(status, out)
             return [body]
         try:
-            body_iter = _WSGIStream(self.core, sub, last)
+            connection = environ.get("rindle.socket") or environ.get("gunicorn.socket")
+            body_iter = _WSGIStream(self.core, sub, last,
+                                    connection if isinstance(connection, socket.socket)
+                                    else None)
         except Exception as exc:  # no listener, or the snapshot failed (slot already freed)
             status, out, body = _unavailable(exc).answer()
             start_response(status, out)
