@@ -600,8 +600,10 @@ def wsgi_app(app: AppContext, *, mount: str = "", **options: Any) -> EventsWSGIA
     same name, whose defaults are given): ``heartbeat`` (seconds, 15), ``max_streams``
     (100), ``max_lifetime`` (seconds, 3600), ``poll_interval`` (seconds between reads on
     SQLite, 1); and ``retry_ms`` (3000), ``clock`` (default: the app's). Serve it from a threaded
-    server: each open stream holds a thread. :class:`ConfigError` without ``secret_key``
-    or for an option out of range."""
+    server: each open stream holds a thread. Under ``rindle serve`` (or gunicorn) a stream
+    whose browser went away ends within :data:`GONE_CHECK` seconds; under another server,
+    at the first write that fails (up to two heartbeats). :class:`ConfigError` without
+    ``secret_key`` or for an option out of range."""
     return EventsWSGIApp(EventsCore(app, mount=mount, **options))
 
 
