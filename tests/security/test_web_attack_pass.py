@@ -23,8 +23,10 @@ from sqlalchemy import func, select
 
 from rindle import Rindle
 from rindle.domain.models import UploadSession
+from rindle.upload import tus_backing
 from rindle.web import tus_asgi, tus_wsgi, upload_api_wsgi
 from rindle.web.tus import TusServer
+from tests.apps import local_storage
 from tests.lifecycle.conftest import jpeg_bytes
 from tests.web.conftest import header_actor, serve_asgi, serve_wsgi, web_app
 
@@ -396,3 +398,37 @@ def test_a_session_of_one_surface_is_unknown_to_the_other(web_app: Rindle) -> No
             assert (answer.status_code, code(answer)) == (404, "not_found"), (method, tail)
         assert requests.head(location, headers=ALICE, timeout=30).headers[
             "Upload-Offset"] == "0"
+
+
+def test_concurrent_patches_at_one_offset_keep_one_writers_bytes(web_app: Rindle,
+                                                                  tus_url: str) -> None:
+    """Four PATCHes of different bytes at offset 0 at the same moment: one is stored (204),
+    the others are 409 or 423, and the part file holds exactly the winner's bytes."""
+    size = 30_000
+    for _ in range(3):
+        location = create(tus_url, 2 * size).headers["Location"]
+        start = threading.Barrier(4)
+        answers: dict[int, requests.Response] = {}
+
+        def write(fill: int, url: str = location, start: threading.Barrier = start,
+                  answers: dict[int, requests.Response] = answers) -> None:
+            start.wait(timeout=30)
+            answers[fill] = patch(url, 0, bytes([fill]) * size)
+
+        threads = [threading.Thread(target=write, args=(65 + i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        winners = [fill for fill, a in answers.items() if a.status_code == 204]
+        assert len(answers) == 4 and len(winners) == 1, {f: a.text for f, a in answers.items()}
+        assert {code(a) for a in answers.values() if a.status_code != 204} <= {
+            "offset_mismatch", "upload_busy"}
+        assert requests.head(location, headers=ALICE, timeout=30).headers[
+            "Upload-Offset"] == str(size)
+        hexid = location.rsplit("/", 1)[1].split(".")[0]
+        with web_app.db.sessionmaker() as s:
+            row = next(r for r in s.execute(select(UploadSession)).scalars()
+                       if r.id.hex == hexid)
+        part = tus_backing.part_path(local_storage(web_app), row)
+        assert part.read_bytes() == bytes([winners[0]]) * size
