@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from rindle import Rindle
 from rindle.domain.models import UploadSession
 from rindle.upload import tus_backing
-from rindle.web import tus_asgi, tus_wsgi, upload_api_wsgi
+from rindle.web import tus_asgi, tus_wsgi, upload_api_asgi, upload_api_wsgi
 from rindle.web.tus import TusServer
 from tests.apps import local_storage
 from tests.lifecycle.conftest import jpeg_bytes
@@ -432,3 +432,30 @@ def test_concurrent_patches_at_one_offset_keep_one_writers_bytes(web_app: Rindle
                        if r.id.hex == hexid)
         part = tus_backing.part_path(local_storage(web_app), row)
         assert part.read_bytes() == bytes([winners[0]]) * size
+
+
+# --- mounted in a host's ASGI router ------------------------------------------------------------
+
+def test_mounted_under_a_starlette_prefix_the_surfaces_route_below_it(web_app: Rindle
+                                                                     ) -> None:
+    """Starlette's (FastAPI's) ``Mount`` passes the full path with ``root_path`` set: the
+    tus server and the upload API route below the prefix (they answered 405 and 404 to
+    every request), and the tus Location carries the prefix."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    host = Starlette(routes=[Mount("/tus", tus_asgi(web_app, authorize=header_actor)),
+                             Mount("/api", upload_api_asgi(web_app, authorize=header_actor))])
+    with serve_asgi(host) as base:
+        made = create(base + "/tus/", 4)
+        assert made.status_code == 201, made.text
+        location = made.headers["Location"]
+        assert location.startswith(base + "/tus/")
+        assert patch(location, 0, b"abcd").headers["Upload-Offset"] == "4"
+        opened = requests.post(f"{base}/api/uploads", timeout=30, headers={"X-Actor": "alice"},
+                               json={"profile": "photo", "filename": "a.jpg", "size": 3})
+        assert opened.status_code == 201, opened.text
+        script = requests.get(f"{base}/api/static/rindle-upload.js", timeout=30)
+        assert script.status_code == 200
+        outside = requests.post(f"{base}/tusx/", timeout=30, headers=ALICE)
+        assert outside.status_code == 404

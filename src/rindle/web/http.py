@@ -9,7 +9,8 @@ event loop as they happen, so a large PATCH streams, never buffered whole, and a
 sends nothing for ``body_timeout`` seconds is cut (the handler sees it end early).
 
 Both strip ``mount`` (a path prefix, for hosts that route a sub-path without setting
-``SCRIPT_NAME``/``root_path``) and answer 404 outside it.
+``SCRIPT_NAME``/``root_path``) and answer 404 outside it; the ASGI app also strips
+``root_path`` when the path carries it (Starlette's and FastAPI's ``Mount``).
 """
 
 from __future__ import annotations
@@ -203,7 +204,10 @@ class ASGIApp:
             return
         method = str(scope["method"]).upper()
         headers = scope_headers(scope)
-        path = _strip(str(scope.get("path") or "/"), self.mount)
+        full, root = str(scope.get("path") or "/"), str(scope.get("root_path") or "")
+        if root and (full == root or full.startswith(root + "/")):  # mounted (Starlette)
+            full = full[len(root):] or "/"
+        path = _strip(full, self.mount)
         stream = ReceiveStream(receive, asyncio.get_running_loop(), self.body_timeout)
         body = RequestBody.from_headers(
             cast(IO[bytes], stream), transfer_encoding=headers.get("transfer-encoding", ""),
