@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rindle.domain.models import Asset, Variant
+from rindle.domain.profile import unknown_variant
 from rindle.domain.queries import get_asset
 from rindle.errors import NotFound, StreamingError, UsageError
 
@@ -218,7 +219,7 @@ def _ready(app: HtmlHost, asset: Asset, profile: type[Profile], names: Sequence[
     for name in names:
         spec = specs.get(name)
         if spec is None:
-            raise NotFound(f"variant of profile {profile.name}", name)
+            raise unknown_variant(profile, name)
         if spec.output_kind != output_kind:
             raise UsageError(f"variant {name!r} of profile {profile.name!r} is "
                              f"{spec.output_kind}, not {output_kind}; name {output_kind} "

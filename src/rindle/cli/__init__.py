@@ -18,6 +18,7 @@ as the click object (see its docstring).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -40,6 +41,25 @@ class _RootGroup(click.Group):
         from rindle.plugins import command_entry_points
 
         return sorted(set(super().list_commands(ctx)) | set(command_entry_points()))
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the command; with ``--json`` (before or after the command name) a usage error
+        click raises itself (a missing argument, an unknown option, a bad value) is also
+        printed as ``{"error": {"code": "usage_error", "message": ...}}`` on stdout, like
+        every other error, before click reports it on stderr and exits with status 2."""
+        # click 8.2 renamed protected_args (now a deprecated property) to _protected_args
+        protected = getattr(ctx, "_protected_args", None)
+        raw = [*(ctx.protected_args if protected is None else protected), *ctx.args]
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            state = ctx.find_object(CliContext)
+            typed = raw[:raw.index("--")] if "--" in raw else raw
+            if (ctx.params.get("as_json") or (state is not None and state.json)
+                    or "--json" in typed):
+                code = "usage_error" if isinstance(exc, click.UsageError) else "cli_error"
+                click.echo(json.dumps({"error": {"code": code, "message": exc.format_message()}}))
+            raise
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)

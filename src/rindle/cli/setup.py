@@ -9,6 +9,7 @@ import click
 
 from rindle.cli._context import CliContext, emit, handle_errors, pass_cli
 from rindle.cli._ops_options import json_option
+from rindle.errors import UsageError
 
 SAMPLE_CONFIG = """\
 # rindle settings. Every key can also come from [tool.rindle] in pyproject.toml;
@@ -66,7 +67,8 @@ def init_command(ctx: CliContext, directory: Path, module: str, force: bool) -> 
     profiles = directory / f"{module}.py"
     for path in (config, profiles):
         if path.exists() and not force:
-            raise click.ClickException(f"{path} already exists; pass --force to overwrite it")
+            raise UsageError(f"{path} already exists; pass --force to overwrite it, or "
+                             "--dir to write somewhere else", code="config_exists")
     config.write_text(SAMPLE_CONFIG.format(secret=secrets.token_urlsafe(32), module=module),
                       encoding="utf-8")
     profiles.write_text(SAMPLE_PROFILES, encoding="utf-8")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, inspect, select
 
 from rindle.domain.models import Asset, Variant
+from rindle.domain.profile import unknown_variant
 from rindle.errors import AssetNotReady, DeliveryUnsupported, Forbidden, NotFound
 from rindle.ids import parse_id
 from rindle.media.mime import ACTIVE_CONTENT as ACTIVE_TYPES
@@ -118,7 +119,7 @@ class _Signer:
     def profile_of(self, found: _Found, variant: str | None) -> type[Profile]:
         prof = self.app.profile(found.asset.profile)
         if variant is not None and variant not in dict(prof.variant_specs()):
-            raise NotFound(f"variant of profile {prof.name}", variant)
+            raise unknown_variant(prof, variant)
         return prof
 
     def sign(self, found: _Found, prof: type[Profile], variant: str | None) -> str:

@@ -32,13 +32,24 @@ def _fits(value: str) -> bool:
     return len(value) <= MAX_NAME and "\x00" not in value
 
 
+def _preview(value: object) -> str:
+    """A short ``repr`` of a caller's value for an error message (at most 60 characters)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def to_owner(owner: Owner | tuple[str, object]) -> Owner:
     """Normalise ``(type, id)`` into an :class:`Owner` with a string id.
 
-    Raises :class:`~rindle.errors.UsageError` (code ``invalid_owner``) when the type is not
-    a non-empty string, or the type or the id (as a string) is longer than
+    Raises :class:`~rindle.errors.UsageError` (code ``invalid_owner``) when ``owner`` is
+    not a pair (a ``"user:42"`` string included: that is the command line's spelling), when
+    the type is not a non-empty string, or the type or the id (as a string) is longer than
     :data:`MAX_NAME` characters or holds a NUL character (no database column takes it).
     """
+    if isinstance(owner, (str, bytes)) or not isinstance(owner, (tuple, list)) \
+            or len(owner) != 2:
+        raise UsageError(f"owner must be an Owner(type, id) or a (type, id) tuple, e.g. "
+                         f"(\"user\", 42), got {_preview(owner)}", code="invalid_owner")
     kind, ident = owner
     if not isinstance(kind, str) or not kind:
         raise UsageError("owner type must be a non-empty string", code="invalid_owner")

@@ -21,9 +21,9 @@ from typing import Any, ClassVar
 
 from rindle.domain import variants as _variants
 from rindle.domain.digest import recipe_digest as _digest
-from rindle.errors import ProfileError
+from rindle.errors import NotFound, ProfileError
 
-__all__ = ["Delivery", "Profile", "UploadPolicy"]
+__all__ = ["Delivery", "Profile", "UploadPolicy", "unknown_variant"]
 
 OPTIONS = frozenset({"name", "storage", "allow_mime", "allow_extensions", "max_bytes",
                      "max_pixels", "variants", "delivery", "abstract", "collection"})
@@ -213,3 +213,14 @@ class Profile:
     def is_public(cls) -> bool:
         """Whether assets of this profile are delivered through unsigned URLs."""
         return cls.delivery.public
+
+
+def unknown_variant(profile: type[Profile], name: object) -> NotFound:
+    """The :class:`~rindle.errors.NotFound` (code ``not_found``) for a variant ``profile``
+    does not declare; its message names the declared variants, so the caller can fix the
+    name (entity ``"variant"``, ident ``name``)."""
+    declared = ", ".join(n for n, _ in profile.variant_specs()) or "none"
+    error = NotFound("variant", name)
+    error.args = (f"unknown variant {name!r} for profile {profile.name!r}; its variants: "
+                  f"{declared}",)
+    return error

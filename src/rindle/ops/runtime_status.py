@@ -55,6 +55,8 @@ class RuntimeStatusReport(Report):
     provider_stuck_threshold_sec: dict[str, int] = field(default_factory=dict)
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     discarded_jobs: int = 0
+    retrying_job_count: int = 0
+    retrying_jobs: list[dict[str, Any]] = field(default_factory=list)
     recommendations: list[str] = field(default_factory=list)
 
     def render(self) -> str:
@@ -81,6 +83,11 @@ class RuntimeStatusReport(Report):
         for queue, info in sorted(self.queues.items()):
             lines.append(f"queue     {queue}: {info['waiting']} waiting, {info['executing']} "
                          f"running, oldest {info['oldest_wait_sec']}s")
+        lines.append(f"retrying  {self.retrying_job_count} job(s) failed and wait to run "
+                     "again")
+        for job in self.retrying_jobs:
+            lines.append(f"          {job['kind']} ({job['queue']}) attempt {job['attempt']}/"
+                         f"{job['max_attempts']}: {job['error']}")
         lines.append(f"discarded {self.discarded_jobs} job(s) gave up")
         lines.append("next:" if self.recommendations else "next:     nothing to do")
         lines.extend(f"  - {r}" for r in self.recommendations)
@@ -201,6 +208,17 @@ def runtime_status(app: AppContext, *, profile: str | None = None,
                     info["oldest_wait_sec"] = max(info["oldest_wait_sec"], wait)
         report.discarded_jobs = conn.execute(
             select(func.count()).select_from(Job).where(Job.state == "discarded")).scalar() or 0
+        report.retrying_job_count = conn.execute(
+            select(func.count()).select_from(Job).where(Job.state == "retryable")).scalar() or 0
+        for jrow in conn.execute(
+                select(Job.id, Job.queue, Job.kind, Job.attempt, Job.max_attempts,
+                       Job.last_error).where(Job.state == "retryable")
+                .order_by(Job.run_at).limit(limit)):
+            lines = (jrow.last_error or "").splitlines()
+            report.retrying_jobs.append({
+                "id": str(jrow.id), "queue": jrow.queue, "kind": jrow.kind,
+                "attempt": jrow.attempt, "max_attempts": jrow.max_attempts,
+                "error": app.db.scrub(lines[0])[:200] if lines else ""})
     report.recommendations = _recommend(report)
     return report
 
@@ -225,6 +243,9 @@ def _recommend(r: RuntimeStatusReport) -> list[str]:
         out.append("rindle cleanup-orphans --live  (expired sessions hold staged objects)")
     if r.provider_stuck:
         out.append("rindle streaming sync-due  (provider assets stuck past the threshold)")
+    if r.retrying_jobs:
+        out.append("fix what the errors under `retrying` name (a setting, a missing profile): "
+                   "the worker retries those jobs until they run out of attempts")
     if any(q["waiting"] and q["oldest_wait_sec"] > r.older_than_sec for q in r.queues.values()):
         out.append("rindle worker  (jobs have waited longer than the threshold)")
     return list(dict.fromkeys(out))
