@@ -58,6 +58,23 @@ def test_exit_codes_usage_2_not_found_1(rindle_app: Rindle,
     assert _exit_code("no-such-verb") == 2
     assert _exit_code("--config", "rindle.toml", "doctor") == 2
     assert "takes its settings from settings.RINDLE" in capsys.readouterr().err
+    assert _exit_code("--json", "--config", "rindle.toml", "doctor") == 2
+    assert json.loads(capsys.readouterr().out)["error"] == {
+        "code": "usage_error", "message": "manage.py rindle takes its settings from "
+        "settings.RINDLE; remove --config"}
+    for init in (["init"], ["--json", "init", "--force"], ["init", "--json"]):
+        assert _exit_code(*init) == 2
+        out = capsys.readouterr()
+        assert out.err.startswith("Error: manage.py rindle init would write a rindle.toml "
+                                  "this project never reads: its settings are the RINDLE dict")
+        if "--json" in init:
+            assert json.loads(out.out)["error"]["code"] == "usage_error"
+        else:
+            assert out.out == ""
+    assert not Path("rindle.toml").exists()
+    assert _exit_code("--json", "no-such-verb") == 2  # click's own usage error, as JSON
+    assert json.loads(capsys.readouterr().out) == {"error": {
+        "code": "usage_error", "message": "No such command 'no-such-verb'."}}
     assert _exit_code("cleanup-orphans", "--json") == 0  # a dry run
     assert json.loads(capsys.readouterr().out)["dry_run"] is True
     assert _exit_code("reorder", "user:1", "photos", "--json") == 0  # an empty collection

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -34,14 +35,28 @@ def _global_options(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _refuse(argv: Sequence[str], message: str) -> int:
+    """Report a usage error as ``rindle`` does (a line on stderr; with ``--json`` also one
+    JSON object on stdout); exit status 2."""
+    if "--json" in argv:
+        click.echo(json.dumps({"error": {"code": "usage_error", "message": message}}))
+    click.echo(f"Error: {message} [usage_error]", err=True)
+    return 2
+
+
 def run(argv: Sequence[str]) -> int:
     """Run ``rindle <argv>`` on the project's app; its exit status (0, 1 or 2)."""
     from rindle.cli import cli
 
-    if any(a == "--config" or a.startswith("--config=") for a in _global_options(argv)):
-        click.echo("Error: manage.py rindle takes its settings from settings.RINDLE; "
-                   "remove --config [usage_error]", err=True)
-        return 2
+    options = _global_options(argv)
+    if any(a == "--config" or a.startswith("--config=") for a in options):
+        return _refuse(argv, "manage.py rindle takes its settings from settings.RINDLE; "
+                             "remove --config")
+    if argv[len(options):len(options) + 1] == ["init"]:
+        return _refuse(argv, "manage.py rindle init would write a rindle.toml this project "
+                             "never reads: its settings are the RINDLE dict in settings.py "
+                             "and its tables come with `python manage.py migrate` (see "
+                             "guides/django.md)")
     try:
         cli.main(args=list(argv), prog_name="manage.py rindle", obj=_ProjectContext(),
                  standalone_mode=True)
