@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 import requests
 
 from rindle import Rindle
@@ -34,7 +33,7 @@ BODIES = [b"", b"abcd", b"{}", b'{"parts": [{"PartNumber": 1, "ETag": "x"}]}', b
 #: What an HTTP server answers itself to a request it cannot parse (plain text).
 SERVER_ERRORS = (b"Invalid HTTP request received.", b"400 ", b"411 ", b"413 ", b"414 ",
                  b"431 ", b"501 ", b"505 ")
-ROUNDS = 150
+ROUNDS = 100
 
 
 def _exchange(base: str, data: bytes) -> tuple[int, bytes]:
@@ -66,32 +65,31 @@ SURFACES: dict[str, tuple[Callable[..., Any], Callable[..., Any], str]] = {
 }
 
 
-@pytest.mark.parametrize("surface", sorted(SURFACES))
-def test_hostile_requests_never_get_a_5xx_or_a_non_json_refusal(web_app: Rindle,
-                                                               surface: str) -> None:
-    serve, make, prefix = SURFACES[surface]
-    rnd = random.Random(surface)
-    with serve(make(web_app, authorize=header_actor, mount=prefix)) as base:
-        own = _session_path(base, prefix)
-        paths = [prefix + "/", own, own + "/sign", own + "/parts/1", own + "/parts",
-                 own + "/verify", own + "/complete", "/uploads", prefix + "/x/../",
-                 own + "%00", own.upper(), own + "/", "/static/rindle-upload.js"]
-        wrong = []
-        for _ in range(ROUNDS):
-            method, path = rnd.choice(METHODS), rnd.choice(paths)
-            body = rnd.choice(BODIES)
-            lines = [f"{method} {path} HTTP/1.1", "Host: x", "Connection: close",
-                     *(f"{rnd.choice(HEADERS)}: {rnd.choice(VALUES)}"
-                       for _ in range(rnd.randint(0, 6)))]
-            if rnd.random() < 0.8:
-                lines.append(f"Content-Length: {len(body)}")
-            status, answer = _exchange(
-                base, ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body)
-            if status >= 500:
-                wrong.append((method, path, status, answer[:200]))
-            elif status >= 400 and method != "HEAD" and not answer.startswith(SERVER_ERRORS):
-                try:
-                    assert isinstance(json.loads(answer)["error"]["code"], str)
-                except (ValueError, KeyError, TypeError, AssertionError):
-                    wrong.append((method, path, status, answer[:200]))
-        assert wrong == []
+def test_hostile_requests_never_get_a_5xx_or_a_non_json_refusal(web_app: Rindle) -> None:
+    wrong = []
+    for surface, (serve, make, prefix) in sorted(SURFACES.items()):
+        rnd = random.Random(surface)
+        with serve(make(web_app, authorize=header_actor, mount=prefix)) as base:
+            own = _session_path(base, prefix)
+            paths = [prefix + "/", own, own + "/sign", own + "/parts/1", own + "/parts",
+                     own + "/verify", own + "/complete", "/uploads", prefix + "/x/../",
+                     own + "%00", own.upper(), own + "/", "/static/rindle-upload.js"]
+            for _ in range(ROUNDS):
+                method, path = rnd.choice(METHODS), rnd.choice(paths)
+                body = rnd.choice(BODIES)
+                lines = [f"{method} {path} HTTP/1.1", "Host: x", "Connection: close",
+                         *(f"{rnd.choice(HEADERS)}: {rnd.choice(VALUES)}"
+                           for _ in range(rnd.randint(0, 6)))]
+                if rnd.random() < 0.8:
+                    lines.append(f"Content-Length: {len(body)}")
+                status, answer = _exchange(
+                    base, ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body)
+                if status >= 500:
+                    wrong.append((surface, method, path, status, answer[:200]))
+                elif (status >= 400 and method != "HEAD"
+                      and not answer.startswith(SERVER_ERRORS)):
+                    try:
+                        assert isinstance(json.loads(answer)["error"]["code"], str)
+                    except (ValueError, KeyError, TypeError, AssertionError):
+                        wrong.append((surface, method, path, status, answer[:200]))
+    assert wrong == []
