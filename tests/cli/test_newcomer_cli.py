@@ -51,6 +51,16 @@ def test_click_usage_errors_are_json_with_json(tmp_path: Path, args: list[str],
     assert f"Error: {message}" in result.stderr  # click's own report stays on stderr
 
 
+def test_upload_without_profile_is_missing_option_not_unknown_profile_none(
+        tmp_path: Path) -> None:
+    (tmp_path / "x.jpg").write_bytes(b"\xff\xd8\xff")
+    result = invoke(["--json", "upload", "x.jpg"], tmp_path)
+    assert result.exit_code == 2
+    assert json.loads(result.stdout) == {"error": {"code": "usage_error",
+                                                    "message": "Missing option '--profile'."}}
+    assert "'None'" not in result.stderr
+
+
 def test_without_json_a_usage_error_prints_nothing_on_stdout(tmp_path: Path) -> None:
     result = invoke(["show"], tmp_path)
     assert (result.exit_code, result.stdout) == (2, "")

@@ -98,9 +98,11 @@ class ProfileName(click.ParamType[str]):
 
 def profile_option(*, required: bool = False, help: str = "Only this profile."
                    ) -> Callable[[F], F]:
-    """``--profile NAME`` typed :class:`ProfileName` (its help lists the configured names)."""
-    return click.option("--profile", type=ProfileName(), required=required,
-                        default=None, help=help)
+    """``--profile NAME`` typed :class:`ProfileName` (its help lists the configured names).
+
+    No explicit ``default=None``: click 8.2 and later take an explicit default as a value
+    given, so a ``required`` option left out passed ``None`` instead of failing."""
+    return click.option("--profile", type=ProfileName(), required=required, help=help)
 
 
 def check_profile(app: Any, profile: str | None) -> None:
