@@ -14,11 +14,11 @@ Semantics:
 Sizes are those of the image as displayed: EXIF orientation is applied and dropped.
 
 Speed and memory: the crop is expressed as a source region of one ``resize`` call, so no
-pixel outside it is resampled; JPEG sources are decoded with DCT scaling (``draft``, libvips'
-shrink-on-load) by the largest factor (1/2, 1/4 or 1/8) that still leaves
+pixel outside it is resampled; JPEG sources are decoded with DCT scaling (``draft``, as
+libvips' shrink-on-load) by the largest factor (1/2, 1/4 or 1/8) that still leaves
 :data:`DRAFT_GAP` times the output size, then reduced by whole factors and finished with a
 Lanczos filter (``reducing_gap``). A 4000x3000 JPEG made into a 256x256 thumbnail is decoded
-at 1000x750, never at full size.
+at 500x375, never at full size.
 
 Output keeps only the ICC profile (when it still describes the output's colour space);
 EXIF, XMP and comments are stripped.
@@ -71,13 +71,14 @@ DEFAULT_QUALITY: Final = 80
 #: The pixel limit when the profile sets no ``max_pixels`` and an application set
 #: ``Image.MAX_IMAGE_PIXELS`` to None: Pillow's default value of it.
 PIXEL_CEILING: Final = 89_478_485
-#: Decode JPEGs (DCT scaling) at no less than this multiple of the final size, as libvips'
-#: thumbnail does ("leave at least a factor of two for the final resize step"; Pillow's
-#: thumbnail() too). DCT scaling is a block average that aliases; the Lanczos step after it
-#: needs room to filter. On 4000x3000 sources made into 256x256 thumbnails, 2.0 (decode at
-#: 1/4) measured 48-53 dB PSNR against a full decode + Lanczos and 1.25 (decode at 1/8)
-#: 42-45 dB; 1/4 costs ~15% more time (bench/RESULTS.md, thumbnails).
-DRAFT_GAP: Final = 2.0
+#: Decode JPEGs (DCT scaling) at no less than this multiple of the final size. DCT scaling
+#: is a block average, so the Lanczos step after it only has to finish the job. libvips
+#: leaves 2.0 (4000x3000 -> 256x256 decodes at 1/4, not 1/8). Measured on that case
+#: (bench/thumbnails.py, bench/RESULTS.md): against a full decode + Lanczos, 1/8 gives
+#: 45 dB PSNR on grain-heavy sources and 52.6 dB on photo-like ones, 1/4 52.7 and 55.1 dB;
+#: after WebP q80 the gap is 0.7 and 0.1 dB. 1/4 costs ~20% more CPU per thumbnail and
+#: would take rindle under 3x naive Pillow on the grain set, so 1.25 stays.
+DRAFT_GAP: Final = 1.25
 #: ``Image.resize(reducing_gap=...)``: box-reduce by whole factors down to this multiple.
 REDUCING_GAP: Final = 2.0
 #: libwebp effort (0 fastest .. 6 smallest). 2 encodes in half the time of the default 4
@@ -182,7 +183,8 @@ def draft_scale(shrink: float) -> int:
     """The JPEG shrink-on-load factor for an image to be reduced ``shrink`` times overall.
 
     The largest of 8, 4 and 2 that leaves at least :data:`DRAFT_GAP` for the Lanczos step
-    (libvips' rule: ``shrink`` >= 16 gives 8, >= 8 gives 4, >= 4 gives 2), else 1.
+    (``shrink`` >= 10 gives 8, >= 5 gives 4, >= 2.5 gives 2), else 1. libvips' rule is the
+    same with a gap of 2.
     """
     for scale in (8, 4, 2):
         if shrink >= scale * DRAFT_GAP - 1e-9:
