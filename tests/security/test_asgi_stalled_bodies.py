@@ -109,14 +109,14 @@ def test_stalled_bodies_leave_the_other_requests_served(web_app: Rindle) -> None
 
 def test_a_silent_tus_body_is_cut_and_keeps_nothing(web_app: Rindle) -> None:
     tus = ASGIApp(TusServer(web_app, authorize=header_actor), mount="/files",
-                  body_timeout=1.0)
+                  body_timeout=0.5)
     with serve_asgi(tus) as base:
         location = _create(base + "/files/")
         with _stall(base, _tus_patch(location)) as sock:
             answer = _answer(sock)
         assert answer.startswith(b"HTTP/1.1 400 ")
         assert answer.endswith(b'{"error":{"code":"body_incomplete","message":"the body sent '
-                               b'nothing for 1 seconds"}}')
+                               b'nothing for 0.5 seconds"}}')
         with web_app.db.sessionmaker() as s:
             row = s.execute(select(UploadSession)).scalars().one()
         assert row.last_known_offset == 0
@@ -132,7 +132,7 @@ def delivery(db_url: str, tmp_path: Path) -> Iterator[tuple[Rindle, str]]:
     server = UvicornThread()
     base = f"http://127.0.0.1:{server.port}"
     app = gate_app(db_url, tmp_path, base)
-    server.start(DeliveryASGIApp(delivery_core(app), body_timeout=1.0))
+    server.start(DeliveryASGIApp(delivery_core(app), body_timeout=0.5))
     try:
         yield app, base
     finally:
@@ -148,7 +148,7 @@ def test_a_silent_presigned_put_is_cut_and_stores_nothing(delivery: tuple[Rindle
     with _stall(base, f"PUT {target.path}?{target.query} HTTP/1.1\r\nHost: x\r\n") as sock:
         answer = _answer(sock)
     assert answer.startswith(b"HTTP/1.1 400 ")
-    assert answer.endswith(b"bad request body: the body sent nothing for 1 seconds\n")
+    assert answer.endswith(b"bad request body: the body sent nothing for 0.5 seconds\n")
     storage = app.storage()
     assert isinstance(storage, LocalStorage)
     assert not storage.path_for(session.upload_key).exists()
