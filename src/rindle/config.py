@@ -562,6 +562,9 @@ def _read_table(path: Path) -> dict[str, Any]:
             f"config file {path} does not exist. Create one with `rindle init`, "
             "or point --config / RINDLE_CONFIG at an existing file."
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; name the file in it, e.g. "
+                          f"--config {path / 'rindle.toml'}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except UnicodeDecodeError:

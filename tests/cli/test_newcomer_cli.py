@@ -128,3 +128,33 @@ def test_no_note_with_a_settings_file_or_a_database_url(tmp_path: Path) -> None:
     configured = invoke(["show", ASSET_ID], tmp_path)
     assert configured.exit_code == 1 and NO_CONFIG_NOTE not in configured.stderr
     assert "[database_missing]" in configured.stderr
+
+
+def test_init_in_another_folder_names_the_next_command_that_finds_it(tmp_path: Path) -> None:
+    result = invoke(["--json", "init", "--dir", "proj"], tmp_path)
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"config": "proj/rindle.toml",
+                                         "profiles": "proj/rindle_profiles.py",
+                                         "next": "rindle --config proj/rindle.toml migrate"}
+    migrated = invoke(["--json", "--config", "proj/rindle.toml", "migrate"], tmp_path)
+    assert migrated.exit_code == 0 and json.loads(migrated.stdout)["to"] == "0005"
+    text = invoke(["init", "--dir", str(tmp_path / "proj"), "--force"], tmp_path / "proj")
+    assert text.stdout.endswith("\nNext: rindle migrate\n")
+
+
+def test_config_naming_a_folder_says_to_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "proj").mkdir()
+    result = invoke(["--json", "--config", "proj", "doctor"], tmp_path)
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"error": {
+        "code": "config_error",
+        "message": "config file proj is a folder; name the file in it, e.g. --config "
+                   "proj/rindle.toml"}}
+
+
+def test_worker_help_still_lists_each_queues_default(tmp_path: Path) -> None:
+    # read when the help is shown (rindle.cli no longer imports rindle.jobs.worker)
+    result = invoke(["worker", "--help"], tmp_path)
+    assert result.exit_code == 0
+    assert ("its default, promote=2, process=2, purge=1, maintenance=1, provider=16). "
+            "Default: every queue.") in " ".join(result.stdout.split())

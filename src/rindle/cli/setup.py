@@ -72,8 +72,12 @@ def init_command(ctx: CliContext, directory: Path, module: str, force: bool) -> 
     config.write_text(SAMPLE_CONFIG.format(secret=secrets.token_urlsafe(32), module=module),
                       encoding="utf-8")
     profiles.write_text(SAMPLE_PROFILES, encoding="utf-8")
-    emit(ctx, {"config": str(config), "profiles": str(profiles)},
-         f"Wrote {config} and {profiles}.\nNext: rindle migrate")
+    here = directory.resolve() == Path.cwd().resolve()
+    step = "rindle migrate" if here else f"rindle --config {config} migrate"
+    emit(ctx, {"config": str(config), "profiles": str(profiles), "next": step},
+         f"Wrote {config} and {profiles}.\nNext: {step}"
+         + ("" if here else f" (or cd {directory} first: the other commands look for "
+            "rindle.toml in the working directory)"))
 
 
 @click.command("migrate", epilog="Example: rindle --config rindle.toml migrate --json")

@@ -7,7 +7,23 @@ import click
 from rindle.cli._context import CliContext, emit, handle_errors, pass_cli
 from rindle.cli._limits import MAX_CONCURRENCY
 from rindle.cli._ops_options import json_option
-from rindle.jobs.worker import DEFAULT_CONCURRENCY
+
+_QUEUE_HELP = ("A queue to run and its concurrency (repeatable; NAME alone: its default, {}). "
+               "Default: every queue.")
+
+
+class _QueueOption(click.Option):
+    """``--queue``, whose help lists each queue's default concurrency. The defaults live in
+    :mod:`rindle.jobs.worker`, which imports the database layer, so they are read only when
+    the help is shown: ``rindle --help`` and the other verbs never import it."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        """The help line, with the defaults filled in."""
+        from rindle.jobs.worker import DEFAULT_CONCURRENCY
+
+        self.help = _QUEUE_HELP.format(
+            ", ".join(f"{q}={n}" for q, n in DEFAULT_CONCURRENCY.items()))
+        return super().get_help_record(ctx)
 
 
 def _parse_queue(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
@@ -21,6 +37,8 @@ def _parse_queue(_ctx: click.Context, _param: click.Parameter, values: tuple[str
     """
     if not values:
         return None
+    from rindle.jobs.worker import DEFAULT_CONCURRENCY
+
     out: dict[str, int] = {}
     for value in values:
         name, sep, count = value.partition("=")
@@ -36,10 +54,8 @@ def _parse_queue(_ctx: click.Context, _param: click.Parameter, values: tuple[str
 
 
 @click.command("worker", epilog="Example: rindle worker --drain --json")
-@click.option("--queue", "queues", multiple=True, callback=_parse_queue, metavar="NAME=N",
-              help="A queue to run and its concurrency (repeatable; NAME alone: its "
-                   "default, " + ", ".join(f"{q}={n}" for q, n in DEFAULT_CONCURRENCY.items())
-                   + "). Default: every queue.")
+@click.option("--queue", "queues", cls=_QueueOption, multiple=True, callback=_parse_queue,
+              metavar="NAME=N", help=_QUEUE_HELP.format("..."))
 @click.option("--drain", is_flag=True, help="Run every due job, then exit.")
 @click.option("--no-cron", is_flag=True, help="Do not schedule the [cron] jobs.")
 @json_option
