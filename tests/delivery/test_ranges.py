@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rindle.delivery.ranges import ByteRangeDecision
 from rindle.delivery.wsgi import BodyIncomplete, BodyTooLarge, RequestBody, parse_range
 
 sizes = st.integers(min_value=0, max_value=10_000)
@@ -132,3 +133,25 @@ def test_short_and_broken_bodies_are_incomplete() -> None:
     drained = _body(b"3\r\nabc\r\n0\r\n\r\n", chunked=True)
     drained.drain()
     assert drained.read() == b""
+
+
+@pytest.mark.parametrize(("header", "reason"), [
+    ("bytes=0-1,2-3", "multiple_ranges"),  # commas separate ranges, spaces are optional
+    ("bytes=0-1,=2", "multiple_ranges"),  # the unit ends at the first "="
+    ("bytes=0-1 2-3", "range_unparseable"),  # a space does not separate ranges
+    ("bytes==0-1", "range_unparseable"),
+])
+def test_ranges_split_on_commas_after_the_first_equals_sign(header: str, reason: str) -> None:
+    assert parse_range(header, 100) == ByteRangeDecision("full", 0, 99, reason)
+
+
+def test_exact_decisions_at_the_boundaries() -> None:
+    assert parse_range("bytes=99-", 100) == ByteRangeDecision("partial", 99, 99)
+    assert parse_range("bytes=100-", 100) == ByteRangeDecision("unsatisfiable", 0, -1)
+    assert parse_range("bytes=0-100", 100) == ByteRangeDecision("partial", 0, 99)
+    assert parse_range("bytes=-100", 100) == ByteRangeDecision("partial", 0, 99)
+    assert parse_range("bytes=-101", 100) == ByteRangeDecision("partial", 0, 99)
+    assert parse_range("bytes=-1", 100) == ByteRangeDecision("partial", 99, 99)
+    assert parse_range("bytes=-0", 100) == ByteRangeDecision("unsatisfiable", 0, -1)
+    assert parse_range("bytes=0-", 0) == ByteRangeDecision("unsatisfiable", 0, -1)
+    assert parse_range(None, 0) == ByteRangeDecision("full", 0, -1)

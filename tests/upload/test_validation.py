@@ -12,7 +12,12 @@ from PIL import Image
 
 from rindle.errors import UploadRejected
 from rindle.media.mime import ACTIVE_CONTENT, EXTENSION_MIME, extension_mime
-from rindle.upload.validation import ValidatedUpload, validate_stored_object, validate_upload
+from rindle.upload.validation import (
+    ValidatedUpload,
+    check_declared,
+    validate_stored_object,
+    validate_upload,
+)
 from tests.media import images
 
 IMAGES = ("image/jpeg", "image/png", "image/webp")
@@ -232,3 +237,65 @@ def test_truncated_jpeg_is_caught_by_the_missing_end_marker(tmp_path: Path) -> N
 def test_progressive_jpeg_is_accepted(tmp_path: Path) -> None:
     path = images.write(tmp_path, "p.jpg", images.jpeg((64, 64), progressive=True))
     assert validate_upload(path, filename="p.jpg", policy=Policy()).width == 64
+
+
+# --- check_declared: the checks that need no bytes (direct uploads at initiate) --------------
+
+_IMAGE_EXTS = ".avif, .bmp, .gif, .heic, .heif, .jpe, .jpeg, .jpg, .png, .tif, .tiff, .webp"
+
+
+@pytest.mark.parametrize(("filename", "content_type", "policy", "extension"), [
+    ("a.PNG", None, Policy(), ".png"),
+    ("dir/x.jpeg", "image/jpeg; charset=x", Policy(allow_mime=("image/*",)), ".jpeg"),
+    ("a.png", " IMAGE/PNG ", Policy(allow_mime=(" Image/PNG ",)), ".png"),
+    ("page.html", None, Policy(allow_mime=("text/html",)), ".html"),
+    ("a.png", "video/mp4", Policy(), ".png"),  # any known type when allow_mime is empty
+    ("a.jpg", None, Policy(allow_extensions=("JPG",)), ".jpg"),
+])
+def test_check_declared_accepts(filename: str, content_type: str | None, policy: Policy,
+                                extension: str) -> None:
+    assert check_declared(filename, content_type=content_type, policy=policy) == extension
+
+
+@pytest.mark.parametrize(("filename", "content_type", "policy", "reason", "message"), [
+    ("page.html", None, Policy(), "extension_not_allowed",
+     "files ending in .html (text/html) are not accepted by this profile."),
+    ("a.svg", None, Policy(allow_mime=("image/*",)), "extension_not_allowed",
+     f"files ending in .svg (image/svg+xml) are not accepted by this profile (accepted: "
+     f"{_IMAGE_EXTS})."),
+    ("a.exe", None, Policy(), "extension_not_allowed",
+     "files ending in .exe (no known media type) are not accepted by this profile."),
+    ("\u202egpj.exe", None, Policy(), "extension_not_allowed",
+     "files ending in .exe (no known media type) are not accepted by this profile."),
+    ("a.exe", None, Policy(allow_mime=("image/png",)), "extension_not_allowed",
+     "files ending in .exe (no known media type) are not accepted by this profile "
+     "(accepted: .png)."),
+    ("a.png", None, Policy(allow_mime=("video/*",)), "extension_not_allowed",
+     "files ending in .png (image/png) are not accepted by this profile (accepted: .m4v, "
+     ".mkv, .mov, .mp4, .ogv, .webm)."),
+    ("a.png", None, Policy(allow_mime=("application/x-foo",)), "extension_not_allowed",
+     "files ending in .png (image/png) are not accepted by this profile (accepted: "
+     "application/x-foo)."),
+    ("a.png", None, Policy(allow_extensions=("JPG", ".jpeg")), "extension_not_allowed",
+     "files ending in .png are not accepted by this profile (allowed: .jpeg, .jpg)."),
+    ("noext", None, Policy(allow_mime=("image/png", "image/jpeg")), "missing_extension",
+     "the filename 'noext' has no extension; name the file with one that matches its "
+     "contents (accepted: .jpe, .jpeg, .jpg, .png)."),
+    ("noext", None, Policy(), "missing_extension",
+     "the filename 'noext' has no extension; name the file with one that matches its "
+     "contents."),
+    ("a.png", "text/html", Policy(), "mime_not_allowed",
+     "the declared content type 'text/html' is not accepted by this profile."),
+    ("a.png", "application/xml", Policy(), "mime_not_allowed",
+     "the declared content type 'application/xml' is not accepted by this profile."),
+    ("a.png", " ", Policy(), "mime_not_allowed",
+     "the declared content type '(empty)' is not accepted by this profile."),
+    ("a.png", "video/mp4", Policy(allow_mime=("image/*",)), "mime_not_allowed",
+     f"the declared content type 'video/mp4' is not accepted by this profile (accepted: "
+     f"{_IMAGE_EXTS})."),
+])
+def test_check_declared_refuses(filename: str, content_type: str | None, policy: Policy,
+                                reason: str, message: str) -> None:
+    with pytest.raises(UploadRejected) as info:
+        check_declared(filename, content_type=content_type, policy=policy)
+    assert (info.value.reason, info.value.message) == (reason, message)

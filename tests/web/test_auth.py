@@ -119,3 +119,12 @@ def test_admit_a_refused_request_is_forbidden() -> None:
     assert (refusal.status, refusal.code, refusal.message) == (
         403, "forbidden", "you may not upload to this profile")
     assert hook.calls == [(REQUEST, PHOTOS)]
+
+
+@pytest.mark.parametrize("name", [None, ""])
+def test_admit_no_name_never_selects_a_profile(name: str | None) -> None:
+    hook = _Recorder("u1")  # even a mapping that has an empty name
+    with pytest.raises(Refusal) as info:
+        admit(hook, REQUEST, {"": PHOTOS}, name, unknown_status=404)
+    assert (info.value.status, info.value.code) == (404, "unknown_profile")
+    assert hook.calls == []
