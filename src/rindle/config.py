@@ -582,6 +582,30 @@ def _read_table(path: Path) -> dict[str, Any]:
     return data
 
 
+#: Top-level settings that hold no table: found inside a table, they were written below a
+#: ``[table]`` header, which TOML reads as a key of that table.
+_TOP_LEVEL_SCALARS = ("database_url", "secret_key", "profiles", "tmp_dir")
+
+
+def _refuse_misplaced(path: Path, table: Mapping[str, Any], where: str = "") -> None:
+    """Raise :class:`ConfigError` (code ``misplaced_setting``) when a table of the file
+    (``[cron]``, ``[storages.NAME]``, ...) holds one of :data:`_TOP_LEVEL_SCALARS`: it was
+    written below that table's header (appended at the end of the file, say), so it is not
+    the top-level setting it looks like and would be read as, or refused as, a key of the
+    table (a cron entry, a storage option)."""
+    for key, value in table.items():
+        if not isinstance(value, Mapping):
+            continue
+        name = f"{where}.{key}" if where else str(key)
+        for inner in _TOP_LEVEL_SCALARS:
+            if inner in value and not isinstance(value[inner], Mapping):
+                raise ConfigError(
+                    f"{path}: {inner} is inside the [{name}] table: TOML reads every line "
+                    f"below a [table] header as part of that table. Move the {inner} line "
+                    "above the file's first [table] header.", code="misplaced_setting")
+        _refuse_misplaced(path, value, name)
+
+
 def load_settings(path: str | os.PathLike[str] | None = None, *,
                   environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``path`` (or the discovered file), then apply ``RINDLE_*`` overrides.
@@ -595,6 +619,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, *,
     base_dir = Path.cwd()
     if cfg_path is not None:
         table = _read_table(cfg_path)
+        _refuse_misplaced(cfg_path, table)
         unknown = sorted(set(table) - _FILE_KEYS)
         if unknown:
             raise ConfigError(

@@ -158,3 +158,33 @@ def test_worker_help_still_lists_each_queues_default(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert ("its default, promote=2, process=2, purge=1, maintenance=1, provider=16). "
             "Default: every queue.") in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize(("appended", "table"), [
+    ('profiles = ["rindle_profiles:Photo"]', "cron"),
+    ('tmp_dir = "scratch"', "cron"),  # was read as a cron entry named tmp_dir
+    ('[storages.media]\nbackend = "local"\nroot = "m"\nsecret_key = "k"', "storages.media"),
+])
+def test_a_top_level_setting_appended_below_a_table_is_named(tmp_path: Path, appended: str,
+                                                             table: str) -> None:
+    assert invoke(["init"], tmp_path).exit_code == 0
+    config = tmp_path / "rindle.toml"
+    assert "above the first [table] header" in config.read_text()  # the sample says so
+    config.write_text(config.read_text() + appended + "\n", encoding="utf-8")
+    key = appended.split("\n")[-1].split(" =")[0]
+    result = invoke(["--json", "migrate"], tmp_path)
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"error": {
+        "code": "misplaced_setting",
+        "message": f"{config.resolve()}: {key} is inside the [{table}] table: TOML reads every "
+                   "line below a [table] header as part of that table. Move the "
+                   f"{key} line above the file's first [table] header."}}
+    assert not (tmp_path / "rindle.db").exists()
+
+
+def test_tables_that_only_look_alike_still_load(tmp_path: Path) -> None:
+    (tmp_path / "rindle.toml").write_text(
+        'secret_key = "k"\n[cron]\nnightly = "0 1 * * *"\n'
+        '[cron.weekly]\nschedule = "0 2 * * 0"\nprofile = "photo"\n', encoding="utf-8")
+    result = invoke(["--json", "migrate"], tmp_path)
+    assert result.exit_code == 0, result.output

@@ -14,6 +14,8 @@ from rindle.errors import UsageError
 SAMPLE_CONFIG = """\
 # rindle settings. Every key can also come from [tool.rindle] in pyproject.toml;
 # RINDLE_DATABASE_URL, RINDLE_SECRET_KEY and RINDLE_CONFIG override this file.
+# Top-level settings go here, above the first [table] header: TOML reads every line below
+# a header as part of that table.
 database_url = "sqlite:///rindle.db"
 secret_key = "{secret}"
 profiles = ["{module}:Photo"]
