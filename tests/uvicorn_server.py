@@ -29,6 +29,9 @@ class UvicornThread:
 
     def start(self, app: Any, **options: Any) -> None:
         """Serve ``app``; returns once uvicorn accepts connections (lifespan done)."""
+        # h11 unless told: the [test] extra installs plain uvicorn, and a developer venv
+        # with httptools (uvicorn picks it when present) must see the same server.
+        options.setdefault("http", "h11")
         config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
                                 **options)
         self.server = uvicorn.Server(config)

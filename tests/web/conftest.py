@@ -74,7 +74,7 @@ def serve_asgi(application: Any) -> Iterator[str]:
     listens (bounded wait on ``server.started``)."""
     port = free_port()
     config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", access_log=False)
+                            lifespan="on", access_log=False, http="h11")  # as CI's venv
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
