@@ -338,6 +338,23 @@ def _secret(app: AppContext) -> list[Check]:
     return [Check("secret_key", OK, "configured", component="security")]
 
 
+def _cron(app: AppContext) -> list[Check]:
+    """The ``[cron]`` schedule as ``rindle worker`` reads it at start: a bad expression or
+    an unregistered kind is an ERROR here instead of a worker that refuses to start."""
+    from rindle.jobs.cron import parse_schedule
+
+    try:
+        entries = parse_schedule(app.settings.cron, app.jobs)
+    except ConfigError as exc:
+        return [Check("cron", ERROR, exc.message,
+                      "fix that entry of [cron] in rindle.toml: `rindle worker` refuses to start "
+                      "until then (`rindle worker --no-cron` runs without the schedule)",
+                      "jobs")]
+    names = ", ".join(e.name for e in entries)
+    return [Check("cron", OK, f"{len(entries)} scheduled job(s){': ' + names if names else ''}",
+                  component="jobs")]
+
+
 def _tmp_dir(app: AppContext) -> list[Check]:
     fix = "set tmp_dir in rindle.toml (or RINDLE_TMP_DIR) to a folder this user can write"
     try:
@@ -389,7 +406,7 @@ def doctor(app: AppContext) -> DoctorReport:
     steps: list[tuple[str, Callable[[AppContext], list[Check]], bool]] = [
         ("database", _database, False), ("secret_key", _secret, False),
         ("storages", _storages, False), ("tmp_dir", _tmp_dir, False),
-        ("plugins", _plugins, False), ("profiles", _profiles, False),
+        ("plugins", _plugins, False), ("profiles", _profiles, False), ("cron", _cron, False),
         ("recipe_drift", _drift, True), ("workers", _workers, True),
     ]
     for name, step, needs_db in steps:
