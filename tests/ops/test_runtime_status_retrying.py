@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
+from sqlalchemy import update
 
 from rindle import Profile
+from rindle.domain.models import Job, utcnow
 from tests.apps import MakeApp
 
 
@@ -46,3 +48,21 @@ def test_a_job_failing_on_a_missing_profile_is_shown_with_its_error(
     assert "retrying  1 job(s) failed and wait to run again\n" in text
     assert f"          rindle.promote (promote) attempt 1/3: {expected}\n" in text
     assert report.to_dict()["retrying_jobs"] == [job]
+
+
+def test_a_job_that_gave_up_is_listed_with_its_error(make_app: MakeApp, tmp_path: Path) -> None:
+    web = make_app(profiles=[Photo])
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "a.png")
+    web.upload("photo", tmp_path / "a.png")
+    worker = make_app()  # no profiles: the promotion fails on every attempt
+    for _attempt in range(3):
+        with worker.db.transaction() as s:  # due now instead of after the backoff
+            s.execute(update(Job).where(Job.state == "retryable").values(run_at=utcnow()))
+        assert worker.jobs.drain() == 1
+    report = worker.ops.runtime_status()
+    assert (report.retrying_job_count, report.discarded_jobs) == (0, 1)
+    [job] = report.discarded
+    assert (job["kind"], job["attempt"], job["max_attempts"]) == ("rindle.promote", 3, 3)
+    assert job["error"].startswith("UnknownProfile: unknown profile 'photo'")
+    assert f"discarded 1 job(s) gave up\n          rindle.promote (promote) attempt 3/3: " \
+           f"{job['error']}\n" in report.render()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 
 from rindle import defaults
 from rindle.domain.models import Asset, Job, ProviderAsset, UploadSession, Variant, utcnow
@@ -57,6 +58,7 @@ class RuntimeStatusReport(Report):
     discarded_jobs: int = 0
     retrying_job_count: int = 0
     retrying_jobs: list[dict[str, Any]] = field(default_factory=list)
+    discarded: list[dict[str, Any]] = field(default_factory=list)
     recommendations: list[str] = field(default_factory=list)
 
     def render(self) -> str:
@@ -85,10 +87,9 @@ class RuntimeStatusReport(Report):
                          f"running, oldest {info['oldest_wait_sec']}s")
         lines.append(f"retrying  {self.retrying_job_count} job(s) failed and wait to run "
                      "again")
-        for job in self.retrying_jobs:
-            lines.append(f"          {job['kind']} ({job['queue']}) attempt {job['attempt']}/"
-                         f"{job['max_attempts']}: {job['error']}")
+        lines.extend(_job_line(job) for job in self.retrying_jobs)
         lines.append(f"discarded {self.discarded_jobs} job(s) gave up")
+        lines.extend(_job_line(job) for job in self.discarded)
         lines.append("next:" if self.recommendations else "next:     nothing to do")
         lines.extend(f"  - {r}" for r in self.recommendations)
         return "\n".join(lines)
@@ -210,17 +211,31 @@ def runtime_status(app: AppContext, *, profile: str | None = None,
             select(func.count()).select_from(Job).where(Job.state == "discarded")).scalar() or 0
         report.retrying_job_count = conn.execute(
             select(func.count()).select_from(Job).where(Job.state == "retryable")).scalar() or 0
-        for jrow in conn.execute(
-                select(Job.id, Job.queue, Job.kind, Job.attempt, Job.max_attempts,
-                       Job.last_error).where(Job.state == "retryable")
-                .order_by(Job.run_at).limit(limit)):
-            lines = (jrow.last_error or "").splitlines()
-            report.retrying_jobs.append({
-                "id": str(jrow.id), "queue": jrow.queue, "kind": jrow.kind,
-                "attempt": jrow.attempt, "max_attempts": jrow.max_attempts,
-                "error": app.db.scrub(lines[0])[:200] if lines else ""})
+        report.retrying_jobs = _jobs(app, conn, "retryable", Job.run_at, limit)
+        report.discarded = _jobs(app, conn, "discarded", Job.id.desc(), limit)
     report.recommendations = _recommend(report)
     return report
+
+
+def _jobs(app: AppContext, conn: Connection, state: str, order: Any, limit: int
+          ) -> list[dict[str, Any]]:
+    """Up to ``limit`` jobs in ``state``, in ``order``, each with the first line of its last
+    error (scrubbed of the database URL's secrets, at most 200 characters)."""
+    out = []
+    for row in conn.execute(
+            select(Job.id, Job.queue, Job.kind, Job.attempt, Job.max_attempts, Job.last_error)
+            .where(Job.state == state).order_by(order).limit(limit)):
+        lines = (row.last_error or "").splitlines()
+        out.append({"id": str(row.id), "queue": row.queue, "kind": row.kind,
+                    "attempt": row.attempt, "max_attempts": row.max_attempts,
+                    "error": app.db.scrub(lines[0])[:200] if lines else ""})
+    return out
+
+
+def _job_line(job: Mapping[str, Any]) -> str:
+    """One indented report line for a job :func:`_jobs` listed."""
+    return (f"          {job['kind']} ({job['queue']}) attempt {job['attempt']}/"
+            f"{job['max_attempts']}: {job['error']}")
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
