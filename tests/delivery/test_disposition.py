@@ -9,7 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rindle.delivery.disposition import content_disposition, normalize_disposition, rfc5987
+from rindle.delivery.disposition import (
+    content_disposition,
+    normalize_disposition,
+    parse_disposition,
+    rfc5987,
+)
 
 HEADER = re.compile(
     r"(attachment|inline); filename=\"([A-Za-z0-9._-]+)\"; filename\*=UTF-8''([A-Za-z0-9._-]+)")
@@ -70,3 +75,34 @@ def test_header_is_always_safe_and_consistent(key: str, filename: str | None,
     assert match.group(2) == match.group(3)
     assert ".." not in match.group(2)
     assert match.group(1) == ("attachment" if disposition == "attachment" else "inline")
+
+
+def test_no_options_means_no_header() -> None:
+    assert content_disposition("v/a/x.mp4") is None
+    assert content_disposition("v/a/x.mp4", disposition="inline") == (
+        "inline; filename=\"download\"; filename*=UTF-8''download")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("attachment", ("attachment", None)),
+    ("", ("inline", None)),
+    (' Attachment ; filename="a.mp4"', ("attachment", "a.mp4")),
+    ("inline; filename=a b.png", ("inline", "a b.png")),
+    ("form-data; filename=x", ("inline", "x")),  # any other type counts as inline
+    ("attachment-ish; filename=x", ("inline", "x")),
+    ("ATTACHMENT;filename*=UTF-8''r%C3%A9sum%C3%A9.pdf; filename=\"fallback.pdf\"",
+     ("attachment", "r\u00e9sum\u00e9.pdf")),
+    ("attachment; filename=\"fallback.pdf\"; filename*=UTF-8''x%20y.pdf",
+     ("attachment", "x y.pdf")),  # filename* wins wherever it is
+    ('attachment; filename="a\\"b.txt"', ("attachment", 'a"b.txt')),  # quoted-pair
+    ('attachment; filename="x;y"', ("attachment", "x;y")),
+    ('attachment; filename="', ("attachment", '"')),  # a lone quote is kept as text
+    ('attachment; filename=""', ("attachment", "")),
+    ('attachment; FILENAME="one"; filename="two"', ("attachment", "one")),  # first wins
+    ("attachment; filename*=noquotes%41", ("attachment", "noquotesA")),
+    ("attachment; filename*=UTF-8''it''s.txt", ("attachment", "it''s.txt")),  # first ''
+    ("attachment; filename*=UTF-8''%FF.txt", ("attachment", "\ufffd.txt")),
+    ('inline; name=x; filename = "sp.png" ', ("inline", "sp.png")),
+])
+def test_parse_disposition(value: str, expected: tuple[str, str | None]) -> None:
+    assert parse_disposition(value) == expected

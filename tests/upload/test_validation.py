@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +87,104 @@ def test_rejection_matrix(data: bytes, filename: str, policy: Policy, reason: st
     assert _reject(path, filename, policy).reason == reason
 
 
+_AGAIN = "; upload it again from the original."
+
+
+@pytest.mark.parametrize(("data", "filename", "policy", "message"), [
+    (b"", "a.png", Policy(), "the upload is empty (0 bytes); send the file again."),
+    (b"hello world\n", "a.png", Policy(),
+     "the file's contents match no supported format (the filename and declared content type "
+     "are not trusted); upload a real image, video, audio or PDF file."),
+    (images.png(), "a.png", Policy(allow_mime=("image/jpeg",)),
+     "the file's contents are image/png, which this profile does not accept (allowed: "
+     "image/jpeg); upload one of the allowed types."),
+    (images.png(), "a.png", Policy(allow_mime=("image/jpeg", "video/*")),
+     "the file's contents are image/png, which this profile does not accept (allowed: "
+     "image/jpeg, video/*); upload one of the allowed types."),
+    (images.png(), "v1.png\\photo", Policy(),  # the extension of the last component only
+     "the filename 'photo' has no extension; name the file with one that matches its "
+     "contents (image/png)."),
+    (images.HTML, "a.png", Policy(),
+     "the file's contents are text/html, which browsers can execute as a page; it is "
+     "refused unless the profile's allow_mime lists it explicitly."),
+    (images.png(), "dir\\photo", Policy(),
+     "the filename 'photo' has no extension; name the file with one that matches its "
+     "contents (image/png)."),
+    (images.png(), "a.png", Policy(allow_extensions=(".jpg", "jpeg")),
+     "files ending in .png are not accepted by this profile (allowed: .jpeg, .jpg)."),
+    (images.png(), "a.jpg", Policy(),
+     "the file's contents are image/png but its name ends in .jpg (image/jpeg); rename it "
+     "to match its contents or upload the file the name describes."),
+    (images.png(), "a.xyz", Policy(),
+     "the file's contents are image/png but its name ends in .xyz (an unknown type); rename "
+     "it to match its contents or upload the file the name describes."),
+    (images.png((100, 100)), "a.png", Policy(max_pixels=9_999),
+     "the image is 100x100 = 10000 pixels, over this profile's max_pixels of 9999; resize "
+     "it before uploading."),
+    (images.ftyp(b"heic", b"mif1heic"), "a.heic", Policy(max_pixels=10**6),
+     "the dimensions of this image/heic image cannot be read, so its pixel count cannot be "
+     "checked against max_pixels (1000000); convert it to JPEG or PNG, or install a plugin "
+     "that reads it."),
+    (images.truncated_jpeg(), "a.jpg", Policy(),
+     "the image/jpeg file is damaged or truncated (no end-of-image marker after the image "
+     "data)" + _AGAIN),
+    (b"\x89PNG\r\n\x1a\n" + b"not a png at all", "a.png", Policy(),
+     "the file starts like image/png but its header cannot be read; it is corrupt or "
+     "truncated, so upload it again from the original."),
+])
+def test_rejection_messages(data: bytes, filename: str, policy: Policy, message: str,
+                            tmp_path: Path) -> None:
+    path = images.write(tmp_path, "upload.bin", data)
+    assert _reject(path, filename, policy).message == message
+
+
+def test_a_broken_png_names_what_pillow_found(tmp_path: Path) -> None:
+    path = images.write(tmp_path, "cut.png", images.png()[:-30])
+    with Image.open(path) as im, pytest.raises(Exception) as found:
+        im.verify()
+    assert str(found.value)
+    assert _reject(path, "a.png", Policy()).message == (
+        f"the image/png file is damaged or truncated ({found.value})" + _AGAIN)
+
+
+def _mpo(cut: int | None = None) -> bytes:
+    """A two-picture MPO (the JPEG extension cameras write), cut to ``cut`` bytes."""
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), "red").save(
+        out, "MPO", save_all=True, append_images=[Image.new("RGB", (32, 24), "blue")])
+    return out.getvalue()[:cut]
+
+
+def test_a_multi_picture_jpeg_is_a_jpeg(tmp_path: Path) -> None:
+    path = images.write(tmp_path, "x", _mpo())
+    with Image.open(path) as im:
+        assert im.format == "MPO"
+    checked = validate_upload(path, filename="a.jpg", policy=Policy(allow_mime=("image/jpeg",)))
+    assert (checked.mime, checked.width, checked.height) == ("image/jpeg", 32, 24)
+
+
+def test_a_multi_picture_jpeg_cut_short_is_invalid(tmp_path: Path) -> None:
+    path = images.write(tmp_path, "x", _mpo(740))  # inside the first picture's data
+    with Image.open(path) as im:
+        assert im.format == "MPO"  # the header still parses
+    rejected = _reject(path, "a.jpg", Policy())
+    assert (rejected.reason, rejected.message) == (
+        "invalid_image", "the image/jpeg file is damaged or truncated (no end-of-image "
+        "marker after the image data)" + _AGAIN)
+
+
+def test_max_bytes_is_inclusive(tmp_path: Path) -> None:
+    data = images.png()
+    path = images.write(tmp_path, "x", data)
+    assert validate_upload(path, filename="a.png",
+                           policy=Policy(max_bytes=len(data))).byte_size == len(data)
+    rejected = _reject(path, "a.png", Policy(max_bytes=len(data) - 1))
+    assert (rejected.reason, rejected.message) == (
+        "max_bytes_exceeded",
+        f"the file is {len(data)} bytes, over this profile's max_bytes of {len(data) - 1}; "
+        "upload a smaller file.")
+
+
 def test_html_named_png_is_never_accepted(tmp_path: Path) -> None:
     path = images.write(tmp_path, "x", images.HTML)
     for policy in (Policy(), Policy(allow_mime=IMAGES), Policy(allow_mime=("image/*",))):
@@ -125,7 +224,11 @@ def test_decompression_bomb_is_rejected_before_any_decode(tmp_path: Path,
     path = images.write(tmp_path, "bomb.png", bomb)
     with images.count_decodes(monkeypatch) as decodes:
         for policy in (Policy(max_pixels=40_000_000), Policy()):  # Pillow's guard when unset
-            assert _reject(path, "bomb.png", policy).reason == "max_pixels_exceeded"
+            rejected = _reject(path, "bomb.png", policy)
+            assert (rejected.reason, rejected.message) == (
+                "max_pixels_exceeded",
+                "the image's dimensions are so large that it is refused as a decompression "
+                "bomb; resize it before uploading.")
     assert decodes == []
 
 
@@ -153,6 +256,9 @@ def test_stored_object_returns_the_verdict(tmp_path: Path) -> None:
     assert good.upload is not None and good.upload.mime == "image/png"
     missing = validate_stored_object(path, filename=None, policy=Policy())
     assert missing.reason == "missing_extension"
+    assert missing.rejection is not None and missing.rejection.message == (
+        "the filename 'upload' has no extension; name the file with one that matches its "
+        "contents (image/png).")  # None is an empty name, shown sanitised
 
 
 def test_unreadable_path_is_a_caller_error(tmp_path: Path) -> None:
@@ -251,6 +357,7 @@ _IMAGE_EXTS = ".avif, .bmp, .gif, .heic, .heif, .jpe, .jpeg, .jpg, .png, .tif, .
     ("page.html", None, Policy(allow_mime=("text/html",)), ".html"),
     ("a.png", "video/mp4", Policy(), ".png"),  # any known type when allow_mime is empty
     ("a.jpg", None, Policy(allow_extensions=("JPG",)), ".jpg"),
+    ("a.jpg", "image/jpeg; a=1; b=2", Policy(allow_mime=("image/jpeg",)), ".jpg"),
 ])
 def test_check_declared_accepts(filename: str, content_type: str | None, policy: Policy,
                                 extension: str) -> None:
@@ -276,6 +383,9 @@ def test_check_declared_accepts(filename: str, content_type: str | None, policy:
     ("a.png", None, Policy(allow_mime=("application/x-foo",)), "extension_not_allowed",
      "files ending in .png (image/png) are not accepted by this profile (accepted: "
      "application/x-foo)."),
+    ("a.png", None, Policy(allow_mime=("application/x-foo", "application/x-bar")),
+     "extension_not_allowed", "files ending in .png (image/png) are not accepted by this "
+     "profile (accepted: application/x-foo, application/x-bar)."),
     ("a.png", None, Policy(allow_extensions=("JPG", ".jpeg")), "extension_not_allowed",
      "files ending in .png are not accepted by this profile (allowed: .jpeg, .jpg)."),
     ("noext", None, Policy(allow_mime=("image/png", "image/jpeg")), "missing_extension",
