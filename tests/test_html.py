@@ -204,16 +204,18 @@ def test_picture_reads_an_id_once_and_a_loaded_asset_not_at_all(app: Rindle, pho
     assert by_id.count("token=") == 4  # three variants, the largest jpeg twice (src, srcset)
 
 
-def test_a_loaded_asset_renders_as_it_was_read(app: Rindle) -> None:
-    """The Asset upload returns was read before promotion: it shows nothing even once
-    processing is done; its id shows the variants."""
+def test_an_asset_read_before_promotion_is_read_again(app: Rindle) -> None:
+    """The Asset upload returns was read before promotion (``analyzing``): once processing
+    is done it shows the variants, as its id does (it is read again, not trusted)."""
     stale = app.upload("gallery", png_bytes(), filename="p.png")
-    app.jobs.drain()
     assert picture(app, stale, "small") == ""
+    app.jobs.drain()
     small = _key(app, stale.id, "small")
-    assert untokened(picture(app, stale.id, "small")) == (
-        f'<picture><img src="{small}" srcset="{small} 64w" alt="" width="64" height="48">'
-        '</picture>')
+    expected = (f'<picture><img src="{small}" srcset="{small} 64w" alt="" width="64" '
+                'height="48"></picture>')
+    assert stale.state == "analyzing"
+    assert untokened(picture(app, stale, "small")) == expected
+    assert untokened(picture(app, stale.id, "small")) == expected
 
 
 def test_the_actor_reaches_the_authorizer(make_app: Callable[..., Rindle]) -> None:

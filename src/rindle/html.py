@@ -68,6 +68,8 @@ __all__ = ["HTML", "HtmlHost", "audio", "picture", "register_jinja", "safe_url",
 
 #: Asset states whose original (and variants) may be delivered.
 _DELIVERABLE = frozenset({"available", "processing", "transcoding", "ready", "degraded"})
+#: States an Asset object may hold while the row has moved on (promotion was still running).
+_BEFORE_PROMOTION = frozenset({"staged", "validating", "analyzing", "promoting"})
 #: Image types a browser shows inline; SVG is excluded (always delivered as attachment).
 _INLINE_IMAGES = frozenset({"image/jpeg", "image/png", "image/webp", "image/avif",
                             "image/gif"})
@@ -177,12 +179,14 @@ def _load(app: HtmlHost, asset: AssetRef) -> Asset | None:
     """The asset with its variants, or None when it is absent or not deliverable.
 
     An :class:`Asset` whose variants are loaded is used as it is (no query), as
-    :meth:`rindle.Rindle.urls` does; an id, or an Asset without its variants, is read (one
-    query for the asset, one for its variants).
+    :meth:`rindle.Rindle.urls` does, unless it was caught before promotion finished (what
+    ``app.upload`` returns: it may be promoted by now); an id, or an Asset without its
+    variants, is read (one query for the asset, one for its variants).
     """
     if asset is None:
         return None
-    if isinstance(asset, Asset) and "variant_rows" in vars(asset):
+    if isinstance(asset, Asset) and "variant_rows" in vars(asset) \
+            and asset.state not in _BEFORE_PROMOTION:
         row = asset
     else:
         try:

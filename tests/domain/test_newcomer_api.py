@@ -51,3 +51,28 @@ def test_an_unknown_variant_names_the_declared_ones(shared_app: Rindle) -> None:
         assert (info.value.code, info.value.message) == ("not_found", expected)
         assert (info.value.entity, info.value.ident) == ("variant", "nosuch")
     assert set(shared_app.urls([asset.id], "small")) == {asset.id}  # the declared one signs
+
+
+def test_urls_reads_again_an_asset_object_caught_before_promotion(shared_app: Rindle) -> None:
+    from tests.domain.attach_kit import jpeg
+
+    uploaded = shared_app.upload("thumbed", jpeg(), filename="p.jpg")
+    assert uploaded.state == "analyzing"  # the object app.upload returns
+    assert shared_app.urls([uploaded], "small") == {}  # not promoted yet: left out
+    shared_app.jobs.drain()
+    assert uploaded.state == "analyzing"  # the object itself is not refreshed...
+    urls = shared_app.urls([uploaded], "small")  # ...but urls reads the asset again
+    assert list(urls) == [uploaded.id]
+    assert f"/thumbed/{uploaded.id}/small-" in urls[uploaded.id]  # the variant, now ready
+
+
+def test_picture_reads_again_an_asset_object_caught_before_promotion(
+        shared_app: Rindle) -> None:
+    from rindle.html import picture
+    from tests.domain.attach_kit import jpeg
+
+    uploaded = shared_app.upload("thumbed", jpeg(), filename="p.jpg")
+    assert str(picture(shared_app, uploaded, ["small"])) == ""  # nothing deliverable yet
+    shared_app.jobs.drain()
+    html = str(picture(shared_app, uploaded, ["small"]))
+    assert f"/thumbed/{uploaded.id}/small-" in html and html.startswith("<picture")

@@ -66,7 +66,11 @@ class _Found:
 
 def _carries(asset: Asset, variant: str | None) -> bool:
     """Whether an Asset object already holds what a URL needs (its variants, when one is
-    asked for), so no query is needed for it."""
+    asked for), so no query is needed for it. An object caught before promotion finished
+    (what ``app.upload`` returns, ``analyzing``) never does: the asset may have been
+    promoted since, so it is read again rather than left out of the answer."""
+    if asset.state in _NOT_YET:
+        return False
     return variant is None or "variant_rows" not in inspect(asset).unloaded
 
 
@@ -197,7 +201,9 @@ def asset_urls(app: AppContext, assets: Iterable[Asset | uuid.UUID | str],
     missing is read in one query (one per :data:`MAX_IDS_PER_QUERY` ids); an Asset object
     that carries what is needed (its loaded variants, when ``variant`` is asked for, as
     :meth:`rindle.Rindle.get_asset` returns them) is used as it is, so a list of such
-    objects needs no query at all. Each URL is what :func:`asset_url` would answer.
+    objects needs no query at all; one caught before promotion finished (what
+    ``app.upload`` returned) is read again. Each URL is what :func:`asset_url` would
+    answer.
 
     Assets that cannot be delivered are left out of the answer rather than failing the
     page: an id that is malformed or names no asset, a deleted asset, and one not yet
