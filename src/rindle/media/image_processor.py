@@ -75,7 +75,7 @@ PIXEL_CEILING: Final = 89_478_485
 #: is a block average, so the Lanczos step after it only has to finish the job. libvips
 #: leaves 2.0 (4000x3000 -> 256x256 decodes at 1/4, not 1/8). Measured on that case
 #: (bench/thumbnails.py, bench/RESULTS.md): against a full decode + Lanczos, 1/8 gives
-#: 45 dB PSNR on grain-heavy sources and 52.6 dB on photo-like ones, 1/4 52.7 and 55.1 dB;
+#: 45.0 dB PSNR on grain-heavy sources and 52.4 dB on photo-like ones, 1/4 52.7 and 54.9 dB;
 #: after WebP q80 the gap is 0.7 and 0.1 dB. 1/4 costs ~20% more CPU per thumbnail and
 #: would take rindle under 3x naive Pillow on the grain set, so 1.25 stays.
 DRAFT_GAP: Final = 1.25
