@@ -46,7 +46,8 @@ class _RootGroup(click.Group):
         """Run the command; with ``--json`` (before or after the command name) a usage error
         click raises itself (a missing argument, an unknown option, a bad value) is also
         printed as ``{"error": {"code": "usage_error", "message": ...}}`` on stdout, like
-        every other error, before click reports it on stderr and exits with status 2."""
+        every other error, before click reports it on stderr and exits with status 2 (any
+        other click exception: code ``cli_error``, click's status, 1)."""
         # click 8.2 renamed protected_args (now a deprecated property) to _protected_args
         protected = getattr(ctx, "_protected_args", None)
         raw = [*(ctx.protected_args if protected is None else protected), *ctx.args]
