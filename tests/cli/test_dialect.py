@@ -157,7 +157,8 @@ def test_every_leaf_prints_one_json_object(workdir: Path, db_url: str,
 
     module = f"dialect_json_{abs(hash(str(workdir)))}"
     init = run("init", "--module", module)
-    assert init == {"config": str(Path("rindle.toml")), "profiles": f"{module}.py"}
+    assert init == {"config": str(Path("rindle.toml")), "profiles": f"{module}.py",
+                    "next": "rindle migrate"}
     config = workdir / "rindle.toml"
     config.write_text(re.sub(r"^database_url = .*$", f"database_url = {json.dumps(db_url)}",
                              config.read_text(), flags=re.M))
