@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(PLUGINS))
 
-.PHONY: demo test bench lint install venv system-deps clean
+.PHONY: demo test bench mutate lint install venv system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: system-deps install
 bench: system-deps install
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/run_all.py
+
+# Mutation pass (mutmut) over the core modules in scripts/mutate.sh, from a copy under /tmp;
+# prints the survivors and their count (the equivalent ones: bench/MUTATION.md).
+mutate: install
+	@bash scripts/mutate.sh
 
 lint: install
 	$(BIN)/ruff check src tests plugins bench examples

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,9 @@ _AGAIN = "; upload it again from the original."
      "image/jpeg, video/*); upload one of the allowed types."),
     (images.png(), "v1.png\\photo", Policy(),  # the extension of the last component only
      "the filename 'photo' has no extension; name the file with one that matches its "
+     "contents (image/png)."),
+    (images.png(), "dir\\.png", Policy(),  # a dotfile after a backslash has none either
+     "the filename '.png' has no extension; name the file with one that matches its "
      "contents (image/png)."),
     (images.HTML, "a.png", Policy(),
      "the file's contents are text/html, which browsers can execute as a page; it is "
@@ -409,3 +413,18 @@ def test_check_declared_refuses(filename: str, content_type: str | None, policy:
     with pytest.raises(UploadRejected) as info:
         check_declared(filename, content_type=content_type, policy=policy)
     assert (info.value.reason, info.value.message) == (reason, message)
+
+
+def test_a_polyglot_pillow_reads_as_another_format_is_refused(tmp_path: Path) -> None:
+    # "BM" then "ftyp" "avif" at offsets 4 and 8: the sniffer sees an AVIF container,
+    # Pillow a 2x2 24-bit BMP (40-byte info header at offset 14, brand bytes in its fields).
+    data = (b"BM\x00\x00ftypavif\x00\x00"
+            + struct.pack("<IiiHHIIiiII", 40, 2, 2, 1, 24, 0, 16, 0, 0, 0, 0) + bytes(16))
+    path = images.write(tmp_path, "x", data)
+    with Image.open(path) as im:
+        assert (im.format, im.size) == ("BMP", (2, 2))
+    rejected = _reject(path, "a.avif", Policy(allow_mime=("image/avif",)))
+    assert (rejected.reason, rejected.message) == (
+        "mime_not_allowed",
+        "the file starts like image/avif but Pillow decodes it as BMP (image/bmp); only the "
+        "format the profile allows is decoded. Convert it and upload again.")
