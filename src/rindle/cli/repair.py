@@ -36,10 +36,12 @@ def reprobe_command(ctx: CliContext, asset_id: str) -> None:
 @pass_cli
 @handle_errors
 def requeue_command(ctx: CliContext, asset_id: str, variants: tuple[str, ...]) -> None:
-    """Requeue ASSET_ID's failed or cancelled variants (enqueue-only)."""
+    """Re-run ASSET_ID's given-up promotion and requeue its failed or cancelled variants
+    (enqueue-only)."""
     report = ctx.app().requeue_variants(asset_id, list(variants) or None)
     skipped = ", ".join(f"{n} ({s})" for n, s in sorted(report.skipped.items())) or "none"
-    finish(ctx, report, f"requeue {report.asset_id}\n  requeued  "
+    promotion = f"\n  promotion {report.promotion}" if report.promotion else ""
+    finish(ctx, report, f"requeue {report.asset_id}{promotion}\n  requeued  "
            f"{', '.join(report.requeued) or 'none'}\n  skipped   {skipped}")
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,9 @@ from rindle.errors import (
     UnknownProfile,
     UsageError,
 )
+from rindle.jobs.kinds import PROMOTE
 from rindle.ops.report import Report
+from rindle.ops.requeue import PROMOTABLE
 from rindle.streaming.service import ProviderConfig
 
 if TYPE_CHECKING:
@@ -59,6 +62,9 @@ class RuntimeStatusReport(Report):
     retrying_job_count: int = 0
     retrying_jobs: list[dict[str, Any]] = field(default_factory=list)
     discarded: list[dict[str, Any]] = field(default_factory=list)
+    #: Assets (of the discarded jobs listed) whose promotion gave up and that are still
+    #: before ``available``: ``rindle requeue ASSET_ID`` re-runs it.
+    promotions_given_up: list[str] = field(default_factory=list)
     recommendations: list[str] = field(default_factory=list)
 
     def render(self) -> str:
@@ -213,6 +219,11 @@ def runtime_status(app: AppContext, *, profile: str | None = None,
             select(func.count()).select_from(Job).where(Job.state == "retryable")).scalar() or 0
         report.retrying_jobs = _jobs(app, conn, "retryable", Job.run_at, limit)
         report.discarded = _jobs(app, conn, "discarded", Job.id.desc(), limit)
+        given_up = _uuids(j["asset_id"] for j in report.discarded if j["kind"] == PROMOTE)
+        if given_up:
+            report.promotions_given_up = sorted(str(a) for a in conn.scalars(
+                select(Asset.id).where(Asset.id.in_(given_up), Asset.state.in_(PROMOTABLE),
+                                       *scoped)))
     report.recommendations = _recommend(report)
     return report
 
@@ -223,12 +234,26 @@ def _jobs(app: AppContext, conn: Connection, state: str, order: Any, limit: int
     error (scrubbed of the database URL's secrets, at most 200 characters)."""
     out = []
     for row in conn.execute(
-            select(Job.id, Job.queue, Job.kind, Job.attempt, Job.max_attempts, Job.last_error)
+            select(Job.id, Job.queue, Job.kind, Job.attempt, Job.max_attempts, Job.last_error,
+                   Job.args)
             .where(Job.state == state).order_by(order).limit(limit)):
         lines = (row.last_error or "").splitlines()
+        asset_id = (row.args or {}).get("asset_id")
         out.append({"id": str(row.id), "queue": row.queue, "kind": row.kind,
                     "attempt": row.attempt, "max_attempts": row.max_attempts,
-                    "error": app.db.scrub(lines[0])[:200] if lines else ""})
+                    "error": app.db.scrub(lines[0])[:200] if lines else "",
+                    "asset_id": asset_id if isinstance(asset_id, str) else None})
+    return out
+
+
+def _uuids(values: Iterable[str | None]) -> list[uuid.UUID]:
+    """The values that are UUIDs, as UUIDs (a job's arguments are not trusted to be)."""
+    out = []
+    for value in values:
+        try:
+            out.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
     return out
 
 
@@ -247,6 +272,9 @@ def _recommend(r: RuntimeStatusReport) -> list[str]:
     for row in r.failed_variants[:5]:
         out.append(f"rindle requeue {row['asset_id']} --variant {row['variant']}  "
                    "(after fixing the cause shown above)")
+    for asset_id in r.promotions_given_up[:5]:
+        out.append(f"rindle requeue {asset_id}  (its promotion gave up: fix the cause shown "
+                   "under `discarded` first)")
     if r.stuck_variant_count:
         out.append("rindle worker  (variants are waiting: is a worker running the process "
                    "queue?)")
