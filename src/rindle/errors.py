@@ -6,7 +6,8 @@ The tree (a class with two parents is drawn under both; ``+`` marks its second p
     ├── ConfigError                  misuse: settings file, environment, app construction
     │   ├── UnknownBackend           a storage/provider backend name nobody registered
     │   ├── UnknownProfile           a profile name that is not configured
-    │   └── DatabaseUnavailable      the database URL cannot be connected to
+    │   ├── DatabaseUnavailable      the database URL cannot be connected to
+    │   └── AddressInUse             ``rindle serve``: another process holds host:port
     ├── UsageError                   misuse: an operation called with options that cannot work
     ├── SchemaOutOfDate              the database is not at the shipped migration head
     │                                (``database_missing``: no SQLite file yet)
@@ -74,6 +75,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "AddressInUse",
     "AssetNotReady",
     "ConfigError",
     "DatabaseUnavailable",
@@ -212,6 +214,25 @@ class DatabaseUnavailable(ConfigError, TransientError):
     """
 
     code = "database_unavailable"
+
+
+class AddressInUse(ConfigError):
+    """``rindle serve`` cannot listen: another process already holds ``host:port``.
+
+    An environment problem, like an unreachable database (exit status 1): the message says
+    to pick another ``--port`` (or ``0`` for any free one) or stop the other process.
+    """
+
+    code = "address_in_use"
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        super().__init__(
+            f"cannot listen on {host}:{port}: the address is already in use by another "
+            "process; pick another --port (0 picks any free one) or stop the process "
+            f"holding {port}"
+        )
 
 
 class SchemaOutOfDate(RindleError):

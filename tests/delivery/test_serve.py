@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import signal
@@ -17,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from rindle import Rindle
+from rindle.cli import cli
 from rindle.cli.serve import serve_command
 from rindle.domain.models import Asset
 
@@ -75,5 +77,12 @@ def test_serve_reports_a_busy_port(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         busy.listen()
         port = busy.getsockname()[1]
         result = CliRunner().invoke(serve_command, ["--port", str(port)])
-    assert result.exit_code == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+        as_json = CliRunner().invoke(cli, ["--json", "serve", "--port", str(port)])
+    message = (f"cannot listen on 127.0.0.1:{port}: the address is already in use by another "
+               f"process; pick another --port (0 picks any free one) or stop the process "
+               f"holding {port}")
+    assert result.exit_code == 1  # an environment error, like an unreachable database
+    assert result.stderr == f"Error: {message} [address_in_use]\n"
+    assert as_json.exit_code == 1 and "Traceback" not in as_json.output
+    assert json.loads(as_json.stdout) == {"error": {"code": "address_in_use",
+                                                    "message": message}}

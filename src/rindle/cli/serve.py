@@ -16,6 +16,7 @@ connection is closed. HTTP/1.0 requests are answered in HTTP/1.0 and closed, as 
 from __future__ import annotations
 
 import contextlib
+import errno
 import re
 import socket
 import threading
@@ -32,6 +33,7 @@ import click
 from rindle.cli._context import CliContext, emit, handle_errors, pass_cli
 from rindle.cli._ops_options import json_option
 from rindle.delivery.headers import SECURITY_HEADERS
+from rindle.errors import AddressInUse
 
 __all__ = ["AccessLogHandler", "ThreadingWSGIServer", "make_threading_server", "serve_command"]
 
@@ -488,6 +490,8 @@ def serve_command(ctx: CliContext, host: str, port: int) -> None:
     try:
         server = make_threading_server(application, host, port)
     except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(host, port) from None
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}"
                                    ) from None
     shown = f"[{host}]" if ":" in host else host
