@@ -470,6 +470,26 @@ def _build_final(app: AppContext, prof: type[Profile], pieces: Sequence[UploadSe
                    partials=[str(p.id) for p in pieces], expires_in=expires_in, now=now,
                    server_max=server_max)
     storage = app.storage(prof.storage)
+    try:
+        return _fill_final(app, prof, storage, pieces, final, total=total, actor_id=actor_id)
+    except BaseException:
+        _drop_final(app, final)
+        raise
+
+
+def _drop_final(app: AppContext, final: UploadSession) -> None:
+    """Abort a final upload whose building failed and remove its bytes (part file,
+    multipart upload, object), so a failed concatenation leaves no session or file
+    behind; a final that got past its trust gate is left as it is."""
+    with contextlib.suppress(InvalidTransition, NotFound):
+        direct.abort(app, final.id)  # discards the backing once the abort committed
+
+
+def _fill_final(app: AppContext, prof: type[Profile], storage: Storage,
+                pieces: Sequence[UploadSession], final: UploadSession, *, total: int,
+                actor_id: str) -> tuple[UploadSession, Asset]:
+    """Append each leased partial's bytes to ``final``, verify it, then abort the
+    partials (``failure_reason`` ``concatenated``) and remove their bytes."""
     for part in pieces:  # each partial's object, appended through the final's backing
         tus_backing.finish(storage, part)
     with tempfile.TemporaryDirectory(prefix="rindle-tus-concat-",
@@ -503,7 +523,8 @@ def _build_final(app: AppContext, prof: type[Profile], pieces: Sequence[UploadSe
             with app.db.transaction() as s:
                 session_fsm.transition(s, part.id, part.state, "aborted",
                                        telemetry=app.telemetry, profile=prof.name,
-                                       values={"failure_reason": "concatenated"})
+                                       values={"failure_reason": "concatenated",
+                                               "locked_until": None})
         except InvalidTransition:
             continue
         tus_backing.discard(storage, part)
@@ -517,15 +538,27 @@ def _tmp(app: AppContext) -> Path:
     return path
 
 
-def terminate(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str) -> None:
+def terminate(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
+              now: dt.datetime | None = None) -> None:
     """Abort ``actor_id``'s unfinished tus session and remove its bytes (tus
-    termination); :class:`NotFound` when it is gone or not theirs."""
+    termination); :class:`NotFound` when it is gone or not theirs.
+
+    Termination takes the upload's write lease (``locked_until``) like a writer does:
+    while another request holds it (a final concatenation using this partial upload, or
+    a chunk written through a leased backing) it is ``upload_busy`` and nothing changes,
+    so a concatenation never builds from bytes being terminated and a termination never
+    removes bytes a concatenation is reading. The lease is released once the session is
+    aborted; a concatenation naming it afterwards finds it gone (:class:`NotFound`).
+    """
     row, _ = load(app, session_id, actor_id)
+    _lease(app, row, utcnow() if now is None else now)
     try:
         direct.abort(app, row.id)
     except InvalidTransition:
         raise UploadRejected("upload_finished", f"this upload is {row.state}; a finished "
                                                 "upload cannot be terminated") from None
+    finally:
+        _release(app, row)
 
 
 def metadata_of(row: UploadSession) -> Mapping[str, Any]:

@@ -20,7 +20,8 @@ the mount:
   stored ``Upload-Offset`` (else 409), optional ``Upload-Checksum`` and, for a deferred
   length, ``Upload-Length``. 204 with the new ``Upload-Offset``; the chunk that completes
   an upload also runs the trust gate (verify) and the answer carries ``Rindle-Asset-Id``.
-* ``DELETE /<token>``: termination, 204; the bytes are removed.
+* ``DELETE /<token>``: termination, 204; the bytes are removed. 423 while a final
+  concatenation (or another writer holding the upload's lease) is using the upload.
 
 A ``POST`` with ``X-HTTP-Method-Override: PATCH`` (or ``DELETE``, ``HEAD``) is that
 request, for clients that cannot send those methods (tus-js-client's
@@ -464,7 +465,7 @@ class TusServer:
         row, actor, _ = self._owned(request, token)
         with self._snapshots_lock:
             self._snapshots.pop(row.id, None)
-        tus.terminate(self.app, row.id, actor_id=actor)
+        tus.terminate(self.app, row.id, actor_id=actor, now=self.clock())
         return Response(204)
 
 
