@@ -236,7 +236,8 @@ def attach_command(ctx: CliContext, asset_id: str, owner: str, slot: str,
 @handle_errors
 def detach_command(ctx: CliContext, owner: str, slot: str, asset_id: str | None) -> None:
     """Take an asset out of OWNER's (TYPE:ID) SLOT; an asset attached nowhere else is
-    purged."""
+    purged (no dry run: it names one attachment, like app.detach; run `rindle show
+    ASSET_ID` first to see where else the asset is held)."""
     removed = ctx.app().detach(_owner(owner), slot, asset_id)
     emit(ctx, {"detached": removed}, "detached" if removed else "nothing was attached there")
 
