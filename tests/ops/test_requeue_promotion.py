@@ -96,3 +96,18 @@ def test_requeue_without_a_given_up_promotion_changes_nothing(opsapp: Rindle) ->
         s.scalars(select(Job).where(Job.kind == PROMOTE)).one().state = "completed"
     assert opsapp.requeue_variants(asset.id).promotion == "no_job"
     assert _jobs(opsapp) == {"completed": 1}
+
+
+def test_runtime_status_skips_given_up_jobs_whose_arguments_name_no_asset(
+        opsapp: Rindle) -> None:
+    asset = opsapp.upload("gallery", _jpeg(), filename="a.jpg")
+    with opsapp.db.transaction() as s:
+        job = s.scalars(select(Job).where(Job.kind == PROMOTE)).one()
+        job.args, job.state = {"asset_id": "'; DROP TABLE rindle_assets; --"}, "discarded"
+        s.add(Job(queue="promote", kind=PROMOTE, args={"asset_id": 7}, state="discarded",
+                  attempt=3, max_attempts=3))
+    status = opsapp.ops.runtime_status()
+    assert status.discarded_jobs == 2 and status.promotions_given_up == []
+    assert sorted(str(j["asset_id"]) for j in status.discarded) == [
+        "'; DROP TABLE rindle_assets; --", "None"]
+    assert opsapp.get_asset(asset.id).state == "analyzing"
