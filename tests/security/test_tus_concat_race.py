@@ -162,3 +162,29 @@ def test_a_final_whose_building_fails_is_aborted_and_leaves_no_file(
     assert [s for s in sessions(web_app) if s[0] == "final"] == [
         ("final", "aborted", None, False), ("final", "completed", None, False)]
     assert leftovers(storage) == []
+
+
+@pytest.mark.parametrize("offset", [0, 100])
+def test_a_patch_outrun_by_a_delete_leaves_no_part_file(
+        web_app: Rindle, tus_url: str, monkeypatch: pytest.MonkeyPatch, offset: int) -> None:
+    """A PATCH holding a local upload's part-file lock while a DELETE aborts the upload and
+    removes the part file: the PATCH, writing by name, would make a new empty part file.
+    The part file it made is removed. At offset 0 its commit loses: 409
+    ``offset_mismatch``; past 0 the new part file is short of the offset before any byte
+    is read, so the server reads the session again and finds it terminated: 404."""
+    data = jpeg_bytes((64, 48))
+    location = create(tus_url, len(data)).headers["Location"]
+    if offset:
+        assert patch(location, 0, data[:offset]).status_code == 204
+    hold = Hold(tus_backing.append)  # the PATCH holds the lock, nothing appended yet
+    monkeypatch.setattr(tus_backing, "append", hold)
+    thread, answers = in_thread(lambda: patch(location, offset, data[offset:]))
+    assert hold.reached.wait(WAIT)
+    assert requests.delete(location, headers=ALICE, timeout=WAIT).status_code == 204
+    assert leftovers(local_storage(web_app)) == []
+    hold.go.set()
+    thread.join(WAIT)
+    assert [(a.status_code, code(a)) for a in answers] == [
+        (409, "offset_mismatch") if offset == 0 else (404, "not_found")]
+    assert sessions(web_app) == [(None, "aborted", None, False)]
+    assert leftovers(local_storage(web_app)) == []

@@ -37,7 +37,7 @@ from sqlalchemy import bindparam, inspect, or_, select, update
 
 from rindle.domain.fsm import upload_session as session_fsm
 from rindle.domain.models import Asset, UploadSession, utcnow
-from rindle.errors import InvalidTransition, NotFound, UploadRejected
+from rindle.errors import InvalidTransition, NotFound, StorageError, UploadRejected
 from rindle.ids import parse_id
 from rindle.upload import direct, tus_backing
 
@@ -216,9 +216,18 @@ def _one_writer(app: AppContext, storage: Storage, row: UploadSession, now: dt.d
     held = _Held()
     local = tus_backing.local_lock(storage, row, create=create)
     if local is not None:
-        with local as size:
-            held.part_size = size
-            yield held
+        try:
+            with local as size:
+                held.part_size = size
+                yield held
+        except (UploadRejected, StorageError) as exc:
+            if not _drop_dead_part(app, storage, row):
+                raise
+            if isinstance(exc, UploadRejected):
+                raise
+            raise UploadRejected("offset_mismatch", "this upload moved on meanwhile (it was "
+                                                    "terminated, expired or finished); ask "
+                                                    "with HEAD") from exc
         return
     _lease(app, row, now)
     try:
@@ -242,6 +251,23 @@ _ADVANCE = (update(_SESSIONS)
                     multipart_upload_id=bindparam("new_upload_id"),
                     upload_length=bindparam("new_length"), locked_until=None,
                     updated_at=bindparam("now")))
+
+
+#: States whose session never writes its part file again.
+_DONE = ("aborted", "expired", "failed", "completed")
+
+
+def _drop_dead_part(app: AppContext, storage: Storage, row: UploadSession) -> bool:
+    """After a refused or failed local write: when the session is over (terminated,
+    expired, failed or completed, e.g. by a request that ran while this one held the part
+    file's lock), remove the part file this request may have made again by opening it by
+    name, and say so; ``False`` (nothing removed) while the session is still open."""
+    with app.db.engine.connect() as conn:
+        current = conn.execute(_CURRENT, {"sid": row.id}).first()
+    if current is not None and current.state not in _DONE:
+        return False
+    tus_backing.drop_part(storage, row)
+    return True
 
 
 def _check_current(app: AppContext, row: UploadSession, offset: int) -> None:

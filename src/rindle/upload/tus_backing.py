@@ -54,6 +54,7 @@ __all__ = [
     "append",
     "backing_for",
     "discard",
+    "drop_part",
     "finish",
     "local_lock",
     "undo",
@@ -401,6 +402,14 @@ class StagedUpload(Protocol):
     @property
     def protocol_state(self) -> dict[str, Any] | None:
         """The tus state (parts, tail)."""
+
+
+def drop_part(storage: Storage, row: StagedUpload) -> None:
+    """Remove a local upload's part file if there is one (a missing one is success;
+    other backings keep no part file). Only for a session that is over."""
+    if isinstance(storage, LocalStorage):
+        with contextlib.suppress(OSError):
+            part_path(storage, row).unlink(missing_ok=True)
 
 
 def discard(storage: Storage, row: StagedUpload) -> None:
