@@ -13,7 +13,8 @@ The protocol lives in :mod:`rindle.web.tus`; this module keeps the session rows 
 * :func:`concatenate` builds a final upload from finished partial uploads (tus
   ``concatenation``); the partial sessions are then ``aborted`` (``failure_reason``
   ``concatenated``) and their bytes removed.
-* :func:`terminate` is :func:`rindle.upload.direct.abort`, which discards the backing.
+* :func:`terminate` takes the write lease, then is :func:`rindle.upload.direct.abort`,
+  which discards the backing (``upload_busy`` while a final concatenation holds it).
 
 Refusals are :class:`UploadRejected` with these reasons (the tus server maps each to its
 status): ``offset_mismatch``, ``checksum_mismatch``, ``max_bytes_exceeded``,
@@ -448,8 +449,10 @@ def concatenate(app: AppContext, profile: type[Profile] | str, *, actor_id: str,
     partial upload of this actor and profile (another actor's is :class:`NotFound`);
     ``max_bytes_exceeded`` when their sum is over :func:`max_size`. On success the partial
     sessions are aborted (``failure_reason`` ``concatenated``) and their bytes removed. A
-    partial is used once: while a final holds its write lease, another final naming it is
-    ``upload_busy``; once used, it is :class:`NotFound`.
+    partial is used once: while a final (or a termination) holds its write lease, another
+    final naming it is ``upload_busy``; once used or terminated, it is :class:`NotFound`.
+    A final whose building fails (a partial's bytes gone, a storage error) is aborted and
+    its bytes removed, and the partials are released for another try.
     """
     prof = app.profile(profile)
     if not partial_ids:
