@@ -146,6 +146,34 @@ def test_abort_incomplete_uploads_is_dry_until_live(invoke: Callable[..., Result
     assert session_states(opsapp) == {"expired": 2}
 
 
+def test_abort_incomplete_uploads_shows_sessions_whose_lease_is_held_as_busy(
+        invoke: Callable[..., Result], opsapp: Rindle) -> None:
+    """A session whose write lease is held is left for the next run and counted
+    ``sessions_busy``, in the text and in ``--json``; once the lease ends it is expired."""
+    expired_sessions(opsapp, 2)
+    with opsapp.db.sessionmaker() as s:
+        held = s.execute(select(UploadSession.id).order_by(UploadSession.id)).scalars().first()
+    with opsapp.db.transaction() as s:
+        s.execute(update(UploadSession).where(UploadSession.id == held)
+                  .values(locked_until=utcnow() + dt.timedelta(hours=1)))
+    text = invoke("abort-incomplete-uploads", "--live")
+    assert text.exit_code == 0, text.output
+    lines = text.stdout.splitlines()
+    assert [" ".join(line.split()) for line in lines[1:4]] == [
+        "sessions_found 2", "sessions_aborted 1", "sessions_busy 1"]
+    assert session_states(opsapp) == {"expired": 1, "signed": 1}
+    again = json.loads(invoke("abort-incomplete-uploads", "--live", "--json").stdout)
+    assert (again["sessions_found"], again["sessions_aborted"], again["sessions_busy"]) == (
+        1, 0, 1)
+    with opsapp.db.transaction() as s:
+        s.execute(update(UploadSession).where(UploadSession.id == held)
+                  .values(locked_until=utcnow() - dt.timedelta(seconds=1)))
+    done = json.loads(invoke("abort-incomplete-uploads", "--live", "--json").stdout)
+    assert (done["sessions_found"], done["sessions_aborted"], done["sessions_busy"]) == (
+        1, 1, 0)
+    assert session_states(opsapp) == {"expired": 2}
+
+
 @pytest.mark.parametrize(("verb", "old"), [
     ("cleanup-orphans", "--no-dry-run"),
     ("cleanup-orphans", "--live"),

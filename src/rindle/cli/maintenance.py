@@ -35,15 +35,17 @@ from rindle.cli._ops_options import counters_text, finish, json_option, live_opt
 def abort_uploads_command(ctx: CliContext, live: bool) -> None:
     """Expire direct-upload sessions whose time ran out (aborting multipart uploads).
 
-    A dry run unless --live: it counts the sessions it would expire.
+    A dry run unless --live: it counts the sessions it would expire. Live, a session
+    whose write lease is held (a tus final concatenation reading it) is left for the next
+    run and counted in sessions_busy.
     """
     report = ctx.app().ops.abort_incomplete_uploads(dry_run=not live)
     title = "abort-incomplete-uploads" + (" (dry run: nothing expired; pass --live)"
                                           if report.dry_run else "")
     finish(ctx, report, counters_text(
         title, report,
-        ["sessions_found", "sessions_aborted", "abort_errors", "multipart_aborts",
-         "resumable_aborts", "tus_aborts", "presigned_put_aborts"]))
+        ["sessions_found", "sessions_aborted", "sessions_busy", "abort_errors",
+         "multipart_aborts", "resumable_aborts", "tus_aborts", "presigned_put_aborts"]))
 
 
 @click.command("cleanup-orphans", epilog="Example: rindle cleanup-orphans --live --json")

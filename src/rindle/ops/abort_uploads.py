@@ -1,11 +1,20 @@
 """``abort-incomplete-uploads``: expire direct-upload sessions whose time ran out.
 
 Selected: sessions past ``expires_at`` in ``initialized``, ``signed``, ``uploading`` or
-``resuming``. Multipart uploads are aborted, resumable sessions cancelled and tus uploads'
-bytes (a part file, or a multipart upload and its buffered tail) removed at the backend
-first (a failure is counted and the session is retried next run; a resumable session's URI
-is forgotten only once cancelled). Sessions then move to ``expired`` through the FSM;
-``cleanup-orphans`` later removes their staged objects and rows.
+``resuming``. A session whose write lease (``locked_until``) is still held by the app's
+clock (a tus final concatenation reading a partial upload's bytes, a termination, a leased
+chunk write) is not touched: it is counted ``sessions_busy`` and tried again next run. A
+tus session is taken over before its bytes are touched: the sweep takes its lease with a
+guarded UPDATE, matched only while no lease is held (none, or one that has ended: a
+process that died holding it) and the session is still in the state read; when it
+matches nothing (a concatenation took the lease after the read, or the session moved on)
+the session is counted busy and left as it is. The expiry commit clears the lease.
+
+Multipart uploads are aborted, resumable sessions cancelled and tus uploads' bytes (a part
+file, or a multipart upload and its buffered tail) removed at the backend first (a failure
+is counted, the sweep's lease released and the session retried next run; a resumable
+session's URI is forgotten only once cancelled). Sessions then move to ``expired`` through
+the FSM; ``cleanup-orphans`` later removes their staged objects and rows.
 
 Unlike the reference, expired ``initialized`` presigned sessions are expired too: a client
 that never uploaded leaves nothing in storage, but the session and its staged asset would
@@ -21,13 +30,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from rindle.domain.fsm import upload_session as session_fsm
-from rindle.domain.models import Asset, UploadSession, utcnow
+from rindle.domain.models import Asset, UploadSession
 from rindle.errors import InvalidTransition
 from rindle.ops.batches import DEFAULT_BATCH, walk_states
 from rindle.ops.progress import Progress
 from rindle.ops.report import Report, log_failure
 from rindle.telemetry import Telemetry
-from rindle.upload import tus_backing
+from rindle.upload import tus, tus_backing
 
 if TYPE_CHECKING:
     from rindle.context import AppContext
@@ -46,6 +55,7 @@ class AbortReport(Report):
 
     sessions_found: int = 0
     sessions_aborted: int = 0
+    sessions_busy: int = 0
     abort_errors: int = 0
     multipart_aborts: int = 0
     resumable_aborts: int = 0
@@ -63,14 +73,16 @@ def abort_incomplete_uploads(app: AppContext, *, dry_run: bool = False,
                              progress: bool | None = None) -> AbortReport:
     """Expire every timed-out open session; returns the counters.
 
-    With ``dry_run`` only ``sessions_found`` is counted: no backend is called and no
-    session changes.
+    A session whose write lease is held (``locked_until`` after ``app.clock()``, read
+    once per run) is counted ``sessions_busy`` and left as it is. With ``dry_run`` only
+    ``sessions_found`` is counted: no backend is called and no session changes.
     """
     report = AbortReport(dry_run=dry_run)
-    now = utcnow()
+    now = app.clock()
     stmt = (select(UploadSession.id, UploadSession.state, UploadSession.upload_strategy,
                    UploadSession.upload_key, UploadSession.multipart_upload_id,
-                   UploadSession.session_uri, UploadSession.protocol_state, Asset.profile)
+                   UploadSession.session_uri, UploadSession.protocol_state,
+                   UploadSession.locked_until, Asset.profile)
             .join(Asset, Asset.id == UploadSession.asset_id)
             .where(UploadSession.expires_at < now))
     bar = Progress("abort-incomplete-uploads", enabled=progress)
@@ -79,6 +91,13 @@ def abort_incomplete_uploads(app: AppContext, *, dry_run: bool = False,
         for row in rows:
             report.sessions_found += 1
             if dry_run:
+                continue
+            if row.locked_until is not None and row.locked_until > now:
+                report.sessions_busy += 1
+                continue
+            if row.upload_strategy == "tus" and not tus.take_lease(app, row.id, now,
+                                                                   state=row.state):
+                report.sessions_busy += 1  # leased (or moved on) since it was read
                 continue
             if row.upload_strategy == "multipart" and row.multipart_upload_id:
                 try:
@@ -92,6 +111,7 @@ def abort_incomplete_uploads(app: AppContext, *, dry_run: bool = False,
                 try:  # the part file, or the multipart upload and its buffered tail
                     tus_backing.discard(app.storage_for(row.profile), row)
                 except Exception as exc:
+                    tus.release_lease(app, row.id)
                     report.abort_errors += 1
                     log_failure(log, "abort-incomplete-uploads", exc, "upload session", row.id)
                     continue
@@ -107,8 +127,10 @@ def abort_incomplete_uploads(app: AppContext, *, dry_run: bool = False,
                 with app.db.transaction() as s:
                     session_fsm.transition(s, row.id, row.state, "expired",
                                            telemetry=app.telemetry, profile=row.profile,
-                                           values={"session_uri": None})
+                                           values={"session_uri": None, "locked_until": None})
             except InvalidTransition:
+                if row.upload_strategy == "tus":
+                    tus.release_lease(app, row.id)
                 continue  # moved on meanwhile (completed or aborted): nothing to expire
             report.sessions_aborted += 1
             counter = {"multipart": "multipart_aborts", "resumable": "resumable_aborts",

@@ -15,6 +15,8 @@ The protocol lives in :mod:`rindle.web.tus`; this module keeps the session rows 
   ``concatenated``) and their bytes removed.
 * :func:`terminate` takes the write lease, then is :func:`rindle.upload.direct.abort`,
   which discards the backing (``upload_busy`` while a final concatenation holds it).
+  ``abort-incomplete-uploads`` takes the same lease (:func:`take_lease`) before it removes
+  an expired session's bytes, and leaves a session whose lease is held.
 
 Refusals are :class:`UploadRejected` with these reasons (the tus server maps each to its
 status): ``offset_mismatch``, ``checksum_mismatch``, ``max_bytes_exceeded``,
@@ -63,6 +65,8 @@ __all__ = [
     "load",
     "load_request",
     "max_size",
+    "release_lease",
+    "take_lease",
     "terminate",
 ]
 
@@ -180,23 +184,38 @@ def create(app: AppContext, profile: type[Profile] | str, *, actor_id: str,
     return fresh
 
 
-def _lease(app: AppContext, row: UploadSession, now: dt.datetime) -> None:
+def take_lease(app: AppContext, session_id: uuid.UUID, now: dt.datetime, *,
+               state: str | None = None) -> bool:
+    """Take the session's write lease (``locked_until`` = ``now`` + :data:`LEASE`) in one
+    guarded UPDATE, matched only while no lease is held (none, or one ending at or before
+    ``now``) and, with ``state``, while the session is still in it. ``False`` (nothing
+    written) when another holder has it, the state moved on, or the row is gone."""
+    guard = [UploadSession.id == session_id,
+             or_(UploadSession.locked_until.is_(None), UploadSession.locked_until <= now)]
+    if state is not None:
+        guard.append(UploadSession.state == state)
     with app.db.transaction() as s:
         claimed = cast("CursorResult[Any]", s.execute(
-            update(UploadSession)
-            .where(UploadSession.id == row.id,
-                   or_(UploadSession.locked_until.is_(None), UploadSession.locked_until <= now))
-            .values(locked_until=now + LEASE)
+            update(UploadSession).where(*guard).values(locked_until=now + LEASE)
             .execution_options(synchronize_session=False))).rowcount
-    if claimed != 1:
+    return claimed == 1
+
+
+def _lease(app: AppContext, row: UploadSession, now: dt.datetime) -> None:
+    if not take_lease(app, row.id, now):
         raise UploadRejected("upload_busy", "another request is writing this upload; wait "
                                             "for it to finish, then ask for the offset again")
 
 
-def _release(app: AppContext, row: UploadSession) -> None:
+def release_lease(app: AppContext, session_id: uuid.UUID) -> None:
+    """Clear the session's write lease (``locked_until``)."""
     with app.db.transaction() as s:
-        s.execute(update(UploadSession).where(UploadSession.id == row.id)
+        s.execute(update(UploadSession).where(UploadSession.id == session_id)
                   .values(locked_until=None).execution_options(synchronize_session=False))
+
+
+def _release(app: AppContext, row: UploadSession) -> None:
+    release_lease(app, row.id)
 
 
 @dataclass
