@@ -140,6 +140,14 @@ def test_tus_lease_and_termination_on_s3(make_app: Callable[..., Rindle],
             "X-Actor": "alice", "Tus-Resumable": "1.0.0", "Upload-Offset": str(6 * MIB),
             "Content-Type": "application/offset+octet-stream"})
         assert busy.status_code == 423 and busy.json()["error"]["code"] == "upload_busy"
+        # termination takes the same lease (4d87554): refused while it is held, bytes kept
+        held = requests.delete(uploader.url, headers={"X-Actor": "alice",
+                                                      "Tus-Resumable": "1.0.0"}, timeout=30)
+        assert held.status_code == 423 and held.json()["error"]["code"] == "upload_busy"
+        assert _open_uploads(s3_settings) == 1
+        with app.db.transaction() as s:  # the holder's lease ends
+            row = s.execute(select(UploadSession)).scalars().one()
+            row.locked_until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         gone = requests.delete(uploader.url, headers={"X-Actor": "alice",
                                                       "Tus-Resumable": "1.0.0"}, timeout=30)
         assert gone.status_code == 204
