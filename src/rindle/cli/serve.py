@@ -21,7 +21,7 @@ import re
 import socket
 import threading
 from http import HTTPStatus
-from io import BufferedIOBase
+from io import BufferedIOBase, BufferedReader
 from socketserver import ThreadingMixIn
 from typing import IO, Any
 from wsgiref.headers import Headers
@@ -197,6 +197,7 @@ class _Exchange(ServerHandler):
     headers: Headers | None
     headers_sent: bool
     bytes_sent: int
+    request_handler: WSGIRequestHandler  # wsgiref's back-pointer for its access log
 
     def __init__(self, *args: Any, keep: bool, body: _Body | None, method: str,
                  version: str, **kwargs: Any) -> None:
@@ -322,7 +323,8 @@ class _SafeErrors(WSGIRequestHandler):
         try:
             connection.settimeout(self.keep_alive_timeout if self.timeout is None
                                   else min(self.keep_alive_timeout, self.timeout))
-            ready = self.rfile.peek(1)  # type: ignore[attr-defined]
+            rfile = self.rfile  # socketserver's buffered reader (rbufsize -1)
+            ready = rfile.peek(1) if isinstance(rfile, BufferedReader) else b""
         except OSError:  # TimeoutError included: an idle kept-alive connection ends
             return False
         finally:
@@ -360,8 +362,12 @@ class _SafeErrors(WSGIRequestHandler):
         handler = _Exchange(stdin, self.wfile, self.get_stderr(), environ,
                             multithread=False, keep=keep, body=body, method=self.command,
                             version="1.1" if self.request_version == "HTTP/1.1" else "1.0")
-        handler.request_handler = self  # type: ignore[attr-defined]  # wsgiref's logging
-        handler.run(self.server.get_app())  # type: ignore[attr-defined]
+        handler.request_handler = self
+        server = self.server
+        assert isinstance(server, ThreadingWSGIServer)
+        application = server.get_app()
+        assert application is not None  # set by make_threading_server before serving
+        handler.run(application)
         return handler.keep and handler.completed
 
     def parse_request(self) -> bool:
