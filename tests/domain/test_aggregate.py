@@ -15,7 +15,7 @@ from rindle.database import Database
 from rindle.domain.aggregate import decide, recompute
 from rindle.domain.fsm import asset as asset_fsm
 from rindle.domain.fsm import variant as variant_fsm
-from rindle.domain.models import Asset, Variant
+from rindle.domain.models import Asset, ProcessingRun, Variant
 from rindle.errors import NotFound
 from rindle.telemetry import Telemetry
 
@@ -160,6 +160,41 @@ def test_sibling_variants_finishing_together_leave_the_asset_ready(db: Database)
             t.join(60)
         assert errors == []
         assert asset_state(db, aid) == "ready"
+
+
+def test_recomputes_after_child_row_inserts_do_not_deadlock(db: Database) -> None:
+    """Two variant jobs of one asset each insert a processing run (a child row: PostgreSQL
+    takes FOR KEY SHARE on the asset), then recompute at the same moment. With FOR UPDATE on
+    the asset each waited for the other's key-share lock: a deadlock, one job failed and
+    retried later (seen in CI). FOR NO KEY UPDATE serialises them without the cycle."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: SQLite serialises writers on one database lock, so two "
+                    "transactions cannot both hold a child-row insert open")
+    with db.transaction() as s:
+        aid = make_asset(s, "transcoding", ["processing", "processing"])
+        vids = list(s.execute(select(Variant.id).where(Variant.asset_id == aid)).scalars())
+    barrier = threading.Barrier(2, timeout=60)
+    errors: list[BaseException] = []
+
+    def finish(index: int, vid: uuid.UUID) -> None:
+        try:
+            with db.transaction() as s:
+                s.add(ProcessingRun(asset_id=aid, variant_name=f"v{index}", worker="w",
+                                    state="succeeded"))
+                s.flush()  # the insert's FOR KEY SHARE on the asset is held from here
+                variant_fsm.transition(s, vid, "processing", "ready")
+                barrier.wait()  # both hold their key-share lock before either recomputes
+                recompute(s, aid)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=finish, args=(i, v)) for i, v in enumerate(vids)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert errors == []
+    assert asset_state(db, aid) == "ready"
 
 
 def test_every_recompute_move_is_an_asset_fsm_edge() -> None:

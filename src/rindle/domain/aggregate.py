@@ -63,7 +63,11 @@ def recompute(
     row = session.execute(
         select(_ASSETS.c.state, _ASSETS.c.profile)
         .where(_ASSETS.c.id == asset_id)
-        .with_for_update()
+        # FOR NO KEY UPDATE on PostgreSQL: it serialises recomputes of one asset as FOR
+        # UPDATE would, but does not wait for the FOR KEY SHARE locks that a concurrent
+        # variant job's child-row inserts (processing runs) hold on the asset; FOR UPDATE
+        # there deadlocked two variant jobs of one asset finishing at once
+        .with_for_update(key_share=True)
     ).one_or_none()
     if row is None:
         raise NotFound("asset", asset_id)
