@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rindle.errors import ObjectNotFound, StorageError, UploadRejected, UploadUnsupported
 from rindle.storage.base import Capability
-from rindle.storage.local import _TMP_PREFIX, COPY_BLOCK, LocalStorage, ObjectExists
+from rindle.storage.local import _TMP_PREFIX, LocalStorage, ObjectExists
 
 if TYPE_CHECKING:
     from rindle.domain.models import UploadSession
@@ -62,9 +62,8 @@ __all__ = [
 
 #: S3's smallest part (every part but the last must be at least this big).
 MIN_PART = 5 * 1024 * 1024
-#: Bytes read from a request body at a time: the presigned PUT's block
-#: (:data:`rindle.storage.local.COPY_BLOCK`), so both uploads move bytes alike.
-BLOCK = COPY_BLOCK
+#: Bytes read from a request body at a time.
+BLOCK = 1024 * 1024
 
 
 class ChunkSource(Protocol):
