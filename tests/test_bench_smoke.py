@@ -5,6 +5,7 @@ the speed bars: tiny sizes on a shared machine say nothing about speed."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -53,3 +54,21 @@ def test_thumbnails_equal_effort_row() -> None:
     row = next(line for line in out.splitlines() if line.startswith("rindle-m4 ")
                and line.rstrip().endswith(tuple("0123456789")))
     assert 0 < float(row.split()[-1]) <= 1  # the SSIM against vips' output
+
+
+def test_make_bench_runs_only_scripts() -> None:
+    """``make bench`` (bench/run_all.py) runs each bench/*.py as a script: each one it
+    picks has a ``__main__`` entry, and the Celery app module (no entry; it needs the env
+    its workers get) is left out, so ``make bench`` does not report it failed."""
+    spec = importlib.util.spec_from_file_location("run_all", BENCH / "run_all.py")
+    assert spec is not None and spec.loader is not None
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    picked = {p.name for p in BENCH.glob("*.py")
+              if p.name not in run_all.NOT_BENCHMARKS and not p.name.startswith("_")}
+    assert picked >= {"jobs.py", "ops.py", "thumbnails.py", "tus.py", "verify_s3.py",
+                      "mux_sync.py"}
+    for name in sorted(picked):
+        assert 'if __name__ == "__main__":' in (BENCH / name).read_text(), name
+    assert "celery_bench_app.py" in run_all.NOT_BENCHMARKS
+    assert 'if __name__ == "__main__":' not in (BENCH / "celery_bench_app.py").read_text()
