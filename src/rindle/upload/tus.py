@@ -214,10 +214,6 @@ def release_lease(app: AppContext, session_id: uuid.UUID) -> None:
                   .values(locked_until=None).execution_options(synchronize_session=False))
 
 
-def _release(app: AppContext, row: UploadSession) -> None:
-    release_lease(app, row.id)
-
-
 @dataclass
 class _Held:
     """A held write lock: ``released`` is set by a commit that cleared the lease itself;
@@ -254,7 +250,7 @@ def _one_writer(app: AppContext, storage: Storage, row: UploadSession, now: dt.d
         yield held
     finally:
         if not held.released:
-            _release(app, row)
+            release_lease(app, row.id)
 
 
 _SESSIONS = cast("Table", UploadSession.__table__)
@@ -503,7 +499,7 @@ def concatenate(app: AppContext, profile: type[Profile] | str, *, actor_id: str,
                             expires_in=expires_in, now=now, server_max=server_max)
     except BaseException:
         for part in claimed:  # a used partial is aborted already; another may be retried
-            _release(app, part)
+            release_lease(app, part.id)
         raise
 
 
@@ -606,7 +602,7 @@ def terminate(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
         raise UploadRejected("upload_finished", f"this upload is {row.state}; a finished "
                                                 "upload cannot be terminated") from None
     finally:
-        _release(app, row)
+        release_lease(app, row.id)
 
 
 def metadata_of(row: UploadSession) -> Mapping[str, Any]:
