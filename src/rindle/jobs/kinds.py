@@ -7,12 +7,18 @@ __all__ = [
     "PROMOTE",
     "PURGE",
     "process_unique_key",
+    "promote_unique_key",
     "purge_unique_key",
 ]
 
 PROMOTE = "rindle.promote"
 PROCESS_VARIANT = "rindle.process_variant"
 PURGE = "rindle.purge"
+
+
+def promote_unique_key(asset_id: object) -> str:
+    """At most one live promotion job per asset."""
+    return f"promote:{asset_id}"
 
 
 def process_unique_key(asset_id: object, variant_name: str) -> str:

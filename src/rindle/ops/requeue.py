@@ -22,7 +22,7 @@ from rindle.domain.fsm import variant as variant_fsm
 from rindle.domain.models import Asset, Job, Variant
 from rindle.errors import InvalidTransition, NotFound, UsageError
 from rindle.ids import parse_id
-from rindle.jobs.kinds import PROCESS_VARIANT, PROMOTE, process_unique_key
+from rindle.jobs.kinds import PROCESS_VARIANT, PROMOTE, process_unique_key, promote_unique_key
 from rindle.ops.report import Report, repair_span
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def requeue_variants(app: AppContext, asset_id: uuid.UUID | str,
 def _requeue_promotion(app: AppContext, session: Session, aid: uuid.UUID) -> str:
     """Enqueue a fresh promotion job with the latest promotion job's arguments (a direct
     upload's ``direct``/``max_bytes`` included) under its unique key; says what happened."""
-    key = f"promote:{aid}"
+    key = promote_unique_key(aid)
     last = session.scalars(select(Job).where(Job.unique_key == key, Job.kind == PROMOTE)
                            .order_by(Job.id.desc()).limit(1)).first()
     if last is None or last.state in ("completed", "cancelled"):

@@ -25,7 +25,7 @@ from rindle.domain.models import Asset, UploadSession, utcnow
 from rindle.domain.queries import get_asset
 from rindle.errors import InvalidTransition, NotFound, UploadRejected, UploadUnsupported
 from rindle.ids import parse_id, uuid7
-from rindle.jobs.kinds import PROMOTE
+from rindle.jobs.kinds import PROMOTE, promote_unique_key
 from rindle.storage.base import (
     Capability,
     PresignedRequest,
@@ -358,7 +358,7 @@ def verify(app: AppContext, session_id: uuid.UUID | str) -> Asset:
                                      "original_etag": info.etag})
         app.jobs.enqueue(s, PROMOTE, {"asset_id": str(asset.id), "direct": True,
                                       "max_bytes": policy.max_bytes},
-                         unique_key=f"promote:{asset.id}")
+                         unique_key=promote_unique_key(asset.id))
     app.db.when_committed(lambda: app.telemetry.emit(
         "rindle.upload.stop", {"system_time": time.time_ns(), "bytes": info.size},
         {"profile": prof.name, "adapter": storage.backend_name,

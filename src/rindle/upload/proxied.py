@@ -20,7 +20,7 @@ from rindle.domain.models import Asset
 from rindle.domain.queries import get_asset
 from rindle.errors import UploadRejected, UsageError
 from rindle.ids import uuid7
-from rindle.jobs.kinds import PROMOTE
+from rindle.jobs.kinds import PROMOTE, promote_unique_key
 from rindle.upload.keys import generate_key
 from rindle.upload.validation import ValidatedUpload, validate_upload
 
@@ -203,7 +203,7 @@ def _checked_store(app: AppContext, prof: type[Profile], path: Path, filename: s
             session.add(asset)
             session.flush()
             app.jobs.enqueue(session, PROMOTE, {"asset_id": str(asset_id)},
-                             unique_key=f"promote:{asset_id}")
+                             unique_key=promote_unique_key(asset_id))
     except BaseException:
         storage.delete(key)  # nothing half-done survives a failed insert
         raise
