@@ -162,6 +162,22 @@ class _Body:
         return self._take(self._stream.read(
             self.left if size is None or size < 0 else min(size, self.left)))
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Fill ``buffer`` with up to its length of the body's next bytes (no further than
+        the body's end); the number of bytes, 0 at the end."""
+        if self.left <= 0:
+            return 0
+        view = memoryview(buffer).cast("B")
+        view = view[:min(len(view), self.left)]
+        if isinstance(self._stream, BufferedIOBase):
+            count = self._stream.readinto(view) or 0
+        else:
+            data = self._stream.read(len(view))
+            view[:len(data)] = data
+            count = len(data)
+        self.left = self.left - count if count else -1  # -1: the client went away
+        return count
+
     def readline(self, size: int | None = -1) -> bytes:
         """One line of the body, at most ``size`` bytes."""
         if self.left <= 0:
@@ -192,6 +208,10 @@ class _Exchange(ServerHandler):
 
     keep: bool
     completed = False
+    #: wsgiref copies the whole process environment into every request's environ; an
+    #: application gets only the request's CGI variables (no secret of the server's
+    #: environment reaches a debug page or a log of the environ).
+    os_environ: dict[str, str] = {}
     # wsgiref's state, which its type stubs leave out
     status: str | None
     headers: Headers | None

@@ -139,6 +139,17 @@ class ReceiveStream:
         out, self._buffer = self._buffer[:size], self._buffer[size:]
         return out
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Fill ``buffer`` with up to its length of the next bytes (as :meth:`read`);
+        the number of bytes, 0 at the end."""
+        view = memoryview(buffer).cast("B")
+        if self._more and len(self._buffer) < len(view):
+            self._fill(len(view))
+        size = min(len(view), len(self._buffer))
+        view[:size] = memoryview(self._buffer)[:size]
+        self._buffer = self._buffer[size:] if size < len(self._buffer) else b""
+        return size
+
 
 def scope_headers(scope: Scope) -> dict[str, str]:
     """Lower-case name -> value; repeated headers joined with ``", "`` as WSGI servers do."""

@@ -98,6 +98,31 @@ class RequestBody:
             raise BodyTooLarge(f"body exceeds {self.cap} bytes")
         return data
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Fill ``buffer`` with up to its length of the body's next bytes, with the same
+        framing and cap as :meth:`read` (raising what it raises); the number of bytes
+        read, 0 at the body's end."""
+        view = memoryview(buffer).cast("B")
+        reader = getattr(self.stream, "readinto", None)
+        if self.chunked or reader is None or self._done or not len(view):
+            data = self.read(len(view)) if len(view) else b""
+            view[:len(data)] = data
+            return len(data)
+        want = len(view) if self._left is None else min(len(view), self._left)
+        count = reader(view[:want]) or 0
+        if self._left is None:  # de-chunked by the server: EOF ends the body
+            self._done = not count
+        elif not count:
+            self._done = True
+            raise BodyIncomplete(f"body ended {self._left} bytes short of Content-Length")
+        else:
+            self._left -= count
+            self._done = self._left == 0
+        self._total += count
+        if self.cap is not None and self._total > self.cap:
+            raise BodyTooLarge(f"body exceeds {self.cap} bytes")
+        return count
+
     def discard(self) -> None:
         """Before a refusal: read and drop a small declared body (at most
         :data:`DRAIN_SMALL` bytes) so the client sees the answer; never wait for a larger,

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from rindle.errors import ConfigError, ObjectNotFound, StorageError
 from rindle.signing import SignedClaims, sign
 from rindle.storage.base import BackendContext, Capability, ObjectInfo, PresignedRequest, Storage
+from rindle.storage.blocks import BLOCK, read_blocks
 
 __all__ = ["LocalStorage", "ObjectExists", "file_identity"]
 
@@ -121,6 +122,10 @@ class LocalStorage(Storage):
         """The file that holds ``key``; refuses keys that would leave ``root``."""
         return Path(self._fs_path(key))
 
+    def fs_path(self, key: str) -> str:
+        """:meth:`path_for` as a string (the same checks, no :class:`~pathlib.Path`)."""
+        return self._fs_path(key)
+
     # --- core operations -----------------------------------------------------------------
 
     def head(self, key: str) -> ObjectInfo:
@@ -187,9 +192,10 @@ class LocalStorage(Storage):
                 with os.fdopen(fd, "wb") as out:
                     if isinstance(source, (str, os.PathLike)):
                         with open(source, "rb") as src:
-                            shutil.copyfileobj(src, out, 1024 * 1024)
+                            shutil.copyfileobj(src, out, BLOCK)
                     else:
-                        shutil.copyfileobj(source, out, 1024 * 1024)
+                        for block in read_blocks(source):
+                            out.write(block)
                 if create_only:
                     try:
                         os.link(tmp, path)  # atomic, and fails if the name exists
