@@ -73,6 +73,18 @@ def in_thread(call: Callable[[], requests.Response]) -> tuple[threading.Thread,
     return thread, answers
 
 
+def hold_a_patch(monkeypatch: pytest.MonkeyPatch, at: str, location: str, offset: int,
+                 data: bytes) -> tuple[Hold, threading.Thread, list[requests.Response]]:
+    """A PATCH of ``data`` at ``offset`` in its own thread, held at ``tus_backing.<at>``
+    (``local_lock``: it read the session and took no lock yet; ``append``: it holds the
+    lock and appended nothing yet) until the test sets ``hold.go``."""
+    hold = Hold(getattr(tus_backing, at))
+    monkeypatch.setattr(tus_backing, at, hold)
+    thread, answers = in_thread(lambda: patch(location, offset, data))
+    assert hold.reached.wait(WAIT)
+    return hold, thread, answers
+
+
 def sessions(app: Rindle) -> list[tuple[str | None, str, str | None, bool]]:
     """Every session as ``(concat, state, failure_reason, leased)``, sorted."""
     with app.db.sessionmaker() as s:
@@ -165,21 +177,46 @@ def test_a_final_whose_building_fails_is_aborted_and_leaves_no_file(
 
 
 @pytest.mark.parametrize("offset", [0, 100])
+def test_a_delete_during_a_chunk_is_423_and_nothing_changes(
+        web_app: Rindle, tus_url: str, monkeypatch: pytest.MonkeyPatch, offset: int) -> None:
+    """A DELETE while a PATCH holds a local upload's part-file lock (its bytes on the
+    way): 423 ``upload_busy`` and nothing changes, so no chunk is answered 204 for bytes a
+    termination already removed. Once the chunk is in, the DELETE goes through and leaves
+    no part file."""
+    data = jpeg_bytes((64, 48))
+    location = create(tus_url, len(data) + 10).headers["Location"]
+    if offset:
+        assert patch(location, 0, data[:offset]).status_code == 204
+    hold, thread, answers = hold_a_patch(monkeypatch, "append", location, offset,
+                                         data[offset:])
+    busy = requests.delete(location, headers=ALICE, timeout=WAIT)
+    assert (busy.status_code, code(busy)) == (423, "upload_busy")
+    assert [state for _, state, _, _ in sessions(web_app)] == [
+        "signed" if offset == 0 else "uploading"]
+    hold.go.set()
+    thread.join(WAIT)
+    assert [a.status_code for a in answers] == [204]
+    assert answers[0].headers["Upload-Offset"] == str(len(data))
+    assert requests.delete(location, headers=ALICE, timeout=WAIT).status_code == 204
+    assert sessions(web_app) == [(None, "aborted", None, False)]
+    assert leftovers(local_storage(web_app)) == []
+
+
+@pytest.mark.parametrize("offset", [0, 100])
 def test_a_patch_outrun_by_a_delete_leaves_no_part_file(
         web_app: Rindle, tus_url: str, monkeypatch: pytest.MonkeyPatch, offset: int) -> None:
-    """A PATCH holding a local upload's part-file lock while a DELETE aborts the upload and
-    removes the part file: the PATCH, writing by name, would make a new empty part file.
-    The part file it made is removed. At offset 0 its commit loses: 409
-    ``offset_mismatch``; past 0 the new part file is short of the offset before any byte
-    is read, so the server reads the session again and finds it terminated: 404."""
+    """A PATCH that read the session, then waited while a DELETE aborted the upload and
+    removed the part file, before taking the lock: writing by name, it would make a new
+    empty part file. The part file it made is removed. At offset 0 its commit loses: 409
+    ``offset_mismatch``; past 0 the part file is gone (or new and short of the offset)
+    before any byte is read, so the server reads the session again and finds it
+    terminated: 404."""
     data = jpeg_bytes((64, 48))
     location = create(tus_url, len(data)).headers["Location"]
     if offset:
         assert patch(location, 0, data[:offset]).status_code == 204
-    hold = Hold(tus_backing.append)  # the PATCH holds the lock, nothing appended yet
-    monkeypatch.setattr(tus_backing, "append", hold)
-    thread, answers = in_thread(lambda: patch(location, offset, data[offset:]))
-    assert hold.reached.wait(WAIT)
+    hold, thread, answers = hold_a_patch(monkeypatch, "local_lock", location, offset,
+                                         data[offset:])
     assert requests.delete(location, headers=ALICE, timeout=WAIT).status_code == 204
     assert leftovers(local_storage(web_app)) == []
     hold.go.set()

@@ -418,11 +418,12 @@ def test_completion_is_retried_after_a_crash(web_app: Rindle, tus_url: str) -> N
     assert again.status_code == 204
 
 
-def test_a_middle_chunk_costs_one_update(web_app: Rindle, tus_url: str) -> None:
-    """The per-chunk database work of a PATCH that neither starts nor ends an upload: the
-    new offset committed by one guarded UPDATE (the session is the copy the previous PATCH
-    left); a HEAD, and a PATCH whose offset the kept copy does not hold, read the session
-    first."""
+def test_a_local_middle_chunk_runs_no_statement(web_app: Rindle, tus_url: str) -> None:
+    """The per-chunk database work of a PATCH that neither starts nor ends a local upload:
+    none (its part file holds the offset; the session is the copy the previous PATCH
+    left). The row's offset stays where the first chunk committed it until the last
+    chunk commits; HEAD reports the part file's size; a PATCH whose offset the kept copy
+    does not hold reads the session first."""
     location = create(tus_url, 16).headers["Location"]
     assert patch(location, 0, b"abcd").status_code == 204
     seen: list[str] = []
@@ -441,15 +442,21 @@ def test_a_middle_chunk_costs_one_update(web_app: Rindle, tus_url: str) -> None:
 
     middle, done = statements(lambda: patch(location, 4, b"efgh"))
     assert middle.status_code == 204 and middle.headers["Upload-Offset"] == "8"
-    assert done == ["UPDATE"]
+    assert done == []
+    assert session_of(web_app, location).last_known_offset == 4  # a lower bound
     asked, done = statements(lambda: head(location))
     assert asked.headers["Upload-Offset"] == "8" and done == ["SELECT"]
-    wrong, done = statements(lambda: patch(location, 4, b"efgh"))  # not the kept offset
-    assert wrong.status_code == 409 and done == ["SELECT"]
+    wrong, done = statements(lambda: patch(location, 4, b"efgh"))  # the row's, stale
+    assert wrong.status_code == 409 and "UPDATE" not in done  # refused under the lock
+    assert wrong.json()["error"]["message"].startswith("Upload-Offset 4 is not this "
+                                                        "upload's offset 8;")
     again, done = statements(lambda: patch(location, 8, b"ijkl"))  # the refusal used it up
-    assert again.status_code == 204 and done == ["SELECT", "UPDATE"]
-    assert patch(location, 12, b"mnop").status_code == 204
-    assert stored(web_app, session_of(web_app, location)) == b"abcdefghijklmnop"
+    assert again.status_code == 204 and done == ["SELECT"]
+    last, done = statements(lambda: patch(location, 12, b"mnop"))
+    assert last.status_code == 204 and done[0] == "UPDATE"  # the last bytes commit
+    row = session_of(web_app, location)
+    assert (row.last_known_offset, row.state) == (16, "completed")
+    assert stored(web_app, row) == b"abcdefghijklmnop"
 
 
 def test_a_request_that_read_a_stale_offset_keeps_nothing(web_app: Rindle, tus_url: str,

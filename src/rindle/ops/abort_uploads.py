@@ -8,7 +8,9 @@ tus session is taken over before its bytes are touched: the sweep takes its leas
 guarded UPDATE, matched only while no lease is held (none, or one that has ended: a
 process that died holding it) and the session is still in the state read; when it
 matches nothing (a concatenation took the lease after the read, or the session moved on)
-the session is counted busy and left as it is. The expiry commit clears the lease.
+the session is counted busy and left as it is. A local tus upload's part file is then
+removed and the session expired under the part file's lock; a chunk being written holds
+it, and the session is counted busy too. The expiry commit clears the lease.
 
 Multipart uploads are aborted, resumable sessions cancelled and tus uploads' bytes (a part
 file, or a multipart upload and its buffered tail) removed at the backend first (a failure
@@ -23,6 +25,7 @@ otherwise stay forever.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -31,7 +34,7 @@ from sqlalchemy import select
 
 from rindle.domain.fsm import upload_session as session_fsm
 from rindle.domain.models import Asset, UploadSession
-from rindle.errors import InvalidTransition
+from rindle.errors import InvalidTransition, UploadRejected
 from rindle.ops.batches import DEFAULT_BATCH, walk_states
 from rindle.ops.progress import Progress
 from rindle.ops.report import Report, log_failure
@@ -107,31 +110,42 @@ def abort_incomplete_uploads(app: AppContext, *, dry_run: bool = False,
                     report.abort_errors += 1
                     log_failure(log, "abort-incomplete-uploads", exc, "upload session", row.id)
                     continue
-            if row.upload_strategy == "tus":
-                try:  # the part file, or the multipart upload and its buffered tail
-                    tus_backing.discard(app.storage_for(row.profile), row)
-                except Exception as exc:
-                    tus.release_lease(app, row.id)
-                    report.abort_errors += 1
-                    log_failure(log, "abort-incomplete-uploads", exc, "upload session", row.id)
-                    continue
-            if row.upload_strategy == "resumable" and row.session_uri:
-                try:  # the backend session first: its URI is forgotten only once cancelled
-                    app.storage_for(row.profile).cancel_resumable_upload(row.upload_key,
-                                                                         row.session_uri)
-                except Exception as exc:
-                    report.abort_errors += 1
-                    log_failure(log, "abort-incomplete-uploads", exc, "upload session", row.id)
-                    continue
-            try:
-                with app.db.transaction() as s:
-                    session_fsm.transition(s, row.id, row.state, "expired",
-                                           telemetry=app.telemetry, profile=row.profile,
-                                           values={"session_uri": None, "locked_until": None})
-            except InvalidTransition:
+            with contextlib.ExitStack() as held:
                 if row.upload_strategy == "tus":
-                    tus.release_lease(app, row.id)
-                continue  # moved on meanwhile (completed or aborted): nothing to expire
+                    try:  # a local part file is removed under its lock, as termination does
+                        storage = app.storage_for(row.profile)
+                        held.enter_context(tus_backing.removal_lock(storage, row))
+                        # the part file, or the multipart upload and its buffered tail
+                        tus_backing.discard(storage, row)
+                    except UploadRejected:
+                        tus.release_lease(app, row.id)
+                        report.sessions_busy += 1  # a chunk is being written right now
+                        continue
+                    except Exception as exc:
+                        tus.release_lease(app, row.id)
+                        report.abort_errors += 1
+                        log_failure(log, "abort-incomplete-uploads", exc, "upload session",
+                                    row.id)
+                        continue
+                if row.upload_strategy == "resumable" and row.session_uri:
+                    try:  # the backend session first: its URI is forgotten once cancelled
+                        app.storage_for(row.profile).cancel_resumable_upload(
+                            row.upload_key, row.session_uri)
+                    except Exception as exc:
+                        report.abort_errors += 1
+                        log_failure(log, "abort-incomplete-uploads", exc, "upload session",
+                                    row.id)
+                        continue
+                try:
+                    with app.db.transaction() as s:
+                        session_fsm.transition(s, row.id, row.state, "expired",
+                                               telemetry=app.telemetry, profile=row.profile,
+                                               values={"session_uri": None,
+                                                       "locked_until": None})
+                except InvalidTransition:
+                    if row.upload_strategy == "tus":
+                        tus.release_lease(app, row.id)
+                    continue  # moved on meanwhile (completed or aborted): nothing to expire
             report.sessions_aborted += 1
             counter = {"multipart": "multipart_aborts", "resumable": "resumable_aborts",
                        "tus": "tus_aborts"}.get(

@@ -8,6 +8,7 @@ promote job. The profile's policy is enforced again at promotion, on the stored 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import re
@@ -395,17 +396,22 @@ def _discard(storage: Storage, row: UploadSession) -> None:
 def abort(app: AppContext, session_id: uuid.UUID | str) -> UploadSession:
     """Abort an unfinished session; the staged object (or multipart upload, or resumable
     session) is removed. A resumable session is cancelled at the backend first, so a
-    failure there changes nothing and the call can be repeated."""
+    failure there changes nothing and the call can be repeated. A tus upload whose part
+    file a request is writing is :class:`UploadRejected` ``upload_busy`` (nothing
+    changes)."""
     row, asset = _load(app, session_id)
     prof = app.profile(asset.profile)
     session_fsm.check(row.state, "aborted")
     storage = app.storage(prof.storage)
     if row.upload_strategy == "resumable" and row.session_uri:
         storage.cancel_resumable_upload(row.upload_key, row.session_uri)
-    with app.db.transaction() as s:
-        session_fsm.transition(s, row.id, row.state, "aborted", telemetry=app.telemetry,
-                               profile=prof.name, values={"session_uri": None})
-    app.db.when_committed(lambda: _discard(storage, row))
+    # a tus part file is removed under its lock: upload_busy while a chunk is written
+    with (tus_backing.removal_lock(storage, row) if row.upload_strategy == "tus"
+          else contextlib.nullcontext()):
+        with app.db.transaction() as s:
+            session_fsm.transition(s, row.id, row.state, "aborted", telemetry=app.telemetry,
+                                   profile=prof.name, values={"session_uri": None})
+        app.db.when_committed(lambda: _discard(storage, row))
     with app.db.sessionmaker() as s:
         fresh = s.execute(select(UploadSession).where(UploadSession.id == row.id)).scalar_one()
         return fresh

@@ -4,10 +4,13 @@ The protocol lives in :mod:`rindle.web.tus`; this module keeps the session rows 
 
 * :func:`create` opens a ``tus`` session (a staged asset plus a session moved straight to
   ``signed``: its upload URL is out), bound to its actor.
-* :func:`append_chunk` takes one chunk at the recorded offset under a short database lease
-  (``locked_until``: one writer per upload, across processes), writes it through the
-  storage's backing (:mod:`rindle.upload.tus_backing`), then commits the new offset with a
-  guarded UPDATE; the first bytes move the session ``signed -> uploading``. When the last
+* :func:`append_chunk` takes one chunk at the upload's offset under its write lock (a
+  local part file's ``flock``, else a short database lease, ``locked_until``: one writer
+  per upload, across processes), writes it through the storage's backing
+  (:mod:`rindle.upload.tus_backing`), then commits the new offset with a guarded UPDATE
+  (a local upload's part file holds its offset, so only its first bytes, a declared
+  length and its last bytes write the row); the first bytes move the session
+  ``signed -> uploading``. When the last
   byte is in, the object is put at the upload key and the same trust gate as every other
   strategy runs (:func:`rindle.upload.direct.verify`).
 * :func:`concatenate` builds a final upload from finished partial uploads (tus
@@ -45,7 +48,7 @@ from rindle.ids import parse_id
 from rindle.upload import direct, tus_backing
 
 if TYPE_CHECKING:
-    from sqlalchemy import Table
+    from sqlalchemy import ColumnElement, Table, Update
     from sqlalchemy.engine import CursorResult
 
     from rindle.context import AppContext
@@ -61,6 +64,7 @@ __all__ = [
     "append_chunk",
     "concatenate",
     "create",
+    "current_offset",
     "is_finished",
     "load",
     "load_request",
@@ -142,6 +146,16 @@ def load_request(app: AppContext, session_id: uuid.UUID | str) -> tuple[UploadSe
 def is_finished(row: UploadSession) -> bool:
     """Whether every declared byte of ``row`` is stored (a deferred length never is)."""
     return row.upload_length is not None and row.last_known_offset == row.upload_length
+
+
+def current_offset(app: AppContext, row: UploadSession, profile: str) -> int:
+    """The upload's offset: for an open local upload its part file's size (the row's
+    offset is then a lower bound; see :mod:`rindle.upload.tus_backing`), else the row's."""
+    if row.state in _OPEN:
+        size = tus_backing.part_size(app.storage_for(profile), row)
+        if size is not None and size > row.last_known_offset:
+            return size
+    return row.last_known_offset
 
 
 def _check_open(row: UploadSession, now: dt.datetime) -> None:
@@ -257,10 +271,11 @@ _SESSIONS = cast("Table", UploadSession.__table__)
 #: The offset and state under the write lock (built once: this runs for every chunk).
 _CURRENT = (select(_SESSIONS.c.last_known_offset, _SESSIONS.c.state)
             .where(_SESSIONS.c.id == bindparam("sid")))
-#: A chunk's commit when the state stays: guarded on the offset and state it started from.
-_ADVANCE = (update(_SESSIONS)
-            .where(_SESSIONS.c.id == bindparam("sid"),
-                   _SESSIONS.c.last_known_offset == bindparam("old_offset"),
+def _advance(offset_guard: ColumnElement[bool]) -> Update:
+    """A chunk's commit when the state stays, guarded on the state and ``offset_guard``
+    (built once: this runs for every chunk that writes the row)."""
+    return (update(_SESSIONS)
+            .where(_SESSIONS.c.id == bindparam("sid"), offset_guard,
                    _SESSIONS.c.state == bindparam("old_state"))
             .values(last_known_offset=bindparam("new_offset"),
                     protocol_state=bindparam("new_state"),
@@ -269,6 +284,12 @@ _ADVANCE = (update(_SESSIONS)
                     updated_at=bindparam("now")))
 
 
+#: Guarded on the offset the chunk started from.
+_ADVANCE = _advance(_SESSIONS.c.last_known_offset == bindparam("old_offset"))
+#: For a local part file, whose size is the offset (the row's lags behind it): guarded on
+#: the row's offset being no further than the chunk's start.
+_ADVANCE_FILE = _advance(_SESSIONS.c.last_known_offset <= bindparam("old_offset"))
+
 #: States whose session never writes its part file again.
 _DONE = ("aborted", "expired", "failed", "completed")
 
@@ -276,11 +297,13 @@ _DONE = ("aborted", "expired", "failed", "completed")
 def _drop_dead_part(app: AppContext, storage: Storage, row: UploadSession) -> bool:
     """After a refused or failed local write: when the session is over (terminated,
     expired, failed or completed, e.g. by a request that ran while this one held the part
-    file's lock), remove the part file this request may have made again by opening it by
-    name, and say so; ``False`` (nothing removed) while the session is still open."""
+    file's lock) or its object is already at the upload key (a completion is running),
+    remove the part file this request may have made again by opening it by name, and say
+    so; ``False`` (nothing removed) while the session is still open."""
     with app.db.engine.connect() as conn:
         current = conn.execute(_CURRENT, {"sid": row.id}).first()
-    if current is not None and current.state not in _DONE:
+    if (current is not None and current.state not in _DONE
+            and not tus_backing.object_stored(storage, row)):
         return False
     tus_backing.drop_part(storage, row)
     return True
@@ -307,11 +330,14 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
     ``loaded`` is the session and its asset's profile name the caller already read with
     :func:`load_request` and checked for this actor (saves reading them again); under the
     write lock the offset is checked again: read from the database, or, for a local part
-    file holding exactly ``offset`` bytes, proven by that file (a stale ``loaded`` never
-    overwrites committed bytes). ``snapshot``: ``loaded`` is the session as an earlier
-    request of this process left it (not read for this request); a local part file that
-    is gone is then ``offset_mismatch`` before any byte is read, never created again, so
-    the caller can read the session and try once more.
+    file, that file's size (a stale ``loaded`` never overwrites stored bytes). A local
+    upload's middle chunks write no row (the part file holds the offset; see
+    :mod:`rindle.upload.tus_backing`): its first bytes, a declared length and its last
+    bytes are committed; every other backing commits each chunk. ``snapshot``:
+    ``loaded`` is the session as an earlier request of this process left it (not read
+    for this request); a local part file that is gone is then ``offset_mismatch`` before
+    any byte is read, never created again, so the caller can read the session and try
+    once more.
 
     Refusals (nothing is stored): ``offset_mismatch`` (``offset`` is not the stored
     offset), ``max_bytes_exceeded`` (past the declared length or :func:`max_size`),
@@ -331,6 +357,13 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
     if state.get("concat") == "final":
         raise UploadRejected("upload_finished", "a final concatenation takes no bytes")
     limit = max_size(app, profile, server_max)
+    storage = app.storage_for(profile)
+    # a local part file's size is the offset; the row's is then a lower bound (checked
+    # again under the lock)
+    file_offset = tus_backing.backing_for(storage) == "local"
+    recorded = row.last_known_offset
+    if file_offset and offset > recorded:
+        recorded = current_offset(app, row, profile)
     length = row.upload_length
     if chunk.length is not None:
         if length is not None and chunk.length != length:
@@ -341,15 +374,15 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
             raise UploadRejected("max_bytes_exceeded",
                                  f"Upload-Length {chunk.length} is over this upload's "
                                  f"maximum of {limit} bytes")
-        if chunk.length < row.last_known_offset:
+        if chunk.length < recorded:
             raise UploadRejected("invalid_upload_length",
                                  f"Upload-Length {chunk.length} is below the bytes already "
-                                 f"stored ({row.last_known_offset})")
+                                 f"stored ({recorded})")
         length = chunk.length
-    if offset != row.last_known_offset:
+    if offset != recorded:
         raise UploadRejected("offset_mismatch",
                              f"Upload-Offset {offset} is not this upload's offset "
-                             f"{row.last_known_offset}; ask with HEAD and resume from there")
+                             f"{recorded}; ask with HEAD and resume from there")
     if row.state not in _OPEN:
         if row.state == "completed" and chunk.declared == 0:
             return row, None
@@ -360,28 +393,47 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
         raise UploadRejected("max_bytes_exceeded",
                              f"the chunk of {chunk.declared} bytes does not fit: {room} bytes "
                              "of this upload are left")
-    storage = app.storage_for(profile)
+    at_end = row.upload_length is not None and offset == row.upload_length
     with _one_writer(app, storage, row, now, create=not snapshot) as held:
-        if held.part_size != offset or offset == row.upload_length:
+        if at_end and row.last_known_offset == offset:  # all committed: complete (again)
             _check_current(app, row, offset)
-        # else a locked part file of exactly ``offset`` bytes proves no request committed
-        # bytes past ``offset`` (they reach the part file before their commit, and a
-        # writer only truncates to the offset it read under this lock); a change without
-        # bytes (termination, expiry) is refused by the commit's guard on offset and state.
-        if row.upload_length is not None and offset == row.upload_length:
+        elif file_offset and held.part_size != offset:
+            if held.part_size is not None and held.part_size < row.last_known_offset:
+                # 409 when the upload moved on (finished or ended: a new part file is
+                # empty); bytes lost while it stayed where it was are a storage failure
+                _check_current(app, row, row.last_known_offset)
+                raise StorageError(f"the tus part file of {row.upload_key!r} holds fewer "
+                                   "bytes than the recorded offset "
+                                   f"{row.last_known_offset}; start a new upload")
+            raise UploadRejected("offset_mismatch",
+                                 f"Upload-Offset {offset} is not this upload's offset "
+                                 f"{held.part_size}; ask with HEAD and resume from there")
+        elif not file_offset:
+            _check_current(app, row, offset)
+        # else the locked part file, still at its path, holds exactly ``offset`` bytes:
+        # that is the upload's offset. What ends the session without bytes (termination,
+        # abort, expiry) removes the part file under this lock (tus_backing.removal_lock),
+        # so it cannot have happened while this request holds it. A part file that holds
+        # every byte while the row's offset lags (the process died between the last write
+        # and its commit) goes on as an empty chunk: its commit, then completion.
+        if at_end and row.last_known_offset == offset:
             return _complete_once(app, row) if state.get("concat") != "partial" else (row,
                                                                                      None)
-        if length != row.upload_length:
+        declares = length != row.upload_length
+        if declares:
             row.upload_length = length  # the backing completes against the declared length
-        appended = tus_backing.append(storage, row, tmp_dir=Path(app.settings.resolved_tmp_dir),
+        appended = tus_backing.append(storage, row, tmp_dir=None if file_offset else _tmp(app),
                                       offset=offset, source=chunk.source, limit=room,
                                       checksum=chunk.checksum, declared=chunk.declared)
-        values = {"last_known_offset": offset + appended.written,
-                  "protocol_state": appended.state,
+        new_offset = offset + appended.written
+        values = {"last_known_offset": new_offset, "protocol_state": appended.state,
                   "multipart_upload_id": appended.upload_id,
                   "upload_length": length, "locked_until": None}
         try:
-            if row.state == "signed" and appended.written:
+            if (file_offset and row.state == "uploading" and not declares
+                    and new_offset != length):
+                pass  # a middle chunk of a local upload: its part file holds the offset
+            elif row.state == "signed" and appended.written:
                 try:
                     with app.db.transaction() as s:
                         session_fsm.transition(s, row.id, "signed", "uploading",
@@ -392,9 +444,9 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
                                                             "ask with HEAD") from None
             else:  # the state stays: one guarded UPDATE, no ORM session
                 with app.db.engine.begin() as conn:
-                    done = conn.execute(_ADVANCE, {
+                    done = conn.execute(_ADVANCE_FILE if file_offset else _ADVANCE, {
                         "sid": row.id, "old_offset": offset, "old_state": row.state,
-                        "new_offset": values["last_known_offset"],
+                        "new_offset": new_offset,
                         "new_state": appended.state, "new_upload_id": appended.upload_id,
                         "new_length": length, "now": utcnow()})
                     if done.rowcount != 1:

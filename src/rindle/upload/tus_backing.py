@@ -3,10 +3,17 @@
 Two backings, chosen by the storage's capabilities (:func:`backing_for`):
 
 * **local** (``local`` storages): the bytes go to a part file next to the final object
-  (``.rindle-tmp-tus-<session hex>``, skipped by listings); each request truncates the file
-  to the offset the database recorded (bytes of a request that never committed are
-  dropped) and appends. Completion hard-links the part file to the upload key (create-only,
-  atomic) and removes the part file.
+  (``.rindle-tmp-tus-<session hex>``, skipped by listings). The part file's size *is* the
+  upload's offset (as in tusd's file store): a request holds the file's ``flock``, checks
+  that the file still holds exactly the offset the client sent, appends, and truncates
+  back to that offset when it fails (a refused checksum, a body cut short). The session
+  row's ``last_known_offset`` is a lower bound that the upload's first bytes, a declared
+  length and its last bytes commit; :func:`part_size` is the current offset. Whatever
+  removes a part file (termination, abort, expiry) holds the same lock
+  (:func:`removal_lock`), and a request that locked a part file no longer at its path
+  (removed or completed meanwhile) is refused, so no request appends to bytes already
+  gone. Completion hard-links the part file to the upload key (create-only, atomic) and
+  removes the part file.
 * **multipart** (storages with ``multipart_upload`` and :meth:`Storage.upload_part`, e.g.
   S3): bytes are spooled to a temporary file under the app's ``tmp_dir``, never held in
   process memory. Once the bytes since the last part reach :data:`MIN_PART` (S3's 5 MiB
@@ -29,6 +36,7 @@ import fcntl
 import hashlib
 import os
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rindle.errors import ObjectNotFound, StorageError, UploadRejected, UploadUnsupported
 from rindle.storage.base import Capability
+from rindle.storage.blocks import BLOCK, read_blocks
 from rindle.storage.local import _TMP_PREFIX, LocalStorage, ObjectExists
 
 if TYPE_CHECKING:
@@ -57,13 +66,14 @@ __all__ = [
     "drop_part",
     "finish",
     "local_lock",
+    "object_stored",
+    "part_size",
+    "removal_lock",
     "undo",
 ]
 
 #: S3's smallest part (every part but the last must be at least this big).
 MIN_PART = 5 * 1024 * 1024
-#: Bytes read from a request body at a time.
-BLOCK = 1024 * 1024
 
 
 class ChunkSource(Protocol):
@@ -106,15 +116,12 @@ def backing_for(storage: Storage) -> str:
         f"{', '.join(sorted(storage.capabilities))}")
 
 
-def _copy(source: ChunkSource, write: Callable[[bytes], object], limit: int,
+def _copy(source: ChunkSource, write: Callable[[memoryview], object], limit: int,
           hasher: Any | None, declared: int | None) -> int:
     """Copy ``source`` through ``write``; ``max_bytes_exceeded`` past ``limit`` and
     :class:`BodyCut` when a declared length is not reached."""
     written = 0
-    while True:
-        data = source.read(BLOCK)
-        if not data:
-            break
+    for data in read_blocks(source, BLOCK):
         written += len(data)
         if written > limit:
             raise UploadRejected("max_bytes_exceeded",
@@ -140,38 +147,55 @@ def _check_digest(hasher: Any | None, expected: bytes | None) -> None:
 def part_path(storage: LocalStorage, row: StagedUpload) -> Path:
     """The part file of a local tus upload (next to its final object, hidden from
     listings)."""
-    final = storage.path_for(row.upload_key)
-    return final.parent / f"{_TMP_PREFIX}tus-{row.id.hex}"
+    return Path(_part_file(storage, row))
 
 
-def _open_part(path: Path) -> int:
+def _part_file(storage: LocalStorage, row: StagedUpload) -> str:
+    """:func:`part_path` as a string (a tus request needs it on every chunk)."""
+    final = storage.fs_path(row.upload_key)
+    return f"{final[:final.rindex('/') + 1]}{_TMP_PREFIX}tus-{row.id.hex}"
+
+
+def _open_part(path: str) -> int:
     """A read-write descriptor of the part file ``path``, created (with its folder) when
     missing; the folder is only made when the first open finds it absent."""
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+#: The locked part file of each thread's request in progress: ``(path, descriptor,
+#: size)``, set by :func:`local_lock` while it is held, so the append writes through the
+#: descriptor it locked instead of opening the file again.
+_held = threading.local()
 
 
 def _append_local(storage: LocalStorage, row: UploadSession, offset: int,
                   source: ChunkSource, limit: int, hasher: Any | None,
                   expected: bytes | None, declared: int | None) -> Appended:
-    path = part_path(storage, row)
+    path = _part_file(storage, row)
+    locked: tuple[str, int, int] | None = getattr(_held, "part", None)
+    own = locked is None or locked[0] != path
+    if locked is not None and not own:
+        fd, size = locked[1], locked[2]
+    else:
+        try:
+            fd = _open_part(path)
+            size = os.fstat(fd).st_size
+        except OSError as exc:
+            raise StorageError(f"cannot open the tus part file of {row.upload_key!r}: "
+                               f"{exc}") from exc
     try:
-        fd = _open_part(path)
-    except OSError as exc:
-        raise StorageError(f"cannot open the tus part file of {row.upload_key!r}: {exc}"
-                           ) from exc
-    try:
-        if os.fstat(fd).st_size < offset:
+        if size < offset:
             raise StorageError(f"the tus part file of {row.upload_key!r} holds fewer bytes "
                                f"than the recorded offset {offset}; start a new upload")
-        os.ftruncate(fd, offset)  # bytes of a request that never committed go
+        if size != offset:
+            os.ftruncate(fd, offset)  # bytes of a request that never committed go
         os.lseek(fd, offset, os.SEEK_SET)
 
-        def write(data: bytes) -> None:
-            view = memoryview(data)
+        def write(view: memoryview) -> None:
             while view:
                 view = view[os.write(fd, view):]
 
@@ -185,7 +209,8 @@ def _append_local(storage: LocalStorage, row: UploadSession, offset: int,
         raise StorageError(f"cannot write the tus part file of {row.upload_key!r}: {exc}"
                            ) from exc
     finally:
-        os.close(fd)
+        if own:
+            os.close(fd)
 
     def rollback() -> None:
         with contextlib.suppress(OSError):
@@ -195,29 +220,46 @@ def _append_local(storage: LocalStorage, row: UploadSession, offset: int,
                     rollback=rollback)
 
 
+def _lock(fd: int, busy: str) -> None:
+    """Take ``fd``'s exclusive ``flock`` without waiting; ``upload_busy`` (``busy``)
+    while another descriptor holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UploadRejected("upload_busy", busy) from None
+
+
 @contextlib.contextmanager
-def _flocked(path: Path, create: bool) -> Iterator[int]:
+def _flocked(path: str, create: bool) -> Iterator[int]:
+    name = os.path.basename(path)
     try:
         fd = _open_part(path) if create else os.open(path, os.O_RDWR)
     except FileNotFoundError as exc:
         if create:
-            raise StorageError(f"cannot open the tus part file {path.name}: {exc}") from exc
+            raise StorageError(f"cannot open the tus part file {name}: {exc}") from exc
         raise UploadRejected("offset_mismatch", "this upload moved on meanwhile; ask with "
                                                 "HEAD and resume from its offset") from None
     except OSError as exc:
-        raise StorageError(f"cannot open the tus part file {path.name}: {exc}") from exc
+        raise StorageError(f"cannot open the tus part file {name}: {exc}") from exc
     try:
+        _lock(fd, "another request is writing this upload; wait for it, then ask for the "
+                  "offset again")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UploadRejected("upload_busy", "another request is writing this upload; "
-                                                "wait for it, then ask for the offset again"
-                                 ) from None
-        try:
-            size = os.fstat(fd).st_size
+            held = os.fstat(fd)
+            still_there = os.path.samestat(held, os.stat(path))
+        except FileNotFoundError:
+            still_there = False
         except OSError as exc:
-            raise StorageError(f"cannot read the tus part file {path.name}: {exc}") from exc
-        yield size
+            raise StorageError(f"cannot read the tus part file {name}: {exc}") from exc
+        if not still_there:  # removed (or completed) after it was opened, before the lock
+            raise UploadRejected("offset_mismatch", "this upload moved on meanwhile; ask "
+                                                    "with HEAD and resume from its offset")
+        outer = getattr(_held, "part", None)
+        _held.part = (path, fd, held.st_size)
+        try:
+            yield held.st_size
+        finally:
+            _held.part = outer
     finally:
         os.close(fd)  # releases the lock
 
@@ -231,8 +273,55 @@ def local_lock(storage: Storage, row: UploadSession, *, create: bool = True
     false: then it is ``offset_mismatch`` (the upload was finished, terminated or expired
     since ``row`` was read) and nothing is created."""
     if isinstance(storage, LocalStorage):
-        return _flocked(part_path(storage, row), create)
+        return _flocked(_part_file(storage, row), create)
     return None
+
+
+@contextlib.contextmanager
+def removal_lock(storage: Storage, row: StagedUpload) -> Iterator[None]:
+    """Hold what keeps a local upload's part file from being written while the caller
+    removes it or ends its session (termination, abort, expiry): the part file's
+    exclusive ``flock``; ``upload_busy`` (nothing done) while a request holds it. Nothing
+    to hold for an upload without a part file yet or for other backings (they commit
+    every chunk under a guard on the session's state)."""
+    if not isinstance(storage, LocalStorage):
+        yield
+        return
+    path = _part_file(storage, row)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except (FileNotFoundError, NotADirectoryError):
+        yield  # a request that creates it later finds the session over
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot open the tus part file {os.path.basename(path)}: {exc}"
+                           ) from exc
+    try:
+        _lock(fd, "a request is writing this upload; wait for it to finish, then try again")
+        yield
+    finally:
+        os.close(fd)
+
+
+def object_stored(storage: Storage, row: StagedUpload) -> bool:
+    """Whether a local upload's object is at its upload key (its completion linked the
+    part file there); ``False`` for other backings."""
+    return isinstance(storage, LocalStorage) and os.path.isfile(
+        storage.fs_path(row.upload_key))
+
+
+def part_size(storage: Storage, row: StagedUpload) -> int | None:
+    """The bytes in a local upload's part file (its current offset), ``None`` when there
+    is no part file (no byte yet, or the upload is over) or the backing keeps none."""
+    if not isinstance(storage, LocalStorage):
+        return None
+    try:
+        return part_path(storage, row).stat().st_size
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise StorageError(f"cannot read the tus part file of {row.upload_key!r}: {exc}"
+                           ) from exc
 
 
 def _finish_local(storage: LocalStorage, row: UploadSession) -> None:
@@ -246,6 +335,10 @@ def _finish_local(storage: LocalStorage, row: UploadSession) -> None:
         path.touch(exist_ok=True)  # an empty upload never wrote its part file
         try:
             os.link(path, final)  # create-only and atomic: the object appears complete
+        except FileNotFoundError:  # a concurrent completion linked it and removed the
+            if final.exists():  # part file between our touch and our link
+                return
+            raise
         except FileExistsError:  # a concurrent completion may have linked it first:
             try:
                 ours = path.stat()
@@ -334,7 +427,7 @@ def _finish_multipart(storage: Storage, row: UploadSession) -> None:
 
 # --- the entry points -----------------------------------------------------------------------
 
-def append(storage: Storage, row: UploadSession, *, tmp_dir: Path, offset: int,
+def append(storage: Storage, row: UploadSession, *, tmp_dir: Path | None, offset: int,
            source: ChunkSource, limit: int, checksum: tuple[str, bytes] | None = None,
            declared: int | None = None) -> Appended:
     """Append ``source`` (at most ``limit`` bytes) to ``row``'s upload at ``offset``.
@@ -344,12 +437,15 @@ def append(storage: Storage, row: UploadSession, *, tmp_dir: Path, offset: int,
     nothing; more than ``limit`` bytes raises ``max_bytes_exceeded`` and keeps nothing; a
     body shorter than ``declared`` raises :class:`BodyCut` and keeps nothing. The caller
     commits the returned state with the new offset, then calls :func:`after_commit`.
+    ``tmp_dir`` (where a multipart backing spools) may be ``None`` for a local one.
     """
     hasher = hashlib.new(checksum[0]) if checksum else None
     expected = checksum[1] if checksum else None
     if isinstance(storage, LocalStorage):
         return _append_local(storage, row, offset, source, limit, hasher, expected, declared)
     backing_for(storage)
+    if tmp_dir is None:
+        raise ValueError("a multipart tus backing needs tmp_dir to spool chunks")
     return _append_multipart(storage, row, tmp_dir, offset, source, limit, hasher, expected,
                              declared, row.upload_length)
 

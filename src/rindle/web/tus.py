@@ -21,7 +21,8 @@ the mount:
   length, ``Upload-Length``. 204 with the new ``Upload-Offset``; the chunk that completes
   an upload also runs the trust gate (verify) and the answer carries ``Rindle-Asset-Id``.
 * ``DELETE /<token>``: termination, 204; the bytes are removed. 423 while a final
-  concatenation (or another writer holding the upload's lease) is using the upload.
+  concatenation or a chunk being written (another writer holding the upload's lock) is
+  using the upload.
 
 A ``POST`` with ``X-HTTP-Method-Override: PATCH`` (or ``DELETE``, ``HEAD``) is that
 request, for clients that cannot send those methods (tus-js-client's
@@ -40,13 +41,16 @@ cannot be guessed from a session id. A chunk whose request fails (checksum, size
 body) is not kept: the client asks ``HEAD`` and resumes from the stored offset, on this
 process or any other on the same database and storage.
 
-Between the PATCHes of an upload in progress (local storage, known length) a server keeps
-the session as its last PATCH left it (at most :data:`MAX_SNAPSHOTS`), so a middle chunk
-costs one database statement, its guarded offset UPDATE. The copy is checked under the
-upload's lock before any byte is read (the part file must exist and hold exactly the
-offset; otherwise the session is read and the request tried again), and the UPDATE is
-guarded on offset and state, so a copy another process made stale never stores a byte.
-``HEAD`` and ``DELETE`` always read the session.
+On local storage the upload's part file holds its offset (its size; ``HEAD`` reports
+it), so a middle chunk writes no database row, and between the PATCHes of an upload in
+progress (known length) a server keeps the session as its last PATCH left it (at most
+:data:`MAX_SNAPSHOTS`): a middle chunk then runs no database statement at all. The copy
+is checked under the upload's lock before any byte is read (the part file must still be
+at its path and hold exactly the offset; otherwise the session is read and the request
+tried again), and whatever ends a session removes its part file under that same lock, so
+a copy another process made stale never stores a byte. Other backings commit every
+chunk's offset with an UPDATE guarded on offset and state. ``HEAD`` and ``DELETE`` always
+read the session.
 """
 
 from __future__ import annotations
@@ -382,10 +386,11 @@ class TusServer:
             raise Refusal(410, "session_expired", "this upload expired; start a new one")
 
     def _head(self, request: Request, token: str) -> Response:
-        row, actor, _ = self._owned(request, token)
+        row, actor, profile = self._owned(request, token)
         self._check_live(row)
         state = tus.metadata_of(row)
-        headers = [("Upload-Offset", str(row.last_known_offset)), self._expires(row)]
+        headers = [("Upload-Offset", str(tus.current_offset(self.app, row, profile))),
+                   self._expires(row)]
         if row.upload_length is None:
             headers.append(("Upload-Defer-Length", "1"))
         else:

@@ -113,6 +113,7 @@ _REJECTION_STATUS = {
     "extension_mime_mismatch": 415,
     "unknown_mime": 415,
     "session_expired": 410,
+    "upload_busy": 423,
 }
 
 
