@@ -20,6 +20,11 @@ Prints both throughputs (best of the rounds) and the ratio, as the median of eac
 tus/PUT ratio (the two uploads of a round see the same load), with the load average. Bar:
 tus >= 0.8x the presigned PUT.
 
+Each round also sends the same bytes, the same way (5 MiB PATCHes, then one PUT), to a
+*floor*: a body sink on the same server that runs no upload protocol at all (it reads the
+body in rindle's blocks and appends it to a file). Its ratio is what this server, client
+and machine allow any protocol of 5 MiB requests, before tus does anything.
+
     python bench/tus.py [--mib 200] [--chunk-mib 5] [--rounds 7] [--server both] [--close]
         [--dir /dev/shm]
 
@@ -52,6 +57,8 @@ from rindle import Profile, Rindle
 from rindle.cli.serve import make_threading_server
 from rindle.delivery import asgi_app as delivery_asgi
 from rindle.delivery import wsgi_app as delivery_wsgi
+from rindle.delivery.body import RequestBody
+from rindle.storage.blocks import read_blocks
 from rindle.storage.local import LocalStorage
 from rindle.testing.servers import free_port, serving
 from rindle.web import tus_asgi, tus_wsgi
@@ -69,11 +76,57 @@ def _actor(request: Any, profile: type[Profile]) -> str:
     return "bench"
 
 
-def _router(tus: Callable[..., Iterable[bytes]], media: Callable[..., Iterable[bytes]]
-            ) -> Callable[..., Iterable[bytes]]:
+def _router(tus: Callable[..., Iterable[bytes]], media: Callable[..., Iterable[bytes]],
+            sink: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
     def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        target = tus if str(environ.get("PATH_INFO", "")).startswith("/files") else media
+        path = str(environ.get("PATH_INFO", ""))
+        target = (tus if path.startswith("/files") else sink if path == "/sink"
+                  else media)
         return target(environ, start_response)
+    return app
+
+
+def _sink_file(tmp: Path, method: str) -> int:
+    """The floor's file: a PUT starts it again, a PATCH appends."""
+    fd = os.open(tmp / "sink.bin", os.O_WRONLY | os.O_CREAT
+                 | (os.O_TRUNC if method == "PUT" else 0), 0o600)
+    os.lseek(fd, 0, os.SEEK_END)
+    return fd
+
+
+def _sink_wsgi(tmp: Path) -> Callable[..., Iterable[bytes]]:
+    """The floor under WSGI: the body through :func:`read_blocks`, appended to a file."""
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        body = RequestBody.from_environ(environ)
+        fd = _sink_file(tmp, str(environ["REQUEST_METHOD"]))
+        try:
+            for block in read_blocks(body):
+                while block:
+                    block = block[os.write(fd, block):]
+        finally:
+            os.close(fd)
+        start_response("204 No Content", [("Content-Length", "0")])
+        return [b""]
+    return app
+
+
+def _sink_asgi(tmp: Path) -> Any:
+    """The floor under ASGI: each body message appended to a file."""
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        fd = _sink_file(tmp, str(scope["method"]))
+        try:
+            more = True
+            while more:
+                message = await receive()
+                block = memoryview(message.get("body", b""))
+                while block:
+                    block = block[os.write(fd, block):]
+                more = message.get("more_body", False)
+        finally:
+            os.close(fd)
+        await send({"type": "http.response.start", "status": 204,
+                    "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
     return app
 
 
@@ -155,6 +208,26 @@ def tus_upload(client: Client, base: str, source: Path, size: int, chunk: int) -
     return asset
 
 
+def sink_upload(client: Client, base: str, source: Path, size: int, chunk: int | None
+                ) -> None:
+    """The floor: ``source`` to the sink in PATCHes of ``chunk`` bytes, or in one PUT
+    (``chunk`` ``None``)."""
+    with open(source, "rb") as f:
+        if chunk is None:
+            status, _ = client.send(f"{base}/sink", "PUT", {"Content-Length": str(size)}, f)
+            assert status == 204, status
+            return
+        offset = 0
+        while offset < size:
+            step = min(chunk, size - offset)
+            f.seek(offset)
+            status, _ = client.send(f"{base}/sink", "PATCH", {
+                "Content-Length": str(step),
+                "Content-Type": "application/offset+octet-stream"}, Slice(f, step))
+            assert status == 204, status
+            offset += step
+
+
 def put_upload(client: Client, app: Rindle, source: Path, size: int) -> str:
     """Upload ``source`` with one presigned PUT, then verify; returns the asset id."""
     session = app.initiate_upload("bench", filename="big.jpg", byte_size=size,
@@ -175,9 +248,11 @@ def build_app(tmp: Path, port: int) -> Rindle:
                                         "base_url": f"http://127.0.0.1:{port}"}})
 
 
-def _asgi_router(tus: Any, media: Any) -> Any:
+def _asgi_router(tus: Any, media: Any, sink: Any) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        target = tus if str(scope.get("path", "")).startswith("/files") else media
+        path = str(scope.get("path", ""))
+        target = (tus if path.startswith("/files") else sink if path == "/sink"
+                  else media)
         await target(scope, receive, send)
     return app
 
@@ -190,12 +265,13 @@ def serve(tmp: Path, port: int, kind: str) -> None:
         import uvicorn
 
         router = _asgi_router(tus_asgi(app, authorize=_actor, mount="/files"),
-                              delivery_asgi(app))
+                              delivery_asgi(app), _sink_asgi(tmp))
         uvicorn.run(router, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
                     access_log=False, http=_uvicorn_http())
         return
     server = make_threading_server(
-        _router(tus_wsgi(app, authorize=_actor, mount="/files"), delivery_wsgi(app)),
+        _router(tus_wsgi(app, authorize=_actor, mount="/files"), delivery_wsgi(app),
+                _sink_wsgi(tmp)),
         "127.0.0.1", port, quiet=True)
     server.serve_forever()
 
@@ -219,41 +295,51 @@ SERVERS = {
 
 
 def run_server(kind: str, tmp: Path, source: Path, args: argparse.Namespace
-               ) -> tuple[dict[str, float], list[float], bool]:
-    """``args.rounds`` rounds of both uploads against a ``kind`` server: the best
-    throughput of each (MiB/s), each round's tus/PUT ratio, and whether every upload
-    stored exactly ``args.mib`` MiB."""
+               ) -> tuple[dict[str, float], list[float], list[float], bool]:
+    """``args.rounds`` rounds of both uploads and of the floor's two against a ``kind``
+    server: the best throughput of each (MiB/s), each round's tus/PUT ratio and floor
+    ratio (PATCHes/PUT to the sink), and whether every upload stored exactly
+    ``args.mib`` MiB."""
     size = args.mib * MIB
     port = free_port()
     app = build_app(tmp, port)  # the host's process: initiate, sign, verify
     storage = app.storage()
     assert isinstance(storage, LocalStorage)
     base = f"http://127.0.0.1:{port}"
-    best = {"tus": 0.0, "put": 0.0}
+    best = {"tus": 0.0, "put": 0.0, "sink-patch": 0.0, "sink-put": 0.0}
     paired: list[float] = []  # per round: tus throughput / PUT throughput
+    floor: list[float] = []  # per round: sink PATCHes throughput / sink PUT throughput
     ok = True
+    sink = tmp / "sink.bin"
     with serving([sys.executable, __file__, "--serve", str(tmp), str(port), kind],
                  ready_url=f"{base}/files/", name=f"bench server ({kind})"):
         for number in range(args.rounds):
             this_round: dict[str, float] = {}
             # alternate which goes first, so a load burst or a warm cache favours neither
-            for name in ("put", "tus") if number % 2 == 0 else ("tus", "put"):
+            order = ["put", "tus", "sink-put", "sink-patch"]
+            for name in order if number % 2 == 0 else order[::-1]:
                 client = Client(base, keep_alive=not args.close)
                 started = time.perf_counter()
+                asset_id = None
                 if name == "tus":
                     asset_id = tus_upload(client, base, source, size, args.chunk_mib * MIB)
-                else:
+                elif name == "put":
                     asset_id = put_upload(client, app, source, size)
+                else:
+                    sink_upload(client, base, source, size,
+                                args.chunk_mib * MIB if name == "sink-patch" else None)
                 elapsed = time.perf_counter() - started
                 client.close()
                 best[name] = max(best[name], args.mib / elapsed)
                 this_round[name] = args.mib / elapsed
-                stored = storage.path_for(app.get_asset(asset_id).storage_key)
+                stored = (sink if asset_id is None
+                          else storage.path_for(app.get_asset(asset_id).storage_key))
                 ok = ok and stored.stat().st_size == size
                 stored.unlink()
             paired.append(this_round["tus"] / this_round["put"])
+            floor.append(this_round["sink-patch"] / this_round["sink-put"])
     app.close()
-    return best, paired, ok
+    return best, paired, floor, ok
 
 
 def main() -> int:
@@ -290,7 +376,7 @@ def main() -> int:
         schema.migrate()
         schema.close()
         for kind in (SERVERS if args.server == "both" else [args.server]):
-            best, paired, fine = run_server(kind, tmp, source, args)
+            best, paired, floor, fine = run_server(kind, tmp, source, args)
             ok = ok and fine
             ratio = statistics.median(paired)
             print(f"\n{kind}: {SERVERS[kind]}")
@@ -300,6 +386,11 @@ def main() -> int:
                   + ", ".join(f"{r:.2f}x" for r in paired))
             print(f"  ratio tus/PUT (median of rounds): {ratio:.2f}x "
                   f"(bar >= 0.80x: {'met' if ratio >= 0.8 else 'MISSED'})")
+            print(f"  floor, a body sink on this server (no protocol): "
+                  f"{args.chunk_mib} MiB PATCHes {best['sink-patch']:.1f} / one PUT "
+                  f"{best['sink-put']:.1f} MiB/s (best); median of rounds "
+                  f"{statistics.median(floor):.2f}x; per round: "
+                  + ", ".join(f"{r:.2f}x" for r in floor))
     print("load average after: " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     if not ok:
         print("an upload stored the wrong number of bytes", file=sys.stderr)
