@@ -42,7 +42,9 @@ body) is not kept: the client asks ``HEAD`` and resumes from the stored offset, 
 process or any other on the same database and storage.
 
 On local storage the upload's part file holds its offset (its size; ``HEAD`` reports
-it), so a middle chunk writes no database row, and between the PATCHes of an upload in
+it, counting the bytes of a chunk still being written: a PATCH at that offset is 423
+until that chunk ends, and 409 if the chunk then failed and took its bytes back), so a
+middle chunk writes no database row, and between the PATCHes of an upload in
 progress (known length) a server keeps the session as its last PATCH left it (at most
 :data:`MAX_SNAPSHOTS`): a middle chunk then runs no database statement at all. The copy
 is checked under the upload's lock before any byte is read (the part file must still be
