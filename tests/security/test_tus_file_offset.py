@@ -10,7 +10,10 @@ being written instead of answering under it.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -177,3 +180,45 @@ def test_a_delete_from_another_process_during_a_chunk_is_423(
     thread.join(WAIT)
     assert [a.status_code for a in answers] == [204]
     assert head(on(other, location)).headers["Upload-Offset"] == "8"
+
+
+def test_head_counts_a_chunk_on_its_way_and_a_cut_chunk_takes_its_bytes_back(
+        web_app: Rindle, tus_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client sends a chunk of two blocks + 10 bytes and stalls 5 bytes short: the
+    server has written the two whole blocks and waits for the rest. HEAD reports those
+    bytes; a PATCH at that offset is 423 while the chunk holds the lock. The client goes
+    away: the cut chunk takes its bytes back, and a PATCH at the reported offset is 409
+    (HEAD says the offset again)."""
+    monkeypatch.setattr(tus_backing, "BLOCK", 16 * 1024)  # the profile caps uploads at 64 KiB
+    block = 2 * 16 * 1024
+    data = jpeg_bytes((64, 48))
+    location = create(tus_url, 100 + block + 10 + len(data)).headers["Location"]
+    assert patch(location, 0, data[:100]).status_code == 204
+    part = tus_backing.part_path(local_storage(web_app), session_of(web_app, location))
+    url = urlsplit(location)
+    sock = socket.create_connection((url.hostname, url.port), timeout=WAIT)
+    try:
+        head_lines = "".join(f"{k}: {v}\r\n" for k, v in {
+            **ALICE, "Host": "x", "Upload-Offset": "100", "Content-Length": str(block + 10),
+            "Content-Type": "application/offset+octet-stream"}.items())
+        sock.sendall(f"PATCH {url.path} HTTP/1.1\r\n{head_lines}\r\n".encode()
+                     + os.urandom(block + 5))
+        waited = 0
+        while part.stat().st_size != 100 + block:  # the whole blocks are written
+            assert waited < 3000, "the server never wrote the whole blocks"
+            threading.Event().wait(0.01)
+            waited += 1
+        assert head(location).headers["Upload-Offset"] == str(100 + block)
+        busy = patch(location, 100 + block, b"x")
+        assert (busy.status_code, code(busy)) == (423, "upload_busy")
+    finally:
+        sock.close()  # the chunk is cut 5 bytes short
+    waited = 0
+    while part.stat().st_size != 100:  # the cut chunk took its bytes back
+        assert waited < 3000, "the cut chunk kept its bytes"
+        threading.Event().wait(0.01)
+        waited += 1
+    late = patch(location, 100 + block, b"x")
+    assert (late.status_code, code(late)) == (409, "offset_mismatch")
+    assert head(location).headers["Upload-Offset"] == "100"
+    assert patch(location, 100, data[100:]).status_code == 204
