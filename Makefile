@@ -14,9 +14,14 @@ $(BIN)/python:
 venv: $(BIN)/python
 
 # The core and every plugin, editable, each with what its tests need (`[test]`), plus the
-# core's linters (`[dev]`: mypy, ruff, import-linter) for `make lint`.
+# core's linters (`[dev]`: mypy, ruff, import-linter) for `make lint`. The build backend
+# (the packages' [build-system] requires) goes into the venv once, and the eight editable
+# builds use it instead of each making its own isolated build environment (about 17 s of
+# a clean install).
 install: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,dev]' $(foreach d,$(PLUGIN_DIRS),-e '$(d)[test]')
+	$(BIN)/pip install -q 'setuptools>=77' wheel
+	$(BIN)/pip install -q --no-build-isolation -e '.[test,dev]' \
+		$(foreach d,$(PLUGIN_DIRS),-e '$(d)[test]')
 
 system-deps:
 	@bash scripts/system-deps.sh
