@@ -53,6 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rindle.domain.fsm.asset import BEFORE_PROMOTION
 from rindle.domain.models import Asset, Variant
 from rindle.domain.profile import unknown_variant
 from rindle.domain.queries import get_asset
@@ -68,8 +69,6 @@ __all__ = ["HTML", "HtmlHost", "audio", "picture", "register_jinja", "safe_url",
 
 #: Asset states whose original (and variants) may be delivered.
 _DELIVERABLE = frozenset({"available", "processing", "transcoding", "ready", "degraded"})
-#: States an Asset object may hold while the row has moved on (promotion was still running).
-_BEFORE_PROMOTION = frozenset({"staged", "validating", "analyzing", "promoting"})
 #: Image types a browser shows inline; SVG is excluded (always delivered as attachment).
 _INLINE_IMAGES = frozenset({"image/jpeg", "image/png", "image/webp", "image/avif",
                             "image/gif"})
@@ -186,7 +185,7 @@ def _load(app: HtmlHost, asset: AssetRef) -> Asset | None:
     if asset is None:
         return None
     if isinstance(asset, Asset) and "variant_rows" in vars(asset) \
-            and asset.state not in _BEFORE_PROMOTION:
+            and asset.state not in BEFORE_PROMOTION:
         row = asset
     else:
         try:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, inspect, select
 
+from rindle.domain.fsm.asset import BEFORE_PROMOTION
 from rindle.domain.models import Asset, Variant
 from rindle.domain.profile import unknown_variant
 from rindle.errors import AssetNotReady, DeliveryUnsupported, Forbidden, NotFound
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MAX_IDS_PER_QUERY", "asset_url", "asset_urls", "authorize", "bucket_expiry"]
 
-#: States before promotion finished: the bytes have not passed the trust gate yet.
-_NOT_YET = ("staged", "validating", "analyzing", "promoting")
 #: :func:`asset_urls` asks for at most this many ids per query (SQLite binds at most 32766
 #: parameters in one statement); a gallery of any usual size is one query.
 MAX_IDS_PER_QUERY = 5000
@@ -69,7 +68,7 @@ def _carries(asset: Asset, variant: str | None) -> bool:
     asked for), so no query is needed for it. An object caught before promotion finished
     (what ``app.upload`` returns, ``analyzing``) never does: the asset may have been
     promoted since, so it is read again rather than left out of the answer."""
-    if asset.state in _NOT_YET:
+    if asset.state in BEFORE_PROMOTION:
         return False
     return variant is None or "variant_rows" not in inspect(asset).unloaded
 
@@ -103,7 +102,7 @@ def _refusal(found: _Found | None, asked: object) -> NotFound | None:
     """Why ``found`` gets no URL (missing, deleted, not promoted, quarantined), or None."""
     if found is None or found.asset.state == "deleted":
         return NotFound("asset", asked)
-    if found.asset.state in _NOT_YET or found.asset.state == "quarantined":
+    if found.asset.state in BEFORE_PROMOTION or found.asset.state == "quarantined":
         return AssetNotReady(asked, found.asset.state)
     return None
 

@@ -49,6 +49,7 @@ from rindle.domain.models import Asset
 __all__ = [
     "AGGREGATE_EDGES",
     "AGGREGATE_STATES",
+    "BEFORE_PROMOTION",
     "DELETE_EDGES",
     "EDGES",
     "MACHINE",
@@ -74,6 +75,10 @@ REFERENCE_EDGES: Final[Mapping[str, frozenset[str]]] = {
     "quarantined": frozenset({"deleted"}),
     "deleted": frozenset(),
 }
+
+#: States before promotion finished: the bytes have not passed the trust gate yet (nothing
+#: is delivered), and an Asset object read then may be stale by now.
+BEFORE_PROMOTION: Final = frozenset({"staged", "validating", "analyzing", "promoting"})
 
 #: States the aggregate recompute acts on (and moves among).
 AGGREGATE_STATES: Final = frozenset({"available", "processing", "transcoding", "ready", "degraded"})
