@@ -93,9 +93,7 @@ class RequestBody:
         if n < 0:
             return b"".join(iter(lambda: self.read(BLOCK_SIZE), b""))
         data = self._read_chunked(n) if self.chunked else self._read_plain(n)
-        self._total += len(data)
-        if self.cap is not None and self._total > self.cap:
-            raise BodyTooLarge(f"body exceeds {self.cap} bytes")
+        self._count(len(data))
         return data
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
@@ -108,20 +106,16 @@ class RequestBody:
             data = self.read(len(view)) if len(view) else b""
             view[:len(data)] = data
             return len(data)
-        want = len(view) if self._left is None else min(len(view), self._left)
-        count = reader(view[:want]) or 0
-        if self._left is None:  # de-chunked by the server: EOF ends the body
-            self._done = not count
-        elif not count:
-            self._done = True
-            raise BodyIncomplete(f"body ended {self._left} bytes short of Content-Length")
-        else:
-            self._left -= count
-            self._done = self._left == 0
+        count = reader(view[:self._want(len(view))]) or 0
+        self._took(count)
+        self._count(count)
+        return count
+
+    def _count(self, count: int) -> None:
+        """Add ``count`` bytes read; :class:`BodyTooLarge` past the cap."""
         self._total += count
         if self.cap is not None and self._total > self.cap:
             raise BodyTooLarge(f"body exceeds {self.cap} bytes")
-        return count
 
     def discard(self) -> None:
         """Before a refusal: read and drop a small declared body (at most
@@ -142,17 +136,26 @@ class RequestBody:
     def _read_plain(self, n: int) -> bytes:
         if self._done or n == 0:
             return b""
-        want = n if self._left is None else min(n, self._left)
-        data = self.stream.read(want)
-        if self._left is None:  # de-chunked by the server: EOF ends the body
-            self._done = not data
-            return data
-        if not data:
+        data = self.stream.read(self._want(n))
+        self._took(len(data))
+        return data
+
+    def _want(self, n: int) -> int:
+        """At most ``n`` bytes, never past the declared length."""
+        return n if self._left is None else min(n, self._left)
+
+    def _took(self, count: int) -> None:
+        """Account ``count`` bytes of a plain body just read: without a declared length
+        (de-chunked by the server) EOF ends the body; with one, an early EOF is
+        :class:`BodyIncomplete`."""
+        if self._left is None:
+            self._done = not count
+        elif not count:
             self._done = True
             raise BodyIncomplete(f"body ended {self._left} bytes short of Content-Length")
-        self._left -= len(data)
-        self._done = self._left == 0
-        return data
+        else:
+            self._left -= count
+            self._done = self._left == 0
 
     def _line(self) -> bytes:
         line = self.stream.readline(_MAX_CHUNK_LINE)
