@@ -151,8 +151,13 @@ def is_finished(row: UploadSession) -> bool:
 def current_offset(app: AppContext, row: UploadSession, profile: str) -> int:
     """The upload's offset: for an open local upload its part file's size (the row's
     offset is then a lower bound; see :mod:`rindle.upload.tus_backing`), else the row's."""
+    return _offset_in(app.storage_for(profile), row)
+
+
+def _offset_in(storage: Storage, row: UploadSession) -> int:
+    """:func:`current_offset` for ``row``'s storage."""
     if row.state in _OPEN:
-        size = tus_backing.part_size(app.storage_for(profile), row)
+        size = tus_backing.part_size(storage, row)
         if size is not None and size > row.last_known_offset:
             return size
     return row.last_known_offset
@@ -363,7 +368,7 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
     file_offset = tus_backing.backing_for(storage) == "local"
     recorded = row.last_known_offset
     if file_offset and offset > recorded:
-        recorded = current_offset(app, row, profile)
+        recorded = _offset_in(storage, row)
     length = row.upload_length
     if chunk.length is not None:
         if length is not None and chunk.length != length:
@@ -393,9 +398,10 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
         raise UploadRejected("max_bytes_exceeded",
                              f"the chunk of {chunk.declared} bytes does not fit: {room} bytes "
                              "of this upload are left")
-    at_end = row.upload_length is not None and offset == row.upload_length
+    # every byte is in and committed: complete (again)
+    committed_end = offset == row.upload_length == row.last_known_offset
     with _one_writer(app, storage, row, now, create=not snapshot) as held:
-        if at_end and row.last_known_offset == offset:  # all committed: complete (again)
+        if committed_end:
             _check_current(app, row, offset)
         elif file_offset and held.part_size != offset:
             if held.part_size is not None and held.part_size < row.last_known_offset:
@@ -416,7 +422,7 @@ def append_chunk(app: AppContext, session_id: uuid.UUID | str, *, actor_id: str,
         # so it cannot have happened while this request holds it. A part file that holds
         # every byte while the row's offset lags (the process died between the last write
         # and its commit) goes on as an empty chunk: its commit, then completion.
-        if at_end and row.last_known_offset == offset:
+        if committed_end:
             return _complete_once(app, row) if state.get("concat") != "partial" else (row,
                                                                                      None)
         declares = length != row.upload_length
