@@ -25,7 +25,13 @@ from rindle.web import tus_wsgi
 from tests.apps import local_storage
 from tests.lifecycle.conftest import jpeg_bytes
 from tests.security.test_tus_abort_sweep_race import counts, expire
-from tests.security.test_tus_concat_race import WAIT, hold_a_patch, leftovers, sessions
+from tests.security.test_tus_concat_race import (
+    WAIT,
+    Hold,
+    hold_a_patch,
+    leftovers,
+    sessions,
+)
 from tests.security.test_web_attack_pass import ALICE, code, create, patch, tus_url
 from tests.web.conftest import header_actor, serve_wsgi, web_app
 from tests.web.test_tus import head, session_of, stored
@@ -95,14 +101,23 @@ def test_bytes_written_but_never_committed_complete_on_an_empty_patch(
     assert stored(web_app, row) == data
 
 
-def test_an_abort_while_a_chunk_is_written_is_upload_busy(web_app: Rindle, tus_url: str,
-                                                          monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def second_chunk_held(tus_url: str, monkeypatch: pytest.MonkeyPatch
+                      ) -> tuple[bytes, str, tuple[Hold, threading.Thread,
+                                                   list[requests.Response]]]:
+    """An upload whose first 100 bytes are in and whose second chunk (bytes 100 to 200)
+    holds the part file's lock, appended nothing yet: the upload's data, its URL and
+    :func:`hold_a_patch`'s answer."""
     data = jpeg_bytes((64, 48))
     location = create(tus_url, len(data)).headers["Location"]
     assert patch(location, 0, data[:100]).status_code == 204
-    hold, thread, answers = hold_a_patch(monkeypatch, "append", location, 100,
-                                         data[100:200])
+    return data, location, hold_a_patch(monkeypatch, "append", location, 100,
+                                        data[100:200])
+
+
+def test_an_abort_while_a_chunk_is_written_is_upload_busy(web_app: Rindle, tus_url: str,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    _, location, (hold, thread, answers) = second_chunk_held(tus_url, monkeypatch)
     row = session_of(web_app, location)
     with pytest.raises(UploadRejected) as refused:
         web_app.abort_upload(row.id)
@@ -120,11 +135,7 @@ def test_the_sweep_leaves_a_chunk_being_written_then_expires_the_upload(
     """The chunk started before the upload expired and holds the part file's lock when
     the sweep comes: counted busy, bytes and lease as they were; the next sweep expires
     the upload and removes its part file."""
-    data = jpeg_bytes((64, 48))
-    location = create(tus_url, len(data)).headers["Location"]
-    assert patch(location, 0, data[:100]).status_code == 204
-    hold, thread, answers = hold_a_patch(monkeypatch, "append", location, 100,
-                                         data[100:200])
+    data, location, (hold, thread, answers) = second_chunk_held(tus_url, monkeypatch)
     row = expire(web_app, location)
     part = tus_backing.part_path(local_storage(web_app), row)
     busy = web_app.ops.abort_incomplete_uploads()
